@@ -1,0 +1,1 @@
+//! Raft consensus, sans-IO, in the shape of etcd-io/raft.

@@ -1,0 +1,1 @@
+//! qraft-io: the IO shell that drives qraft-core with real disks, sockets and clocks.

@@ -1,0 +1,1 @@
+//! qraft-server: flags, wiring, HTTP endpoints, the CLI and the benchmark tool.

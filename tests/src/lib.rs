@@ -1,0 +1,1 @@
+//! Shared helpers for qraft's cross-crate tests.
