@@ -29,3 +29,6 @@ pub mod qraftpb {
 
 pub use prost::Message;
 pub use prost::bytes::Bytes;
+
+/// The encoded `FileDescriptorSet` of every .proto file, for reflection in tests and tools.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
