@@ -7,4 +7,6 @@
 //! reproducible from its inputs, which is what the transcript and simulation tests rely on.
 //! `clippy.toml` in this crate forbids the IO APIs; CI runs clippy with `-D warnings`.
 
+pub mod backend;
+pub mod error;
 pub mod raft;

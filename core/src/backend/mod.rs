@@ -1,0 +1,163 @@
+//! The storage abstraction under MVCC, leases, auth and membership.
+//!
+//! A [`Backend`] is a set of named, byte-ordered key/value tables ([`Table`]) with
+//! transactions, shaped after LMDB so that `qraft-io` can implement it on heed directly:
+//!
+//! - **One write transaction at a time.** [`Backend::write_txn`] fails with
+//!   [`BackendError::WriteTxnActive`] while another one is open (LMDB would block; core never
+//!   blocks). A write transaction sees its own uncommitted writes. Dropping it without
+//!   [`WriteTxn::commit`] aborts it: nothing it wrote becomes visible.
+//! - **Read transactions are snapshots.** A [`ReadTxn`] sees the state committed before it was
+//!   opened and nothing later, however long it lives; any number may be open, also while a write
+//!   transaction is running.
+//! - **Atomic commit.** Everything written in one write transaction becomes visible (and, for a
+//!   durable backend, durable) together or not at all.
+//!
+//! # Invariant: applied index and applied data commit together
+//! The state machine applies committed raft entries inside one write transaction and, in that
+//! same transaction, writes the index (and term) of the last entry it applied to
+//! [`Table::Meta`] under [`meta::CONSISTENT_INDEX`] / [`meta::TERM`]. After a crash the store
+//! therefore holds exactly the effects of the entries up to the stored index: none applied twice,
+//! none lost. Nobody may write application data in a transaction that does not also advance (or
+//! keep) the consistent index accordingly.
+//!
+//! # Why generic associated types
+//! Transactions borrow the backend (heed's `RoTxn<'env>` / `RwTxn<'env>`), so the transaction
+//! types are GATs with the backend's lifetime. Code that consumes transactions (MVCC, lease, auth)
+//! is generic over `T: ReadTxn + ?Sized` / `T: WriteTxn + ?Sized`, so it also works with
+//! `&dyn ReadTxn` / `&mut dyn WriteTxn` when an embedder prefers dynamic dispatch. Range scans
+//! take a visitor closure instead of returning an iterator, which keeps the trait object-safe
+//! and lets LMDB hand out borrowed slices valid only for the duration of the call.
+
+mod mem;
+pub mod meta;
+
+pub use mem::MemBackend;
+
+use std::ops::ControlFlow;
+
+/// The named tables of a backend. Keys within a table are ordered bytewise.
+///
+/// The set is fixed so an LMDB environment can create every named database up front.
+/// Adding a table is a storage schema change (bump [`meta::STORAGE_VERSION`] handling).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// MVCC history: key = encoded revision (see `mvcc::revision`), value = `mvccpb.KeyValue`.
+    Key,
+    /// Single-value records: consistent index, term, compaction revisions, storage schema version,
+    /// confstate. Keys are the constants in [`meta`].
+    Meta,
+    /// Leases: key = lease id (i64 big-endian), value = the lease record (owned by `lease/`).
+    Lease,
+    /// Raised alarms: key = member id + alarm type, value empty (owned by the alarm code).
+    Alarm,
+    /// Auth switches: enabled flag and auth revision (owned by `auth/`).
+    Auth,
+    /// Auth users: key = user name, value = `authpb.User`.
+    AuthUsers,
+    /// Auth roles: key = role name, value = `authpb.Role`.
+    AuthRoles,
+    /// Cluster members: key = member id (u64 big-endian), value = `qraftpb.MemberRecord`.
+    Members,
+    /// Removed member ids (never allowed back): key = member id, value empty.
+    MembersRemoved,
+    /// Cluster-wide records: cluster version, downgrade info (owned by `version/`).
+    Cluster,
+}
+
+impl Table {
+    /// Every table, in a fixed order (the LMDB implementation creates one database each).
+    pub const ALL: [Table; 10] = [
+        Table::Key,
+        Table::Meta,
+        Table::Lease,
+        Table::Alarm,
+        Table::Auth,
+        Table::AuthUsers,
+        Table::AuthRoles,
+        Table::Members,
+        Table::MembersRemoved,
+        Table::Cluster,
+    ];
+
+    /// Stable name, used as the LMDB database name. Never change a published name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Key => "key",
+            Table::Meta => "meta",
+            Table::Lease => "lease",
+            Table::Alarm => "alarm",
+            Table::Auth => "auth",
+            Table::AuthUsers => "authUsers",
+            Table::AuthRoles => "authRoles",
+            Table::Members => "members",
+            Table::MembersRemoved => "members_removed",
+            Table::Cluster => "cluster",
+        }
+    }
+}
+
+/// Failure of the storage layer. The MVCC layer turns these into an internal error for the
+/// client; the IO shell treats them as fatal for the member (data may be unreadable).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// A write transaction was requested while another one is open.
+    #[error("backend: a write transaction is already open")]
+    WriteTxnActive,
+    /// Stored bytes could not be decoded.
+    #[error("backend: corrupt data in table {table:?}: {reason}")]
+    Corrupt { table: Table, reason: String },
+    /// The storage engine failed (IO error, map full, ...).
+    #[error("backend: {0}")]
+    Storage(String),
+}
+
+/// What a range visitor wants next.
+pub type Visit = ControlFlow<()>;
+
+/// A consistent, read-only view of the backend.
+pub trait ReadTxn {
+    /// The value stored under `key`, if any.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>, BackendError>;
+
+    /// Calls `visit(key, value)` for every entry with `start <= key` and, when `end` is given,
+    /// `key < end`, in ascending key order, until `visit` returns `ControlFlow::Break`.
+    /// The slices are only valid during the call.
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError>;
+}
+
+/// A read-write transaction. Reads see the transaction's own writes.
+pub trait WriteTxn: ReadTxn {
+    /// Stores `value` under `key`, replacing any previous value.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
+
+    /// Removes `key`; returns whether it existed.
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, BackendError>;
+
+    /// Makes every write of this transaction visible (and durable) atomically.
+    fn commit(self) -> Result<(), BackendError>
+    where
+        Self: Sized;
+}
+
+/// A transactional store of named tables. See the module documentation for the contract.
+pub trait Backend {
+    type ReadTxn<'a>: ReadTxn
+    where
+        Self: 'a;
+    type WriteTxn<'a>: WriteTxn
+    where
+        Self: 'a;
+
+    /// Opens a snapshot of the committed state.
+    fn read_txn(&self) -> Result<Self::ReadTxn<'_>, BackendError>;
+
+    /// Opens the (single) write transaction.
+    fn write_txn(&self) -> Result<Self::WriteTxn<'_>, BackendError>;
+}

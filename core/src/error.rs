@@ -1,0 +1,153 @@
+//! The error every client-facing operation of the core returns.
+//!
+//! Each variant is one of etcd's client-visible errors: [`std::fmt::Display`] is etcd's exact
+//! gRPC status message (clients match on these strings) and [`Error::code`] its gRPC status
+//! code. Areas add variants here rather than defining their own client error types, so the
+//! shell maps every error to a status the same way.
+
+use crate::backend::BackendError;
+
+/// gRPC status codes (numeric values as in the gRPC spec).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Code {
+    Ok = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+/// A client-visible error with etcd's message text and gRPC code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    // --- request validation
+    #[error("etcdserver: key is not provided")]
+    EmptyKey,
+    #[error("etcdserver: key not found")]
+    KeyNotFound,
+    #[error("etcdserver: value is provided")]
+    ValueProvided,
+    #[error("etcdserver: lease is provided")]
+    LeaseProvided,
+    #[error("etcdserver: too many operations in txn request")]
+    TooManyOps,
+    #[error("etcdserver: duplicate key given in txn request")]
+    DuplicateKey,
+    #[error("etcdserver: invalid sort option")]
+    InvalidSortOption,
+    #[error("etcdserver: request is too large")]
+    RequestTooLarge,
+    // --- mvcc
+    #[error("etcdserver: mvcc: required revision has been compacted")]
+    Compacted,
+    #[error("etcdserver: mvcc: required revision is a future revision")]
+    FutureRevision,
+    #[error("etcdserver: mvcc: database space exceeded")]
+    NoSpace,
+    // --- lease
+    #[error("etcdserver: requested lease not found")]
+    LeaseNotFound,
+    #[error("etcdserver: lease already exists")]
+    LeaseExists,
+    #[error("etcdserver: too large lease TTL")]
+    LeaseTtlTooLarge,
+    // --- auth
+    #[error("etcdserver: permission denied")]
+    PermissionDenied,
+    #[error("etcdserver: invalid auth token")]
+    InvalidAuthToken,
+    // --- server / raft
+    #[error("etcdserver: too many requests")]
+    TooManyRequests,
+    #[error("etcdserver: no leader")]
+    NoLeader,
+    #[error("etcdserver: not leader")]
+    NotLeader,
+    #[error("etcdserver: leader changed")]
+    LeaderChanged,
+    #[error("etcdserver: request timed out")]
+    Timeout,
+    #[error("etcdserver: rpc not supported for learner")]
+    NotSupportedForLearner,
+    // --- membership
+    #[error("etcdserver: member ID already exist")]
+    MemberExists,
+    #[error("etcdserver: Peer URLs already exists")]
+    PeerUrlExists,
+    #[error("etcdserver: re-configuration failed due to not enough started members")]
+    MemberNotEnoughStarted,
+    #[error("etcdserver: member not found")]
+    MemberNotFound,
+    #[error("etcdserver: can only promote a learner member")]
+    MemberNotLearner,
+    #[error("etcdserver: can only promote a learner member which is in sync with leader")]
+    LearnerNotReady,
+    #[error("etcdserver: too many learner members in cluster")]
+    TooManyLearners,
+    #[error("etcdserver: bad leader transferee")]
+    BadLeaderTransferee,
+    // --- storage
+    /// The backend failed; the member cannot serve the request.
+    #[error("etcdserver: {0}")]
+    Backend(#[from] BackendError),
+}
+
+impl Error {
+    /// The gRPC status code etcd answers this error with.
+    pub fn code(&self) -> Code {
+        use Error::*;
+        match self {
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
+            | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
+            Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
+            NoSpace | TooManyRequests => Code::ResourceExhausted,
+            LeaseNotFound | MemberNotFound => Code::NotFound,
+            LeaseExists
+            | NotLeader
+            | NotSupportedForLearner
+            | MemberExists
+            | PeerUrlExists
+            | MemberNotEnoughStarted
+            | MemberNotLearner
+            | LearnerNotReady
+            | TooManyLearners
+            | BadLeaderTransferee => Code::FailedPrecondition,
+            PermissionDenied => Code::PermissionDenied,
+            InvalidAuthToken => Code::Unauthenticated,
+            NoLeader | LeaderChanged | Timeout => Code::Unavailable,
+            Backend(_) => Code::Internal,
+        }
+    }
+}
+
+/// Result of a client-facing core operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_and_codes_match_etcd() {
+        assert_eq!(
+            Error::Compacted.to_string(),
+            "etcdserver: mvcc: required revision has been compacted"
+        );
+        assert_eq!(Error::Compacted.code(), Code::OutOfRange);
+        assert_eq!(Error::KeyNotFound.code() as i32, 3);
+        assert_eq!(Error::LeaseNotFound.code() as i32, 5);
+    }
+}
