@@ -9,4 +9,5 @@
 
 pub mod backend;
 pub mod error;
+pub mod lease;
 pub mod raft;
