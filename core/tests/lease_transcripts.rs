@@ -6,11 +6,15 @@
 
 use std::fmt::Write as _;
 
-use qraft_core::lease::{LeaseRecord, Lessor, LessorConfig};
+use qraft_core::backend::{Backend, MemBackend, WriteTxn};
+use qraft_core::lease::{Lessor, LessorConfig, load_leases};
 use qraft_proto::Bytes;
 
+/// The lessor under test, and the backend its replicated changes are persisted to, as the
+/// state machine does in its apply transaction.
 struct Runner {
     lessor: Lessor,
+    backend: MemBackend,
     now_ms: u64,
 }
 
@@ -18,8 +22,17 @@ impl Runner {
     fn new() -> Self {
         Runner {
             lessor: Lessor::new(LessorConfig::default()),
+            backend: MemBackend::new(),
             now_ms: 0,
         }
+    }
+
+    fn persist(&self, ids: &[i64]) {
+        let mut txn = self.backend.write_txn().unwrap();
+        for &id in ids {
+            self.lessor.persist(&mut txn, id).unwrap();
+        }
+        txn.commit().unwrap();
     }
 
     fn run(&mut self, words: &[&str]) -> String {
@@ -42,6 +55,7 @@ impl Runner {
                     }
                 }
                 self.lessor = Lessor::new(config);
+                self.backend = MemBackend::new();
                 "ok".into()
             }
             "now" => {
@@ -54,11 +68,18 @@ impl Runner {
             }
             "assign-id" => format!("id={}", self.lessor.assign_id()),
             "grant" => match self.lessor.grant(num(1), num(2), self.now_ms) {
-                Ok(lease) => format!("granted id={} ttl={}", lease.id, lease.ttl),
+                Ok(lease) => {
+                    let (id, ttl) = (lease.id, lease.ttl);
+                    self.persist(&[id]);
+                    format!("granted id={id} ttl={ttl}")
+                }
                 Err(err) => format!("error: {err}"),
             },
             "revoke" => match self.lessor.revoke(num(1)) {
-                Ok(keys) => format!("revoked; delete keys {}", show_keys(&keys)),
+                Ok(keys) => {
+                    self.persist(&[num(1)]);
+                    format!("revoked; delete keys {}", show_keys(&keys))
+                }
                 Err(err) => format!("error: {err}"),
             },
             "attach" => {
@@ -116,6 +137,8 @@ impl Runner {
                 None => "none".into(),
                 Some(request) => {
                     self.lessor.apply_checkpoints(&request, self.now_ms);
+                    let ids: Vec<i64> = request.checkpoints.iter().map(|c| c.id).collect();
+                    self.persist(&ids);
                     let parts: Vec<String> = request
                         .checkpoints
                         .iter()
@@ -124,21 +147,19 @@ impl Runner {
                     format!("applied [{}]", parts.join(" "))
                 }
             },
-            // A member restart: only the persisted records survive; keys are re-attached from
-            // the key space.
+            // A member restart: only what was persisted survives; keys are re-attached from
+            // the key space (here: the keys the old lessor knew).
             "restart" => {
-                let records: Vec<LeaseRecord> = self.lessor.records().collect();
+                let records = load_leases(&self.backend.read_txn().unwrap()).unwrap();
                 let keys: Vec<(i64, Bytes)> = records
                     .iter()
-                    .flat_map(|r| {
-                        let lease = self.lessor.get(r.id).expect("lease of record");
-                        lease.keys.iter().map(move |k| (r.id, k.clone()))
-                    })
+                    .filter_map(|r| self.lessor.get(r.id))
+                    .flat_map(|lease| lease.keys.iter().map(move |k| (lease.id, k.clone())))
                     .collect();
                 let mut lessor = Lessor::new(self.lessor.config().clone());
                 lessor.restore(records.iter().copied());
                 for (id, key) in keys {
-                    lessor.attach(id, key).expect("restored lease");
+                    lessor.attach(id, key).unwrap();
                 }
                 self.lessor = lessor;
                 format!("restarted with {} leases", records.len())

@@ -11,17 +11,9 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::config::{LessorConfig, MAX_LEASE_TTL_SECS};
-use super::error::LeaseError;
+use super::persist::LeaseRecord;
 use super::record::Lease;
-
-/// The persisted part of a lease; attached keys are recovered from the key space instead
-/// (each key-value records its lease), as etcd does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LeaseRecord {
-    pub id: i64,
-    pub ttl: i64,
-    pub remaining_ttl: i64,
-}
+use crate::error::Error;
 
 /// Leases of one member.
 ///
@@ -102,13 +94,13 @@ impl Lessor {
 
     /// Grants a lease and returns it. `id == 0` picks a random ID (see [`Lessor::assign_id`]);
     /// a TTL below the minimum is raised to it.
-    pub fn grant(&mut self, id: i64, ttl: i64, now_ms: u64) -> Result<&Lease, LeaseError> {
+    pub fn grant(&mut self, id: i64, ttl: i64, now_ms: u64) -> Result<&Lease, Error> {
         if ttl > MAX_LEASE_TTL_SECS {
-            return Err(LeaseError::TtlTooLarge);
+            return Err(Error::LeaseTtlTooLarge);
         }
         let id = if id == 0 { self.assign_id() } else { id };
         if self.leases.contains_key(&id) {
-            return Err(LeaseError::AlreadyExists);
+            return Err(Error::LeaseExists);
         }
         let ttl = ttl.max(self.config.min_ttl_secs);
         self.leases.insert(id, Lease::new(id, ttl, 0));
@@ -120,8 +112,8 @@ impl Lessor {
     }
 
     /// Removes a lease and returns its keys (sorted) so the caller deletes them in one revision.
-    pub fn revoke(&mut self, id: i64) -> Result<Vec<Bytes>, LeaseError> {
-        let lease = self.leases.remove(&id).ok_or(LeaseError::NotFound)?;
+    pub fn revoke(&mut self, id: i64) -> Result<Vec<Bytes>, Error> {
+        let lease = self.leases.remove(&id).ok_or(Error::LeaseNotFound)?;
         self.unqueue(&lease);
         for key in &lease.keys {
             self.key_owner.remove(key);
@@ -130,9 +122,9 @@ impl Lessor {
     }
 
     /// Attaches a key to a lease, moving it off the lease it was attached to before.
-    pub fn attach(&mut self, id: i64, key: Bytes) -> Result<(), LeaseError> {
+    pub fn attach(&mut self, id: i64, key: Bytes) -> Result<(), Error> {
         if !self.leases.contains_key(&id) {
-            return Err(LeaseError::NotFound);
+            return Err(Error::LeaseNotFound);
         }
         self.detach(&key);
         if let Some(lease) = self.leases.get_mut(&id) {
@@ -152,15 +144,15 @@ impl Lessor {
     }
 
     /// Renews a lease on the primary: its deadline becomes `now + ttl`. Returns the TTL.
-    pub fn renew(&mut self, id: i64, now_ms: u64) -> Result<i64, LeaseError> {
+    pub fn renew(&mut self, id: i64, now_ms: u64) -> Result<i64, Error> {
         if !self.primary {
-            return Err(LeaseError::NotPrimary);
+            return Err(Error::NotLeader);
         }
-        let lease = self.leases.get(&id).ok_or(LeaseError::NotFound)?;
+        let lease = self.leases.get(&id).ok_or(Error::LeaseNotFound)?;
         if lease.remaining_ms(now_ms) == Some(0) {
             // Expired: its revoke is on its way; renewing it now would resurrect it on this
             // member only.
-            return Err(LeaseError::NotFound);
+            return Err(Error::LeaseNotFound);
         }
         if self.config.checkpoints_enabled && lease.remaining_ttl > 0 {
             // Replicate that the checkpointed remainder no longer applies, or a new leader
@@ -180,14 +172,10 @@ impl Lessor {
     }
 
     /// Keep-alive as a client sees it: an unknown (or just expired) lease answers TTL 0.
-    pub fn keep_alive(
-        &mut self,
-        id: i64,
-        now_ms: u64,
-    ) -> Result<LeaseKeepAliveResponse, LeaseError> {
+    pub fn keep_alive(&mut self, id: i64, now_ms: u64) -> Result<LeaseKeepAliveResponse, Error> {
         let ttl = match self.renew(id, now_ms) {
             Ok(ttl) => ttl,
-            Err(LeaseError::NotFound) => 0,
+            Err(Error::LeaseNotFound) => 0,
             Err(err) => return Err(err),
         };
         Ok(LeaseKeepAliveResponse {

@@ -7,13 +7,16 @@
 //! default) so that a new leader or a restarted member continues from the remainder instead of
 //! granting a full TTL again, and a promoted leader adds the election timeout so no lease expires
 //! before its holder could reach the new leader.
+//!
+//! Errors are [`crate::error::Error`]: `LeaseNotFound`, `LeaseExists`, `LeaseTtlTooLarge`, and
+//! `NotLeader` for renewals on a member that is not the primary.
 
 mod config;
-mod error;
 mod lessor;
+mod persist;
 mod record;
 
 pub use config::{LessorConfig, MAX_LEASE_TTL_SECS};
-pub use error::LeaseError;
-pub use lessor::{LeaseRecord, Lessor};
+pub use lessor::Lessor;
+pub use persist::{LeaseRecord, load_leases};
 pub use record::Lease;
