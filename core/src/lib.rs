@@ -7,6 +7,7 @@
 //! reproducible from its inputs, which is what the transcript and simulation tests rely on.
 //! `clippy.toml` in this crate forbids the IO APIs; CI runs clippy with `-D warnings`.
 
+pub mod auth;
 pub mod backend;
 pub mod error;
 pub mod lease;

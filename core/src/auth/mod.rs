@@ -1,0 +1,24 @@
+//! Authentication and authorization with etcd's v3 semantics.
+//!
+//! Users hold roles; roles hold key-range permissions (read, write or both); the user `root`
+//! with the role `root` may do everything, and auth can only be enabled once it exists.
+//! Passwords are stored as bcrypt hashes; clients authenticate for a simple token.
+//!
+//! Determinism: every change to users, roles and the enabled flag is applied from the raft log
+//! and must come out identical on every member, so nothing random happens at apply. Password
+//! salts and token prefixes are drawn from the store's seeded RNG on the member that receives
+//! the request, *before* it proposes, and travel in the entry (see `token.rs`).
+//!
+//! Errors are [`crate::error::Error`] variants carrying etcd's messages.
+
+mod check;
+mod config;
+mod password;
+mod persist;
+mod range;
+mod store;
+mod token;
+
+pub use config::AuthConfig;
+pub use range::{Access, KeyInterval, covers, is_valid_permission_range};
+pub use store::{AuthInfo, AuthStore, ROOT};

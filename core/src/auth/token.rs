@@ -1,0 +1,76 @@
+//! Simple tokens: opaque bearer strings mapped to a user, expiring after a period of disuse.
+//!
+//! A token is `<16 random letters>.<raft index>`. The member that receives an Authenticate
+//! request draws the random prefix from its seeded RNG and proposes it; applying the entry
+//! appends the entry's index and registers the token on every member. So apply stays
+//! deterministic, every member knows every token (a client may switch members), and two
+//! tokens never collide even if two members draw the same prefix. Expiry is member-local
+//! bookkeeping driven by the `now_ms` the caller passes in.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+use rand::rngs::SmallRng;
+
+/// Length of the random part of a token.
+const PREFIX_LEN: usize = 16;
+
+#[derive(Debug, Default)]
+pub struct TokenStore {
+    /// token → (user name, expiry in ms)
+    tokens: HashMap<String, (String, u64)>,
+    ttl_ms: u64,
+}
+
+impl TokenStore {
+    pub fn new(ttl_ms: u64) -> Self {
+        TokenStore {
+            tokens: HashMap::new(),
+            ttl_ms,
+        }
+    }
+
+    pub fn new_prefix(rng: &mut SmallRng) -> String {
+        (0..PREFIX_LEN)
+            .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+            .collect()
+    }
+
+    pub fn token_for(prefix: &str, index: u64) -> String {
+        format!("{prefix}.{index}")
+    }
+
+    pub fn assign(&mut self, token: String, user: &str, now_ms: u64) {
+        let expiry = now_ms.saturating_add(self.ttl_ms);
+        self.tokens.insert(token, (user.to_string(), expiry));
+    }
+
+    /// The user a live token belongs to; using a token extends its life.
+    pub fn user_of(&mut self, token: &str, now_ms: u64) -> Option<String> {
+        let ttl_ms = self.ttl_ms;
+        match self.tokens.get_mut(token) {
+            Some((user, expiry)) if *expiry > now_ms => {
+                *expiry = now_ms.saturating_add(ttl_ms);
+                Some(user.clone())
+            }
+            Some(_) => {
+                self.tokens.remove(token);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn invalidate_user(&mut self, user: &str) {
+        self.tokens.retain(|_, (owner, _)| owner != user);
+    }
+
+    pub fn clear(&mut self) {
+        self.tokens.clear();
+    }
+
+    /// Drops expired tokens so memory stays bounded by live sessions.
+    pub fn sweep(&mut self, now_ms: u64) {
+        self.tokens.retain(|_, (_, expiry)| *expiry > now_ms);
+    }
+}
