@@ -11,4 +11,5 @@ pub mod auth;
 pub mod backend;
 pub mod error;
 pub mod lease;
+pub mod mvcc;
 pub mod raft;

@@ -1,0 +1,191 @@
+//! The MVCC store: current revision, compaction point and key index, over a [`Backend`].
+//!
+//! [`MvccStore`] holds only in-memory state; every operation takes the backend transaction to
+//! work in, so the state machine can apply many raft entries in one write transaction (and
+//! write the applied index in that same transaction). The in-memory state is updated as the
+//! operations run: if the caller aborts the write transaction instead of committing it, the
+//! store no longer matches the backend and must be reopened with [`MvccStore::open`].
+//!
+//! [`Backend`]: crate::backend::Backend
+
+use prost::Message;
+use qraft_proto::mvccpb::KeyValue;
+
+use super::key_index::{KeyIndexTree, KeyRange};
+use super::revision::Revision;
+use crate::backend::{BackendError, ReadTxn, Table, Visit, WriteTxn, meta};
+use crate::error::{Error, Result};
+
+/// The multi-version key-value store (etcd's `mvcc.store`).
+#[derive(Debug, Clone)]
+pub struct MvccStore {
+    pub(crate) index: KeyIndexTree,
+    /// Revision of the last write transaction that changed something; starts at 1.
+    pub(crate) current_revision: i64,
+    /// Reads below this revision fail with [`Error::Compacted`]; -1 before any compaction.
+    pub(crate) compact_revision: i64,
+}
+
+/// What a read of the key space found (before the Range request's sorting and filtering).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct RangeResult {
+    pub kvs: Vec<KeyValue>,
+    /// Number of keys in the range at the read revision, independent of the limit.
+    pub count: i64,
+}
+
+pub(crate) fn decode_kv(bytes: &[u8]) -> Result<KeyValue, BackendError> {
+    KeyValue::decode(bytes).map_err(|e| BackendError::Corrupt {
+        table: Table::Key,
+        reason: format!("undecodable KeyValue: {e}"),
+    })
+}
+
+impl Default for MvccStore {
+    fn default() -> Self {
+        Self {
+            index: KeyIndexTree::default(),
+            current_revision: 1,
+            compact_revision: -1,
+        }
+    }
+}
+
+impl MvccStore {
+    /// Rebuilds the store from the backend: the key index from [`Table::Key`], the compaction
+    /// point from [`Table::Meta`]. An empty backend gives a store at revision 1.
+    pub fn open<T: ReadTxn + ?Sized>(txn: &T) -> Result<Self> {
+        let mut store = MvccStore::default();
+        let mut failure = None;
+        let mut max_main = 0;
+        txn.scan(Table::Key, &[], None, &mut |rev_key, value| {
+            let step = Revision::decode(rev_key).and_then(|(rev, tombstone)| {
+                let kv = decode_kv(value)?;
+                if tombstone {
+                    store.index.tombstone(&kv.key, rev);
+                } else {
+                    store
+                        .index
+                        .restore_put(&kv.key, rev, kv.create_revision, kv.version);
+                }
+                max_main = rev.main;
+                Ok(())
+            });
+            match step {
+                Ok(()) => Visit::Continue(()),
+                Err(e) => {
+                    failure = Some(e);
+                    Visit::Break(())
+                }
+            }
+        })?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        let finished = meta::get_i64(txn, meta::FINISHED_COMPACT_REVISION)?.unwrap_or(-1);
+        // Compaction runs in the write transaction that schedules it, so a scheduled revision
+        // above the finished one only comes from another writer; treating it as done is safe
+        // because reads below it are refused and the next compaction removes what is left.
+        let scheduled = meta::get_i64(txn, meta::SCHEDULED_COMPACT_REVISION)?.unwrap_or(-1);
+        store.compact_revision = finished.max(scheduled);
+        store.current_revision = max_main.max(store.compact_revision).max(1);
+        Ok(store)
+    }
+
+    /// The revision of the latest change (what response headers carry).
+    pub fn current_revision(&self) -> i64 {
+        self.current_revision
+    }
+
+    /// The revision of the last compaction, or -1 if the store was never compacted.
+    pub fn compact_revision(&self) -> i64 {
+        self.compact_revision
+    }
+
+    /// Number of keys the index tracks (live or with retained history).
+    pub fn indexed_keys(&self) -> usize {
+        self.index.len()
+    }
+
+    /// Reads `range` at revision `rev` as seen by a reader whose current revision is
+    /// `current` (inside a write transaction that already changed something, `current` is the
+    /// revision being written). `rev <= 0` means `current`. `limit = 0` means no limit.
+    pub(crate) fn range_keys<T: ReadTxn + ?Sized>(
+        &self,
+        txn: &T,
+        range: KeyRange<'_>,
+        rev: i64,
+        current: i64,
+        limit: usize,
+        count_only: bool,
+    ) -> Result<RangeResult> {
+        if rev > current {
+            return Err(Error::FutureRevision);
+        }
+        let rev = if rev <= 0 { current } else { rev };
+        if rev < self.compact_revision {
+            return Err(Error::Compacted);
+        }
+        let mut count = 0i64;
+        let mut revs = Vec::new();
+        self.index.visit(range, rev, &mut |key, at| {
+            count += 1;
+            if !count_only && (limit == 0 || revs.len() < limit) {
+                revs.push((key.to_vec(), at.modified));
+            }
+            true
+        });
+        let mut kvs = Vec::with_capacity(revs.len());
+        for (key, modified) in revs {
+            let Some(bytes) = txn.get(Table::Key, &modified.encode(false))? else {
+                return Err(BackendError::Corrupt {
+                    table: Table::Key,
+                    reason: format!(
+                        "index names revision {modified:?} of {key:02x?}, backend lacks it"
+                    ),
+                }
+                .into());
+            };
+            kvs.push(decode_kv(bytes)?);
+        }
+        Ok(RangeResult { kvs, count })
+    }
+
+    /// Compacts the history at `rev`: afterwards reads below `rev` fail with
+    /// [`Error::Compacted`], and for every key only the latest revision `<= rev` (plus
+    /// everything newer) stays. Errors: `rev <= ` last compaction → [`Error::Compacted`];
+    /// `rev >` current revision → [`Error::FutureRevision`].
+    pub fn compact_to<T: WriteTxn + ?Sized>(&mut self, txn: &mut T, rev: i64) -> Result<()> {
+        if rev <= self.compact_revision {
+            return Err(Error::Compacted);
+        }
+        if rev > self.current_revision {
+            return Err(Error::FutureRevision);
+        }
+        meta::put_i64(txn, meta::SCHEDULED_COMPACT_REVISION, rev)?;
+        self.compact_revision = rev;
+        let keep = self.index.compact(rev);
+        let mut doomed = Vec::new();
+        let end = Revision::start_key(rev.saturating_add(1));
+        let mut failure = None;
+        txn.scan(Table::Key, &[], Some(&end), &mut |rev_key, _| {
+            match Revision::decode(rev_key) {
+                Ok((r, _)) if !keep.contains(&r) => doomed.push(rev_key.to_vec()),
+                Ok(_) => {}
+                Err(e) => {
+                    failure = Some(e);
+                    return Visit::Break(());
+                }
+            }
+            Visit::Continue(())
+        })?;
+        if let Some(e) = failure {
+            return Err(e.into());
+        }
+        for rev_key in doomed {
+            txn.delete(Table::Key, &rev_key)?;
+        }
+        meta::put_i64(txn, meta::FINISHED_COMPACT_REVISION, rev)?;
+        Ok(())
+    }
+}
