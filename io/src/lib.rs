@@ -1,1 +1,3 @@
 //! qraft-io: the IO shell that drives qraft-core with real disks, sockets and clocks.
+
+pub mod storage;

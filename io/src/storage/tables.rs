@@ -1,0 +1,149 @@
+//! The named databases of a member's environment and the fixed keys inside them.
+//!
+//! | database     | key                      | value                                   |
+//! |--------------|--------------------------|-----------------------------------------|
+//! | `raft_log`   | entry index (u64 BE)     | prost `raftpb::Entry`                   |
+//! | `raft_state` | `hard_state`             | prost `raftpb::HardState`               |
+//! |              | `conf_state`             | prost `raftpb::ConfState`               |
+//! |              | `snapshot`               | prost `raftpb::SnapshotMetadata`        |
+//! |              | `log_start`              | index u64 BE ‖ term u64 BE (see below)  |
+//! | `meta`       | `consistent_index`       | u64 BE: the applied index               |
+//! |              | `storageVersion`         | UTF-8 "major.minor"                     |
+//! |              | other keys               | the state machine's (`Backend` meta)    |
+//! | one per other `Table` | owned by the state machine (the `Backend` tables), raw bytes  |
+//!
+//! Every `Table` (including `meta`) is part of the key space: the state machine's data, which
+//! snapshots export and `restore_key_space` replaces. `raft_log` and `raft_state` are the
+//! member's own and never leave it.
+//!
+//! `log_start` is the position just before the first retained entry (etcd's "dummy entry"):
+//! after a compaction or a snapshot its term is still needed to check the log-matching property
+//! of the next append, although the entry itself is gone.
+//!
+//! Big-endian index keys sort numerically, so LMDB's key order is log order.
+
+use heed::byteorder::BigEndian;
+use heed::types::{Bytes, U64};
+use heed::{CommitOrAbort, Database, Env, RwTxn, WithoutTls};
+
+use super::error::{Result, StorageError};
+
+pub(crate) type LogDb<'e> = Database<'e, U64<BigEndian>, Bytes>;
+pub(crate) type BytesDb<'e> = Database<'e, Bytes, Bytes>;
+
+pub(crate) const RAFT_LOG: &str = "raft_log";
+pub(crate) const RAFT_STATE: &str = "raft_state";
+
+pub(crate) const KEY_HARD_STATE: &[u8] = b"hard_state";
+pub(crate) const KEY_CONF_STATE: &[u8] = b"conf_state";
+pub(crate) const KEY_SNAPSHOT: &[u8] = b"snapshot";
+pub(crate) const KEY_LOG_START: &[u8] = b"log_start";
+
+pub use backend_tables::{CONSISTENT_INDEX, STORAGE_VERSION, Table};
+
+/// How many named databases the environment holds (LMDB needs the bound before opening).
+pub(crate) const MAX_DBS: u32 = 2 + Table::ALL.len() as u32;
+
+/// Handles of every named database; valid for the environment that created them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Tables {
+    pub log: LogDb<'static>,
+    pub raft_state: BytesDb<'static>,
+    data: [BytesDb<'static>; Table::ALL.len()],
+}
+
+impl Tables {
+    pub fn data(&self, table: Table) -> BytesDb<'static> {
+        // `Table::ALL` lists every variant, so the position always exists.
+        let pos = Table::ALL.iter().position(|t| *t == table).unwrap_or(0);
+        self.data[pos]
+    }
+
+    pub fn meta(&self) -> BytesDb<'static> {
+        self.data(Table::Meta)
+    }
+
+    /// Creates (or opens) every database and runs `init` in the same committed transaction.
+    pub fn create(
+        env: &Env<WithoutTls>,
+        init: impl FnOnce(&mut RwTxn<'_>, BytesDb<'_>) -> Result<()>,
+    ) -> Result<Tables> {
+        let wtxn = env.write_txn()?;
+        let created = env.create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_> {
+            let log: LogDb<'_> = opener.create_database(wtxn, Some(RAFT_LOG))?;
+            let raft_state: BytesDb<'_> = opener.create_database(wtxn, Some(RAFT_STATE))?;
+            let mut data = Vec::with_capacity(Table::ALL.len());
+            for table in Table::ALL {
+                let db: BytesDb<'_> = opener.create_database(wtxn, Some(table.name()))?;
+                data.push(db);
+            }
+            let data: [BytesDb<'_>; Table::ALL.len()] = data
+                .try_into()
+                .map_err(|_| StorageError::Config("table count mismatch".into()))?;
+            let meta = data[Table::ALL.iter().position(|t| *t == Table::Meta).unwrap_or(0)];
+            init(wtxn, meta)?;
+            Ok(CommitOrAbort::<_, ()>::Commit((log, raft_state, data)))
+        })?;
+        match created {
+            CommitOrAbort::Commit((log, raft_state, data)) => Ok(Tables { log, raft_state, data }),
+            CommitOrAbort::Abort(()) => Err(StorageError::Config("table creation aborted".into())),
+        }
+    }
+}
+
+/// The state machine's tables, mirroring `qraft_core::backend::Table` until that lands on main.
+mod backend_tables {
+    /// Index of the last raft entry whose effects are stored (u64 BE) — the applied index.
+    pub const CONSISTENT_INDEX: &[u8] = b"consistent_index";
+    /// Storage schema version ("major.minor").
+    pub const STORAGE_VERSION: &[u8] = b"storageVersion";
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+    pub enum Table {
+        Key,
+        Meta,
+        Lease,
+        Alarm,
+        Auth,
+        AuthUsers,
+        AuthRoles,
+        Members,
+        MembersRemoved,
+        Cluster,
+    }
+
+    impl Table {
+        pub const ALL: [Table; 10] = [
+            Table::Key,
+            Table::Meta,
+            Table::Lease,
+            Table::Alarm,
+            Table::Auth,
+            Table::AuthUsers,
+            Table::AuthRoles,
+            Table::Members,
+            Table::MembersRemoved,
+            Table::Cluster,
+        ];
+
+        pub fn name(self) -> &'static str {
+            match self {
+                Table::Key => "key",
+                Table::Meta => "meta",
+                Table::Lease => "lease",
+                Table::Alarm => "alarm",
+                Table::Auth => "auth",
+                Table::AuthUsers => "authUsers",
+                Table::AuthRoles => "authRoles",
+                Table::Members => "members",
+                Table::MembersRemoved => "members_removed",
+                Table::Cluster => "cluster",
+            }
+        }
+    }
+}
+
+/// The table stored under `name`, for decoding snapshot streams.
+pub(crate) fn table_by_name(name: &str) -> Option<Table> {
+    Table::ALL.into_iter().find(|t| t.name() == name)
+}

@@ -1,0 +1,160 @@
+//! One LMDB write transaction covering a whole driver loop turn (group commit).
+//!
+//! A [`WriteBatch`] comes from [`super::LmdbStorage::begin_write`] (or the closure form
+//! [`super::LmdbStorage::write`]). Everything done through it — raft appends, hard state,
+//! snapshot installation, compaction, and the state machine's writes of the committed entries
+//! with the applied index — becomes durable together with one fsync at [`WriteBatch::commit`],
+//! or not at all if the batch is dropped. Raft state readers (`LmdbStorage::raft_state`, the
+//! raft `Storage` impl) see the changes only after the commit.
+
+use std::io::Read;
+use std::ops::Bound;
+use std::sync::MutexGuard;
+use std::sync::atomic::Ordering;
+
+use heed::RwTxn;
+use qraft_proto::raftpb::{ConfState, Entry, HardState, SnapshotMetadata};
+
+use super::error::Result;
+use super::lmdb::{Shared, write_lock};
+use super::raft_log;
+use super::raft_state::{PersistedRaftState, store_conf_state, store_hard_state};
+use super::read_txn::{Visitor, read_applied_index, scan};
+use super::snapshot::restore_key_space;
+use super::tables::{CONSISTENT_INDEX, STORAGE_VERSION, Table};
+
+pub struct WriteBatch<'s> {
+    // Field order matters: the transaction is aborted (if not committed) before the writer
+    // guard lets the next batch start.
+    txn: RwTxn<'s>,
+    raft: PersistedRaftState,
+    shared: &'s Shared,
+    _writer: MutexGuard<'s, ()>,
+}
+
+impl<'s> WriteBatch<'s> {
+    pub(crate) fn new(shared: &'s Shared, writer: MutexGuard<'s, ()>) -> Result<Self> {
+        let txn = shared.env.write_txn()?;
+        let raft = super::lmdb::read_lock(&shared.raft).clone();
+        Ok(WriteBatch { txn, raft, shared, _writer: writer })
+    }
+
+    /// Commits with one fsync, then publishes the new raft state to readers.
+    pub fn commit(self) -> Result<()> {
+        let applied = read_applied_index(&self.txn, &self.shared.tables)?;
+        let mut published = write_lock(&self.shared.raft);
+        self.txn.commit()?;
+        *published = self.raft;
+        self.shared.applied_index.store(applied, Ordering::Release);
+        Ok(())
+    }
+
+    /// The raft state as it will be after this batch commits.
+    pub fn raft_state(&self) -> &PersistedRaftState {
+        &self.raft
+    }
+
+    // ---- raft log and state ------------------------------------------------------------------
+
+    /// Appends consecutive entries, replacing any stored entry at or after the first one (the
+    /// conflicting suffix). Entries at or below the log start are skipped. Error on a gap.
+    pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
+        raft_log::append(&mut self.txn, &self.shared.tables, &mut self.raft, entries)
+    }
+
+    pub fn set_hard_state(&mut self, hard_state: &HardState) -> Result<()> {
+        store_hard_state(&mut self.txn, &self.shared.tables, hard_state)?;
+        self.raft.hard_state = *hard_state;
+        Ok(())
+    }
+
+    /// The configuration in force after applying a conf change; a restart resumes with it.
+    pub fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<()> {
+        store_conf_state(&mut self.txn, &self.shared.tables, conf_state)?;
+        self.raft.conf_state = conf_state.clone();
+        Ok(())
+    }
+
+    /// Records that the local state at `index` is a snapshot, with `conf_state` (`None`: the
+    /// current one). `index` must be in the log and past the latest snapshot. The log may then be
+    /// compacted up to `index`. The snapshot's data is the key space, exported when needed.
+    pub fn create_snapshot(
+        &mut self,
+        index: u64,
+        conf_state: Option<ConfState>,
+    ) -> Result<SnapshotMetadata> {
+        raft_log::create_snapshot(&mut self.txn, &self.shared.tables, &mut self.raft, index, conf_state)
+    }
+
+    /// Discards log entries up to and including `index`, which must not pass the latest
+    /// snapshot. [`super::StorageError::Compacted`] if already compacted that far.
+    pub fn compact(&mut self, index: u64) -> Result<()> {
+        raft_log::compact(&mut self.txn, &self.shared.tables, &mut self.raft, index)
+    }
+
+    /// Installs a snapshot's metadata from the leader: the log is reset to the snapshot's
+    /// position, its conf state adopted, and the hard state's term/commit raised to it. Restore
+    /// the data with [`Self::restore_key_space`] in the same batch.
+    pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<()> {
+        raft_log::apply_snapshot(&mut self.txn, &self.shared.tables, &mut self.raft, meta)
+    }
+
+    /// Replaces every data table (so also the applied index) with the content of a snapshot
+    /// stream (see [`super::snapshot`]). Returns the number of key-value records restored. A
+    /// malformed stream is an error; dropping the batch then leaves the store untouched.
+    pub fn restore_key_space(&mut self, stream: impl Read) -> Result<u64> {
+        restore_key_space(&mut self.txn, &self.shared.tables, stream)
+    }
+
+    // ---- state machine -------------------------------------------------------------------------
+
+    /// The last applied raft index, as of this batch.
+    pub fn applied_index(&self) -> Result<u64> {
+        read_applied_index(&self.txn, &self.shared.tables)
+    }
+
+    /// Stored in the same transaction as the effects of the entries it covers, so a crash never
+    /// applies an entry twice nor loses one.
+    pub fn set_applied_index(&mut self, index: u64) -> Result<()> {
+        self.put(Table::Meta, CONSISTENT_INDEX, &index.to_be_bytes())
+    }
+
+    /// The storage schema version recorded in the meta table.
+    pub fn storage_version(&self) -> Result<Option<String>> {
+        Ok(self.get(Table::Meta, STORAGE_VERSION)?.map(|v| String::from_utf8_lossy(v).into_owned()))
+    }
+
+    /// Used by schema migration (downgrade/upgrade).
+    pub fn set_storage_version(&mut self, version: &str) -> Result<()> {
+        self.put(Table::Meta, STORAGE_VERSION, version.as_bytes())
+    }
+
+    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
+        Ok(self.shared.tables.data(table).get(&self.txn, key)?)
+    }
+
+    pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        Ok(self.shared.tables.data(table).put(&mut self.txn, key, value)?)
+    }
+
+    /// Returns whether the key existed.
+    pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
+        Ok(self.shared.tables.data(table).delete(&mut self.txn, key)?)
+    }
+
+    /// Deletes the keys within the bounds; returns how many were deleted.
+    pub fn delete_range(&mut self, table: Table, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<usize> {
+        Ok(self.shared.tables.data(table).delete_range(&mut self.txn, &(start, end))?)
+    }
+
+    /// Calls `visit` for each pair with `start <= key < end`, seeing this batch's own writes.
+    pub fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        scan(&self.txn, &self.shared.tables, table, start, end, visit)
+    }
+}
