@@ -9,9 +9,9 @@ pub(crate) fn decode<M: Message + Default>(what: &'static str, bytes: &[u8]) -> 
 }
 
 pub(crate) fn decode_u64(what: &'static str, bytes: &[u8]) -> Result<u64> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| StorageError::corrupt(what, format!("expected 8 bytes, found {}", bytes.len())))?;
+    let array: [u8; 8] = bytes.try_into().map_err(|_| {
+        StorageError::corrupt(what, format!("expected 8 bytes, found {}", bytes.len()))
+    })?;
     Ok(u64::from_be_bytes(array))
 }
 
@@ -25,7 +25,13 @@ pub(crate) fn encode_pair(a: u64, b: u64) -> [u8; 16] {
 
 pub(crate) fn decode_pair(what: &'static str, bytes: &[u8]) -> Result<(u64, u64)> {
     if bytes.len() != 16 {
-        return Err(StorageError::corrupt(what, format!("expected 16 bytes, found {}", bytes.len())));
+        return Err(StorageError::corrupt(
+            what,
+            format!("expected 16 bytes, found {}", bytes.len()),
+        ));
     }
-    Ok((decode_u64(what, &bytes[..8])?, decode_u64(what, &bytes[8..])?))
+    Ok((
+        decode_u64(what, &bytes[..8])?,
+        decode_u64(what, &bytes[8..])?,
+    ))
 }

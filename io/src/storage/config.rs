@@ -47,7 +47,11 @@ impl StorageConfig {
 
     /// The quota with 0 replaced by the default.
     pub fn effective_quota(&self) -> u64 {
-        if self.quota_bytes == 0 { DEFAULT_QUOTA_BYTES } else { self.quota_bytes }
+        if self.quota_bytes == 0 {
+            DEFAULT_QUOTA_BYTES
+        } else {
+            self.quota_bytes
+        }
     }
 
     /// Extra map space past the quota: a quarter of it, at least 64 MiB, at most 1 GiB. The map

@@ -18,7 +18,11 @@ pub(crate) fn lock_data_dir(config: &StorageConfig) -> Result<File> {
     let env_dir = config.env_dir();
     fs::create_dir_all(&env_dir)?;
     let lock_path = env_dir.with_file_name("lock");
-    let lock = File::options().create(true).truncate(false).write(true).open(&lock_path)?;
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)?;
     if lock.try_lock().is_err() {
         return Err(StorageError::Locked(config.data_dir.clone()));
     }
@@ -40,7 +44,10 @@ pub(crate) fn open_env(config: &StorageConfig) -> Result<(Env<WithoutTls>, Table
     let map_size = config.map_size()?.max(from_file);
 
     let mut options = EnvOpenOptions::new().read_txn_without_tls();
-    options.map_size(map_size).max_dbs(MAX_DBS).max_readers(MAX_READERS);
+    options
+        .map_size(map_size)
+        .max_dbs(MAX_DBS)
+        .max_readers(MAX_READERS);
     // SAFETY: the memory map is only unsound if the file is modified behind LMDB's back. The
     // data directory is held by an exclusive lock file while the environment is open (see
     // `lock_data_dir`), and no unsafe flags (NO_LOCK, NO_SYNC, WRITE_MAP) are set.

@@ -75,7 +75,10 @@ pub enum StorageError {
 
 impl StorageError {
     pub(crate) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
-        StorageError::Corrupt { what, detail: detail.to_string() }
+        StorageError::Corrupt {
+            what,
+            detail: detail.to_string(),
+        }
     }
 
     /// The gRPC status code a client should see for this error.
@@ -92,9 +95,8 @@ impl From<heed::Error> for StorageError {
     fn from(err: heed::Error) -> Self {
         match err {
             heed::Error::Mdb(heed::MdbError::MapFull) => StorageError::NoSpace,
-            heed::Error::Mdb(heed::MdbError::Corrupted) | heed::Error::Mdb(heed::MdbError::PageNotFound) => {
-                StorageError::corrupt("lmdb", err)
-            }
+            heed::Error::Mdb(heed::MdbError::Corrupted)
+            | heed::Error::Mdb(heed::MdbError::PageNotFound) => StorageError::corrupt("lmdb", err),
             heed::Error::Decoding(detail) => StorageError::corrupt("record", detail),
             heed::Error::Io(io) => StorageError::Io(io),
             other => StorageError::Lmdb(other),

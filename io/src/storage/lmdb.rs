@@ -52,7 +52,9 @@ pub(crate) struct ReaderSlot {
 impl ReaderSlot {
     pub fn acquire(shared: &Arc<Shared>) -> ReaderSlot {
         *mutex(&shared.readers) += 1;
-        ReaderSlot { shared: Arc::clone(shared) }
+        ReaderSlot {
+            shared: Arc::clone(shared),
+        }
     }
 
     pub fn shared(&self) -> &Shared {
@@ -85,7 +87,8 @@ pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 }
 
 pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn mutex<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -107,7 +110,10 @@ impl LmdbStorage {
         let (env, tables) = open_env(&config)?;
         let (raft, applied) = {
             let txn = env.read_txn()?;
-            (PersistedRaftState::load(&txn, &tables)?, read_applied_index(&txn, &tables)?)
+            (
+                PersistedRaftState::load(&txn, &tables)?,
+                read_applied_index(&txn, &tables)?,
+            )
         };
         Ok(LmdbStorage {
             shared: Arc::new(Shared {
@@ -259,7 +265,9 @@ impl LmdbStorage {
         if *readers != 0 {
             return;
         }
-        let Ok(new_size) = round_to_pages(map_size(env) + headroom) else { return };
+        let Ok(new_size) = round_to_pages(map_size(env) + headroom) else {
+            return;
+        };
         // SAFETY: no write transaction exists (our caller holds the writer lock and has not begun
         // one), no read transaction exists (count is zero) and none can begin while we hold the
         // reader count lock. Internal reads (`size_info`, `open`) never overlap a batch start.

@@ -34,6 +34,7 @@
 //! No `NO_SYNC`/`NO_META_SYNC`/`WRITE_MAP` flags: a committed batch survives kill -9 and power
 //! loss. Undecodable records give [`StorageError::Corrupt`], never a panic.
 
+mod backend_impl;
 mod codec;
 mod config;
 mod env;
@@ -41,6 +42,7 @@ mod error;
 mod lmdb;
 mod raft_log;
 mod raft_state;
+mod raft_storage_impl;
 mod read_txn;
 pub mod snapshot;
 pub mod tables;

@@ -13,7 +13,8 @@ use qraft_proto::raftpb::{ConfState, Entry, SnapshotMetadata};
 use super::codec::decode;
 use super::error::{Result, StorageError};
 use super::raft_state::{
-    LogPosition, PersistedRaftState, store_conf_state, store_hard_state, store_log_start, store_snapshot_meta,
+    LogPosition, PersistedRaftState, store_conf_state, store_hard_state, store_log_start,
+    store_snapshot_meta,
 };
 use super::tables::Tables;
 
@@ -54,7 +55,10 @@ pub(crate) fn entries(
     }
     if next < hi {
         // The table disagrees with the persisted bounds.
-        return Err(StorageError::corrupt("raft log", format!("missing entry {next}")));
+        return Err(StorageError::corrupt(
+            "raft log",
+            format!("missing entry {next}"),
+        ));
     }
     Ok(out)
 }
@@ -76,7 +80,10 @@ pub(crate) fn term(
     }
     match tables.log.get(txn, &index)? {
         Some(bytes) => Ok(decode_entry(index, bytes)?.term),
-        None => Err(StorageError::corrupt("raft log", format!("missing entry {index}"))),
+        None => Err(StorageError::corrupt(
+            "raft log",
+            format!("missing entry {index}"),
+        )),
     }
 }
 
@@ -100,22 +107,31 @@ pub(crate) fn append(
     state: &mut PersistedRaftState,
     new: &[Entry],
 ) -> Result<()> {
-    let Some(first) = new.first() else { return Ok(()) };
+    let Some(first) = new.first() else {
+        return Ok(());
+    };
     for pair in new.windows(2) {
         if pair[1].index != pair[0].index + 1 {
             return Err(StorageError::NotConsecutive(pair[1].index));
         }
     }
     if first.index > state.last_index + 1 {
-        return Err(StorageError::LogGap { first_new: first.index, last_index: state.last_index });
+        return Err(StorageError::LogGap {
+            first_new: first.index,
+            last_index: state.last_index,
+        });
     }
     let compacted = if first.index > state.log_start.index {
         0
     } else {
         usize::try_from(state.log_start.index - first.index + 1).unwrap_or(usize::MAX)
     };
-    let Some(new) = new.get(compacted..) else { return Ok(()) };
-    let Some(first) = new.first() else { return Ok(()) };
+    let Some(new) = new.get(compacted..) else {
+        return Ok(());
+    };
+    let Some(first) = new.first() else {
+        return Ok(());
+    };
     if first.index <= state.last_index {
         let range = (Bound::Included(first.index), Bound::Unbounded);
         tables.log.delete_range(txn, &range)?;
@@ -123,9 +139,13 @@ pub(crate) fn append(
     let mut buf = Vec::new();
     for entry in new {
         buf.clear();
-        entry.encode(&mut buf).map_err(|err| StorageError::corrupt("raft entry", err))?;
+        entry
+            .encode(&mut buf)
+            .map_err(|err| StorageError::corrupt("raft entry", err))?;
         // Keys are increasing and past every remaining key: APPEND skips the B-tree search.
-        tables.log.put_with_flags(txn, PutFlags::APPEND, &entry.index, &buf)?;
+        tables
+            .log
+            .put_with_flags(txn, PutFlags::APPEND, &entry.index, &buf)?;
     }
     state.last_index = new.last().map_or(state.last_index, |e| e.index);
     Ok(())
@@ -145,7 +165,10 @@ pub(crate) fn compact(
         return Err(StorageError::Unavailable);
     }
     if index > state.snapshot.index {
-        return Err(StorageError::CompactBeyondSnapshot { index, snapshot: state.snapshot.index });
+        return Err(StorageError::CompactBeyondSnapshot {
+            index,
+            snapshot: state.snapshot.index,
+        });
     }
     let term = term(txn, tables, state, index)?;
     tables.log.delete_range(txn, &(..=index))?;
@@ -164,11 +187,18 @@ pub(crate) fn create_snapshot(
     conf_state: Option<ConfState>,
 ) -> Result<SnapshotMetadata> {
     if index <= state.snapshot.index {
-        return Err(StorageError::SnapshotOutOfDate { given: index, stored: state.snapshot.index });
+        return Err(StorageError::SnapshotOutOfDate {
+            given: index,
+            stored: state.snapshot.index,
+        });
     }
     let term = term(txn, tables, state, index)?;
     let conf_state = conf_state.unwrap_or_else(|| state.conf_state.clone());
-    let meta = SnapshotMetadata { conf_state: Some(conf_state), index, term };
+    let meta = SnapshotMetadata {
+        conf_state: Some(conf_state),
+        index,
+        term,
+    };
     store_snapshot_meta(txn, tables, &meta)?;
     state.snapshot = meta.clone();
     Ok(meta)
@@ -185,11 +215,17 @@ pub(crate) fn apply_snapshot(
     meta: &SnapshotMetadata,
 ) -> Result<()> {
     if meta.index < state.snapshot.index {
-        return Err(StorageError::SnapshotOutOfDate { given: meta.index, stored: state.snapshot.index });
+        return Err(StorageError::SnapshotOutOfDate {
+            given: meta.index,
+            stored: state.snapshot.index,
+        });
     }
     tables.log.clear(txn)?;
     let conf_state = meta.conf_state.clone().unwrap_or_default();
-    state.log_start = LogPosition { index: meta.index, term: meta.term };
+    state.log_start = LogPosition {
+        index: meta.index,
+        term: meta.term,
+    };
     state.last_index = meta.index;
     state.snapshot = meta.clone();
     state.conf_state = conf_state;

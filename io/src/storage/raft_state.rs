@@ -66,7 +66,10 @@ impl PersistedRaftState {
         if last_index < log_start.index {
             return Err(StorageError::corrupt(
                 "raft log",
-                format!("last entry {last_index} precedes log start {}", log_start.index),
+                format!(
+                    "last entry {last_index} precedes log start {}",
+                    log_start.index
+                ),
             ));
         }
         if let Some((first, _)) = tables.log.first(txn)?
@@ -74,22 +77,35 @@ impl PersistedRaftState {
         {
             return Err(StorageError::corrupt(
                 "raft log",
-                format!("first entry {first} does not follow log start {}", log_start.index),
+                format!(
+                    "first entry {first} does not follow log start {}",
+                    log_start.index
+                ),
             ));
         }
-        Ok(PersistedRaftState { hard_state, conf_state, snapshot, log_start, last_index })
+        Ok(PersistedRaftState {
+            hard_state,
+            conf_state,
+            snapshot,
+            log_start,
+            last_index,
+        })
     }
 }
 
 pub(crate) fn store_hard_state(txn: &mut RwTxn<'_>, tables: &Tables, hs: &HardState) -> Result<()> {
     use prost::Message;
-    tables.raft_state.put(txn, KEY_HARD_STATE, &hs.encode_to_vec())?;
+    tables
+        .raft_state
+        .put(txn, KEY_HARD_STATE, &hs.encode_to_vec())?;
     Ok(())
 }
 
 pub(crate) fn store_conf_state(txn: &mut RwTxn<'_>, tables: &Tables, cs: &ConfState) -> Result<()> {
     use prost::Message;
-    tables.raft_state.put(txn, KEY_CONF_STATE, &cs.encode_to_vec())?;
+    tables
+        .raft_state
+        .put(txn, KEY_CONF_STATE, &cs.encode_to_vec())?;
     Ok(())
 }
 
@@ -99,11 +115,19 @@ pub(crate) fn store_snapshot_meta(
     meta: &SnapshotMetadata,
 ) -> Result<()> {
     use prost::Message;
-    tables.raft_state.put(txn, KEY_SNAPSHOT, &meta.encode_to_vec())?;
+    tables
+        .raft_state
+        .put(txn, KEY_SNAPSHOT, &meta.encode_to_vec())?;
     Ok(())
 }
 
-pub(crate) fn store_log_start(txn: &mut RwTxn<'_>, tables: &Tables, pos: LogPosition) -> Result<()> {
-    tables.raft_state.put(txn, KEY_LOG_START, &encode_pair(pos.index, pos.term))?;
+pub(crate) fn store_log_start(
+    txn: &mut RwTxn<'_>,
+    tables: &Tables,
+    pos: LogPosition,
+) -> Result<()> {
+    tables
+        .raft_state
+        .put(txn, KEY_LOG_START, &encode_pair(pos.index, pos.term))?;
     Ok(())
 }

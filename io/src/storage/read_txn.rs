@@ -83,7 +83,13 @@ pub(crate) fn scan(
         return Ok(());
     }
     let end = end.map_or(Bound::Unbounded, Bound::Excluded);
-    for item in tables.data(table).range(txn, &(Bound::Included(start), end))? {
+    // LMDB keys are never empty (and cannot be searched for): "" means from the first key.
+    let start = if start.is_empty() {
+        Bound::Unbounded
+    } else {
+        Bound::Included(start)
+    };
+    for item in tables.data(table).range(txn, &(start, end))? {
         let (key, value) = item?;
         if visit(key, value).is_break() {
             break;

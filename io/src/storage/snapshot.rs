@@ -187,13 +187,20 @@ pub(crate) fn restore_key_space(
     tables: &Tables,
     stream: impl Read,
 ) -> Result<u64> {
-    let mut reader = HashingReader { inner: stream, hasher: crc32fast::Hasher::new() };
+    let mut reader = HashingReader {
+        inner: stream,
+        hasher: crc32fast::Hasher::new(),
+    };
     if &reader.exact::<8>()? != MAGIC {
-        return Err(StorageError::BadSnapshot("not a qraft snapshot (bad magic)".into()));
+        return Err(StorageError::BadSnapshot(
+            "not a qraft snapshot (bad magic)".into(),
+        ));
     }
     let version = u32::from_be_bytes(reader.exact()?);
     if version != FORMAT_VERSION {
-        return Err(StorageError::BadSnapshot(format!("unknown format version {version}")));
+        return Err(StorageError::BadSnapshot(format!(
+            "unknown format version {version}"
+        )));
     }
     for table in Table::ALL {
         tables.data(table).clear(txn)?;
@@ -239,7 +246,11 @@ pub(crate) fn restore_key_space(
                 }
                 break;
             }
-            other => return Err(StorageError::BadSnapshot(format!("unknown record tag {other}"))),
+            other => {
+                return Err(StorageError::BadSnapshot(format!(
+                    "unknown record tag {other}"
+                )));
+            }
         }
     }
     Ok(records)

@@ -39,7 +39,8 @@ pub(crate) const KEY_CONF_STATE: &[u8] = b"conf_state";
 pub(crate) const KEY_SNAPSHOT: &[u8] = b"snapshot";
 pub(crate) const KEY_LOG_START: &[u8] = b"log_start";
 
-pub use backend_tables::{CONSISTENT_INDEX, STORAGE_VERSION, Table};
+pub use qraft_core::backend::Table;
+pub(crate) use qraft_core::backend::meta::{CONSISTENT_INDEX, STORAGE_VERSION};
 
 /// How many named databases the environment holds (LMDB needs the bound before opening).
 pub(crate) const MAX_DBS: u32 = 2 + Table::ALL.len() as u32;
@@ -80,65 +81,20 @@ impl Tables {
             let data: [BytesDb<'_>; Table::ALL.len()] = data
                 .try_into()
                 .map_err(|_| StorageError::Config("table count mismatch".into()))?;
-            let meta = data[Table::ALL.iter().position(|t| *t == Table::Meta).unwrap_or(0)];
+            let meta = data[Table::ALL
+                .iter()
+                .position(|t| *t == Table::Meta)
+                .unwrap_or(0)];
             init(wtxn, meta)?;
             Ok(CommitOrAbort::<_, ()>::Commit((log, raft_state, data)))
         })?;
         match created {
-            CommitOrAbort::Commit((log, raft_state, data)) => Ok(Tables { log, raft_state, data }),
+            CommitOrAbort::Commit((log, raft_state, data)) => Ok(Tables {
+                log,
+                raft_state,
+                data,
+            }),
             CommitOrAbort::Abort(()) => Err(StorageError::Config("table creation aborted".into())),
-        }
-    }
-}
-
-/// The state machine's tables, mirroring `qraft_core::backend::Table` until that lands on main.
-mod backend_tables {
-    /// Index of the last raft entry whose effects are stored (u64 BE) — the applied index.
-    pub const CONSISTENT_INDEX: &[u8] = b"consistent_index";
-    /// Storage schema version ("major.minor").
-    pub const STORAGE_VERSION: &[u8] = b"storageVersion";
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-    pub enum Table {
-        Key,
-        Meta,
-        Lease,
-        Alarm,
-        Auth,
-        AuthUsers,
-        AuthRoles,
-        Members,
-        MembersRemoved,
-        Cluster,
-    }
-
-    impl Table {
-        pub const ALL: [Table; 10] = [
-            Table::Key,
-            Table::Meta,
-            Table::Lease,
-            Table::Alarm,
-            Table::Auth,
-            Table::AuthUsers,
-            Table::AuthRoles,
-            Table::Members,
-            Table::MembersRemoved,
-            Table::Cluster,
-        ];
-
-        pub fn name(self) -> &'static str {
-            match self {
-                Table::Key => "key",
-                Table::Meta => "meta",
-                Table::Lease => "lease",
-                Table::Alarm => "alarm",
-                Table::Auth => "auth",
-                Table::AuthUsers => "authUsers",
-                Table::AuthRoles => "authRoles",
-                Table::Members => "members",
-                Table::MembersRemoved => "members_removed",
-                Table::Cluster => "cluster",
-            }
         }
     }
 }

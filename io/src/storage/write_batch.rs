@@ -36,7 +36,12 @@ impl<'s> WriteBatch<'s> {
     pub(crate) fn new(shared: &'s Shared, writer: MutexGuard<'s, ()>) -> Result<Self> {
         let txn = shared.env.write_txn()?;
         let raft = super::lmdb::read_lock(&shared.raft).clone();
-        Ok(WriteBatch { txn, raft, shared, _writer: writer })
+        Ok(WriteBatch {
+            txn,
+            raft,
+            shared,
+            _writer: writer,
+        })
     }
 
     /// Commits with one fsync, then publishes the new raft state to readers.
@@ -83,13 +88,36 @@ impl<'s> WriteBatch<'s> {
         index: u64,
         conf_state: Option<ConfState>,
     ) -> Result<SnapshotMetadata> {
-        raft_log::create_snapshot(&mut self.txn, &self.shared.tables, &mut self.raft, index, conf_state)
+        raft_log::create_snapshot(
+            &mut self.txn,
+            &self.shared.tables,
+            &mut self.raft,
+            index,
+            conf_state,
+        )
     }
 
     /// Discards log entries up to and including `index`, which must not pass the latest
     /// snapshot. [`super::StorageError::Compacted`] if already compacted that far.
     pub fn compact(&mut self, index: u64) -> Result<()> {
         raft_log::compact(&mut self.txn, &self.shared.tables, &mut self.raft, index)
+    }
+
+    /// Bootstraps a new member's log with `conf_state`, as `MemStorage::new_with_conf_state`:
+    /// a snapshot at index 1, term 1 holding the configuration, hard state term 1, commit 1.
+    /// Only on an empty log.
+    pub fn bootstrap(&mut self, conf_state: ConfState) -> Result<()> {
+        if self.raft.last_index != 0 || self.raft.snapshot.index != 0 {
+            return Err(super::StorageError::Config(
+                "bootstrap of a non-empty log".into(),
+            ));
+        }
+        let meta = SnapshotMetadata {
+            conf_state: Some(conf_state),
+            index: 1,
+            term: 1,
+        };
+        self.apply_snapshot(&meta)
     }
 
     /// Installs a snapshot's metadata from the leader: the log is reset to the snapshot's
@@ -121,7 +149,9 @@ impl<'s> WriteBatch<'s> {
 
     /// The storage schema version recorded in the meta table.
     pub fn storage_version(&self) -> Result<Option<String>> {
-        Ok(self.get(Table::Meta, STORAGE_VERSION)?.map(|v| String::from_utf8_lossy(v).into_owned()))
+        Ok(self
+            .get(Table::Meta, STORAGE_VERSION)?
+            .map(|v| String::from_utf8_lossy(v).into_owned()))
     }
 
     /// Used by schema migration (downgrade/upgrade).
@@ -134,7 +164,11 @@ impl<'s> WriteBatch<'s> {
     }
 
     pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        Ok(self.shared.tables.data(table).put(&mut self.txn, key, value)?)
+        Ok(self
+            .shared
+            .tables
+            .data(table)
+            .put(&mut self.txn, key, value)?)
     }
 
     /// Returns whether the key existed.
@@ -143,8 +177,17 @@ impl<'s> WriteBatch<'s> {
     }
 
     /// Deletes the keys within the bounds; returns how many were deleted.
-    pub fn delete_range(&mut self, table: Table, start: Bound<&[u8]>, end: Bound<&[u8]>) -> Result<usize> {
-        Ok(self.shared.tables.data(table).delete_range(&mut self.txn, &(start, end))?)
+    pub fn delete_range(
+        &mut self,
+        table: Table,
+        start: Bound<&[u8]>,
+        end: Bound<&[u8]>,
+    ) -> Result<usize> {
+        Ok(self
+            .shared
+            .tables
+            .data(table)
+            .delete_range(&mut self.txn, &(start, end))?)
     }
 
     /// Calls `visit` for each pair with `start <= key < end`, seeing this batch's own writes.

@@ -1,0 +1,62 @@
+//! `qraft_core::raft::Storage` (the read side raft uses) on LMDB.
+//!
+//! Answers come from the state published by the last committed [`super::WriteBatch`]: raft sees
+//! what is durable, never a batch in progress.
+//!
+//! `snapshot()` returns the latest snapshot's metadata with empty `data`: the data is the whole
+//! key space, which the driver streams separately ([`LmdbStorage::export_snapshot`]) when it
+//! sends a `MsgSnap`. That stream is taken at the current applied index (≥ the metadata's
+//! index) and carries its own `consistent_index`, so the receiver skips entries it already has,
+//! as etcd does.
+
+use qraft_core::raft::{RaftState, Storage, StorageError as RaftError};
+use qraft_proto::raftpb::{Entry, Snapshot};
+
+use super::error::StorageError;
+use super::lmdb::LmdbStorage;
+
+impl From<StorageError> for RaftError {
+    fn from(err: StorageError) -> Self {
+        match err {
+            StorageError::Compacted => RaftError::Compacted,
+            StorageError::Unavailable => RaftError::Unavailable,
+            StorageError::SnapshotOutOfDate { .. } => RaftError::SnapshotOutOfDate,
+            other => RaftError::Other(other.to_string()),
+        }
+    }
+}
+
+impl Storage for LmdbStorage {
+    fn initial_state(&self) -> Result<RaftState, RaftError> {
+        let state = self.raft_state();
+        Ok(RaftState {
+            hard_state: state.hard_state,
+            conf_state: state.conf_state,
+        })
+    }
+
+    fn entries(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>, RaftError> {
+        Ok(LmdbStorage::entries(self, lo, hi, max_bytes)?)
+    }
+
+    fn term(&self, index: u64) -> Result<u64, RaftError> {
+        Ok(LmdbStorage::term(self, index)?)
+    }
+
+    fn first_index(&self) -> Result<u64, RaftError> {
+        Ok(LmdbStorage::first_index(self))
+    }
+
+    fn last_index(&self) -> Result<u64, RaftError> {
+        Ok(LmdbStorage::last_index(self))
+    }
+
+    fn snapshot(&self, _request_index: u64) -> Result<Snapshot, RaftError> {
+        let state = self.raft_state();
+        let metadata = (state.snapshot.index > 0).then_some(state.snapshot);
+        Ok(Snapshot {
+            data: Default::default(),
+            metadata,
+        })
+    }
+}
