@@ -217,9 +217,11 @@ impl Changer<'_> {
         Ok(())
     }
 
+    /// A new member starts probing at the leader's last index, so the first append carries an
+    /// entry and reaches it even when nothing new is proposed.
     fn init_progress(&self, prs: &mut ProgressMap, id: u64, is_learner: bool) {
         let mut p = Progress::new(
-            self.last_index + 1,
+            self.last_index.max(1),
             self.max_inflight,
             self.max_inflight_bytes,
         );

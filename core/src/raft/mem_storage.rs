@@ -12,7 +12,9 @@ use qraft_proto::raftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadat
 #[derive(Debug, Clone, Default)]
 pub struct MemStorage {
     hard_state: HardState,
-    /// The latest snapshot; its conf state is also the configuration reported on restart.
+    /// The configuration in force at the applied index, reported on restart.
+    conf_state: ConfState,
+    /// The latest snapshot (its conf state is the configuration at the snapshot's index).
     snapshot: Snapshot,
     /// Index and term of the last compacted entry (`first_index() - 1`). Never above the
     /// snapshot index, so every compacted entry is covered by the snapshot.
@@ -33,6 +35,7 @@ impl MemStorage {
     /// later with an empty log receive the configuration by snapshot.
     pub fn new_with_conf_state(conf_state: ConfState) -> Self {
         let mut storage = Self::default();
+        storage.conf_state = conf_state.clone();
         storage.snapshot.metadata = Some(SnapshotMetadata {
             conf_state: Some(conf_state),
             index: 1,
@@ -63,10 +66,9 @@ impl MemStorage {
     }
 
     /// Records the configuration in force after the embedder applied a conf change, so a restart
-    /// resumes with it.
+    /// resumes with it. (Persist it together with the applied index.)
     pub fn set_conf_state(&mut self, conf_state: ConfState) {
-        let meta = self.snapshot.metadata.get_or_insert_with(Default::default);
-        meta.conf_state = Some(conf_state);
+        self.conf_state = conf_state;
     }
 
     /// Appends entries, replacing any existing suffix they overlap (a leader's log wins).
@@ -106,6 +108,7 @@ impl MemStorage {
         }
         self.hard_state.term = self.hard_state.term.max(meta.term);
         self.hard_state.commit = self.hard_state.commit.max(meta.index);
+        self.conf_state = meta.conf_state.clone().unwrap_or_default();
         self.snapshot = snapshot;
         self.compacted_index = meta.index;
         self.compacted_term = meta.term;
@@ -114,7 +117,8 @@ impl MemStorage {
     }
 
     /// Records the application's snapshot `data` taken at applied index `index` (which must be in
-    /// the log). `conf_state` is the configuration at that index (`None` keeps the current one).
+    /// the log). `conf_state` is the configuration at that index (`None`: the current one, which
+    /// is right when `index` is the applied index).
     /// Entries stay until [`MemStorage::compact`].
     pub fn create_snapshot(
         &mut self,
@@ -126,12 +130,7 @@ impl MemStorage {
             return Err(StorageError::SnapshotOutOfDate);
         }
         let term = self.term(index)?;
-        let conf_state = conf_state.or_else(|| {
-            self.snapshot
-                .metadata
-                .as_ref()
-                .and_then(|m| m.conf_state.clone())
-        });
+        let conf_state = conf_state.or_else(|| Some(self.conf_state.clone()));
         self.snapshot = Snapshot {
             data,
             metadata: Some(SnapshotMetadata {
@@ -172,12 +171,7 @@ impl Storage for MemStorage {
     fn initial_state(&self) -> Result<RaftState, StorageError> {
         Ok(RaftState {
             hard_state: self.hard_state,
-            conf_state: self
-                .snapshot
-                .metadata
-                .as_ref()
-                .and_then(|m| m.conf_state.clone())
-                .unwrap_or_default(),
+            conf_state: self.conf_state.clone(),
         })
     }
 

@@ -286,20 +286,9 @@ impl<S: Storage> Raft<S> {
             self.become_follower(self.term + 1, NONE);
             return false;
         }
+        // The snapshot's configuration need not include us: a member added after the snapshot
+        // was taken learns of its membership from the log entries that follow it.
         let cs = meta.conf_state.clone().unwrap_or_default();
-        let member = cs
-            .voters
-            .iter()
-            .chain(&cs.learners)
-            .chain(&cs.voters_outgoing)
-            .any(|&id| id == self.id);
-        if !member {
-            tracing::warn!(
-                id = self.id,
-                "ignoring snapshot whose config does not include us"
-            );
-            return false;
-        }
         if self.raft_log.match_term(meta.index, meta.term) {
             self.raft_log.commit_to(meta.index);
             return false;

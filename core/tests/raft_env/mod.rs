@@ -256,7 +256,7 @@ impl Env {
                     transition = ConfChangeTransition::JointImplicit;
                     continue;
                 }
-                "v1" => {
+                "legacy" => {
                     v1 = true;
                     continue;
                 }
@@ -294,25 +294,47 @@ impl Env {
         Ok(())
     }
 
+    /// `tick-heartbeat ID`: one heartbeat interval. `tick-election ID...`: tick the nodes
+    /// together until one of them starts a campaign (a leader: one election timeout).
+    /// `tick ID N`: N ticks.
     fn tick(&mut self, cmd: &str, args: &[&str]) -> Result<(), String> {
-        let id = parse_id(args.first().ok_or("tick-* ID")?)?;
-        let raw = self.raw(id)?;
-        let n = match cmd {
-            "tick-heartbeat" => raw.raft.cfg.heartbeat_tick,
-            "tick-election" if raw.raft.role == StateRole::Leader => raw.raft.cfg.election_tick,
-            "tick-election" => raw
-                .raft
-                .randomized_election_timeout
-                .saturating_sub(raw.raft.election_elapsed)
-                .max(1),
-            _ => args
-                .get(1)
-                .ok_or("tick ID N")?
-                .parse()
-                .map_err(|_| "bad count")?,
-        };
-        for _ in 0..n {
-            raw.tick();
+        let ids: Vec<u64> = args.iter().map(|a| parse_id(a)).collect::<Result<_, _>>()?;
+        let first = *ids.first().ok_or("tick-* ID")?;
+        match cmd {
+            "tick-heartbeat" => {
+                let raw = self.raw(first)?;
+                for _ in 0..raw.raft.cfg.heartbeat_tick {
+                    raw.tick();
+                }
+            }
+            "tick-election" => {
+                for _ in 0..1000 {
+                    let mut campaigned = false;
+                    for &id in &ids {
+                        let raw = self.raw(id)?;
+                        let was_leader = raw.raft.role == StateRole::Leader;
+                        raw.tick();
+                        campaigned |= matches!(
+                            raw.raft.role,
+                            StateRole::PreCandidate | StateRole::Candidate
+                        ) || (was_leader && raw.raft.election_elapsed == 0);
+                    }
+                    if campaigned {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                let raw = self.raw(first)?;
+                let n: usize = args
+                    .get(1)
+                    .ok_or("tick ID N")?
+                    .parse()
+                    .map_err(|_| "bad count")?;
+                for _ in 0..n {
+                    raw.tick();
+                }
+            }
         }
         Ok(())
     }
