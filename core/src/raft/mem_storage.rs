@@ -34,21 +34,25 @@ impl MemStorage {
     /// a snapshot at index 1, term 1 (and the hard state is term 1, commit 1), so members added
     /// later with an empty log receive the configuration by snapshot.
     pub fn new_with_conf_state(conf_state: ConfState) -> Self {
-        let mut storage = Self::default();
-        storage.conf_state = conf_state.clone();
-        storage.snapshot.metadata = Some(SnapshotMetadata {
-            conf_state: Some(conf_state),
-            index: 1,
-            term: 1,
-        });
-        storage.compacted_index = 1;
-        storage.compacted_term = 1;
-        storage.hard_state = HardState {
-            term: 1,
-            vote: 0,
-            commit: 1,
-        };
-        storage
+        Self {
+            hard_state: HardState {
+                term: 1,
+                vote: 0,
+                commit: 1,
+            },
+            conf_state: conf_state.clone(),
+            snapshot: Snapshot {
+                data: Default::default(),
+                metadata: Some(SnapshotMetadata {
+                    conf_state: Some(conf_state),
+                    index: 1,
+                    term: 1,
+                }),
+            },
+            compacted_index: 1,
+            compacted_term: 1,
+            entries: Vec::new(),
+        }
     }
 
     fn snapshot_index(&self) -> u64 {
