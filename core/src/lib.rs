@@ -13,3 +13,4 @@ pub mod error;
 pub mod lease;
 pub mod mvcc;
 pub mod raft;
+pub mod version;
