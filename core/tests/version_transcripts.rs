@@ -2,7 +2,7 @@
 //!
 //! The harness is a miniature cluster: one shared committed log, and per member a
 //! [`MemBackend`] holding what the state machine would persist (storage schema version,
-//! replicated version state, lease checkpoints, applied index) plus a running
+//! replicated version state, lease records with checkpointed TTLs, applied index) plus a running
 //! [`VersionNegotiator`] or none (stopped / refused). Committing an entry applies it on every
 //! running member at once; a member that was down catches up from its applied index when it
 //! starts again. Commands:
@@ -30,10 +30,12 @@
 #![allow(clippy::unwrap_used)] // a test harness: a failed unwrap is a failed test
 
 use qraft_core::backend::{Backend, MemBackend, ReadTxn, Table, WriteTxn, meta};
+use qraft_core::lease::{LeaseRecord, load_leases};
 use qraft_core::version::{
     DowngradeStep, Feature, LocalVersion, Version, VersionEvent, VersionNegotiator,
     downgrade_success_message, schema,
 };
+use qraft_proto::Message;
 use qraft_proto::etcdserverpb::downgrade_request::DowngradeAction;
 use qraft_proto::etcdserverpb::{DowngradeRequest, LeaseCheckpoint, LeaseCheckpointRequest};
 use qraft_proto::qraftpb::internal_request::Request;
@@ -238,8 +240,16 @@ impl Sim {
         let events = negotiator.apply(inner);
         let mut txn = member.backend.write_txn().unwrap();
         if let Request::LeaseCheckpoint(c) = inner {
+            // What the lessor persists for an applied checkpoint (the lease was granted with
+            // TTL 60 before; the harness does not model grants).
             for cp in &c.checkpoints {
-                schema::put_lease_checkpoint(&mut txn, cp.id, cp.remaining_ttl).unwrap();
+                let record = LeaseRecord {
+                    id: cp.id,
+                    ttl: 60,
+                    remaining_ttl: cp.remaining_ttl,
+                };
+                txn.put(Table::Lease, &cp.id.to_be_bytes(), &record.encode_to_vec())
+                    .unwrap();
             }
         }
         schema::write_version_state(&mut txn, negotiator.state()).unwrap();
@@ -445,11 +455,11 @@ impl Sim {
             let storage = schema::read_storage_version(&read).unwrap();
             let state = schema::read_version_state(&read).unwrap();
             let mut checkpoints = 0;
-            read.scan(Table::LeaseCheckpoint, &[], None, &mut |_, _| {
-                checkpoints += 1;
-                ControlFlow::Continue(())
-            })
-            .unwrap();
+            for lease in load_leases(&read).unwrap() {
+                if lease.remaining_ttl != 0 {
+                    checkpoints += 1;
+                }
+            }
             let mut line = format!("member {id:x}: ");
             match &m.running {
                 Some(n) => {

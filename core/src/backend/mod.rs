@@ -63,14 +63,11 @@ pub enum Table {
     MembersRemoved,
     /// Cluster-wide records: cluster version, downgrade info (owned by `version/`).
     Cluster,
-    /// Storage schema 0.2+: checkpointed remaining TTL per lease, key = lease id (i64 BE),
-    /// value = seconds (i64 BE). Empty in schema 0.1 (see `version::schema`).
-    LeaseCheckpoint,
 }
 
 impl Table {
     /// Every table, in a fixed order (the LMDB implementation creates one database each).
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 10] = [
         Table::Key,
         Table::Meta,
         Table::Lease,
@@ -81,7 +78,6 @@ impl Table {
         Table::Members,
         Table::MembersRemoved,
         Table::Cluster,
-        Table::LeaseCheckpoint,
     ];
 
     /// Stable name, used as the LMDB database name. Never change a published name.
@@ -97,7 +93,6 @@ impl Table {
             Table::Members => "members",
             Table::MembersRemoved => "members_removed",
             Table::Cluster => "cluster",
-            Table::LeaseCheckpoint => "lease_checkpoint",
         }
     }
 }

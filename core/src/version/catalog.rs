@@ -8,10 +8,10 @@
 //!   remaining TTL (`InternalRequest::lease_checkpoint`), so a new leader does not restart
 //!   leases at their full TTL. A 0.1 member cannot apply that entry. The leader must only
 //!   propose it while the cluster version is ≥ 0.2 ([`FeatureGates::enabled`]).
-//! * **Schema element `lease_checkpoints` table (0.2+)**: applied checkpoints are stored in
-//!   their own table (lease id → remaining TTL), which the 0.1 schema lacks. Migrating storage
-//!   down to 0.1 deletes the table's contents; leases then fall back to their granted TTL, as
-//!   they do in 0.1. See [`super::schema`].
+//! * **Schema element: lease records carry `RemainingTTL` (0.2+)**: applied checkpoints are
+//!   persisted in the lease record's field 3 (etcd's `leasepb.Lease` shape), which the 0.1 schema
+//!   lacks. Migrating storage down to 0.1 strips that field from every record; leases then
+//!   fall back to their granted TTL, as they do in 0.1. See [`super::schema`].
 
 use super::semver::Version;
 use qraft_proto::qraftpb::{InternalRequest, internal_request::Request};

@@ -1,14 +1,14 @@
 //! The storage schema versions and the migrations between them, over the [`Backend`] tables.
 //!
-//! | schema | meta `storageVersion` | `lease_checkpoint` table |
-//! |--------|-----------------------|-----------------------------------------------|
-//! | 0.1    | `"0.1"`               | must be empty (0.1 does not know it)          |
-//! | 0.2    | `"0.2"`               | lease id (i64 BE) → remaining TTL s (i64 BE)  |
+//! | schema | meta `storageVersion` | lease records (`Table::Lease`, `leasepb.Lease` shape)        |
+//! |--------|-----------------------|--------------------------------------------------------------|
+//! | 0.1    | `"0.1"`               | `ID`, `TTL` only (`RemainingTTL`, field 3, always 0/absent)  |
+//! | 0.2    | `"0.2"`               | plus `RemainingTTL`: the last checkpointed remaining TTL     |
 //!
 //! Both schemas keep the replicated version state (`qraftpb.VersionState`) in
 //! [`Table::Cluster`] under [`VERSION_STATE`]. Migrating 0.1 → 0.2 only rewrites the version
-//! (the table starts empty). Migrating 0.2 → 0.1 deletes every checkpoint, so leases fall back to
-//! their granted TTL as in 0.1, and is refused while the raft log still holds an entry that a
+//! (checkpoints appear as they are applied). Migrating 0.2 → 0.1 rewrites every lease record
+//! without its remaining TTL, so leases fall back to their granted TTL as in 0.1, and is refused while the raft log still holds an entry that a
 //! 0.1 member cannot apply ([`super::minimal_version`]): the server compacts the log (snapshot)
 //! and tries again.
 //!
@@ -20,6 +20,7 @@ use super::cluster::ClusterVersions;
 use super::errors::VersionError;
 use super::semver::Version;
 use crate::backend::{BackendError, ReadTxn, Table, WriteTxn, meta};
+use crate::lease::LeaseRecord;
 use qraft_proto::Message;
 use qraft_proto::qraftpb::{InternalRequest, VersionState};
 use std::ops::ControlFlow;
@@ -84,45 +85,6 @@ pub fn write_version_state<T: WriteTxn + ?Sized>(
     Ok(())
 }
 
-/// Stores a lease's checkpointed remaining TTL (schema 0.2; the caller applies a
-/// `LeaseCheckpointRequest`, which only exists at cluster version ≥ 0.2).
-pub fn put_lease_checkpoint<T: WriteTxn + ?Sized>(
-    txn: &mut T,
-    lease: i64,
-    remaining_ttl: i64,
-) -> Result<(), SchemaError> {
-    txn.put(
-        Table::LeaseCheckpoint,
-        &lease.to_be_bytes(),
-        &remaining_ttl.to_be_bytes(),
-    )?;
-    Ok(())
-}
-
-/// The checkpointed remaining TTL of a lease, if any.
-pub fn get_lease_checkpoint<T: ReadTxn + ?Sized>(
-    txn: &T,
-    lease: i64,
-) -> Result<Option<i64>, SchemaError> {
-    let Some(raw) = txn.get(Table::LeaseCheckpoint, &lease.to_be_bytes())? else {
-        return Ok(None);
-    };
-    let raw = <[u8; 8]>::try_from(raw).map_err(|_| BackendError::Corrupt {
-        table: Table::LeaseCheckpoint,
-        reason: format!("checkpoint of lease {lease} is not 8 bytes"),
-    })?;
-    Ok(Some(i64::from_be_bytes(raw)))
-}
-
-/// Removes a lease's checkpoint (when the lease is revoked).
-pub fn delete_lease_checkpoint<T: WriteTxn + ?Sized>(
-    txn: &mut T,
-    lease: i64,
-) -> Result<(), SchemaError> {
-    txn.delete(Table::LeaseCheckpoint, &lease.to_be_bytes())?;
-    Ok(())
-}
-
 /// Migrates the schema from `from` to `to` (adjacent minors of the known versions) inside
 /// `txn`. `log` yields the raft entries this member still holds after its last snapshot
 /// (index, request); a downgrade is refused while one of them needs a newer version.
@@ -151,20 +113,42 @@ pub fn migrate<'a, T: WriteTxn + ?Sized>(
     }
     match (from, to) {
         (V0_1, V0_2) => {}
-        (V0_2, V0_1) => clear_table(txn, Table::LeaseCheckpoint)?,
+        (V0_2, V0_1) => strip_lease_checkpoints(txn)?,
         _ => return Err(VersionError::NoMigration { from, to }.into()),
     }
     write_storage_version(txn, to)
 }
 
-fn clear_table<T: WriteTxn + ?Sized>(txn: &mut T, table: Table) -> Result<(), BackendError> {
-    let mut keys = Vec::new();
-    txn.scan(table, &[], None, &mut |key, _| {
-        keys.push(key.to_vec());
+/// Rewrites every lease record without its checkpointed remaining TTL (field 3, which the 0.1
+/// schema does not have). Records are rewritten only when they carry one.
+fn strip_lease_checkpoints<T: WriteTxn + ?Sized>(txn: &mut T) -> Result<(), BackendError> {
+    let mut rewrites = Vec::new();
+    let mut failure = None;
+    txn.scan(Table::Lease, &[], None, &mut |key, value| {
+        match LeaseRecord::decode(value) {
+            Ok(record) if record.remaining_ttl != 0 => {
+                let stripped = LeaseRecord {
+                    remaining_ttl: 0,
+                    ..record
+                };
+                rewrites.push((key.to_vec(), stripped.encode_to_vec()));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                failure = Some(BackendError::Corrupt {
+                    table: Table::Lease,
+                    reason: e.to_string(),
+                });
+                return ControlFlow::Break(());
+            }
+        }
         ControlFlow::Continue(())
     })?;
-    for key in keys {
-        txn.delete(table, &key)?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    for (key, value) in rewrites {
+        txn.put(Table::Lease, &key, &value)?;
     }
     Ok(())
 }
