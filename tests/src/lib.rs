@@ -1,1 +1,6 @@
 //! Shared helpers for qraft's cross-crate tests.
+
+pub mod etcd;
+pub mod etcd_json;
+pub mod http;
+pub mod kv_gen;

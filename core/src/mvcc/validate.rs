@@ -2,6 +2,8 @@
 //! on the request, so the state machine can run them before proposing and the store runs them
 //! again when applying (deterministically) for safety.
 
+use std::collections::BTreeSet;
+
 use qraft_proto::etcdserverpb::range_request::{SortOrder, SortTarget};
 use qraft_proto::etcdserverpb::request_op::Request;
 use qraft_proto::etcdserverpb::{
@@ -128,7 +130,7 @@ fn hits(dels: &[Interval], key: &[u8]) -> bool {
 /// etcd's duplicate-key rule for one branch: a key may be put at most once, and not inside
 /// a deleted range, counting nested txns (whose two branches may put the same key).
 /// Returns the branch's puts and deletes for the enclosing level.
-fn check_intervals(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>)> {
+fn check_intervals(ops: &[RequestOp]) -> Result<(BTreeSet<Vec<u8>>, Vec<Interval>)> {
     let mut dels: Vec<Interval> = Vec::new();
     for op in ops {
         if let Some(Request::RequestDeleteRange(d)) = &op.request {
@@ -142,7 +144,7 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>)> {
             });
         }
     }
-    let mut puts: Vec<Vec<u8>> = Vec::new();
+    let mut puts: BTreeSet<Vec<u8>> = BTreeSet::new();
     for op in ops {
         let Some(Request::RequestTxn(txn)) = &op.request else {
             continue;
@@ -153,14 +155,14 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>)> {
             if puts.contains(key) || hits(&dels, key) {
                 return Err(Error::DuplicateKey);
             }
-            puts.push(key.clone());
+            puts.insert(key.clone());
         }
         for key in &puts_else {
             // The two branches are exclusive, so a key put by both is fine.
             if (puts.contains(key) && !puts_then.contains(key)) || hits(&dels, key) {
                 return Err(Error::DuplicateKey);
             }
-            puts.push(key.clone());
+            puts.insert(key.clone());
         }
         dels.extend(dels_then);
         dels.extend(dels_else);
@@ -169,10 +171,10 @@ fn check_intervals(ops: &[RequestOp]) -> Result<(Vec<Vec<u8>>, Vec<Interval>)> {
         let Some(Request::RequestPut(p)) = &op.request else {
             continue;
         };
-        if puts.iter().any(|k| k.as_slice() == p.key.as_ref()) || hits(&dels, &p.key) {
+        if puts.contains(p.key.as_ref()) || hits(&dels, &p.key) {
             return Err(Error::DuplicateKey);
         }
-        puts.push(p.key.to_vec());
+        puts.insert(p.key.to_vec());
     }
     Ok((puts, dels))
 }

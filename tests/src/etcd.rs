@@ -1,0 +1,127 @@
+//! Runs the real etcd (the Debian `etcd-server` package, `/usr/bin/etcd`) on loopback for
+//! differential tests, and kills it when the guard is dropped (also when a test panics).
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::http::post_json;
+
+/// Path of the etcd binary, if installed.
+pub fn etcd_binary() -> Option<PathBuf> {
+    ["/usr/bin/etcd", "/usr/local/bin/etcd"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+}
+
+/// Returns false (after printing why) when etcd is missing outside CI; panics in CI
+/// (`CI=true`), where the differential tests must run.
+pub fn etcd_available_or_skip(test: &str) -> bool {
+    if etcd_binary().is_some() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{test}: etcd is not installed but CI=true; install etcd-server");
+    }
+    eprintln!(
+        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
+         !! SKIPPING {test}: /usr/bin/etcd not found.\n\
+         !! Install it: apt-get install etcd-server etcd-client\n\
+         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+    );
+    false
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("no free port: {e}"))
+}
+
+/// A running single-member etcd. Dropping it kills the process and removes its data.
+pub struct EtcdProcess {
+    child: Child,
+    data_dir: PathBuf,
+    /// `127.0.0.1:PORT` of the client listener (gRPC and the JSON gateway).
+    pub client_addr: String,
+}
+
+impl EtcdProcess {
+    /// Starts etcd with fresh data in a temporary directory and waits until it answers.
+    pub fn start() -> Self {
+        let binary = etcd_binary().unwrap_or_else(|| panic!("etcd binary not found"));
+        let base = if PathBuf::from("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let unique = format!(
+            "qraft-etcd-diff-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let data_dir = base.join(unique);
+        let client = format!("127.0.0.1:{}", free_port());
+        let peer = format!("127.0.0.1:{}", free_port());
+        let child = Command::new(binary)
+            .arg("--name=diff")
+            .arg(format!("--data-dir={}", data_dir.display()))
+            .arg(format!("--listen-client-urls=http://{client}"))
+            .arg(format!("--advertise-client-urls=http://{client}"))
+            .arg(format!("--listen-peer-urls=http://{peer}"))
+            .arg(format!("--initial-advertise-peer-urls=http://{peer}"))
+            .arg(format!("--initial-cluster=diff=http://{peer}"))
+            .arg("--logger=zap")
+            .arg("--log-level=error")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start etcd: {e}"));
+        let mut etcd = EtcdProcess {
+            child,
+            data_dir,
+            client_addr: client,
+        };
+        etcd.wait_ready();
+        etcd
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("etcd exited during start-up: {status}");
+            }
+            if let Ok(r) = post_json(&self.client_addr, "/v3/kv/range", r#"{"key":"AA=="}"#)
+                && r.status == 200
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "etcd did not become ready in 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// POSTs a JSON body to a gateway path, e.g. `/v3/kv/put`.
+    pub fn post(&self, path: &str, body: &str) -> crate::http::HttpResponse {
+        post_json(&self.client_addr, path, body)
+            .unwrap_or_else(|e| panic!("etcd request {path} failed: {e}"))
+    }
+}
+
+impl Drop for EtcdProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.data_dir);
+    }
+}
