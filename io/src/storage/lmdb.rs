@@ -129,6 +129,11 @@ impl LmdbStorage {
         })
     }
 
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
     pub fn config(&self) -> &StorageConfig {
         &self.shared.config
     }

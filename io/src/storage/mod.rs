@@ -37,6 +37,8 @@
 mod backend_impl;
 mod codec;
 mod config;
+#[cfg(test)]
+mod corruption_tests;
 mod env;
 mod error;
 mod lmdb;

@@ -1,0 +1,317 @@
+//! LMDB-specific behaviour: snapshot streams, the space quota, defrag, directory locking,
+//! schema versions and group commit atomicity.
+
+use std::ops::ControlFlow;
+
+use prost::bytes::Bytes;
+use qraft_core::raft::Storage;
+use qraft_io::storage::{
+    LmdbStorage, NO_SPACE_MESSAGE, StorageConfig, StorageError, Table, snapshot::SnapshotExporter,
+};
+use qraft_proto::raftpb::{ConfState, Entry, SnapshotMetadata};
+use tempfile::TempDir;
+
+fn open(dir: &TempDir) -> LmdbStorage {
+    LmdbStorage::open(StorageConfig::new(dir.path())).expect("open")
+}
+
+fn fill(storage: &LmdbStorage, n: u64, value_len: usize) {
+    storage
+        .write(|b| {
+            for i in 0..n {
+                b.put(Table::Key, &i.to_be_bytes(), &vec![i as u8; value_len])?;
+            }
+            b.put(Table::Members, b"m1", b"member one")?;
+            b.set_applied_index(n)
+        })
+        .expect("fill");
+}
+
+fn dump(storage: &LmdbStorage) -> Vec<(Table, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let read = storage.read().expect("read");
+    Table::ALL
+        .iter()
+        .map(|&t| {
+            let mut pairs = Vec::new();
+            read.scan(t, b"", None, &mut |k, v| {
+                pairs.push((k.to_vec(), v.to_vec()));
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+            (t, pairs)
+        })
+        .collect()
+}
+
+fn export(storage: &LmdbStorage, chunk: usize) -> Vec<Vec<u8>> {
+    let mut exporter: SnapshotExporter = storage.export_snapshot().expect("export");
+    let mut chunks = Vec::new();
+    while let Some(c) = exporter.next_chunk(chunk).expect("chunk") {
+        chunks.push(c);
+    }
+    chunks
+}
+
+#[test]
+fn snapshot_stream_round_trips_the_key_space_in_chunks() {
+    let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
+    let leader = open(&a);
+    fill(&leader, 500, 300);
+    let chunks = export(&leader, 16 * 1024);
+    assert!(
+        chunks.len() > 5,
+        "the stream is cut into chunks: {}",
+        chunks.len()
+    );
+    assert!(
+        chunks.iter().all(|c| c.len() < 16 * 1024 + 400),
+        "chunks stay near the target"
+    );
+    let stream: Vec<u8> = chunks.concat();
+
+    let follower = open(&b);
+    fill(&follower, 3, 10); // stale data that the snapshot must replace
+    follower
+        .write(|w| w.put(Table::Alarm, b"stale", b"x"))
+        .expect("stale");
+    let restored = follower
+        .write(|w| {
+            w.apply_snapshot(&SnapshotMetadata {
+                conf_state: Some(ConfState {
+                    voters: vec![1, 2],
+                    ..Default::default()
+                }),
+                index: 400,
+                term: 3,
+            })?;
+            w.restore_key_space(&stream[..])
+        })
+        .expect("restore");
+    assert_eq!(
+        restored,
+        500 + 1 + 2,
+        "500 keys, one member, meta's version and index"
+    );
+    assert_eq!(dump(&follower), dump(&leader));
+    assert_eq!(
+        follower.applied_index(),
+        500,
+        "the applied index travels with the data"
+    );
+    assert_eq!(Storage::first_index(&follower), Ok(401));
+    drop(follower);
+    assert_eq!(dump(&open(&b)), dump(&leader), "restored data is durable");
+}
+
+#[test]
+fn a_damaged_snapshot_stream_is_refused_and_changes_nothing() {
+    let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
+    let leader = open(&a);
+    fill(&leader, 50, 20);
+    let stream = export(&leader, 1 << 20).concat();
+    let follower = open(&b);
+    fill(&follower, 7, 7);
+    let before = dump(&follower);
+
+    let mut flipped = stream.clone();
+    flipped[stream.len() / 2] ^= 0x40;
+    let truncated = &stream[..stream.len() - 3];
+    let mut trailing = stream.clone();
+    trailing.push(0);
+    let mut bad_magic = stream.clone();
+    bad_magic[0] = b'X';
+    for (name, bad) in [
+        ("flipped", &flipped[..]),
+        ("truncated", truncated),
+        ("trailing", &trailing[..]),
+        ("magic", &bad_magic[..]),
+        ("empty", &[][..]),
+    ] {
+        let result = follower.write(|w| w.restore_key_space(bad));
+        assert!(
+            matches!(result, Err(StorageError::BadSnapshot(_))),
+            "{name}: expected BadSnapshot, got {result:?}"
+        );
+        assert_eq!(
+            dump(&follower),
+            before,
+            "{name}: a refused stream wrote something"
+        );
+    }
+}
+
+#[test]
+fn save_snapshot_writes_the_stream_to_a_file() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    fill(&storage, 20, 5);
+    let path = dir.path().join("snap.db");
+    let written = storage.save_snapshot(&path).expect("save");
+    let file = std::fs::read(&path).expect("read");
+    assert_eq!(file.len() as u64, written);
+    assert_eq!(file, export(&storage, 1 << 20).concat());
+}
+
+#[test]
+fn a_write_past_the_map_is_nospace_and_writes_nothing() {
+    let dir = TempDir::new().expect("dir");
+    // 1 MiB quota: the map is quota + 64 MiB headroom.
+    let storage =
+        LmdbStorage::open(StorageConfig::new(dir.path()).with_quota_bytes(1 << 20)).expect("open");
+    fill(&storage, 10, 100);
+    let before = dump(&storage);
+    let err = storage
+        .write(|b| {
+            for i in 0..100u64 {
+                b.put(Table::Lease, &i.to_be_bytes(), &vec![1u8; 1 << 20])?;
+            }
+            Ok::<_, StorageError>(())
+        })
+        .expect_err("100 MiB does not fit");
+    assert!(matches!(err, StorageError::NoSpace), "{err:?}");
+    assert_eq!(err.to_string(), NO_SPACE_MESSAGE);
+    assert_eq!(err.grpc_code(), 8, "ResourceExhausted");
+    assert_eq!(dump(&storage), before);
+    // Smaller writes still work, and the quota check sees data over 1 MiB.
+    assert!(!storage.over_quota().expect("quota"));
+    fill(&storage, 2000, 1000);
+    assert!(storage.over_quota().expect("quota"));
+}
+
+#[test]
+fn compaction_frees_pages_and_defrag_shrinks_the_file() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    let entry = |i: u64| Entry {
+        index: i,
+        term: 1,
+        data: Bytes::from(vec![9u8; 4000]),
+        ..Default::default()
+    };
+    storage
+        .write(|b| {
+            b.bootstrap(ConfState {
+                voters: vec![1],
+                ..Default::default()
+            })
+        })
+        .expect("boot");
+    let entries: Vec<Entry> = (2..=3001).map(entry).collect();
+    storage.write(|b| b.append(&entries)).expect("append");
+    let full = storage.size_info().expect("size");
+    storage
+        .write(|b| {
+            b.create_snapshot(3000, None)?;
+            b.compact(3000)
+        })
+        .expect("compact");
+    let compacted = storage.size_info().expect("size");
+    assert!(
+        compacted.in_use_bytes * 4 < full.in_use_bytes,
+        "{full:?} -> {compacted:?}"
+    );
+    assert!(
+        compacted.file_bytes >= full.file_bytes,
+        "LMDB never shrinks the file by itself"
+    );
+    let before_state = storage.raft_state();
+
+    let (storage, before, after) = storage.defrag().expect("defrag");
+    assert_eq!(before.file_bytes, compacted.file_bytes);
+    assert!(
+        after.file_bytes * 4 < before.file_bytes,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(storage.raft_state(), before_state, "defrag keeps the data");
+    assert_eq!(Storage::term(&storage, 3001), Ok(1));
+    storage
+        .write(|b| b.append(&[entry(3002)]))
+        .expect("writes work after defrag");
+}
+
+#[test]
+fn defrag_needs_the_only_handle() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    let other = storage.clone();
+    assert!(matches!(storage.defrag(), Err(StorageError::Busy(_))));
+    fill(&other, 3, 3);
+}
+
+#[test]
+fn a_data_dir_is_opened_by_one_storage_at_a_time() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    let second = LmdbStorage::open(StorageConfig::new(dir.path()));
+    assert!(
+        matches!(second, Err(StorageError::Locked(_))),
+        "{:?}",
+        second.err()
+    );
+    drop(storage);
+    open(&dir);
+}
+
+#[test]
+fn a_newer_schema_is_refused_an_older_one_accepted() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    assert_eq!(
+        storage
+            .write(|b| b.storage_version())
+            .expect("version")
+            .as_deref(),
+        Some("0.1")
+    );
+    storage
+        .write(|b| b.set_storage_version("9.0"))
+        .expect("set");
+    drop(storage);
+    let err = LmdbStorage::open(StorageConfig::new(dir.path())).err();
+    assert!(
+        matches!(err, Some(StorageError::NewerSchema { .. })),
+        "{err:?}"
+    );
+    let mut newer = StorageConfig::new(dir.path());
+    newer.schema_version = "9.1".into();
+    let storage = LmdbStorage::open(newer).expect("a newer binary opens older data");
+    assert_eq!(
+        storage
+            .write(|b| b.storage_version())
+            .expect("version")
+            .as_deref(),
+        Some("9.0")
+    );
+}
+
+#[test]
+fn a_failed_batch_leaves_log_state_and_data_untouched() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    storage
+        .write(|b| {
+            b.bootstrap(ConfState {
+                voters: vec![1],
+                ..Default::default()
+            })
+        })
+        .expect("boot");
+    let before = (storage.raft_state(), dump(&storage));
+    let result = storage.write(|b| {
+        b.append(&[Entry {
+            index: 2,
+            term: 1,
+            ..Default::default()
+        }])?;
+        b.put(Table::Key, b"k", b"v")?;
+        b.set_applied_index(2)?;
+        b.append(&[Entry {
+            index: 9,
+            term: 1,
+            ..Default::default()
+        }]) // a gap: fails
+    });
+    assert!(matches!(result, Err(StorageError::LogGap { .. })));
+    assert_eq!((storage.raft_state(), dump(&storage)), before);
+    assert_eq!(storage.applied_index(), 0);
+}
