@@ -27,7 +27,9 @@ fn fill(storage: &LmdbStorage, n: u64, value_len: usize) {
         .expect("fill");
 }
 
-fn dump(storage: &LmdbStorage) -> Vec<(Table, Vec<(Vec<u8>, Vec<u8>)>)> {
+type Pairs = Vec<(Vec<u8>, Vec<u8>)>;
+
+fn dump(storage: &LmdbStorage) -> Vec<(Table, Pairs)> {
     let read = storage.read().expect("read");
     Table::ALL
         .iter()
