@@ -6,7 +6,8 @@ use std::ops::ControlFlow;
 use prost::bytes::Bytes;
 use qraft_core::raft::Storage;
 use qraft_io::storage::{
-    LmdbStorage, NO_SPACE_MESSAGE, StorageConfig, StorageError, Table, snapshot::SnapshotExporter,
+    ChunksReader, LmdbStorage, NO_SPACE_MESSAGE, StorageConfig, StorageError, Table,
+    snapshot::SnapshotExporter,
 };
 use qraft_proto::raftpb::{ConfState, Entry, SnapshotMetadata};
 use tempfile::TempDir;
@@ -103,6 +104,55 @@ fn snapshot_stream_round_trips_the_key_space_in_chunks() {
     assert_eq!(Storage::first_index(&follower), Ok(401));
     drop(follower);
     assert_eq!(dump(&open(&b)), dump(&leader), "restored data is durable");
+}
+
+#[test]
+fn chunks_restore_without_being_joined() {
+    let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
+    let leader = open(&a);
+    fill(&leader, 300, 100);
+    let follower = open(&b);
+    let exporter = leader.export_snapshot().expect("export");
+    assert_eq!(exporter.applied_index(), 300);
+    let restored = follower
+        .write(|w| w.restore_key_space(ChunksReader::new(exporter)))
+        .expect("restore");
+    assert_eq!(restored, 300 + 1 + 2);
+    assert_eq!(dump(&follower), dump(&leader));
+}
+
+#[test]
+fn the_map_grows_between_batches() {
+    let dir = TempDir::new().expect("dir");
+    // 1 MiB quota: a 65 MiB map, grown by 64 MiB whenever less than 32 MiB is left.
+    let storage =
+        LmdbStorage::open(StorageConfig::new(dir.path()).with_quota_bytes(1 << 20)).expect("open");
+    let initial = storage.size_info().expect("size").map_bytes;
+    let value = vec![3u8; 1 << 20];
+    for batch in 0..25u64 {
+        storage
+            .write(|b| {
+                for i in 0..4u64 {
+                    b.put(Table::Key, &(batch * 4 + i).to_be_bytes(), &value)?;
+                }
+                Ok::<_, StorageError>(())
+            })
+            .expect("a 4 MiB batch fits after growth");
+    }
+    let grown = storage.size_info().expect("size");
+    assert!(grown.map_bytes > initial, "{initial} -> {grown:?}");
+    assert!(grown.in_use_bytes > 100 << 20);
+    drop(storage);
+    let reopened = LmdbStorage::open(StorageConfig::new(dir.path()).with_quota_bytes(1 << 20))
+        .expect("a file larger than quota + headroom reopens");
+    assert_eq!(
+        reopened
+            .read()
+            .expect("read")
+            .get(Table::Key, &99u64.to_be_bytes())
+            .expect("get"),
+        Some(&value[..])
+    );
 }
 
 #[test]

@@ -34,6 +34,7 @@ pub(crate) fn open_env(config: &StorageConfig) -> Result<(Env<WithoutTls>, Table
     config.validate()?;
     let dir = config.env_dir();
     fs::create_dir_all(&dir)?;
+    sync_dirs(config)?;
     let file_len = match fs::metadata(dir.join("data.mdb")) {
         Ok(meta) => meta.len(),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
@@ -72,6 +73,21 @@ pub(crate) fn open_env(config: &StorageConfig) -> Result<(Env<WithoutTls>, Table
         Ok(())
     })?;
     Ok((env, tables))
+}
+
+/// Makes the directory entries of a fresh data directory durable (the files' own contents are
+/// synced by LMDB's commits).
+fn sync_dirs(config: &StorageConfig) -> Result<()> {
+    let env_dir = config.env_dir();
+    let mut dir = Some(env_dir.as_path());
+    while let Some(d) = dir {
+        File::open(d)?.sync_all()?;
+        if d == config.data_dir {
+            break;
+        }
+        dir = d.parent();
+    }
+    Ok(())
 }
 
 pub(crate) fn page_size(env: &Env<WithoutTls>) -> u64 {

@@ -16,7 +16,7 @@ use super::config::{StorageConfig, defrag_temp_path, round_to_pages};
 use super::env::{allocated_bytes, copy_compacted, lock_data_dir, map_size, open_env, page_size};
 use super::error::{Result, StorageError};
 use super::raft_log;
-use super::raft_state::PersistedRaftState;
+use super::raft_state::{LogBounds, PersistedRaftState};
 use super::read_txn::{ReadTxn, read_applied_index};
 use super::snapshot::SnapshotExporter;
 use super::tables::{Table, Tables};
@@ -200,20 +200,20 @@ impl LmdbStorage {
 
     /// Entries `lo..hi`, at most `max_bytes` of them (but at least one).
     pub fn entries(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>> {
-        let (raft, txn) = self.raft_and_txn()?;
-        raft_log::entries(txn.raw(), txn.tables(), &raft, lo, hi, max_bytes)
+        let (bounds, txn) = self.bounds_and_txn()?;
+        raft_log::entries(txn.raw(), txn.tables(), bounds, lo, hi, max_bytes)
     }
 
     pub fn term(&self, index: u64) -> Result<u64> {
-        let (raft, txn) = self.raft_and_txn()?;
-        raft_log::term(txn.raw(), txn.tables(), &raft, index)
+        let (bounds, txn) = self.bounds_and_txn()?;
+        raft_log::term(txn.raw(), txn.tables(), bounds, index)
     }
 
-    /// The published raft state and a transaction that sees exactly that state.
-    fn raft_and_txn(&self) -> Result<(PersistedRaftState, ReadTxn)> {
+    /// The published log bounds and a transaction that sees exactly that log.
+    fn bounds_and_txn(&self) -> Result<(LogBounds, ReadTxn)> {
         let raft = read_lock(&self.shared.raft);
         let txn = self.read()?;
-        Ok((raft.clone(), txn))
+        Ok((raft.bounds(), txn))
     }
 
     /// The whole key space as a stream of chunks, from one read transaction.
@@ -232,16 +232,17 @@ impl LmdbStorage {
     pub fn size_info(&self) -> Result<SizeInfo> {
         let env = &self.shared.env;
         let tables = &self.shared.tables;
-        let txn = env.read_txn()?;
+        let read = self.read()?; // counted, so the map never resizes under it
+        let txn = read.raw();
         let mut pages = 2; // the two meta pages
         let mut add = |stat: heed::DatabaseStat| {
             pages += (stat.branch_pages + stat.leaf_pages + stat.overflow_pages) as u64;
         };
         add(env.unnamed_database_stat());
-        add(tables.log.stat(&txn)?);
-        add(tables.raft_state.stat(&txn)?);
+        add(tables.log.stat(txn)?);
+        add(tables.raft_state.stat(txn)?);
         for table in Table::ALL {
-            add(tables.data(table).stat(&txn)?);
+            add(tables.data(table).stat(txn)?);
         }
         Ok(SizeInfo {
             file_bytes: env.real_disk_size()?,

@@ -55,6 +55,6 @@ pub use error::{GRPC_RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE, Result, StorageError}
 pub use lmdb::{LmdbStorage, SizeInfo};
 pub use raft_state::{LogPosition, PersistedRaftState};
 pub use read_txn::{ReadTxn, Visitor};
-pub use snapshot::SnapshotExporter;
+pub use snapshot::{ChunksReader, SnapshotExporter};
 pub use tables::Table;
 pub use write_batch::WriteBatch;

@@ -13,8 +13,8 @@ use qraft_proto::raftpb::{ConfState, Entry, SnapshotMetadata};
 use super::codec::decode;
 use super::error::{Result, StorageError};
 use super::raft_state::{
-    LogPosition, PersistedRaftState, store_conf_state, store_hard_state, store_log_start,
-    store_snapshot_meta,
+    LogBounds, LogPosition, PersistedRaftState, store_conf_state, store_hard_state,
+    store_log_start, store_snapshot_meta,
 };
 use super::tables::Tables;
 
@@ -23,7 +23,7 @@ use super::tables::Tables;
 pub(crate) fn entries(
     txn: &RoTxn<'_>,
     tables: &Tables,
-    state: &PersistedRaftState,
+    state: LogBounds,
     lo: u64,
     hi: u64,
     max_bytes: u64,
@@ -63,12 +63,7 @@ pub(crate) fn entries(
     Ok(out)
 }
 
-pub(crate) fn term(
-    txn: &RoTxn<'_>,
-    tables: &Tables,
-    state: &PersistedRaftState,
-    index: u64,
-) -> Result<u64> {
+pub(crate) fn term(txn: &RoTxn<'_>, tables: &Tables, state: LogBounds, index: u64) -> Result<u64> {
     if index == state.log_start.index {
         return Ok(state.log_start.term);
     }
@@ -170,7 +165,7 @@ pub(crate) fn compact(
             snapshot: state.snapshot.index,
         });
     }
-    let term = term(txn, tables, state, index)?;
+    let term = term(txn, tables, state.bounds(), index)?;
     tables.log.delete_range(txn, &(..=index))?;
     state.log_start = LogPosition { index, term };
     store_log_start(txn, tables, state.log_start)?;
@@ -192,7 +187,7 @@ pub(crate) fn create_snapshot(
             stored: state.snapshot.index,
         });
     }
-    let term = term(txn, tables, state, index)?;
+    let term = term(txn, tables, state.bounds(), index)?;
     let conf_state = conf_state.unwrap_or_else(|| state.conf_state.clone());
     let meta = SnapshotMetadata {
         conf_state: Some(conf_state),

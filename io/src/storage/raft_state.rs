@@ -16,6 +16,13 @@ pub struct LogPosition {
     pub term: u64,
 }
 
+/// The log's extent: entries `log_start.index + 1 ..= last_index` are stored.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct LogBounds {
+    pub log_start: LogPosition,
+    pub last_index: u64,
+}
+
 /// Everything raft needs to restart, plus the log bounds.
 ///
 /// Invariants: `log_start.index <= last_index`; the log table holds exactly the entries
@@ -36,6 +43,13 @@ pub struct PersistedRaftState {
 impl PersistedRaftState {
     pub fn first_index(&self) -> u64 {
         self.log_start.index + 1
+    }
+
+    pub(crate) fn bounds(&self) -> LogBounds {
+        LogBounds {
+            log_start: self.log_start,
+            last_index: self.last_index,
+        }
     }
 
     pub(crate) fn load(txn: &RoTxn<'_>, tables: &Tables) -> Result<Self> {

@@ -130,6 +130,50 @@ impl Iterator for SnapshotExporter {
     }
 }
 
+/// Reads a snapshot stream that arrives as chunks (from the transport, or straight from a
+/// [`SnapshotExporter`]) without joining them first.
+pub struct ChunksReader<I> {
+    chunks: I,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl<I, E> ChunksReader<I>
+where
+    I: Iterator<Item = Result<Vec<u8>, E>>,
+{
+    pub fn new(chunks: I) -> Self {
+        ChunksReader {
+            chunks,
+            current: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl<I, E> Read for ChunksReader<I>
+where
+    I: Iterator<Item = Result<Vec<u8>, E>>,
+    E: std::fmt::Display,
+{
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.chunks.next() {
+                None => return Ok(0),
+                Some(Ok(chunk)) => {
+                    self.current = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(err)) => return Err(io::Error::other(err.to_string())),
+            }
+        }
+        let n = out.len().min(self.current.len() - self.pos);
+        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
 fn write_kv(buf: &mut Vec<u8>, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
     let name = table.name().as_bytes();
     let too_big = |what: &str| StorageError::BadSnapshot(format!("{what} longer than 4 GiB"));

@@ -55,9 +55,9 @@ pub(crate) struct Tables {
 
 impl Tables {
     pub fn data(&self, table: Table) -> BytesDb<'static> {
-        // `Table::ALL` lists every variant, so the position always exists.
-        let pos = Table::ALL.iter().position(|t| *t == table).unwrap_or(0);
-        self.data[pos]
+        // `Table::ALL` lists the variants in declaration order (checked by a test below), so a
+        // variant's discriminant is its position.
+        self.data[table as usize]
     }
 
     pub fn meta(&self) -> BytesDb<'static> {
@@ -102,4 +102,18 @@ impl Tables {
 /// The table stored under `name`, for decoding snapshot streams.
 pub(crate) fn table_by_name(name: &str) -> Option<Table> {
     Table::ALL.into_iter().find(|t| t.name() == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_discriminants_are_positions_in_all() {
+        for (pos, table) in Table::ALL.into_iter().enumerate() {
+            assert_eq!(table as usize, pos, "{table:?}");
+            assert_eq!(table_by_name(table.name()), Some(table));
+        }
+        assert_eq!(table_by_name("raft_log"), None);
+    }
 }
