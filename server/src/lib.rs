@@ -1,1 +1,5 @@
 //! qraft-server: flags, wiring, HTTP endpoints, the CLI and the benchmark tool.
+
+pub mod config;
+pub mod logging;
+pub mod shutdown;

@@ -1,5 +1,31 @@
-//! The qraft server binary (being built: see issue 6).
+//! The qraft server binary: flags → validated config → logs → the member, until SIGINT/SIGTERM.
+
+use anyhow::Context;
+use clap::Parser;
+use qraft_server::config::{Config, Flags};
+use qraft_server::{logging, shutdown::ShutdownSignal};
 
 fn main() -> anyhow::Result<()> {
-    anyhow::bail!("the qraft server is not built yet")
+    let flags = Flags::parse();
+    let (config, notes) = match Config::from_flags(flags) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("qraft: {e}");
+            std::process::exit(2);
+        }
+    };
+    logging::init(config.log_level);
+    for note in notes {
+        tracing::warn!("{note}");
+    }
+    let shutdown = ShutdownSignal::install().context("installing signal handlers")?;
+    tracing::info!(
+        name = %config.name,
+        data_dir = %config.data_dir.display(),
+        member_id = format_args!("{:x}", config.member_id()),
+        cluster_id = format_args!("{:x}", config.cluster_id()),
+        "starting qraft"
+    );
+    let _ = shutdown;
+    anyhow::bail!("the qraft member (driver) is not wired yet")
 }

@@ -1,0 +1,124 @@
+//! `qraft`'s command line: etcd's flag names, each also read from a `QRAFT_*` variable
+//! (`--data-dir` ↔ `QRAFT_DATA_DIR`). Every setting is optional here so that the resolver can
+//! tell "not given" from "given as the default" and apply the config file's rules.
+//! Boolean flags accept etcd's spellings: `--client-cert-auth`, `--client-cert-auth=false`,
+//! `QRAFT_CLIENT_CERT_AUTH=true`.
+
+use clap::{ArgAction, Parser};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "qraft",
+    version,
+    about = "qraft: a replicated, strongly consistent key-value store in the spirit of etcd",
+    long_about = "qraft: a replicated, strongly consistent key-value store in the spirit of etcd.\n\n\
+        With no flags it runs a single-node member on 127.0.0.1 (clients on https://127.0.0.1:2379, \
+        peers on https://127.0.0.1:2380, metrics on http://127.0.0.1:2381) with auto-generated \
+        certificates in ./default.qraft. Every flag can also be given as a QRAFT_* environment \
+        variable, or all of them in a YAML --config-file (etcd's format)."
+)]
+pub struct Flags {
+    /// YAML configuration file in etcd's format; when given, other flags and QRAFT_* variables
+    /// are ignored (as etcd does).
+    #[arg(long, env = "QRAFT_CONFIG_FILE")]
+    pub config_file: Option<PathBuf>,
+
+    /// Human-readable name for this member [default: default].
+    #[arg(long, env = "QRAFT_NAME")]
+    pub name: Option<String>,
+    /// Path to the data directory [default: ./<name>.qraft].
+    #[arg(long, env = "QRAFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// URLs to listen on for peer traffic [default: https://127.0.0.1:2380].
+    #[arg(long, env = "QRAFT_LISTEN_PEER_URLS")]
+    pub listen_peer_urls: Option<String>,
+    /// URLs to listen on for client traffic [default: https://127.0.0.1:2379].
+    #[arg(long, env = "QRAFT_LISTEN_CLIENT_URLS")]
+    pub listen_client_urls: Option<String>,
+    /// Client URLs advertised to the rest of the cluster [default: the listen client URLs].
+    #[arg(long, env = "QRAFT_ADVERTISE_CLIENT_URLS")]
+    pub advertise_client_urls: Option<String>,
+    /// Peer URLs advertised to the rest of the cluster [default: the listen peer URLs].
+    #[arg(long, env = "QRAFT_INITIAL_ADVERTISE_PEER_URLS")]
+    pub initial_advertise_peer_urls: Option<String>,
+    /// URLs serving /metrics, /health, /livez, /readyz and /version
+    /// [default: http://127.0.0.1:2381].
+    #[arg(long, env = "QRAFT_LISTEN_METRICS_URLS")]
+    pub listen_metrics_urls: Option<String>,
+    /// Reserved for a future gRPC listener (etcd-compatible clients); must be empty for now.
+    #[arg(long, env = "QRAFT_LISTEN_GRPC_URLS")]
+    pub listen_grpc_urls: Option<String>,
+
+    /// Initial cluster configuration for bootstrapping, `name=peer-url,...`
+    /// [default: <name>=<initial advertise peer URLs>].
+    #[arg(long, env = "QRAFT_INITIAL_CLUSTER")]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster state: `new` or `existing` [default: new].
+    #[arg(long, env = "QRAFT_INITIAL_CLUSTER_STATE")]
+    pub initial_cluster_state: Option<String>,
+    /// Initial cluster token, mixed into member and cluster IDs [default: qraft-cluster].
+    #[arg(long, env = "QRAFT_INITIAL_CLUSTER_TOKEN")]
+    pub initial_cluster_token: Option<String>,
+
+    /// Time (in milliseconds) of a heartbeat interval [default: 100].
+    #[arg(long, env = "QRAFT_HEARTBEAT_INTERVAL")]
+    pub heartbeat_interval: Option<u64>,
+    /// Time (in milliseconds) for an election to timeout [default: 1000].
+    #[arg(long, env = "QRAFT_ELECTION_TIMEOUT")]
+    pub election_timeout: Option<u64>,
+    /// Number of committed transactions to trigger a snapshot [default: 10000].
+    #[arg(long, env = "QRAFT_SNAPSHOT_COUNT")]
+    pub snapshot_count: Option<u64>,
+    /// Raise alarms when backend size exceeds the given quota (0 = 2 GiB) [default: 0].
+    #[arg(long, env = "QRAFT_QUOTA_BACKEND_BYTES")]
+    pub quota_backend_bytes: Option<u64>,
+    /// Maximum client request size in bytes the server will accept [default: 1572864].
+    #[arg(long, env = "QRAFT_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<u64>,
+
+    /// Path to the client server TLS cert file.
+    #[arg(long, env = "QRAFT_CERT_FILE")]
+    pub cert_file: Option<PathBuf>,
+    /// Path to the client server TLS key file.
+    #[arg(long, env = "QRAFT_KEY_FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Path to the client server TLS trusted CA cert file.
+    #[arg(long, env = "QRAFT_TRUSTED_CA_FILE")]
+    pub trusted_ca_file: Option<PathBuf>,
+    /// Enable client cert authentication [default: false].
+    #[arg(long, env = "QRAFT_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub client_cert_auth: Option<bool>,
+    /// Client TLS using generated certificates [default: on when no --cert-file is given].
+    #[arg(long, env = "QRAFT_AUTO_TLS", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub auto_tls: Option<bool>,
+
+    /// Path to the peer server TLS cert file.
+    #[arg(long, env = "QRAFT_PEER_CERT_FILE")]
+    pub peer_cert_file: Option<PathBuf>,
+    /// Path to the peer server TLS key file.
+    #[arg(long, env = "QRAFT_PEER_KEY_FILE")]
+    pub peer_key_file: Option<PathBuf>,
+    /// Path to the peer server TLS trusted CA file.
+    #[arg(long, env = "QRAFT_PEER_TRUSTED_CA_FILE")]
+    pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Enable peer client cert authentication; qraft peers always authenticate each other, so
+    /// only `true` is accepted [default: true].
+    #[arg(long, env = "QRAFT_PEER_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub peer_client_cert_auth: Option<bool>,
+    /// Peer TLS using generated certificates [default: on when no --peer-cert-file is given].
+    #[arg(long, env = "QRAFT_PEER_AUTO_TLS", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub peer_auto_tls: Option<bool>,
+    /// Validity period of the auto-generated certificates, in years [default: 1].
+    #[arg(long, env = "QRAFT_SELF_SIGNED_CERT_VALIDITY")]
+    pub self_signed_cert_validity: Option<u32>,
+
+    /// Log level: debug, info, warn, error, panic, fatal [default: info].
+    #[arg(long, env = "QRAFT_LOG_LEVEL")]
+    pub log_level: Option<String>,
+    /// Run as an older minor version (`3.5`-style `major.minor`): features, storage schema and
+    /// the published version all as that version.
+    #[arg(long, env = "QRAFT_EMULATED_VERSION")]
+    pub emulated_version: Option<String>,
+}

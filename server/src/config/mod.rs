@@ -1,0 +1,584 @@
+//! The server's configuration: etcd's flags (or its YAML file, or `QRAFT_*` variables) resolved
+//! into one validated [`Config`]. Validation happens here, before anything touches the disk or
+//! the network, and every error names the flag at fault.
+
+mod file;
+mod flags;
+mod url;
+
+pub use file::{FileError, load as load_file, parse as parse_file};
+pub use flags::Flags;
+pub use url::{Scheme, Url, UrlError, join_list, parse_list};
+
+use std::path::PathBuf;
+
+/// etcd's defaults (see ETCD-FACTS.md).
+pub const DEFAULT_NAME: &str = "default";
+pub const DEFAULT_CLIENT_URL: &str = "https://127.0.0.1:2379";
+pub const DEFAULT_PEER_URL: &str = "https://127.0.0.1:2380";
+pub const DEFAULT_METRICS_URL: &str = "http://127.0.0.1:2381";
+pub const DEFAULT_CLUSTER_TOKEN: &str = "qraft-cluster";
+pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
+pub const DEFAULT_ELECTION_MS: u64 = 1000;
+pub const MAX_ELECTION_MS: u64 = 50_000;
+pub const DEFAULT_SNAPSHOT_COUNT: u64 = 10_000;
+pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1_572_864;
+pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
+
+/// Where the auto-generated certificates of a member live, relative to its data directory
+/// (etcd's layout). qraftctl's default `--cacert` points at the client one.
+pub const AUTO_TLS_CLIENT_DIR: &str = "fixtures/client";
+pub const AUTO_TLS_PEER_DIR: &str = "fixtures/peer";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterState {
+    New,
+    Existing,
+}
+
+/// Where a listener's certificate comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSource {
+    /// PEM files given by flags. `trusted_ca` verifies the other side's certificate.
+    Files {
+        cert: PathBuf,
+        key: PathBuf,
+        trusted_ca: Option<PathBuf>,
+    },
+    /// Certificates generated (once, then reused) in `dir`, for the listed host names/IPs.
+    Auto { dir: PathBuf, validity_years: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub source: TlsSource,
+    /// Require and verify a client certificate against the trusted CA.
+    pub client_cert_auth: bool,
+}
+
+/// One member of `--initial-cluster`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialMember {
+    pub name: String,
+    pub peer_urls: Vec<Url>,
+}
+
+/// The resolved, validated configuration of one member.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub listen_peer_urls: Vec<Url>,
+    pub listen_client_urls: Vec<Url>,
+    pub advertise_client_urls: Vec<Url>,
+    pub initial_advertise_peer_urls: Vec<Url>,
+    pub listen_metrics_urls: Vec<Url>,
+    pub initial_cluster: Vec<InitialMember>,
+    pub initial_cluster_state: ClusterState,
+    pub initial_cluster_token: String,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms: u64,
+    pub snapshot_count: u64,
+    pub quota_backend_bytes: u64,
+    pub max_request_bytes: u64,
+    pub client_tls: TlsSettings,
+    pub peer_tls: TlsSettings,
+    pub log_level: tracing::Level,
+    pub emulated_version: Option<(u32, u32)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{flag}: {source}")]
+    Url {
+        flag: &'static str,
+        source: UrlError,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    File(#[from] FileError),
+}
+
+fn invalid(msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(msg.into())
+}
+
+impl Config {
+    /// Resolves command-line flags: when `--config-file` is given the file replaces every other
+    /// flag and variable, as in etcd.
+    pub fn from_flags(flags: Flags) -> Result<(Config, Vec<String>), ConfigError> {
+        let mut notes = Vec::new();
+        let settings = match &flags.config_file {
+            Some(path) => {
+                let ignored = ignored_flags(&flags);
+                if !ignored.is_empty() {
+                    notes.push(format!(
+                        "--config-file is given; ignoring {} (as etcd does)",
+                        ignored.join(", ")
+                    ));
+                }
+                load_file(path)?
+            }
+            None => flags,
+        };
+        Ok((Self::resolve(settings)?, notes))
+    }
+
+    /// Applies defaults and validates.
+    pub fn resolve(s: Flags) -> Result<Config, ConfigError> {
+        let name = s.name.unwrap_or_else(|| DEFAULT_NAME.to_string());
+        if name.is_empty() || name.contains(['=', ',']) {
+            return Err(invalid(format!(
+                "--name {name:?} must be non-empty and contain neither '=' nor ','"
+            )));
+        }
+        let data_dir = s
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from(format!("{name}.qraft")));
+
+        let urls = |flag: &'static str, v: Option<String>, default: &str| {
+            let text = v.unwrap_or_else(|| default.to_string());
+            let list = parse_list(&text).map_err(|source| ConfigError::Url { flag, source })?;
+            if list.is_empty() {
+                return Err(invalid(format!("{flag} must name at least one URL")));
+            }
+            Ok(list)
+        };
+        let listen_peer_urls = urls("--listen-peer-urls", s.listen_peer_urls, DEFAULT_PEER_URL)?;
+        let listen_client_urls = urls(
+            "--listen-client-urls",
+            s.listen_client_urls,
+            DEFAULT_CLIENT_URL,
+        )?;
+        let advertise_client_urls = match s.advertise_client_urls {
+            Some(v) => urls("--advertise-client-urls", Some(v), "")?,
+            None => listen_client_urls.clone(),
+        };
+        let initial_advertise_peer_urls = match s.initial_advertise_peer_urls {
+            Some(v) => urls("--initial-advertise-peer-urls", Some(v), "")?,
+            None => listen_peer_urls.clone(),
+        };
+        let listen_metrics_urls = urls(
+            "--listen-metrics-urls",
+            s.listen_metrics_urls,
+            DEFAULT_METRICS_URL,
+        )?;
+        if s.listen_grpc_urls
+            .as_deref()
+            .is_some_and(|v| !v.trim().is_empty())
+        {
+            return Err(invalid(
+                "--listen-grpc-urls is reserved for a future gRPC listener and not supported yet",
+            ));
+        }
+
+        for (flag, list) in [
+            ("--listen-peer-urls", &listen_peer_urls),
+            ("--listen-client-urls", &listen_client_urls),
+            ("--listen-metrics-urls", &listen_metrics_urls),
+        ] {
+            for u in list {
+                u.bind_addr()
+                    .map_err(|source| ConfigError::Url { flag, source })?;
+            }
+        }
+        for (flag, list) in [
+            ("--listen-peer-urls", &listen_peer_urls),
+            ("--listen-client-urls", &listen_client_urls),
+            ("--advertise-client-urls", &advertise_client_urls),
+            (
+                "--initial-advertise-peer-urls",
+                &initial_advertise_peer_urls,
+            ),
+        ] {
+            if let Some(u) = list.iter().find(|u| u.scheme != Scheme::Https) {
+                return Err(invalid(format!(
+                    "{flag}: {u} must be https:// (qraft serves peers and clients over QUIC with TLS)"
+                )));
+            }
+        }
+        if let Some(u) = listen_metrics_urls
+            .iter()
+            .find(|u| u.scheme != Scheme::Http)
+        {
+            return Err(invalid(format!(
+                "--listen-metrics-urls: {u} must be http:// (TLS on the metrics listener is not supported yet)"
+            )));
+        }
+
+        let initial_cluster = match s.initial_cluster {
+            Some(v) => parse_initial_cluster(&v)?,
+            None => vec![InitialMember {
+                name: name.clone(),
+                peer_urls: initial_advertise_peer_urls.clone(),
+            }],
+        };
+        check_initial_cluster(&name, &initial_cluster, &initial_advertise_peer_urls)?;
+        let initial_cluster_state = match s.initial_cluster_state.as_deref().unwrap_or("new") {
+            "new" => ClusterState::New,
+            "existing" => ClusterState::Existing,
+            other => {
+                return Err(invalid(format!(
+                    "unexpected --initial-cluster-state {other:?}: must be \"new\" or \"existing\""
+                )));
+            }
+        };
+        let initial_cluster_token = s
+            .initial_cluster_token
+            .unwrap_or_else(|| DEFAULT_CLUSTER_TOKEN.to_string());
+
+        let heartbeat_interval_ms = s.heartbeat_interval.unwrap_or(DEFAULT_HEARTBEAT_MS);
+        let election_timeout_ms = s.election_timeout.unwrap_or(DEFAULT_ELECTION_MS);
+        if heartbeat_interval_ms == 0 {
+            return Err(invalid("--heartbeat-interval must be greater than 0"));
+        }
+        if election_timeout_ms < 5 * heartbeat_interval_ms {
+            return Err(invalid(format!(
+                "--election-timeout[{election_timeout_ms}ms] should be at least as 5 times as \
+                 --heartbeat-interval[{heartbeat_interval_ms}ms]"
+            )));
+        }
+        if election_timeout_ms > MAX_ELECTION_MS {
+            return Err(invalid(format!(
+                "--election-timeout[{election_timeout_ms}ms] is too long, and should be set less \
+                 than {MAX_ELECTION_MS}ms"
+            )));
+        }
+        let snapshot_count = s.snapshot_count.unwrap_or(DEFAULT_SNAPSHOT_COUNT);
+        if snapshot_count == 0 {
+            return Err(invalid("--snapshot-count must be greater than 0"));
+        }
+        let quota_backend_bytes = match s.quota_backend_bytes.unwrap_or(0) {
+            0 => DEFAULT_QUOTA_BYTES,
+            q => q,
+        };
+        let max_request_bytes = s.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        if max_request_bytes == 0 {
+            return Err(invalid("--max-request-bytes must be greater than 0"));
+        }
+
+        let validity_years = s.self_signed_cert_validity.unwrap_or(1);
+        if validity_years == 0 {
+            return Err(invalid(
+                "--self-signed-cert-validity must be at least 1 year",
+            ));
+        }
+        let client_tls = tls_settings(
+            "",
+            TlsFlags {
+                cert: s.cert_file,
+                key: s.key_file,
+                trusted_ca: s.trusted_ca_file,
+                client_cert_auth: s.client_cert_auth.unwrap_or(false),
+                auto: s.auto_tls,
+            },
+            data_dir.join(AUTO_TLS_CLIENT_DIR),
+            validity_years,
+        )?;
+        if s.peer_client_cert_auth == Some(false) {
+            return Err(invalid(
+                "--peer-client-cert-auth=false is not supported: qraft peers always authenticate each other",
+            ));
+        }
+        let peer_tls = tls_settings(
+            "peer-",
+            TlsFlags {
+                cert: s.peer_cert_file,
+                key: s.peer_key_file,
+                trusted_ca: s.peer_trusted_ca_file,
+                client_cert_auth: true,
+                auto: s.peer_auto_tls,
+            },
+            data_dir.join(AUTO_TLS_PEER_DIR),
+            validity_years,
+        )?;
+
+        let log_level = parse_log_level(s.log_level.as_deref().unwrap_or("info"))?;
+        let emulated_version = s
+            .emulated_version
+            .as_deref()
+            .map(parse_major_minor)
+            .transpose()?;
+
+        Ok(Config {
+            name,
+            data_dir,
+            listen_peer_urls,
+            listen_client_urls,
+            advertise_client_urls,
+            initial_advertise_peer_urls,
+            listen_metrics_urls,
+            initial_cluster,
+            initial_cluster_state,
+            initial_cluster_token,
+            heartbeat_interval_ms,
+            election_timeout_ms,
+            snapshot_count,
+            quota_backend_bytes,
+            max_request_bytes,
+            client_tls,
+            peer_tls,
+            log_level,
+            emulated_version,
+        })
+    }
+
+    /// Election timeout in ticks of one heartbeat interval (etcd: 1000 ms / 100 ms = 10).
+    pub fn election_ticks(&self) -> u64 {
+        self.election_timeout_ms / self.heartbeat_interval_ms
+    }
+
+    /// This member's ID in the initial cluster.
+    pub fn member_id(&self) -> u64 {
+        member_id(
+            &self.initial_advertise_peer_urls,
+            &self.initial_cluster_token,
+        )
+    }
+
+    /// The cluster ID: a function of every initial member's ID, so all members agree on it.
+    pub fn cluster_id(&self) -> u64 {
+        let mut ids: Vec<u64> = self
+            .initial_cluster
+            .iter()
+            .map(|m| member_id(&m.peer_urls, &self.initial_cluster_token))
+            .collect();
+        ids.sort_unstable();
+        let mut h = Fnv64::new();
+        for id in ids {
+            h.write(&id.to_be_bytes());
+        }
+        nonzero(h.finish())
+    }
+}
+
+struct TlsFlags {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    trusted_ca: Option<PathBuf>,
+    client_cert_auth: bool,
+    auto: Option<bool>,
+}
+
+fn tls_settings(
+    prefix: &str,
+    f: TlsFlags,
+    auto_dir: PathBuf,
+    validity_years: u32,
+) -> Result<TlsSettings, ConfigError> {
+    let source = match (f.cert, f.key) {
+        (Some(cert), Some(key)) => TlsSource::Files {
+            cert,
+            key,
+            trusted_ca: f.trusted_ca,
+        },
+        (None, None) => {
+            // QUIC has no plaintext mode, so without certificates auto-TLS is the only choice;
+            // `--auto-tls=false` without certificates is therefore an error, not a silent change.
+            if f.auto == Some(false) {
+                return Err(invalid(format!(
+                    "--{prefix}auto-tls=false needs --{prefix}cert-file and --{prefix}key-file \
+                     (qraft always uses TLS)"
+                )));
+            }
+            if f.trusted_ca.is_some() {
+                return Err(invalid(format!(
+                    "--{prefix}trusted-ca-file needs --{prefix}cert-file and --{prefix}key-file"
+                )));
+            }
+            TlsSource::Auto {
+                dir: auto_dir,
+                validity_years,
+            }
+        }
+        _ => {
+            return Err(invalid(format!(
+                "--{prefix}cert-file and --{prefix}key-file must be given together"
+            )));
+        }
+    };
+    if prefix.is_empty()
+        && f.client_cert_auth
+        && matches!(
+            source,
+            TlsSource::Files {
+                trusted_ca: None,
+                ..
+            }
+        )
+    {
+        return Err(invalid(
+            "--client-cert-auth needs --trusted-ca-file to verify client certificates",
+        ));
+    }
+    Ok(TlsSettings {
+        source,
+        client_cert_auth: f.client_cert_auth,
+    })
+}
+
+fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, ConfigError> {
+    let mut members: Vec<InitialMember> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (name, url) = part.split_once('=').ok_or_else(|| {
+            invalid(format!(
+                "--initial-cluster: {part:?} is not of the form name=peer-url"
+            ))
+        })?;
+        let url: Url = url.parse().map_err(|source| ConfigError::Url {
+            flag: "--initial-cluster",
+            source,
+        })?;
+        match members.iter_mut().find(|m| m.name == name) {
+            Some(m) => m.peer_urls.push(url),
+            None => members.push(InitialMember {
+                name: name.to_string(),
+                peer_urls: vec![url],
+            }),
+        }
+    }
+    if members.is_empty() {
+        return Err(invalid("--initial-cluster must name at least one member"));
+    }
+    Ok(members)
+}
+
+fn check_initial_cluster(
+    name: &str,
+    cluster: &[InitialMember],
+    advertise: &[Url],
+) -> Result<(), ConfigError> {
+    let mut seen: Vec<&Url> = Vec::new();
+    for m in cluster {
+        for u in &m.peer_urls {
+            if seen.contains(&u) {
+                return Err(invalid(format!(
+                    "--initial-cluster: peer URL {u} is used by more than one member"
+                )));
+            }
+            seen.push(u);
+        }
+    }
+    let me = cluster.iter().find(|m| m.name == name).ok_or_else(|| {
+        invalid(format!(
+            "couldn't find local name {name:?} in the initial cluster configuration"
+        ))
+    })?;
+    let mut a: Vec<String> = me.peer_urls.iter().map(Url::to_string).collect();
+    let mut b: Vec<String> = advertise.iter().map(Url::to_string).collect();
+    a.sort();
+    b.sort();
+    if a != b {
+        return Err(invalid(format!(
+            "--initial-cluster has {name}={} but missing from --initial-advertise-peer-urls={}",
+            a.join(","),
+            b.join(",")
+        )));
+    }
+    Ok(())
+}
+
+fn parse_log_level(s: &str) -> Result<tracing::Level, ConfigError> {
+    Ok(match s.to_ascii_lowercase().as_str() {
+        "debug" => tracing::Level::DEBUG,
+        "info" => tracing::Level::INFO,
+        "warn" => tracing::Level::WARN,
+        "error" | "dpanic" | "panic" | "fatal" => tracing::Level::ERROR,
+        "trace" => tracing::Level::TRACE,
+        _ => {
+            return Err(invalid(format!(
+                "--log-level {s:?}: expected one of debug, info, warn, error, panic, fatal"
+            )));
+        }
+    })
+}
+
+fn parse_major_minor(s: &str) -> Result<(u32, u32), ConfigError> {
+    let bad = || {
+        invalid(format!(
+            "--emulated-version {s:?}: expected major.minor, e.g. 0.1"
+        ))
+    };
+    let mut parts = s.trim_start_matches('v').split('.');
+    let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    let minor = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
+    // A patch component is tolerated (and ignored): only major.minor is emulated.
+    match parts.next() {
+        None => {}
+        Some(p) if p.parse::<u32>().is_ok() && parts.next().is_none() => {}
+        Some(_) => return Err(bad()),
+    }
+    Ok((major, minor))
+}
+
+/// Member ID from its peer URLs and the cluster token, so that every member computes the same
+/// ID for everyone in `--initial-cluster` without talking (etcd hashes the same inputs).
+pub fn member_id(peer_urls: &[Url], token: &str) -> u64 {
+    let mut urls: Vec<String> = peer_urls.iter().map(Url::to_string).collect();
+    urls.sort();
+    let mut h = Fnv64::new();
+    for u in &urls {
+        h.write(u.as_bytes());
+    }
+    h.write(token.as_bytes());
+    nonzero(h.finish())
+}
+
+/// Raft reserves ID 0 for "none".
+fn nonzero(id: u64) -> u64 {
+    if id == 0 { 1 } else { id }
+}
+
+/// FNV-1a: tiny, stable across versions and platforms (IDs end up on disk).
+struct Fnv64(u64);
+
+impl Fnv64 {
+    fn new() -> Self {
+        Fnv64(0xcbf2_9ce4_8422_2325)
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+        // Separator so that ["ab","c"] and ["a","bc"] differ.
+        self.0 ^= 0xff;
+        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+fn ignored_flags(f: &Flags) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    macro_rules! check {
+        ($($field:ident => $flag:literal),* $(,)?) => {
+            $( if f.$field.is_some() { v.push($flag); } )*
+        };
+    }
+    check!(
+        name => "--name", data_dir => "--data-dir", listen_peer_urls => "--listen-peer-urls",
+        listen_client_urls => "--listen-client-urls",
+        advertise_client_urls => "--advertise-client-urls",
+        initial_advertise_peer_urls => "--initial-advertise-peer-urls",
+        listen_metrics_urls => "--listen-metrics-urls", listen_grpc_urls => "--listen-grpc-urls",
+        initial_cluster => "--initial-cluster", initial_cluster_state => "--initial-cluster-state",
+        initial_cluster_token => "--initial-cluster-token",
+        heartbeat_interval => "--heartbeat-interval", election_timeout => "--election-timeout",
+        snapshot_count => "--snapshot-count", quota_backend_bytes => "--quota-backend-bytes",
+        max_request_bytes => "--max-request-bytes", cert_file => "--cert-file",
+        key_file => "--key-file", trusted_ca_file => "--trusted-ca-file",
+        client_cert_auth => "--client-cert-auth", auto_tls => "--auto-tls",
+        peer_cert_file => "--peer-cert-file", peer_key_file => "--peer-key-file",
+        peer_trusted_ca_file => "--peer-trusted-ca-file",
+        peer_client_cert_auth => "--peer-client-cert-auth", peer_auto_tls => "--peer-auto-tls",
+        self_signed_cert_validity => "--self-signed-cert-validity", log_level => "--log-level",
+        emulated_version => "--emulated-version",
+    );
+    v
+}
+
+#[cfg(test)]
+mod tests;

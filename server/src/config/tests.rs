@@ -1,0 +1,160 @@
+use super::*;
+use clap::Parser;
+
+fn parse(args: &[&str]) -> Result<Config, ConfigError> {
+    let mut argv = vec!["qraft"];
+    argv.extend_from_slice(args);
+    let flags = Flags::try_parse_from(argv).map_err(|e| invalid(e.to_string()))?;
+    Config::from_flags(flags).map(|(c, _)| c)
+}
+
+fn err(args: &[&str]) -> String {
+    match parse(args) {
+        Ok(c) => panic!("expected an error for {args:?}, got {c:?}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn no_flags_is_a_single_node_member_with_auto_tls() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.name, "default");
+    assert_eq!(c.data_dir, PathBuf::from("default.qraft"));
+    assert_eq!(join_list(&c.listen_client_urls), "https://127.0.0.1:2379");
+    assert_eq!(join_list(&c.listen_peer_urls), "https://127.0.0.1:2380");
+    assert_eq!(join_list(&c.listen_metrics_urls), "http://127.0.0.1:2381");
+    assert_eq!(c.initial_cluster.len(), 1);
+    assert_eq!(c.initial_cluster_state, ClusterState::New);
+    assert_eq!(c.election_ticks(), 10);
+    assert_eq!(c.max_request_bytes, 1_572_864);
+    assert_eq!(
+        c.client_tls.source,
+        TlsSource::Auto {
+            dir: PathBuf::from("default.qraft/fixtures/client"),
+            validity_years: 1
+        }
+    );
+    assert!(c.peer_tls.client_cert_auth);
+    assert!(!c.client_tls.client_cert_auth);
+}
+
+#[test]
+fn three_member_cluster_agrees_on_ids() {
+    let cluster = "a=https://127.0.0.1:12380,b=https://127.0.0.1:22380,c=https://127.0.0.1:32380";
+    let ids: Vec<(u64, u64)> = ["a", "b", "c"]
+        .iter()
+        .zip(["12380", "22380", "32380"])
+        .map(|(name, port)| {
+            let url = format!("https://127.0.0.1:{port}");
+            let c = parse(&[
+                "--name",
+                name,
+                "--initial-cluster",
+                cluster,
+                "--listen-peer-urls",
+                &url,
+                "--initial-cluster-token",
+                "t1",
+            ])
+            .unwrap();
+            (c.member_id(), c.cluster_id())
+        })
+        .collect();
+    assert_eq!(ids[0].1, ids[1].1);
+    assert_eq!(ids[1].1, ids[2].1);
+    assert_ne!(ids[0].0, ids[1].0);
+    assert_ne!(ids[1].0, ids[2].0);
+}
+
+#[test]
+fn timing_rules_match_etcd() {
+    assert!(
+        err(&["--heartbeat-interval", "100", "--election-timeout", "400"])
+            .contains("should be at least as 5 times as --heartbeat-interval[100ms]")
+    );
+    assert!(err(&["--election-timeout", "60000"]).contains("is too long"));
+    assert!(err(&["--heartbeat-interval", "0"]).contains("greater than 0"));
+    let c = parse(&["--heartbeat-interval", "50", "--election-timeout", "500"]).unwrap();
+    assert_eq!(c.election_ticks(), 10);
+}
+
+#[test]
+fn cluster_errors_name_the_flag() {
+    assert!(
+        err(&["--initial-cluster", "x=https://127.0.0.1:1"]).contains("couldn't find local name")
+    );
+    assert!(
+        err(&["--initial-cluster", "default=https://127.0.0.1:1"])
+            .contains("missing from --initial-advertise-peer-urls")
+    );
+    assert!(err(&["--initial-cluster-state", "old"]).contains("--initial-cluster-state"));
+    assert!(err(&["--initial-cluster", "nonsense"]).contains("name=peer-url"));
+    assert!(err(&["--listen-client-urls", "127.0.0.1:2379"]).contains("--listen-client-urls"));
+    assert!(err(&["--listen-client-urls", "http://127.0.0.1:2379"]).contains("must be https"));
+    assert!(err(&["--listen-client-urls", "https://example.com:2379"]).contains("IP address"));
+    assert!(err(&["--listen-grpc-urls", "https://127.0.0.1:1"]).contains("reserved"));
+}
+
+#[test]
+fn tls_errors() {
+    assert!(err(&["--cert-file", "c.pem"]).contains("must be given together"));
+    assert!(
+        err(&["--cert-file", "c", "--key-file", "k", "--client-cert-auth"])
+            .contains("needs --trusted-ca-file")
+    );
+    assert!(err(&["--peer-auto-tls=false"]).contains("--peer-auto-tls=false"));
+    assert!(err(&["--peer-client-cert-auth=false"]).contains("always authenticate"));
+    let c = parse(&[
+        "--cert-file",
+        "c",
+        "--key-file",
+        "k",
+        "--trusted-ca-file",
+        "ca",
+        "--client-cert-auth",
+    ])
+    .unwrap();
+    assert!(c.client_tls.client_cert_auth);
+    let c = parse(&["--client-cert-auth=false"]).unwrap();
+    assert!(!c.client_tls.client_cert_auth);
+}
+
+#[test]
+fn log_level_and_emulated_version() {
+    assert_eq!(
+        parse(&["--log-level", "warn"]).unwrap().log_level,
+        tracing::Level::WARN
+    );
+    assert!(err(&["--log-level", "loud"]).contains("--log-level"));
+    assert_eq!(
+        parse(&["--emulated-version", "0.1"])
+            .unwrap()
+            .emulated_version,
+        Some((0, 1))
+    );
+    assert!(err(&["--emulated-version", "one"]).contains("major.minor"));
+}
+
+#[test]
+fn yaml_file_in_etcds_format() {
+    let flags = parse_file(
+        "name: n1\n\
+         data-dir: /tmp/n1\n\
+         listen-client-urls: https://127.0.0.1:3379\n\
+         heartbeat-interval: 50\n\
+         election-timeout: 500\n\
+         client-transport-security:\n  cert-file: c.pem\n  key-file: k.pem\n  \
+         trusted-ca-file: ca.pem\n  client-cert-auth: true\n",
+    )
+    .unwrap();
+    let c = Config::resolve(flags).unwrap();
+    assert_eq!(c.name, "n1");
+    assert_eq!(c.data_dir, PathBuf::from("/tmp/n1"));
+    assert_eq!(c.heartbeat_interval_ms, 50);
+    assert!(c.client_tls.client_cert_auth);
+    assert!(matches!(c.client_tls.source, TlsSource::Files { .. }));
+
+    let typo = parse_file("nmae: x\n").unwrap_err().to_string();
+    assert!(typo.contains("nmae"), "{typo}");
+    assert!(parse_file("").is_ok());
+}
