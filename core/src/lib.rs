@@ -14,3 +14,4 @@ pub mod lease;
 pub mod mvcc;
 pub mod raft;
 pub mod version;
+pub mod watch;

@@ -24,4 +24,5 @@ pub use key_index::KeyRange;
 pub use kv::{Applied, Leases, NoLeases, is_read_only};
 pub use revision::Revision;
 pub use store::MvccStore;
+pub(crate) use store::decode_kv as decode_stored_kv;
 pub use write::KvWriter;

@@ -1,0 +1,396 @@
+//! Streams, watchers and the live path: creating and cancelling watchers, progress, and
+//! delivering the events of each applied write to synced watchers.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use qraft_proto::etcdserverpb::watch_create_request::FilterType;
+use qraft_proto::etcdserverpb::watch_request::RequestUnion;
+use qraft_proto::etcdserverpb::{
+    ResponseHeader, WatchCancelRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+};
+use qraft_proto::mvccpb::Event;
+use qraft_proto::mvccpb::event::EventType;
+
+use super::fragment::fragments;
+use super::{ERR_DUPLICATE_ID, ERR_EMPTY_RANGE};
+use crate::mvcc::validate::MAX_REQUEST_BYTES;
+use crate::mvcc::{KeyRange, MvccStore};
+
+/// Identifies one client watch stream (chosen by the hub).
+pub type StreamId = u64;
+
+/// Watch id etcd uses for stream-wide answers (progress) and refused creates.
+const INVALID_WATCH_ID: i64 = -1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchConfig {
+    /// Ticks between periodic progress notifications (etcd: 10 minutes).
+    pub progress_interval_ticks: u64,
+    /// Responses at or above this size are split for watchers that asked for fragments.
+    pub max_response_bytes: usize,
+    /// Responses a stream may have queued; beyond it the stream's watchers stop receiving live
+    /// events and catch up from the backend once the queue drains.
+    pub max_queued_responses: usize,
+    /// Revisions read from the backend per [`WatchHub::sync`] call.
+    pub sync_batch_revisions: i64,
+}
+
+impl Default for WatchConfig {
+    fn default() -> Self {
+        Self {
+            progress_interval_ticks: 6000,
+            max_response_bytes: MAX_REQUEST_BYTES,
+            max_queued_responses: 1024,
+            sync_batch_revisions: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stream {
+    next_watch_id: i64,
+    pub queue: VecDeque<WatchResponse>,
+}
+
+/// The watched keys: `end = None` is a single key, `Some(None)` every key from `key`.
+#[derive(Debug, Clone)]
+pub(crate) struct Watcher {
+    key: Vec<u8>,
+    end: Option<Option<Vec<u8>>>,
+    /// The lowest revision whose events this watcher has not been given yet.
+    pub next_rev: i64,
+    /// Synced watchers get live events from `notify`; others catch up in `sync`.
+    pub synced: bool,
+    pub prev_kv: bool,
+    no_put: bool,
+    no_delete: bool,
+    pub progress_notify: bool,
+    pub fragment: bool,
+    /// Whether events were queued since the last periodic progress notification.
+    pub events_since_progress: bool,
+}
+
+impl Watcher {
+    fn range(&self) -> KeyRange<'_> {
+        match &self.end {
+            None => KeyRange::Single(&self.key),
+            Some(end) => KeyRange::Span {
+                start: &self.key,
+                end: end.as_deref(),
+            },
+        }
+    }
+
+    /// The event as this watcher should see it, if it wants it at all.
+    pub fn select(&self, event: &Event) -> Option<Event> {
+        let kv = event.kv.as_ref()?;
+        if !self.range().contains(&kv.key) {
+            return None;
+        }
+        let is_put = event.r#type == EventType::Put as i32;
+        if (is_put && self.no_put) || (!is_put && self.no_delete) {
+            return None;
+        }
+        let mut event = event.clone();
+        if !self.prev_kv {
+            event.prev_kv = None;
+        }
+        Some(event)
+    }
+}
+
+/// All watch streams and watchers of a member. See the module documentation.
+#[derive(Debug, Default)]
+pub struct WatchHub {
+    pub(crate) config: WatchConfig,
+    pub(crate) streams: BTreeMap<StreamId, Stream>,
+    next_stream: StreamId,
+    pub(crate) watchers: BTreeMap<(StreamId, i64), Watcher>,
+    ticks: u64,
+}
+
+pub(crate) fn header(revision: i64) -> Option<ResponseHeader> {
+    Some(ResponseHeader {
+        revision,
+        ..ResponseHeader::default()
+    })
+}
+
+impl WatchHub {
+    pub fn new(config: WatchConfig) -> Self {
+        Self {
+            config,
+            ..Self::default()
+        }
+    }
+
+    pub fn open_stream(&mut self) -> StreamId {
+        self.next_stream += 1;
+        self.streams.insert(self.next_stream, Stream::default());
+        self.next_stream
+    }
+
+    /// Drops the stream, its watchers and anything still queued for it.
+    pub fn close_stream(&mut self, stream: StreamId) {
+        self.streams.remove(&stream);
+        self.watchers.retain(|(s, _), _| *s != stream);
+    }
+
+    /// Responses queued for `stream`, oldest first.
+    pub fn take_responses(&mut self, stream: StreamId) -> Vec<WatchResponse> {
+        self.streams
+            .get_mut(&stream)
+            .map(|s| s.queue.drain(..).collect())
+            .unwrap_or_default()
+    }
+
+    /// Streams that have responses queued.
+    pub fn streams_with_responses(&self) -> Vec<StreamId> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| !s.queue.is_empty())
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Number of watchers not yet caught up (for metrics and tests).
+    pub fn unsynced_watchers(&self) -> usize {
+        self.watchers.values().filter(|w| !w.synced).count()
+    }
+
+    pub fn watchers(&self) -> usize {
+        self.watchers.len()
+    }
+
+    pub(crate) fn stream_full(&self, stream: StreamId) -> bool {
+        self.streams
+            .get(&stream)
+            .is_none_or(|s| s.queue.len() >= self.config.max_queued_responses)
+    }
+
+    pub(crate) fn push(&mut self, stream: StreamId, response: WatchResponse, fragment: bool) {
+        let Some(queue) = self.streams.get_mut(&stream).map(|s| &mut s.queue) else {
+            return;
+        };
+        if fragment {
+            queue.extend(fragments(response, self.config.max_response_bytes));
+        } else {
+            queue.push_back(response);
+        }
+    }
+
+    /// Handles one request of the stream. Unknown streams are ignored.
+    pub fn request(&mut self, stream: StreamId, request: WatchRequest, store: &MvccStore) {
+        if !self.streams.contains_key(&stream) {
+            return;
+        }
+        match request.request_union {
+            Some(RequestUnion::CreateRequest(create)) => self.create(stream, create, store),
+            Some(RequestUnion::CancelRequest(WatchCancelRequest { watch_id }))
+                if self.watchers.remove(&(stream, watch_id)).is_some() =>
+            {
+                let response = WatchResponse {
+                    header: header(store.current_revision()),
+                    watch_id,
+                    canceled: true,
+                    ..WatchResponse::default()
+                };
+                self.push(stream, response, false);
+            }
+            // Cancelling an unknown watcher gets no answer, as in etcd.
+            Some(RequestUnion::CancelRequest(_)) => {}
+            Some(RequestUnion::ProgressRequest(_)) => self.progress_all(stream, store),
+            None => {}
+        }
+    }
+
+    fn refuse(&mut self, stream: StreamId, store: &MvccStore, reason: &str) {
+        let response = WatchResponse {
+            header: header(store.current_revision()),
+            watch_id: INVALID_WATCH_ID,
+            created: true,
+            canceled: true,
+            cancel_reason: reason.to_owned(),
+            ..WatchResponse::default()
+        };
+        self.push(stream, response, false);
+    }
+
+    fn create(&mut self, stream: StreamId, create: WatchCreateRequest, store: &MvccStore) {
+        let current = store.current_revision();
+        let key = if create.key.is_empty() {
+            vec![0]
+        } else {
+            create.key.to_vec()
+        };
+        let end = match create.range_end.as_ref() {
+            [] => None,
+            [0] => Some(None),
+            end => Some(Some(end.to_vec())),
+        };
+        if let Some(Some(end)) = &end
+            && key.as_slice() >= end.as_slice()
+        {
+            return self.refuse(stream, store, ERR_EMPTY_RANGE);
+        }
+        let id = if create.watch_id == 0 {
+            let Some(state) = self.streams.get_mut(&stream) else {
+                return;
+            };
+            while self.watchers.contains_key(&(stream, state.next_watch_id)) {
+                state.next_watch_id += 1;
+            }
+            state.next_watch_id += 1;
+            state.next_watch_id - 1
+        } else if self.watchers.contains_key(&(stream, create.watch_id)) {
+            return self.refuse(stream, store, ERR_DUPLICATE_ID);
+        } else {
+            create.watch_id
+        };
+        let start = create.start_revision;
+        let synced = start == 0 || start > current;
+        let watcher = Watcher {
+            key,
+            end,
+            next_rev: if synced {
+                start.max(current + 1)
+            } else {
+                start
+            },
+            synced,
+            prev_kv: create.prev_kv,
+            no_put: create.filters.contains(&(FilterType::Noput as i32)),
+            no_delete: create.filters.contains(&(FilterType::Nodelete as i32)),
+            progress_notify: create.progress_notify,
+            fragment: create.fragment,
+            events_since_progress: false,
+        };
+        let created = WatchResponse {
+            header: header(current),
+            watch_id: id,
+            created: true,
+            ..WatchResponse::default()
+        };
+        self.push(stream, created, false);
+        if !synced && watcher.next_rev < store.compact_revision() {
+            self.push_compacted(stream, id, store);
+            return;
+        }
+        self.watchers.insert((stream, id), watcher);
+    }
+
+    pub(crate) fn push_compacted(&mut self, stream: StreamId, id: i64, store: &MvccStore) {
+        let response = WatchResponse {
+            header: header(store.current_revision()),
+            watch_id: id,
+            canceled: true,
+            compact_revision: store.compact_revision(),
+            ..WatchResponse::default()
+        };
+        self.push(stream, response, false);
+    }
+
+    /// Answers a progress request when every watcher of the stream is synced (and there is
+    /// at least one), as etcd does.
+    fn progress_all(&mut self, stream: StreamId, store: &MvccStore) {
+        let mut any = false;
+        for ((s, _), w) in &self.watchers {
+            if *s == stream {
+                if !w.synced {
+                    return;
+                }
+                any = true;
+            }
+        }
+        if any {
+            let response = WatchResponse {
+                header: header(store.current_revision()),
+                watch_id: INVALID_WATCH_ID,
+                ..WatchResponse::default()
+            };
+            self.push(stream, response, false);
+        }
+    }
+
+    /// Advances time; every `progress_interval_ticks` each synced watcher that asked for
+    /// progress notifications and got no events since the last one receives one.
+    pub fn tick(&mut self, store: &MvccStore) {
+        self.ticks += 1;
+        if self.config.progress_interval_ticks == 0
+            || !self
+                .ticks
+                .is_multiple_of(self.config.progress_interval_ticks)
+        {
+            return;
+        }
+        let mut due = Vec::new();
+        for (&(stream, id), w) in &mut self.watchers {
+            if w.progress_notify && w.synced && !w.events_since_progress {
+                due.push((stream, id));
+            }
+            w.events_since_progress = false;
+        }
+        for (stream, id) in due {
+            let response = WatchResponse {
+                header: header(store.current_revision()),
+                watch_id: id,
+                ..WatchResponse::default()
+            };
+            self.push(stream, response, false);
+        }
+    }
+
+    /// Delivers the events of applied writes to synced watchers. Events are grouped by
+    /// revision; each watcher gets one response per revision with the events it selects.
+    /// A watcher whose stream queue is full becomes unsynced at that revision and catches up
+    /// through [`WatchHub::sync`].
+    pub fn notify(&mut self, events: &[Event]) {
+        let mut start = 0;
+        while start < events.len() {
+            let rev = revision_of(&events[start]);
+            let len = events[start..]
+                .iter()
+                .take_while(|e| revision_of(e) == rev)
+                .count();
+            self.notify_revision(rev, &events[start..start + len]);
+            start += len;
+        }
+    }
+
+    fn notify_revision(&mut self, rev: i64, events: &[Event]) {
+        let keys: Vec<(StreamId, i64)> = self.watchers.keys().copied().collect();
+        for (stream, id) in keys {
+            let full = self.stream_full(stream);
+            let Some(w) = self.watchers.get_mut(&(stream, id)) else {
+                continue;
+            };
+            if !w.synced || rev < w.next_rev {
+                continue;
+            }
+            let selected: Vec<Event> = events.iter().filter_map(|e| w.select(e)).collect();
+            if selected.is_empty() {
+                w.next_rev = rev + 1;
+                continue;
+            }
+            if full {
+                w.synced = false;
+                w.next_rev = rev;
+                continue;
+            }
+            w.next_rev = rev + 1;
+            w.events_since_progress = true;
+            let fragment = w.fragment;
+            let response = WatchResponse {
+                header: header(rev),
+                watch_id: id,
+                events: selected,
+                ..WatchResponse::default()
+            };
+            self.push(stream, response, fragment);
+        }
+    }
+}
+
+pub(crate) fn revision_of(event: &Event) -> i64 {
+    event.kv.as_ref().map_or(0, |kv| kv.mod_revision)
+}
