@@ -367,3 +367,33 @@ fn a_failed_batch_leaves_log_state_and_data_untouched() {
     assert_eq!((storage.raft_state(), dump(&storage)), before);
     assert_eq!(storage.applied_index(), 0);
 }
+
+#[test]
+fn read_transactions_move_across_threads_and_stay_snapshots() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<LmdbStorage>();
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    fill(&storage, 10, 1);
+    let read = storage.read().expect("read");
+    let writer = storage.clone();
+    let reader = std::thread::spawn(move || {
+        // Writes committed meanwhile on the other thread are invisible to this snapshot.
+        writer
+            .write(|b| b.put(Table::Key, b"late", b"x"))
+            .expect("write");
+        (
+            read.get(Table::Key, b"late").expect("get").is_none(),
+            read.applied_index().expect("index"),
+        )
+    });
+    assert_eq!(reader.join().expect("thread"), (true, 10));
+    assert!(
+        storage
+            .read()
+            .expect("read")
+            .get(Table::Key, b"late")
+            .expect("get")
+            .is_some()
+    );
+}
