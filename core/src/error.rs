@@ -115,6 +115,9 @@ pub enum Error {
     Timeout,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    /// The member cannot serve this kind of request (yet).
+    #[error("etcdserver: not capable")]
+    NotCapable,
     // --- membership
     #[error("etcdserver: member ID already exist")]
     MemberExists,
@@ -132,6 +135,9 @@ pub enum Error {
     TooManyLearners,
     #[error("etcdserver: bad leader transferee")]
     BadLeaderTransferee,
+    /// The raft node refused an operation for a reason clients cannot act on.
+    #[error("etcdserver: raft: {0}")]
+    Raft(String),
     // --- storage
     /// The backend failed; the member cannot serve the request.
     #[error("etcdserver: {0}")]
@@ -165,8 +171,8 @@ impl Error {
             | BadLeaderTransferee => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
             InvalidAuthToken => Code::Unauthenticated,
-            NoLeader | LeaderChanged | Timeout => Code::Unavailable,
-            Backend(_) | PasswordHashing(_) => Code::Internal,
+            NoLeader | LeaderChanged | Timeout | NotCapable => Code::Unavailable,
+            Backend(_) | PasswordHashing(_) | Raft(_) => Code::Internal,
         }
     }
 }

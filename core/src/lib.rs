@@ -13,5 +13,6 @@ pub mod error;
 pub mod lease;
 pub mod mvcc;
 pub mod raft;
+pub mod server;
 pub mod version;
 pub mod watch;

@@ -32,7 +32,7 @@
 mod mem;
 pub mod meta;
 
-pub use mem::MemBackend;
+pub use mem::{MemBackend, MemReadTxn, MemWriteTxn};
 
 use std::ops::ControlFlow;
 

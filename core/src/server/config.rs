@@ -1,0 +1,56 @@
+//! Settings of the state machine, with etcd's defaults.
+
+use crate::auth::AuthConfig;
+use crate::lease::LessorConfig;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    /// Milliseconds per raft tick: the heartbeat interval (etcd: 100 ms).
+    pub tick_ms: u64,
+    /// Election timeout in ticks (etcd: 1000 ms = 10 ticks).
+    pub election_ticks: usize,
+    pub heartbeat_ticks: usize,
+    /// A request that has not completed after this long is answered "request timed out".
+    pub request_timeout_ms: u64,
+    /// Encoded client requests above this are refused (etcd: 1.5 MiB).
+    pub max_request_bytes: usize,
+    /// Proposals are refused while more than this many committed entries wait to be applied.
+    pub max_unapplied_entries: u64,
+    /// How often the leader looks for expired leases (etcd: 500 ms).
+    pub lease_check_interval_ms: u64,
+    pub lessor: LessorConfig,
+    pub auth: AuthConfig,
+    /// Seed of the raft node's RNG and of the state machine's own choices (member IDs).
+    pub seed: u64,
+}
+
+impl ServerConfig {
+    pub fn new(member_id: u64, cluster_id: u64) -> Self {
+        ServerConfig {
+            member_id,
+            cluster_id,
+            tick_ms: 100,
+            election_ticks: 10,
+            heartbeat_ticks: 1,
+            request_timeout_ms: 5000,
+            max_request_bytes: 1_572_864,
+            max_unapplied_entries: 5000,
+            lease_check_interval_ms: 500,
+            lessor: LessorConfig {
+                seed: member_id,
+                ..LessorConfig::default()
+            },
+            auth: AuthConfig {
+                seed: member_id,
+                ..AuthConfig::default()
+            },
+            seed: member_id,
+        }
+    }
+
+    pub fn election_timeout_ms(&self) -> u64 {
+        self.tick_ms.saturating_mul(self.election_ticks as u64)
+    }
+}

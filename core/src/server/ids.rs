@@ -1,0 +1,28 @@
+//! Unique IDs of proposals.
+
+/// Generates proposal IDs unique across members and restarts, as etcd's `idutil`:
+/// the low 16 bits of the member ID in the top 16 bits, then a counter that starts from the
+/// shell's clock at startup (milliseconds, passed in), so a restarted member does not reuse
+/// the IDs of its previous life.
+#[derive(Debug, Clone)]
+pub struct IdGenerator {
+    prefix: u64,
+    suffix: u64,
+}
+
+const SUFFIX_BITS: u32 = 48;
+const SUFFIX_MASK: u64 = (1 << SUFFIX_BITS) - 1;
+
+impl IdGenerator {
+    pub fn new(member_id: u64, start_ms: u64) -> Self {
+        IdGenerator {
+            prefix: (member_id & 0xffff) << SUFFIX_BITS,
+            suffix: (start_ms << 8) & SUFFIX_MASK,
+        }
+    }
+
+    pub fn next_id(&mut self) -> u64 {
+        self.suffix = (self.suffix + 1) & SUFFIX_MASK;
+        self.prefix | self.suffix
+    }
+}

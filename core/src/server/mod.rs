@@ -1,0 +1,39 @@
+//! The replicated state machine of a member, sans IO.
+//!
+//! [`Server`] owns a raft node, the application state (MVCC key space, leases, auth, members)
+//! over a [`crate::backend::Backend`], and the requests in flight. The shell drives it:
+//!
+//! - `tick(now_ms)` every `tick_ms` (the heartbeat interval) with its monotonic clock;
+//! - `step(msg)` for every raft message from a peer;
+//! - `request(id, ClientRequest)` for every client request (`id` is the shell's handle);
+//! - `ready()` → [`RaftWork`] to send / persist, then `advance()` which applies committed
+//!   entries (one backend write transaction per batch, the applied index in that same
+//!   transaction), serves linearizable reads whose read index is applied, and lets raft
+//!   continue;
+//! - `take_outputs()` → [`Output`]s: client responses by `id`, watch events per revision,
+//!   configuration changes, leader changes.
+//!
+//! Writes become `qraftpb::InternalRequest` proposals with an ID unique to this member
+//! ([`IdGenerator`]); the member that proposed answers its client when it applies the entry.
+//! Serializable reads are answered from the local state at once; linearizable reads wait for
+//! a ReadIndex round and for the applied index to reach it. The leader proposes revokes of
+//! expired leases and lease checkpoints from `tick`.
+
+mod apply;
+mod config;
+mod ids;
+mod output;
+mod pending;
+mod request;
+mod response;
+#[allow(clippy::module_inception)]
+mod server;
+mod state;
+
+pub use apply::{ApplyContext, Outcome, set_header};
+pub use config::ServerConfig;
+pub use ids::IdGenerator;
+pub use output::{Output, RaftWork, RequestId};
+pub use response::{error_response, header, ok_response};
+pub use server::Server;
+pub use state::AppState;

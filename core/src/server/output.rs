@@ -1,0 +1,41 @@
+//! What the state machine asks the shell to do.
+
+use qraft_proto::mvccpb::Event;
+use qraft_proto::qraftpb::ClientResponse;
+use qraft_proto::raftpb::{ConfState, Entry, HardState, Message, Snapshot};
+
+/// The shell's handle on one client request: any number the shell chooses, echoed back in
+/// the response.
+pub type RequestId = u64;
+
+/// Raft work to carry out, in this order:
+/// 1. send `messages` (may go out at once, in parallel with 2);
+/// 2. persist `snapshot` (first), `entries` (append, replacing a conflicting suffix) and
+///    `hard_state` to the raft log storage — durably (fsync) when `must_sync`;
+/// 3. only then send `persisted_messages`;
+/// 4. call [`super::Server::advance`], which applies committed entries to the backend.
+#[derive(Debug, Default, Clone)]
+pub struct RaftWork {
+    pub messages: Vec<Message>,
+    pub snapshot: Option<Snapshot>,
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    pub must_sync: bool,
+    pub persisted_messages: Vec<Message>,
+}
+
+/// Results for the shell, taken with [`super::Server::take_outputs`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// The answer to client request `id` (a response or an error).
+    Respond {
+        id: RequestId,
+        response: ClientResponse,
+    },
+    /// Changes of one applied revision, in order, for the watchers (`prev_kv` always set).
+    Events { revision: i64, events: Vec<Event> },
+    /// The raft configuration changed; persist it with the raft log storage.
+    ConfState(ConfState),
+    /// This member's view of the leader changed (0 = none known).
+    LeaderChanged { leader: u64, term: u64 },
+}

@@ -1,0 +1,62 @@
+//! Requests this member proposed or is reading for, waiting for their outcome.
+
+use std::collections::{BTreeMap, HashMap};
+
+use qraft_proto::etcdserverpb::{RangeRequest, TxnRequest};
+
+use super::output::RequestId;
+
+/// A proposal waiting to be applied, keyed by its proposal ID.
+#[derive(Debug, Clone)]
+pub struct PendingProposal {
+    /// `None` for proposals the member makes on its own (lease revokes, checkpoints).
+    pub client: Option<RequestId>,
+    pub deadline_ms: u64,
+}
+
+/// A linearizable read waiting for its read index to be applied.
+#[derive(Debug, Clone)]
+pub enum ReadKind {
+    Range(RangeRequest),
+    Txn(TxnRequest),
+}
+
+#[derive(Debug, Clone)]
+pub struct PendingRead {
+    pub client: RequestId,
+    pub request: ReadKind,
+    pub deadline_ms: u64,
+    /// Set once raft confirmed the leader's commit index for this read.
+    pub read_index: Option<u64>,
+}
+
+#[derive(Debug, Default)]
+pub struct Pending {
+    pub proposals: HashMap<u64, PendingProposal>,
+    /// Keyed by the read's context (a counter), in issue order.
+    pub reads: BTreeMap<u64, PendingRead>,
+}
+
+impl Pending {
+    /// Removes every request whose deadline passed; returns the client IDs to answer
+    /// "request timed out".
+    pub fn expire(&mut self, now_ms: u64) -> Vec<RequestId> {
+        let mut timed_out = Vec::new();
+        self.proposals.retain(|_, p| {
+            let keep = p.deadline_ms > now_ms;
+            if !keep && let Some(client) = p.client {
+                timed_out.push(client);
+            }
+            keep
+        });
+        self.reads.retain(|_, r| {
+            let keep = r.deadline_ms > now_ms;
+            if !keep {
+                timed_out.push(r.client);
+            }
+            keep
+        });
+        timed_out.sort_unstable();
+        timed_out
+    }
+}

@@ -1,0 +1,321 @@
+//! Client requests: answered locally, proposed through raft, or read through ReadIndex.
+
+use prost::Message as _;
+use qraft_proto::etcdserverpb::{
+    AuthRoleListResponse, AuthUserListResponse, LeaseTimeToLiveResponse, Member,
+    MemberListResponse, TxnRequest,
+};
+use qraft_proto::qraftpb::client_request::Request as In;
+use qraft_proto::qraftpb::client_response::Response as Out;
+use qraft_proto::qraftpb::internal_request::Request as Propose;
+use qraft_proto::qraftpb::{ClientRequest, InternalAuthenticateRequest};
+
+use crate::auth::AuthInfo;
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::mvcc::is_read_only;
+use crate::raft::Storage;
+
+use super::apply::set_header;
+use super::output::{Output, RequestId};
+use super::pending::{PendingRead, ReadKind};
+use super::response::{error_response, ok_response};
+use super::server::Server;
+
+impl<S: Storage, B: Backend> Server<S, B> {
+    /// A client request. The answer comes out of [`Server::take_outputs`] as
+    /// `Output::Respond { id, .. }` — at once for local answers and refusals, after apply for
+    /// writes, after the read index is applied for linearizable reads.
+    pub fn request(&mut self, id: RequestId, request: ClientRequest) {
+        if request.encoded_len() > self.config.max_request_bytes {
+            return self.respond_error(id, &Error::RequestTooLarge, 0);
+        }
+        let auth = match self.state.auth.auth_info(&request.token, self.now_ms) {
+            Ok(auth) => auth,
+            Err(err) => return self.respond_error(id, &err, 0),
+        };
+        let Some(body) = request.request else {
+            return self.respond_error(id, &Error::NotCapable, 0);
+        };
+        if let Err((err, hint)) = self.dispatch(id, body, auth) {
+            self.respond_error(id, &err, hint);
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        id: RequestId,
+        body: In,
+        auth: Option<AuthInfo>,
+    ) -> Result<(), (Error, u64)> {
+        let user = auth
+            .as_ref()
+            .map(|a| a.username.clone())
+            .unwrap_or_default();
+        let plain = |err: Error| (err, 0);
+        match body {
+            In::Range(r) => {
+                self.state
+                    .auth
+                    .check_range(auth.as_ref(), &r)
+                    .map_err(plain)?;
+                if r.serializable {
+                    let response = self.read_locally(&ReadKind::Range(r)).map_err(plain)?;
+                    self.reply(id, response);
+                    Ok(())
+                } else {
+                    self.linearizable_read(id, ReadKind::Range(r))
+                }
+            }
+            In::Txn(r) if is_read_only(&r) => {
+                self.state
+                    .auth
+                    .check_txn(auth.as_ref(), &r)
+                    .map_err(plain)?;
+                if txn_is_serializable(&r) {
+                    let response = self.read_locally(&ReadKind::Txn(r)).map_err(plain)?;
+                    self.reply(id, response);
+                    Ok(())
+                } else {
+                    self.linearizable_read(id, ReadKind::Txn(r))
+                }
+            }
+            // Permissions are checked here to refuse early, and again at apply against the
+            // auth revision the proposal carries.
+            In::Put(r) => {
+                self.state
+                    .auth
+                    .check_put(auth.as_ref(), &r)
+                    .map_err(plain)?;
+                self.propose(Some(id), Propose::Put(r), user)
+            }
+            In::DeleteRange(r) => {
+                self.state
+                    .auth
+                    .check_delete_range(auth.as_ref(), &r)
+                    .map_err(plain)?;
+                self.propose(Some(id), Propose::DeleteRange(r), user)
+            }
+            In::Txn(r) => {
+                self.state
+                    .auth
+                    .check_txn(auth.as_ref(), &r)
+                    .map_err(plain)?;
+                self.propose(Some(id), Propose::Txn(r), user)
+            }
+            In::Compaction(r) => self.propose(Some(id), Propose::Compaction(r), user),
+            In::LeaseGrant(mut r) => {
+                if r.id == 0 {
+                    // Chosen before proposing so every member applies the same ID.
+                    r.id = self.state.lessor.assign_id();
+                }
+                self.propose(Some(id), Propose::LeaseGrant(r), user)
+            }
+            In::LeaseRevoke(r) => self.propose(Some(id), Propose::LeaseRevoke(r), user),
+            In::LeaseKeepAlive(r) => {
+                // Deadlines live on the leader only; the shell forwards to the hinted leader.
+                let response = self
+                    .state
+                    .lessor
+                    .keep_alive(r.id, self.now_ms)
+                    .map_err(|err| self.with_leader_hint(err))?;
+                self.reply(id, Out::LeaseKeepAlive(response));
+                Ok(())
+            }
+            In::LeaseTimeToLive(r) => {
+                if !self.is_leader() {
+                    return Err(self.with_leader_hint(Error::NotLeader));
+                }
+                let response: LeaseTimeToLiveResponse =
+                    self.state.lessor.time_to_live(r.id, r.keys, self.now_ms);
+                self.reply(id, Out::LeaseTimeToLive(response));
+                Ok(())
+            }
+            In::LeaseLeases(_) => {
+                let response = self.state.lessor.leases();
+                self.reply(id, Out::LeaseLeases(response));
+                Ok(())
+            }
+            In::Authenticate(r) => {
+                self.state
+                    .auth
+                    .check_password(&r.name, &r.password)
+                    .map_err(plain)?;
+                let simple_token = self.state.auth.new_token_prefix();
+                let request = InternalAuthenticateRequest {
+                    name: r.name,
+                    password: String::new(),
+                    simple_token,
+                };
+                self.propose(Some(id), Propose::Authenticate(request), user)
+            }
+            In::AuthStatus(_) => {
+                let response = self.state.auth.status();
+                self.reply(id, Out::AuthStatus(response));
+                Ok(())
+            }
+            In::AuthEnable(r) => self.propose(Some(id), Propose::AuthEnable(r), user),
+            In::AuthDisable(r) => self.propose(Some(id), Propose::AuthDisable(r), user),
+            In::UserAdd(r) => {
+                let r = self.state.auth.prepare_user_add(r).map_err(plain)?;
+                self.propose(Some(id), Propose::AuthUserAdd(r), user)
+            }
+            In::UserChangePassword(r) => {
+                let r = self.state.auth.prepare_change_password(r).map_err(plain)?;
+                self.propose(Some(id), Propose::AuthUserChangePassword(r), user)
+            }
+            In::UserDelete(r) => self.propose(Some(id), Propose::AuthUserDelete(r), user),
+            In::UserGrantRole(r) => self.propose(Some(id), Propose::AuthUserGrantRole(r), user),
+            In::UserRevokeRole(r) => self.propose(Some(id), Propose::AuthUserRevokeRole(r), user),
+            In::RoleAdd(r) => self.propose(Some(id), Propose::AuthRoleAdd(r), user),
+            In::RoleDelete(r) => self.propose(Some(id), Propose::AuthRoleDelete(r), user),
+            In::RoleGrantPermission(r) => {
+                self.propose(Some(id), Propose::AuthRoleGrantPermission(r), user)
+            }
+            In::RoleRevokePermission(r) => {
+                self.propose(Some(id), Propose::AuthRoleRevokePermission(r), user)
+            }
+            // Reads of the auth store: answered locally after the admin check.
+            In::UserGet(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                let response = self.state.auth.user_get(&r.name).map_err(plain)?;
+                self.reply(id, Out::UserGet(response));
+                Ok(())
+            }
+            In::UserList(_) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                let response: AuthUserListResponse = self.state.auth.user_list();
+                self.reply(id, Out::UserList(response));
+                Ok(())
+            }
+            In::RoleGet(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                let response = self.state.auth.role_get(&r.role).map_err(plain)?;
+                self.reply(id, Out::RoleGet(response));
+                Ok(())
+            }
+            In::RoleList(_) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                let response: AuthRoleListResponse = self.state.auth.role_list();
+                self.reply(id, Out::RoleList(response));
+                Ok(())
+            }
+            In::MemberList(_) => {
+                let members = self
+                    .state
+                    .members
+                    .values()
+                    .map(|m| Member {
+                        id: m.id,
+                        name: m
+                            .member_attrs
+                            .as_ref()
+                            .map(|a| a.name.clone())
+                            .unwrap_or_default(),
+                        peer_ur_ls: m
+                            .raft_attrs
+                            .as_ref()
+                            .map(|a| a.peer_urls.clone())
+                            .unwrap_or_default(),
+                        is_learner: m.raft_attrs.as_ref().is_some_and(|a| a.is_learner),
+                        ..Default::default()
+                    })
+                    .collect();
+                self.reply(
+                    id,
+                    Out::MemberList(MemberListResponse {
+                        header: None,
+                        members,
+                    }),
+                );
+                Ok(())
+            }
+            // Watches are served by the shell's watch hub from `Output::Events`; membership
+            // changes, alarms, maintenance and downgrades are not handled by this state
+            // machine yet.
+            _ => Err(plain(Error::NotCapable)),
+        }
+    }
+
+    fn with_leader_hint(&self, err: Error) -> (Error, u64) {
+        match err {
+            Error::NotLeader if self.leader == 0 => (Error::NoLeader, 0),
+            Error::NotLeader => (Error::NotLeader, self.leader),
+            other => (other, 0),
+        }
+    }
+
+    fn reply(&mut self, id: RequestId, mut response: Out) {
+        set_header(&mut response, self.header());
+        self.outputs.push(Output::Respond {
+            id,
+            response: ok_response(response),
+        });
+    }
+
+    fn read_locally(&self, read: &ReadKind) -> Result<Out, Error> {
+        let txn = self.backend.read_txn()?;
+        Ok(match read {
+            ReadKind::Range(r) => Out::Range(self.state.mvcc.range(&txn, r)?),
+            ReadKind::Txn(r) => Out::Txn(self.state.mvcc.txn_read_only(&txn, r)?),
+        })
+    }
+
+    /// Permission was checked when the request arrived.
+    fn linearizable_read(&mut self, id: RequestId, request: ReadKind) -> Result<(), (Error, u64)> {
+        if self.leader == 0 {
+            return Err((Error::NoLeader, 0));
+        }
+        let ctx = self.next_read_ctx();
+        self.node
+            .read_index(ctx.to_be_bytes().to_vec().into())
+            .map_err(|err| (Error::Raft(err.to_string()), 0))?;
+        self.pending.reads.insert(
+            ctx,
+            PendingRead {
+                client: id,
+                request,
+                deadline_ms: self.now_ms + self.config.request_timeout_ms,
+                read_index: None,
+            },
+        );
+        Ok(())
+    }
+
+    /// Serves every pending read whose read index has been applied.
+    pub(crate) fn serve_reads(&mut self) {
+        let applied = self.state.applied_index;
+        let ready: Vec<u64> = self
+            .pending
+            .reads
+            .iter()
+            .filter(|(_, r)| r.read_index.is_some_and(|index| index <= applied))
+            .map(|(ctx, _)| *ctx)
+            .collect();
+        for ctx in ready {
+            let Some(read) = self.pending.reads.remove(&ctx) else {
+                continue;
+            };
+            match self.read_locally(&read.request) {
+                Ok(response) => self.reply(read.client, response),
+                Err(err) => self.outputs.push(Output::Respond {
+                    id: read.client,
+                    response: error_response(&err, 0),
+                }),
+            }
+        }
+    }
+}
+
+/// A read-only txn is served locally only if every range in it asks for serializable reads.
+fn txn_is_serializable(txn: &TxnRequest) -> bool {
+    use qraft_proto::etcdserverpb::request_op::Request as Op;
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .all(|op| match &op.request {
+            Some(Op::RequestRange(r)) => r.serializable,
+            Some(Op::RequestTxn(t)) => txn_is_serializable(t),
+            _ => false,
+        })
+}

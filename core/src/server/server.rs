@@ -1,0 +1,462 @@
+//! The state machine: raft node + application state, inputs in, outputs out.
+
+use prost::Message as _;
+use qraft_proto::etcdserverpb::LeaseRevokeRequest;
+use qraft_proto::qraftpb::internal_request::Request;
+use qraft_proto::qraftpb::{ConfChangeContext, InternalRequest, MemberRecord, RequestHeader};
+use qraft_proto::raftpb::{
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message,
+};
+
+use crate::backend::{Backend, Table, WriteTxn, meta};
+use crate::error::{Error, Result};
+use crate::raft::{ConfChangeProposal, Config as RaftConfig, RawNode, StateRole, Storage};
+
+use super::apply::{ApplyContext, set_header};
+use super::config::ServerConfig;
+use super::ids::IdGenerator;
+use super::output::{Output, RaftWork, RequestId};
+use super::pending::{Pending, PendingProposal};
+use super::response::{error_response, header, ok_response};
+use super::state::AppState;
+
+/// A member's state machine: a raft node, the application state over a [`Backend`], and the
+/// requests in flight. No IO: the shell feeds [`Server::tick`], [`Server::step`] and
+/// [`Server::request`], carries out [`Server::ready`] and then calls [`Server::advance`], and
+/// delivers [`Server::take_outputs`].
+pub struct Server<S: Storage, B: Backend> {
+    pub(crate) config: ServerConfig,
+    pub(crate) node: RawNode<S>,
+    pub(crate) backend: B,
+    pub(crate) state: AppState,
+    pub(crate) ids: IdGenerator,
+    pub(crate) pending: Pending,
+    pub(crate) outputs: Vec<Output>,
+    pub(crate) now_ms: u64,
+    pub(crate) leader: u64,
+    pub(crate) term: u64,
+    pub(crate) committed: u64,
+    next_lease_check_ms: u64,
+    /// As a new leader: the log index up to which entries of earlier terms may still be
+    /// unapplied. Once applied, lease deadlines are recomputed from the checkpoints they held.
+    lease_catch_up_index: Option<u64>,
+    next_token_sweep_ms: u64,
+    next_read_ctx: u64,
+    /// Committed entries of the last `ready()`, applied by `advance()`.
+    to_apply: Vec<Entry>,
+}
+
+impl<S: Storage, B: Backend> Server<S, B> {
+    /// Opens a member over its raft log `storage` and its `backend`. `now_ms` is the shell's
+    /// monotonic clock; it also seeds proposal IDs so a restart does not reuse old ones.
+    pub fn new(config: ServerConfig, storage: S, backend: B, now_ms: u64) -> Result<Self> {
+        let state = {
+            let txn = backend.read_txn()?;
+            AppState::open(&txn, &config)?
+        };
+        let mut raft_config = RaftConfig::new(config.member_id);
+        raft_config.election_tick = config.election_ticks;
+        raft_config.heartbeat_tick = config.heartbeat_ticks;
+        raft_config.applied = state.applied_index;
+        raft_config.check_quorum = true;
+        raft_config.pre_vote = true;
+        raft_config.seed = config.seed;
+        let node =
+            RawNode::new(&raft_config, storage).map_err(|err| Error::Raft(err.to_string()))?;
+        let term = node.status().hard_state.term;
+        Ok(Server {
+            ids: IdGenerator::new(config.member_id, now_ms),
+            committed: state.applied_index,
+            config,
+            node,
+            backend,
+            state,
+            pending: Pending::default(),
+            outputs: Vec::new(),
+            now_ms,
+            leader: 0,
+            term,
+            next_lease_check_ms: now_ms,
+            lease_catch_up_index: None,
+            next_token_sweep_ms: now_ms,
+            next_read_ctx: 1,
+            to_apply: Vec::new(),
+        })
+    }
+
+    pub fn member_id(&self) -> u64 {
+        self.config.member_id
+    }
+
+    pub fn leader(&self) -> u64 {
+        self.leader
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader == self.config.member_id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.state.applied_index
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The raft log storage, for the shell to persist a [`RaftWork`] into (the in-memory
+    /// storage; a durable one is written by the shell directly).
+    pub fn raft_storage_mut(&mut self) -> &mut S {
+        self.node.storage_mut()
+    }
+
+    /// One raft tick (call every `tick_ms`), with the shell's monotonic clock. The leader also
+    /// proposes revokes of expired leases and lease checkpoints here; requests past their
+    /// deadline are answered "request timed out".
+    pub fn tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.node.tick();
+        for client in self.pending.expire(self.now_ms) {
+            self.respond_error(client, &Error::Timeout, 0);
+        }
+        if self.is_leader() && self.now_ms >= self.next_lease_check_ms {
+            self.next_lease_check_ms = self.now_ms + self.config.lease_check_interval_ms;
+            for id in self.state.lessor.expired(self.now_ms) {
+                self.propose_internal(Request::LeaseRevoke(LeaseRevokeRequest { id }));
+            }
+            if let Some(checkpoints) = self.state.lessor.due_checkpoints(self.now_ms) {
+                self.propose_internal(Request::LeaseCheckpoint(checkpoints));
+            }
+        }
+        if self.now_ms >= self.next_token_sweep_ms {
+            self.next_token_sweep_ms = self.now_ms + 60_000;
+            self.state.auth.sweep_tokens(self.now_ms);
+        }
+    }
+
+    /// Starts an election now instead of waiting for the election timeout (e.g. a single
+    /// member on start, or an operator moving leadership in tests).
+    pub fn campaign(&mut self) {
+        self.node.campaign();
+    }
+
+    /// A raft message from a peer.
+    pub fn step(&mut self, message: Message) {
+        // Messages from unknown peers or stale terms are the node's to ignore.
+        let _ = self.node.step(message);
+    }
+
+    /// Raft work for the shell, if any (see [`RaftWork`] for the order to carry it out in).
+    /// Call [`Server::advance`] once it is done.
+    pub fn ready(&mut self) -> Option<RaftWork> {
+        if !self.node.has_ready() {
+            return None;
+        }
+        let ready = self.node.ready();
+        if let Some(soft) = ready.soft_state {
+            self.on_soft_state(soft.leader_id, soft.role);
+        }
+        if let Some(hard) = &ready.hard_state {
+            self.committed = self.committed.max(hard.commit);
+            if hard.term != self.term {
+                self.term = hard.term;
+                self.outputs.push(Output::LeaderChanged {
+                    leader: self.leader,
+                    term: self.term,
+                });
+            }
+        }
+        for read in &ready.read_states {
+            if let Ok(bytes) = <[u8; 8]>::try_from(read.request_ctx.as_ref()) {
+                let ctx = u64::from_be_bytes(bytes);
+                if let Some(pending) = self.pending.reads.get_mut(&ctx) {
+                    pending.read_index = Some(read.index);
+                }
+            }
+        }
+        self.to_apply = ready.committed_entries;
+        Some(RaftWork {
+            messages: ready.messages,
+            snapshot: ready.snapshot,
+            entries: ready.entries,
+            hard_state: ready.hard_state,
+            must_sync: ready.must_sync,
+            persisted_messages: ready.persisted_messages,
+        })
+    }
+
+    /// The shell has carried out the last [`RaftWork`]: apply the committed entries (one backend
+    /// write transaction, with the applied index), serve reads that became possible, and let
+    /// raft move on. A backend error is fatal for the member.
+    pub fn advance(&mut self) -> Result<()> {
+        let entries = std::mem::take(&mut self.to_apply);
+        if !entries.is_empty() {
+            self.apply_entries(&entries)?;
+        }
+        self.node.advance();
+        if let Some(index) = self.lease_catch_up_index
+            && self.state.applied_index >= index
+        {
+            // Checkpoints committed by the previous leader are applied only now; promoting
+            // again starts every lease from its latest remainder (never earlier than now +
+            // election timeout + remainder, so still no early expiry).
+            self.lease_catch_up_index = None;
+            self.state
+                .lessor
+                .promote(self.config.election_timeout_ms(), self.now_ms);
+        }
+        self.serve_reads();
+        Ok(())
+    }
+
+    /// Responses and events produced so far.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        std::mem::take(&mut self.outputs)
+    }
+
+    fn on_soft_state(&mut self, leader: u64, role: StateRole) {
+        let was_leader = self.is_leader();
+        self.leader = leader;
+        let is_leader = role == StateRole::Leader;
+        if is_leader && !was_leader {
+            // Clients get an election timeout to find the new leader before anything expires.
+            self.state
+                .lessor
+                .promote(self.config.election_timeout_ms(), self.now_ms);
+            self.next_lease_check_ms = self.now_ms;
+            self.lease_catch_up_index = Some(self.node.raft.raft_log.last_index());
+        } else if !is_leader && was_leader {
+            self.state.lessor.demote();
+            self.lease_catch_up_index = None;
+        }
+        self.outputs.push(Output::LeaderChanged {
+            leader,
+            term: self.term,
+        });
+    }
+
+    fn apply_entries(&mut self, entries: &[Entry]) -> Result<()> {
+        let mut txn = self.backend.write_txn()?;
+        let mut responses = Vec::new();
+        let mut last = (self.state.applied_index, self.state.applied_term);
+        for entry in entries {
+            if entry.index <= self.state.applied_index {
+                continue; // already in the backend (restart replays from the raft log)
+            }
+            last = (entry.index, entry.term);
+            match EntryType::try_from(entry.r#type) {
+                Ok(EntryType::EntryNormal) => {
+                    if entry.data.is_empty() {
+                        continue; // a new leader's empty entry
+                    }
+                    let Ok(request) = InternalRequest::decode(entry.data.as_ref()) else {
+                        tracing::warn!(index = entry.index, "undecodable entry skipped");
+                        continue;
+                    };
+                    let ctx = ApplyContext {
+                        index: entry.index,
+                        term: entry.term,
+                        now_ms: self.now_ms,
+                    };
+                    let outcome = self.state.apply(&mut txn, &request, ctx)?;
+                    if !outcome.events.is_empty() {
+                        self.outputs.push(Output::Events {
+                            revision: self.state.mvcc.current_revision(),
+                            events: outcome.events,
+                        });
+                    }
+                    if let Some(pending) = self.pending.proposals.remove(&request.id)
+                        && let Some(client) = pending.client
+                    {
+                        responses.push((client, outcome.result));
+                    }
+                }
+                Ok(EntryType::EntryConfChange) => {
+                    let Ok(cc) = ConfChange::decode(entry.data.as_ref()) else {
+                        continue;
+                    };
+                    let conf_state = apply_conf_change(
+                        &mut self.node,
+                        &mut txn,
+                        ConfChangeProposal::V1(cc.clone()),
+                    )?;
+                    self.outputs.push(Output::ConfState(conf_state));
+                    record_member_change(
+                        &mut self.state,
+                        &mut txn,
+                        cc.r#type(),
+                        cc.node_id,
+                        &cc.context,
+                    )?;
+                }
+                Ok(EntryType::EntryConfChangeV2) => {
+                    let Ok(cc) = ConfChangeV2::decode(entry.data.as_ref()) else {
+                        continue;
+                    };
+                    let conf_state = apply_conf_change(
+                        &mut self.node,
+                        &mut txn,
+                        ConfChangeProposal::V2(cc.clone()),
+                    )?;
+                    self.outputs.push(Output::ConfState(conf_state));
+                    for change in &cc.changes {
+                        record_member_change(
+                            &mut self.state,
+                            &mut txn,
+                            change.r#type(),
+                            change.node_id,
+                            &cc.context,
+                        )?;
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        meta::put_u64(&mut txn, meta::CONSISTENT_INDEX, last.0)?;
+        meta::put_u64(&mut txn, meta::TERM, last.1)?;
+        txn.commit()?;
+        self.state.applied_index = last.0;
+        self.state.applied_term = last.1;
+        let header = self.header();
+        for (client, result) in responses {
+            let response = match result {
+                Ok(Some(mut response)) => {
+                    set_header(&mut response, header);
+                    ok_response(response)
+                }
+                Ok(None) => continue,
+                Err(err) => error_response(&err, 0),
+            };
+            self.outputs.push(Output::Respond {
+                id: client,
+                response,
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn header(&self) -> qraft_proto::etcdserverpb::ResponseHeader {
+        header(
+            self.config.cluster_id,
+            self.config.member_id,
+            self.state.mvcc.current_revision(),
+            self.term,
+        )
+    }
+
+    pub(crate) fn respond_error(&mut self, client: RequestId, err: &Error, leader_hint: u64) {
+        self.outputs.push(Output::Respond {
+            id: client,
+            response: error_response(err, leader_hint),
+        });
+    }
+
+    /// Proposes a request; `client` is answered when it is applied (or times out).
+    pub(crate) fn propose(
+        &mut self,
+        client: Option<RequestId>,
+        request: Request,
+        username: String,
+    ) -> std::result::Result<(), (Error, u64)> {
+        if self.leader == 0 {
+            return Err((Error::NoLeader, 0));
+        }
+        if self.committed.saturating_sub(self.state.applied_index)
+            > self.config.max_unapplied_entries
+        {
+            return Err((Error::TooManyRequests, 0));
+        }
+        let id = self.ids.next_id();
+        let internal = InternalRequest {
+            header: Some(RequestHeader {
+                id,
+                username,
+                auth_revision: self.state.auth.revision(),
+            }),
+            id,
+            request: Some(request),
+        };
+        match self.node.propose(internal.encode_to_vec().into()) {
+            Ok(()) => {
+                self.pending.proposals.insert(
+                    id,
+                    PendingProposal {
+                        client,
+                        deadline_ms: self.now_ms + self.config.request_timeout_ms,
+                    },
+                );
+                Ok(())
+            }
+            Err(crate::raft::RaftError::ProposalDropped { leader_hint }) => Err((
+                if leader_hint == 0 {
+                    Error::NoLeader
+                } else {
+                    Error::NotLeader
+                },
+                leader_hint,
+            )),
+            Err(err) => Err((Error::Raft(err.to_string()), 0)),
+        }
+    }
+
+    /// Proposals the member makes on its own behalf run with root authority, as etcd's.
+    fn propose_internal(&mut self, request: Request) {
+        let _ = self.propose(None, request, crate::auth::ROOT.to_string());
+    }
+
+    /// Issues a ReadIndex for a linearizable read; the read is served once applied ≥ index.
+    pub(crate) fn next_read_ctx(&mut self) -> u64 {
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        ctx
+    }
+}
+
+/// Applies a committed conf change to raft and stores the configuration now in force.
+fn apply_conf_change<S: Storage, T: WriteTxn + ?Sized>(
+    node: &mut RawNode<S>,
+    txn: &mut T,
+    cc: ConfChangeProposal,
+) -> Result<ConfState> {
+    let conf_state = node
+        .apply_conf_change(&cc)
+        .map_err(|err| Error::Raft(err.to_string()))?;
+    txn.put(Table::Meta, meta::CONF_STATE, &conf_state.encode_to_vec())?;
+    Ok(conf_state)
+}
+
+/// Keeps the members table in step with the configuration: the member record travels in
+/// the conf change's context (`qraftpb.ConfChangeContext`).
+fn record_member_change<T: WriteTxn + ?Sized>(
+    state: &mut AppState,
+    txn: &mut T,
+    kind: ConfChangeType,
+    node_id: u64,
+    context: &[u8],
+) -> Result<()> {
+    match kind {
+        ConfChangeType::ConfChangeAddNode | ConfChangeType::ConfChangeAddLearnerNode => {
+            let member = ConfChangeContext::decode(context)
+                .ok()
+                .and_then(|ctx| ctx.member)
+                .unwrap_or_default();
+            state.put_member(
+                txn,
+                MemberRecord {
+                    id: node_id,
+                    ..member
+                },
+            )
+        }
+        ConfChangeType::ConfChangeRemoveNode => state.remove_member(txn, node_id),
+        ConfChangeType::ConfChangeUpdateNode => Ok(()),
+    }
+}

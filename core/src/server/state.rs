@@ -1,0 +1,88 @@
+//! The replicated application state: key space, leases, auth and members.
+
+use std::collections::BTreeMap;
+
+use prost::Message as _;
+use qraft_proto::etcdserverpb::RangeRequest;
+use qraft_proto::qraftpb::MemberRecord;
+
+use crate::auth::AuthStore;
+use crate::backend::{BackendError, ReadTxn, Table, Visit, meta};
+use crate::error::Result;
+use crate::lease::{Lessor, load_leases};
+use crate::mvcc::MvccStore;
+
+use super::config::ServerConfig;
+
+/// Everything applying entries changes. Opened from the backend on start, so a restarted
+/// member continues exactly where its last committed apply transaction left it.
+#[derive(Debug)]
+pub struct AppState {
+    pub mvcc: MvccStore,
+    pub lessor: Lessor,
+    pub auth: AuthStore,
+    pub members: BTreeMap<u64, MemberRecord>,
+    /// Index and term of the last applied entry, as stored with the data.
+    pub applied_index: u64,
+    pub applied_term: u64,
+}
+
+impl AppState {
+    pub fn open<T: ReadTxn + ?Sized>(txn: &T, config: &ServerConfig) -> Result<Self> {
+        let mvcc = MvccStore::open(txn)?;
+        let mut lessor = Lessor::new(config.lessor.clone());
+        lessor.restore(load_leases(txn)?);
+        // Keys name their lease; re-attach them (all keys: "\0" up to the end).
+        let everything = RangeRequest {
+            key: vec![0].into(),
+            range_end: vec![0].into(),
+            ..Default::default()
+        };
+        for kv in mvcc.range(txn, &everything)?.kvs {
+            if kv.lease != 0 {
+                // A key whose lease is gone was deleted with the revoke; ignore stale links.
+                let _ = lessor.attach(kv.lease, kv.key);
+            }
+        }
+        let mut auth = AuthStore::new(config.auth.clone());
+        auth.load(txn)?;
+        let members = load_members(txn)?;
+        Ok(AppState {
+            mvcc,
+            lessor,
+            auth,
+            members,
+            applied_index: meta::get_u64(txn, meta::CONSISTENT_INDEX)?.unwrap_or(0),
+            applied_term: meta::get_u64(txn, meta::TERM)?.unwrap_or(0),
+        })
+    }
+}
+
+fn load_members<T: ReadTxn + ?Sized>(
+    txn: &T,
+) -> std::result::Result<BTreeMap<u64, MemberRecord>, BackendError> {
+    let mut members = BTreeMap::new();
+    let mut failure = None;
+    txn.scan(
+        Table::Members,
+        &[],
+        None,
+        &mut |_, value| match MemberRecord::decode(value) {
+            Ok(member) => {
+                members.insert(member.id, member);
+                Visit::Continue(())
+            }
+            Err(err) => {
+                failure = Some(BackendError::Corrupt {
+                    table: Table::Members,
+                    reason: err.to_string(),
+                });
+                Visit::Break(())
+            }
+        },
+    )?;
+    match failure {
+        Some(err) => Err(err),
+        None => Ok(members),
+    }
+}
