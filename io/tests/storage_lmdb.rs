@@ -92,8 +92,8 @@ fn snapshot_stream_round_trips_the_key_space_in_chunks() {
         .expect("restore");
     assert_eq!(
         restored,
-        500 + 1 + 2,
-        "500 keys, one member, meta's version and index"
+        500 + 1 + 1,
+        "500 keys, one member, the applied index"
     );
     assert_eq!(dump(&follower), dump(&leader));
     assert_eq!(
@@ -117,7 +117,7 @@ fn chunks_restore_without_being_joined() {
     let restored = follower
         .write(|w| w.restore_key_space(ChunksReader::new(exporter)))
         .expect("restore");
-    assert_eq!(restored, 300 + 1 + 2);
+    assert_eq!(restored, 300 + 1 + 1);
     assert_eq!(dump(&follower), dump(&leader));
 }
 
@@ -305,28 +305,23 @@ fn a_data_dir_is_opened_by_one_storage_at_a_time() {
 }
 
 #[test]
-fn a_newer_schema_is_refused_an_older_one_accepted() {
+fn the_schema_version_is_left_to_the_version_layer() {
     let dir = TempDir::new().expect("dir");
     let storage = open(&dir);
     assert_eq!(
-        storage
-            .write(|b| b.storage_version())
-            .expect("version")
-            .as_deref(),
-        Some("0.1")
+        storage.storage_version().expect("version"),
+        None,
+        "open writes no version"
     );
     storage
         .write(|b| b.set_storage_version("9.0"))
         .expect("set");
     drop(storage);
-    let err = LmdbStorage::open(StorageConfig::new(dir.path())).err();
-    assert!(
-        matches!(err, Some(StorageError::NewerSchema { .. })),
-        "{err:?}"
+    let storage = open(&dir);
+    assert_eq!(
+        storage.storage_version().expect("version").as_deref(),
+        Some("9.0")
     );
-    let mut newer = StorageConfig::new(dir.path());
-    newer.schema_version = "9.1".into();
-    let storage = LmdbStorage::open(newer).expect("a newer binary opens older data");
     assert_eq!(
         storage
             .write(|b| b.storage_version())

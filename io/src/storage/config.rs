@@ -7,10 +7,6 @@ use super::error::{Result, StorageError};
 /// etcd's default backend quota (`--quota-backend-bytes` 0 means this).
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
-/// The storage schema this binary writes (major.minor of the release that introduced it).
-/// Stored in the meta table; a data directory with a newer one is refused at open.
-pub const STORAGE_SCHEMA_VERSION: &str = "0.1";
-
 /// Where the environment lives inside `--data-dir`.
 pub const LMDB_SUBDIR: &str = "member/lmdb";
 
@@ -23,8 +19,6 @@ pub struct StorageConfig {
     /// [`StorageConfig::headroom_bytes`]) so that deletes, compaction and raft appends still
     /// succeed once the quota is exceeded, as etcd lets them.
     pub quota_bytes: u64,
-    /// The schema version written into a new environment and accepted as the newest known.
-    pub schema_version: String,
 }
 
 impl StorageConfig {
@@ -32,7 +26,6 @@ impl StorageConfig {
         StorageConfig {
             data_dir: data_dir.into(),
             quota_bytes: 0,
-            schema_version: STORAGE_SCHEMA_VERSION.to_owned(),
         }
     }
 
@@ -65,16 +58,6 @@ impl StorageConfig {
         let bytes = self.effective_quota().saturating_add(self.headroom_bytes());
         round_to_pages(bytes)
     }
-
-    pub(crate) fn validate(&self) -> Result<()> {
-        if parse_schema(&self.schema_version).is_none() {
-            return Err(StorageError::Config(format!(
-                "schema version {:?} is not major.minor",
-                self.schema_version
-            )));
-        }
-        Ok(())
-    }
 }
 
 pub(crate) fn round_to_pages(bytes: u64) -> Result<usize> {
@@ -82,14 +65,6 @@ pub(crate) fn round_to_pages(bytes: u64) -> Result<usize> {
     let rounded = bytes.div_ceil(PAGE).saturating_mul(PAGE);
     usize::try_from(rounded)
         .map_err(|_| StorageError::Config(format!("map size {rounded} does not fit in memory")))
-}
-
-/// Parses "major.minor" (a trailing ".patch" is ignored) for ordering schema versions.
-pub(crate) fn parse_schema(version: &str) -> Option<(u32, u32)> {
-    let mut parts = version.split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
 }
 
 pub(crate) fn defrag_temp_path(env_dir: &Path) -> PathBuf {

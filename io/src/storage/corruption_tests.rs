@@ -142,7 +142,7 @@ fn a_bad_applied_index_is_an_error_for_readers() {
 }
 
 #[test]
-fn an_empty_key_is_refused_not_a_crash() {
+fn empty_and_overlong_keys_are_refused_not_a_crash() {
     let dir = TempDir::new().expect("dir");
     let storage = storage_with_log(&dir);
     let txn = storage.read_txn().expect("read");

@@ -1,14 +1,16 @@
-//! Opening one member's LMDB environment: the directory lock, sizing the map, creating the named
-//! databases and checking the storage schema version, before anything else touches the data.
+//! Opening one member's LMDB environment: the directory lock, sizing the map and creating the
+//! named databases. The storage schema version (meta `storageVersion`) is left to the version
+//! layer (`qraft_core::version`), which reads it through the `Backend` and decides — knowing
+//! `--emulated-version` — whether this binary may use the data.
 
 use std::fs::{self, File};
 use std::path::Path;
 
 use heed::{CompactionOption, Env, EnvOpenOptions, WithoutTls};
 
-use super::config::{StorageConfig, parse_schema, round_to_pages};
+use super::config::{StorageConfig, round_to_pages};
 use super::error::{Result, StorageError};
-use super::tables::{MAX_DBS, STORAGE_VERSION, Tables};
+use super::tables::{MAX_DBS, Tables};
 
 /// Concurrent read transactions allowed (LMDB's reader table size).
 const MAX_READERS: u32 = 1024;
@@ -31,7 +33,6 @@ pub(crate) fn lock_data_dir(config: &StorageConfig) -> Result<File> {
 
 /// Opens the environment; the caller must hold the data directory lock.
 pub(crate) fn open_env(config: &StorageConfig) -> Result<(Env<WithoutTls>, Tables)> {
-    config.validate()?;
     let dir = config.env_dir();
     fs::create_dir_all(&dir)?;
     sync_dirs(config)?;
@@ -55,23 +56,7 @@ pub(crate) fn open_env(config: &StorageConfig) -> Result<(Env<WithoutTls>, Table
     #[allow(unsafe_code)]
     let env = unsafe { options.open(&dir) }?;
 
-    let supported = config.schema_version.clone();
-    let tables = Tables::create(&env, |txn, meta| {
-        match meta.get(txn, STORAGE_VERSION)? {
-            Some(bytes) => {
-                let found = std::str::from_utf8(bytes)
-                    .map_err(|err| StorageError::corrupt("storage version", err))?
-                    .to_owned();
-                let found_v = parse_schema(&found)
-                    .ok_or_else(|| StorageError::corrupt("storage version", &found))?;
-                if Some(found_v) > parse_schema(&supported) {
-                    return Err(StorageError::NewerSchema { found, supported });
-                }
-            }
-            None => meta.put(txn, STORAGE_VERSION, supported.as_bytes())?,
-        }
-        Ok(())
-    })?;
+    let tables = Tables::create(&env)?;
     Ok((env, tables))
 }
 

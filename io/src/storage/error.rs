@@ -19,13 +19,14 @@ pub enum StorageError {
     #[error("{NO_SPACE_MESSAGE}")]
     NoSpace,
 
+    /// LMDB refuses empty keys and keys longer than 511 bytes (its compile-time key limit). The
+    /// transaction stays usable: nothing was written.
+    #[error("invalid key: empty or longer than 511 bytes")]
+    InvalidKey,
+
     /// A stored record could not be decoded or contradicts its key.
     #[error("storage corrupted: {what}: {detail}")]
     Corrupt { what: &'static str, detail: String },
-
-    /// The data directory was written by a binary with a newer storage schema than this one knows.
-    #[error("storage schema version {found} is newer than the supported {supported}")]
-    NewerSchema { found: String, supported: String },
 
     /// Another process (or another handle in this process) holds the data directory.
     #[error("data directory {0} is locked by another qraft process")]
@@ -95,6 +96,7 @@ impl From<heed::Error> for StorageError {
     fn from(err: heed::Error) -> Self {
         match err {
             heed::Error::Mdb(heed::MdbError::MapFull) => StorageError::NoSpace,
+            heed::Error::Mdb(heed::MdbError::BadValSize) => StorageError::InvalidKey,
             heed::Error::Mdb(heed::MdbError::Corrupted)
             | heed::Error::Mdb(heed::MdbError::PageNotFound) => StorageError::corrupt("lmdb", err),
             heed::Error::Decoding(detail) => StorageError::corrupt("record", detail),

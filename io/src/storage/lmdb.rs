@@ -19,7 +19,7 @@ use super::raft_log;
 use super::raft_state::{LogBounds, PersistedRaftState};
 use super::read_txn::{ReadTxn, read_applied_index};
 use super::snapshot::SnapshotExporter;
-use super::tables::{Table, Tables};
+use super::tables::{STORAGE_VERSION, Table, Tables};
 use super::write_batch::WriteBatch;
 
 #[derive(Clone)]
@@ -97,8 +97,9 @@ fn mutex<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl LmdbStorage {
     /// Opens (creating if needed) `<data_dir>/member/lmdb`. Fails if another process or handle
-    /// holds the data directory, if the schema is newer than this binary's, or if the stored
-    /// raft state is inconsistent.
+    /// holds the data directory or if the stored raft state is inconsistent. The schema version
+    /// is not checked here: pass [`Self::storage_version`] to the version layer
+    /// (`LocalVersion::check_storage`) before applying anything.
     pub fn open(config: StorageConfig) -> Result<LmdbStorage> {
         let dir_lock = lock_data_dir(&config)?;
         // A defrag interrupted before its rename left only a temporary copy: the original is
@@ -178,6 +179,14 @@ impl LmdbStorage {
     /// A read transaction over the data tables (a consistent snapshot; keep it short).
     pub fn read(&self) -> Result<ReadTxn> {
         ReadTxn::begin(&self.shared)
+    }
+
+    /// The storage schema version in the meta table (`None` for a new store), as written by the
+    /// version layer.
+    pub fn storage_version(&self) -> Result<Option<String>> {
+        let read = self.read()?;
+        let version = read.get(Table::Meta, STORAGE_VERSION)?;
+        Ok(version.map(|v| String::from_utf8_lossy(v).into_owned()))
     }
 
     /// The committed raft bookkeeping (hard state, conf state, snapshot, log bounds).

@@ -50,7 +50,7 @@ pub mod snapshot;
 pub mod tables;
 mod write_batch;
 
-pub use config::{DEFAULT_QUOTA_BYTES, LMDB_SUBDIR, STORAGE_SCHEMA_VERSION, StorageConfig};
+pub use config::{DEFAULT_QUOTA_BYTES, LMDB_SUBDIR, StorageConfig};
 pub use error::{GRPC_RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE, Result, StorageError};
 pub use lmdb::{LmdbStorage, SizeInfo};
 pub use raft_state::{LogPosition, PersistedRaftState};

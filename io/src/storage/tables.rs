@@ -24,7 +24,7 @@
 
 use heed::byteorder::BigEndian;
 use heed::types::{Bytes, U64};
-use heed::{CommitOrAbort, Database, Env, RwTxn, WithoutTls};
+use heed::{CommitOrAbort, Database, Env, WithoutTls};
 
 use super::error::{Result, StorageError};
 
@@ -64,11 +64,8 @@ impl Tables {
         self.data(Table::Meta)
     }
 
-    /// Creates (or opens) every database and runs `init` in the same committed transaction.
-    pub fn create(
-        env: &Env<WithoutTls>,
-        init: impl FnOnce(&mut RwTxn<'_>, BytesDb<'_>) -> Result<()>,
-    ) -> Result<Tables> {
+    /// Creates (or opens) every database in one committed transaction.
+    pub fn create(env: &Env<WithoutTls>) -> Result<Tables> {
         let wtxn = env.write_txn()?;
         let created = env.create_databases_and_commit(wtxn, |opener, wtxn| -> Result<_> {
             let log: LogDb<'_> = opener.create_database(wtxn, Some(RAFT_LOG))?;
@@ -81,11 +78,6 @@ impl Tables {
             let data: [BytesDb<'_>; Table::ALL.len()] = data
                 .try_into()
                 .map_err(|_| StorageError::Config("table count mismatch".into()))?;
-            let meta = data[Table::ALL
-                .iter()
-                .position(|t| *t == Table::Meta)
-                .unwrap_or(0)];
-            init(wtxn, meta)?;
             Ok(CommitOrAbort::<_, ()>::Commit((log, raft_state, data)))
         })?;
         match created {
