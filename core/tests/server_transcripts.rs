@@ -18,12 +18,15 @@ use qraft_proto::etcdserverpb::{
     AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest,
     AuthStatusRequest, AuthUserAddRequest, AuthUserGrantRoleRequest, AuthenticateRequest,
     DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
-    LeaseRevokeRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest,
+    LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberAddRequest, MemberListRequest,
+    MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest, RangeRequest,
 };
 use qraft_proto::mvccpb::event::EventType;
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
-use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
+use qraft_proto::qraftpb::{
+    Attributes, ClientRequest, ClientResponse, MemberRecord, RaftAttributes,
+};
 use qraft_proto::raftpb::{ConfState, Message};
 
 /// A backend shared between a server and the test, so it survives the server's "crash".
@@ -83,13 +86,29 @@ impl Cluster {
                 ..Default::default()
             });
             let backend = SharedBackend::default();
-            let server = Server::new(
+            let mut server = Server::new(
                 config(id, checkpoint_interval_ms),
                 storage.clone(),
                 backend.clone(),
                 0,
             )
             .unwrap();
+            let initial = voters
+                .iter()
+                .map(|&id| MemberRecord {
+                    id,
+                    raft_attrs: Some(RaftAttributes {
+                        peer_urls: vec![format!("https://n{id}:2380")],
+                        is_learner: false,
+                    }),
+                    member_attrs: Some(Attributes {
+                        name: format!("n{id}"),
+                        client_urls: vec![format!("https://n{id}:2379")],
+                    }),
+                    server_version: String::new(),
+                })
+                .collect();
+            server.bootstrap_members(initial).unwrap();
             members.insert(
                 id,
                 Member {
@@ -459,6 +478,35 @@ impl Cluster {
                 In::AuthDisable(AuthDisableRequest {}),
                 arg("token").unwrap_or(""),
             ),
+            "member-list" => self.send(node(1), In::MemberList(MemberListRequest::default()), ""),
+            "member-add" => {
+                let request = In::MemberAdd(MemberAddRequest {
+                    peer_ur_ls: vec![words[2].to_string()],
+                    is_learner: flag("learner"),
+                });
+                self.send(node(1), request, "");
+            }
+            "member-remove" => self.send(
+                node(1),
+                In::MemberRemove(MemberRemoveRequest {
+                    id: words[2].parse::<u64>().unwrap(),
+                }),
+                "",
+            ),
+            "member-update" => {
+                let request = In::MemberUpdate(MemberUpdateRequest {
+                    id: words[2].parse::<u64>().unwrap(),
+                    peer_ur_ls: vec![words[3].to_string()],
+                });
+                self.send(node(1), request, "");
+            }
+            "member-promote" => self.send(
+                node(1),
+                In::MemberPromote(MemberPromoteRequest {
+                    id: words[2].parse::<u64>().unwrap(),
+                }),
+                "",
+            ),
             "auth-status" => self.send(node(1), In::AuthStatus(AuthStatusRequest {}), ""),
             "big-put" => {
                 let request = In::Put(PutRequest {
@@ -521,6 +569,20 @@ fn prefix_end(key: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
+}
+
+fn show_member(m: &qraft_proto::etcdserverpb::Member) -> String {
+    format!(
+        "{}{}{:?}",
+        m.id,
+        if m.is_learner { "(learner)" } else { "" },
+        m.peer_ur_ls
+    )
+}
+
+fn show_members(members: &[qraft_proto::etcdserverpb::Member]) -> String {
+    let shown: Vec<String> = members.iter().map(show_member).collect();
+    format!("[{}]", shown.join(" "))
 }
 
 fn show_response(response: &ClientResponse) -> String {
@@ -593,6 +655,21 @@ fn show_response(response: &ClientResponse) -> String {
             let ids: Vec<i64> = r.leases.iter().map(|l| l.id).collect();
             format!("leases {ids:?}")
         }
+        Some(Out::MemberAdd(r)) => format!(
+            "member added {} members={}",
+            r.member.as_ref().map_or("?".into(), show_member),
+            show_members(&r.members)
+        ),
+        Some(Out::MemberRemove(r)) => {
+            format!("member removed members={}", show_members(&r.members))
+        }
+        Some(Out::MemberUpdate(r)) => {
+            format!("member updated members={}", show_members(&r.members))
+        }
+        Some(Out::MemberPromote(r)) => {
+            format!("member promoted members={}", show_members(&r.members))
+        }
+        Some(Out::MemberList(r)) => format!("members={}", show_members(&r.members)),
         Some(Out::Authenticate(r)) => {
             format!("authenticated token={} {}", r.token, header(&r.header))
         }

@@ -22,6 +22,7 @@
 mod apply;
 mod config;
 mod ids;
+mod membership;
 mod output;
 mod pending;
 mod request;
@@ -33,6 +34,7 @@ mod state;
 pub use apply::{ApplyContext, Outcome, set_header};
 pub use config::ServerConfig;
 pub use ids::IdGenerator;
+pub use membership::{MemberChange, to_wire_member};
 pub use output::{Output, RaftWork, RequestId};
 pub use response::{error_response, header, ok_response};
 pub use server::Server;

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use qraft_proto::etcdserverpb::{RangeRequest, TxnRequest};
 
+use super::membership::MemberChange;
 use super::output::RequestId;
 
 /// A proposal waiting to be applied, keyed by its proposal ID.
@@ -33,6 +34,8 @@ pub struct PendingRead {
 #[derive(Debug, Default)]
 pub struct Pending {
     pub proposals: HashMap<u64, PendingProposal>,
+    /// For membership proposals: which response to build once applied.
+    pub member_changes: HashMap<u64, MemberChange>,
     /// Keyed by the read's context (a counter), in issue order.
     pub reads: BTreeMap<u64, PendingRead>,
 }
@@ -49,6 +52,9 @@ impl Pending {
             }
             keep
         });
+        let proposals = &self.proposals;
+        self.member_changes
+            .retain(|id, _| proposals.contains_key(id));
         self.reads.retain(|_, r| {
             let keep = r.deadline_ms > now_ms;
             if !keep {

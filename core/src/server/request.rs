@@ -2,8 +2,8 @@
 
 use prost::Message as _;
 use qraft_proto::etcdserverpb::{
-    AuthRoleListResponse, AuthUserListResponse, LeaseTimeToLiveResponse, Member,
-    MemberListResponse, TxnRequest,
+    AuthRoleListResponse, AuthUserListResponse, LeaseTimeToLiveResponse, MemberListResponse,
+    TxnRequest,
 };
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -201,26 +201,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 Ok(())
             }
             In::MemberList(_) => {
-                let members = self
-                    .state
-                    .members
-                    .values()
-                    .map(|m| Member {
-                        id: m.id,
-                        name: m
-                            .member_attrs
-                            .as_ref()
-                            .map(|a| a.name.clone())
-                            .unwrap_or_default(),
-                        peer_ur_ls: m
-                            .raft_attrs
-                            .as_ref()
-                            .map(|a| a.peer_urls.clone())
-                            .unwrap_or_default(),
-                        is_learner: m.raft_attrs.as_ref().is_some_and(|a| a.is_learner),
-                        ..Default::default()
-                    })
-                    .collect();
+                let members = self.state.wire_members();
                 self.reply(
                     id,
                     Out::MemberList(MemberListResponse {
@@ -230,9 +211,24 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 );
                 Ok(())
             }
-            // Watches are served by the shell's watch hub from `Output::Events`; membership
-            // changes, alarms, maintenance and downgrades are not handled by this state
-            // machine yet.
+            In::MemberAdd(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.member_add(id, r)
+            }
+            In::MemberRemove(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.member_remove(id, r.id)
+            }
+            In::MemberUpdate(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.member_update(id, r.id, r.peer_ur_ls)
+            }
+            In::MemberPromote(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.member_promote(id, r.id)
+            }
+            // Watches are served by the shell's watch hub from `Output::Events`; alarms,
+            // maintenance and downgrades are not handled by this state machine yet.
             _ => Err(plain(Error::NotCapable)),
         }
     }

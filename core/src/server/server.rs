@@ -7,6 +7,8 @@ use qraft_proto::qraftpb::{ConfChangeContext, InternalRequest, MemberRecord, Req
 use qraft_proto::raftpb::{
     ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message,
 };
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
 
 use crate::backend::{Backend, Table, WriteTxn, meta};
 use crate::error::{Error, Result};
@@ -44,6 +46,8 @@ pub struct Server<S: Storage, B: Backend> {
     next_read_ctx: u64,
     /// Committed entries of the last `ready()`, applied by `advance()`.
     to_apply: Vec<Entry>,
+    /// The state machine's own choices (new member IDs); seeded, so runs are reproducible.
+    pub(crate) rng: SmallRng,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -64,6 +68,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let node =
             RawNode::new(&raft_config, storage).map_err(|err| Error::Raft(err.to_string()))?;
         let term = node.status().hard_state.term;
+        let rng = SmallRng::seed_from_u64(config.seed);
         Ok(Server {
             ids: IdGenerator::new(config.member_id, now_ms),
             committed: state.applied_index,
@@ -81,7 +86,23 @@ impl<S: Storage, B: Backend> Server<S, B> {
             next_token_sweep_ms: now_ms,
             next_read_ctx: 1,
             to_apply: Vec::new(),
+            rng,
         })
+    }
+
+    /// Records the initial members of a new cluster (from `--initial-cluster`); does nothing
+    /// if the backend already knows members. Their raft configuration is the shell's to
+    /// bootstrap into the raft storage (a `ConfState` with these voters).
+    pub fn bootstrap_members(&mut self, members: Vec<MemberRecord>) -> Result<()> {
+        if !self.state.members.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.backend.write_txn()?;
+        for member in members {
+            self.state.put_member(&mut txn, member)?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     pub fn member_id(&self) -> u64 {
@@ -283,29 +304,48 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     let Ok(cc) = ConfChange::decode(entry.data.as_ref()) else {
                         continue;
                     };
-                    let conf_state = apply_conf_change(
+                    let applied = apply_conf_change(
                         &mut self.node,
                         &mut txn,
                         ConfChangeProposal::V1(cc.clone()),
                     )?;
-                    self.outputs.push(Output::ConfState(conf_state));
-                    record_member_change(
-                        &mut self.state,
-                        &mut txn,
-                        cc.r#type(),
-                        cc.node_id,
-                        &cc.context,
-                    )?;
+                    let result = match applied {
+                        Some(conf_state) => {
+                            self.outputs.push(Output::ConfState(conf_state));
+                            record_member_change(
+                                &mut self.state,
+                                &mut txn,
+                                cc.r#type(),
+                                cc.node_id,
+                                &cc.context,
+                            )?;
+                            self.pending
+                                .member_changes
+                                .remove(&cc.id)
+                                .map(|change| self.state.member_change_response(change))
+                                .ok_or(Error::NotCapable)
+                                .map(Some)
+                        }
+                        None => Err(Error::MemberNotEnoughStarted),
+                    };
+                    if let Some(pending) = self.pending.proposals.remove(&cc.id)
+                        && let Some(client) = pending.client
+                    {
+                        responses.push((client, result));
+                    }
                 }
                 Ok(EntryType::EntryConfChangeV2) => {
                     let Ok(cc) = ConfChangeV2::decode(entry.data.as_ref()) else {
                         continue;
                     };
-                    let conf_state = apply_conf_change(
+                    let Some(conf_state) = apply_conf_change(
                         &mut self.node,
                         &mut txn,
                         ConfChangeProposal::V2(cc.clone()),
-                    )?;
+                    )?
+                    else {
+                        continue;
+                    };
                     self.outputs.push(Output::ConfState(conf_state));
                     for change in &cc.changes {
                         record_member_change(
@@ -421,16 +461,22 @@ impl<S: Storage, B: Backend> Server<S, B> {
 }
 
 /// Applies a committed conf change to raft and stores the configuration now in force.
+/// A change raft refuses (it would be unsafe in the current configuration) is skipped on
+/// every member alike: `Ok(None)`.
 fn apply_conf_change<S: Storage, T: WriteTxn + ?Sized>(
     node: &mut RawNode<S>,
     txn: &mut T,
     cc: ConfChangeProposal,
-) -> Result<ConfState> {
-    let conf_state = node
-        .apply_conf_change(&cc)
-        .map_err(|err| Error::Raft(err.to_string()))?;
+) -> Result<Option<ConfState>> {
+    let conf_state = match node.apply_conf_change(&cc) {
+        Ok(conf_state) => conf_state,
+        Err(err) => {
+            tracing::warn!(%err, "committed conf change refused by raft; skipped");
+            return Ok(None);
+        }
+    };
     txn.put(Table::Meta, meta::CONF_STATE, &conf_state.encode_to_vec())?;
-    Ok(conf_state)
+    Ok(Some(conf_state))
 }
 
 /// Keeps the members table in step with the configuration: the member record travels in
@@ -443,7 +489,9 @@ fn record_member_change<T: WriteTxn + ?Sized>(
     context: &[u8],
 ) -> Result<()> {
     match kind {
-        ConfChangeType::ConfChangeAddNode | ConfChangeType::ConfChangeAddLearnerNode => {
+        ConfChangeType::ConfChangeAddNode
+        | ConfChangeType::ConfChangeAddLearnerNode
+        | ConfChangeType::ConfChangeUpdateNode => {
             let member = ConfChangeContext::decode(context)
                 .ok()
                 .and_then(|ctx| ctx.member)
@@ -457,6 +505,5 @@ fn record_member_change<T: WriteTxn + ?Sized>(
             )
         }
         ConfChangeType::ConfChangeRemoveNode => state.remove_member(txn, node_id),
-        ConfChangeType::ConfChangeUpdateNode => Ok(()),
     }
 }
