@@ -322,3 +322,21 @@ fn an_empty_lmdb_log_waits_for_a_snapshot_like_mem_storage() {
     let mem = MemStorage::new();
     assert_eq!(observe(&lmdb), observe(&mem));
 }
+
+#[test]
+fn lmdb_restarts_with_the_conf_state_applied_with_the_data() {
+    use qraft_core::backend::{Backend, WriteTxn, meta};
+    let mut h = Lmdb::new(Some(conf(&[1, 2, 3])));
+    h.append(&[ent(2, 1)]).expect("append");
+    let applied = conf(&[1, 2, 3, 4]);
+    let mut txn = h.s().write_txn().expect("txn");
+    txn.put(
+        qraft_core::backend::Table::Meta,
+        meta::CONF_STATE,
+        &prost::Message::encode_to_vec(&applied),
+    )
+    .expect("put");
+    WriteTxn::commit(txn).expect("commit");
+    h.checkpoint();
+    assert_eq!(h.initial_state().expect("state").conf_state, applied);
+}

@@ -3,17 +3,25 @@
 //! Answers come from the state published by the last committed [`super::WriteBatch`]: raft sees
 //! what is durable, never a batch in progress.
 //!
+//! `initial_state()`'s configuration is the one the state machine recorded with the applied
+//! index (meta `confState`, written in the same transaction as the conf change's effects), so a
+//! restart resumes with the configuration in force at the applied index; before any conf
+//! change was applied it is the raft state's (bootstrap or installed snapshot).
+//!
 //! `snapshot()` returns the latest snapshot's metadata with empty `data`: the data is the whole
 //! key space, which the driver streams separately ([`LmdbStorage::export_snapshot`]) when it
 //! sends a `MsgSnap`. That stream is taken at the current applied index (≥ the metadata's
 //! index) and carries its own `consistent_index`, so the receiver skips entries it already has,
 //! as etcd does.
 
+use qraft_core::backend::meta::CONF_STATE;
 use qraft_core::raft::{RaftState, Storage, StorageError as RaftError};
-use qraft_proto::raftpb::{Entry, Snapshot};
+use qraft_proto::raftpb::{ConfState, Entry, Snapshot};
 
+use super::codec::decode;
 use super::error::StorageError;
 use super::lmdb::LmdbStorage;
+use super::tables::Table;
 
 impl From<StorageError> for RaftError {
     fn from(err: StorageError) -> Self {
@@ -29,9 +37,16 @@ impl From<StorageError> for RaftError {
 impl Storage for LmdbStorage {
     fn initial_state(&self) -> Result<RaftState, RaftError> {
         let state = self.raft_state();
+        let applied_conf = {
+            let read = self.read()?;
+            match read.get(Table::Meta, CONF_STATE)? {
+                Some(bytes) => Some(decode::<ConfState>("applied conf state", bytes)?),
+                None => None,
+            }
+        };
         Ok(RaftState {
             hard_state: state.hard_state,
-            conf_state: state.conf_state,
+            conf_state: applied_conf.unwrap_or(state.conf_state),
         })
     }
 
