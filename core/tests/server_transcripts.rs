@@ -27,7 +27,7 @@ use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{
     Attributes, ClientRequest, ClientResponse, MemberRecord, RaftAttributes,
 };
-use qraft_proto::raftpb::{ConfState, Message};
+use qraft_proto::raftpb::{ConfState, Message, MessageType};
 
 /// A backend shared between a server and the test, so it survives the server's "crash".
 #[derive(Clone, Default)]
@@ -66,6 +66,7 @@ struct Cluster {
     /// Tokens from Authenticate responses, by the alias the script gave (`as=NAME`).
     tokens: HashMap<String, String>,
     token_aliases: HashMap<u64, String>,
+    read_index_messages: usize,
     out: String,
 }
 
@@ -127,6 +128,7 @@ impl Cluster {
             checkpoint_interval_ms,
             tokens: HashMap::new(),
             token_aliases: HashMap::new(),
+            read_index_messages: 0,
             out: String::new(),
         }
     }
@@ -178,6 +180,9 @@ impl Cluster {
             }
             while let Some(message) = self.net.pop_front() {
                 moved = true;
+                if message.r#type() == MessageType::MsgReadIndex {
+                    self.read_index_messages += 1;
+                }
                 let (from, to) = (message.from, message.to);
                 if !self.connected(from, to) {
                     continue;
@@ -271,6 +276,11 @@ impl Cluster {
             },
         );
         self.stabilize();
+    }
+
+    /// ReadIndex messages sent so far by all members (one per round).
+    fn read_rounds(&self) -> usize {
+        self.read_index_messages
     }
 
     fn status(&mut self) {
@@ -379,6 +389,35 @@ impl Cluster {
                     ..Default::default()
                 });
                 self.send(node(1), request, arg("token").unwrap_or(""));
+            }
+            // get-many N KEY...: linearizable reads sent together, then the cluster runs; they
+            // share ReadIndex rounds.
+            "get-many" => {
+                let target = node(1);
+                for key in &words[2..] {
+                    let id = self.next_request;
+                    self.next_request += 1;
+                    writeln!(self.out, "request #{id} to n{target}").unwrap();
+                    let request = In::Range(RangeRequest {
+                        key: key.as_bytes().to_vec().into(),
+                        ..Default::default()
+                    });
+                    self.server(target).request(
+                        id,
+                        ClientRequest {
+                            token: String::new(),
+                            request: Some(request),
+                        },
+                    );
+                }
+                let rounds_before = self.read_rounds();
+                self.stabilize();
+                writeln!(
+                    self.out,
+                    "read-index rounds: {}",
+                    self.read_rounds() - rounds_before
+                )
+                .unwrap();
             }
             "del" => {
                 let request = In::DeleteRange(DeleteRangeRequest {

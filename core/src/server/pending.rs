@@ -27,7 +27,13 @@ pub struct PendingRead {
     pub client: RequestId,
     pub request: ReadKind,
     pub deadline_ms: u64,
-    /// Set once raft confirmed the leader's commit index for this read.
+}
+
+/// Reads that share one ReadIndex round.
+#[derive(Debug, Clone, Default)]
+pub struct ReadBatch {
+    pub reads: Vec<PendingRead>,
+    /// Set once raft confirmed the leader's commit index for this round.
     pub read_index: Option<u64>,
 }
 
@@ -36,8 +42,10 @@ pub struct Pending {
     pub proposals: HashMap<u64, PendingProposal>,
     /// For membership proposals: which response to build once applied.
     pub member_changes: HashMap<u64, MemberChange>,
-    /// Keyed by the read's context (a counter), in issue order.
-    pub reads: BTreeMap<u64, PendingRead>,
+    /// Reads that arrived while a ReadIndex round was in flight; they go in the next round.
+    pub reads_waiting: Vec<PendingRead>,
+    /// ReadIndex rounds, keyed by their context (a counter), in issue order.
+    pub read_batches: BTreeMap<u64, ReadBatch>,
 }
 
 impl Pending {
@@ -55,13 +63,18 @@ impl Pending {
         let proposals = &self.proposals;
         self.member_changes
             .retain(|id, _| proposals.contains_key(id));
-        self.reads.retain(|_, r| {
+        let mut keep_read = |r: &PendingRead| {
             let keep = r.deadline_ms > now_ms;
             if !keep {
                 timed_out.push(r.client);
             }
             keep
-        });
+        };
+        self.reads_waiting.retain(&mut keep_read);
+        for batch in self.read_batches.values_mut() {
+            batch.reads.retain(&mut keep_read);
+        }
+        self.read_batches.retain(|_, b| !b.reads.is_empty());
         timed_out.sort_unstable();
         timed_out
     }

@@ -18,8 +18,8 @@ use crate::raft::Storage;
 
 use super::apply::set_header;
 use super::output::{Output, RequestId};
-use super::pending::{PendingRead, ReadKind};
-use super::response::{error_response, ok_response};
+use super::pending::ReadKind;
+use super::response::ok_response;
 use super::server::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -241,7 +241,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
     }
 
-    fn reply(&mut self, id: RequestId, mut response: Out) {
+    pub(crate) fn reply(&mut self, id: RequestId, mut response: Out) {
         set_header(&mut response, self.header());
         self.outputs.push(Output::Respond {
             id,
@@ -249,57 +249,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
         });
     }
 
-    fn read_locally(&self, read: &ReadKind) -> Result<Out, Error> {
+    pub(crate) fn read_locally(&self, read: &ReadKind) -> Result<Out, Error> {
         let txn = self.backend.read_txn()?;
         Ok(match read {
             ReadKind::Range(r) => Out::Range(self.state.mvcc.range(&txn, r)?),
             ReadKind::Txn(r) => Out::Txn(self.state.mvcc.txn_read_only(&txn, r)?),
         })
-    }
-
-    /// Permission was checked when the request arrived.
-    fn linearizable_read(&mut self, id: RequestId, request: ReadKind) -> Result<(), (Error, u64)> {
-        if self.leader == 0 {
-            return Err((Error::NoLeader, 0));
-        }
-        let ctx = self.next_read_ctx();
-        self.node
-            .read_index(ctx.to_be_bytes().to_vec().into())
-            .map_err(|err| (Error::Raft(err.to_string()), 0))?;
-        self.pending.reads.insert(
-            ctx,
-            PendingRead {
-                client: id,
-                request,
-                deadline_ms: self.now_ms + self.config.request_timeout_ms,
-                read_index: None,
-            },
-        );
-        Ok(())
-    }
-
-    /// Serves every pending read whose read index has been applied.
-    pub(crate) fn serve_reads(&mut self) {
-        let applied = self.state.applied_index;
-        let ready: Vec<u64> = self
-            .pending
-            .reads
-            .iter()
-            .filter(|(_, r)| r.read_index.is_some_and(|index| index <= applied))
-            .map(|(ctx, _)| *ctx)
-            .collect();
-        for ctx in ready {
-            let Some(read) = self.pending.reads.remove(&ctx) else {
-                continue;
-            };
-            match self.read_locally(&read.request) {
-                Ok(response) => self.reply(read.client, response),
-                Err(err) => self.outputs.push(Output::Respond {
-                    id: read.client,
-                    response: error_response(&err, 0),
-                }),
-            }
-        }
     }
 }
 

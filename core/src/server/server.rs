@@ -197,10 +197,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
         for read in &ready.read_states {
             if let Ok(bytes) = <[u8; 8]>::try_from(read.request_ctx.as_ref()) {
-                let ctx = u64::from_be_bytes(bytes);
-                if let Some(pending) = self.pending.reads.get_mut(&ctx) {
-                    pending.read_index = Some(read.index);
-                }
+                self.read_round_done(u64::from_be_bytes(bytes), read.index);
             }
         }
         self.to_apply = ready.committed_entries;
@@ -262,6 +259,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             leader,
             term: self.term,
         });
+        self.reissue_unanswered_reads();
     }
 
     fn apply_entries(&mut self, entries: &[Entry]) -> Result<()> {
