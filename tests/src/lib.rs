@@ -4,3 +4,4 @@ pub mod etcd;
 pub mod etcd_json;
 pub mod http;
 pub mod kv_gen;
+pub mod raft_sim;

@@ -83,6 +83,11 @@ impl<S: Storage> Raft<S> {
             MessageType::MsgHeartbeatResp => {
                 pr.recent_active = true;
                 pr.msg_app_flow_paused = false;
+                if pr.state == ProgressState::Replicate && pr.inflights.full() {
+                    // Appends may have been lost: let one more through per heartbeat, so a
+                    // follower that missed them answers (with a rejection) and replication resumes.
+                    pr.inflights.free_first_one();
+                }
                 if pr.matched < self.raft_log.last_index() || pr.state == ProgressState::Probe {
                     self.send_append(from);
                 }

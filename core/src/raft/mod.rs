@@ -31,6 +31,7 @@ mod unstable;
 pub use confchange::{ConfChangeError, ConfChangeProposal};
 pub use config::{Config, ConfigError};
 pub use errors::RaftError;
+pub use log::RaftLog;
 pub use machine::{NONE, Raft, StateRole};
 pub use mem_storage::MemStorage;
 pub use node::{RawNode, SnapshotStatus, Status};

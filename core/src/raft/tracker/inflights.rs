@@ -38,6 +38,12 @@ impl Inflights {
         }
     }
 
+    pub fn free_first_one(&mut self) {
+        if let Some((_, bytes)) = self.queue.pop_front() {
+            self.bytes -= bytes;
+        }
+    }
+
     pub fn full(&self) -> bool {
         self.queue.len() >= self.max_count || self.bytes >= self.max_bytes
     }
