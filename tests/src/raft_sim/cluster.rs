@@ -241,7 +241,7 @@ impl Cluster {
                 });
             }
         }
-        node.pending_reads.extend(rd.read_states.drain(..));
+        node.pending_reads.append(&mut rd.read_states);
         raw.advance();
         let applied = node.applied_index;
         let (ready, waiting): (Vec<ReadState>, Vec<ReadState>) =
