@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use qraft_core::backend::{Backend, BackendError, MemBackend, MemReadTxn, MemWriteTxn};
-use qraft_core::raft::MemStorage;
+use qraft_core::raft::{MemStorage, Storage};
 use qraft_core::server::{Output, Server, ServerConfig};
 use qraft_proto::authpb::Permission;
 use qraft_proto::authpb::permission::Type as PermType;
@@ -63,6 +63,7 @@ struct Cluster {
     /// Members that cannot reach each other: `partition[a]` and `partition[b]` differ.
     partition: BTreeMap<u64, usize>,
     checkpoint_interval_ms: u64,
+    snapshot_count: u64,
     /// Tokens from Authenticate responses, by the alias the script gave (`as=NAME`).
     tokens: HashMap<String, String>,
     token_aliases: HashMap<u64, String>,
@@ -70,15 +71,17 @@ struct Cluster {
     out: String,
 }
 
-fn config(id: u64, checkpoint_interval_ms: u64) -> ServerConfig {
+fn config(id: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> ServerConfig {
     let mut config = ServerConfig::new(id, 0x1000);
+    config.snapshot_count = snapshot_count;
+    config.snapshot_catch_up_entries = 2;
     config.lessor.checkpoint_interval_ms = checkpoint_interval_ms;
     config.auth.bcrypt_cost = 4;
     config
 }
 
 impl Cluster {
-    fn new(size: u64, checkpoint_interval_ms: u64) -> Self {
+    fn new(size: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> Self {
         let voters: Vec<u64> = (1..=size).collect();
         let mut members = BTreeMap::new();
         for &id in &voters {
@@ -88,7 +91,7 @@ impl Cluster {
             });
             let backend = SharedBackend::default();
             let mut server = Server::new(
-                config(id, checkpoint_interval_ms),
+                config(id, checkpoint_interval_ms, snapshot_count),
                 storage.clone(),
                 backend.clone(),
                 0,
@@ -126,6 +129,7 @@ impl Cluster {
             net: VecDeque::new(),
             partition: BTreeMap::new(),
             checkpoint_interval_ms,
+            snapshot_count,
             tokens: HashMap::new(),
             token_aliases: HashMap::new(),
             read_index_messages: 0,
@@ -165,17 +169,41 @@ impl Cluster {
                 }
                 let outputs = server.take_outputs();
                 let mut printable = Vec::new();
+                let mut snapshots = Vec::new();
                 for output in outputs {
                     match output {
                         Output::ConfState(cs) => {
                             server.raft_storage_mut().set_conf_state(cs.clone());
                             member.storage.set_conf_state(cs);
                         }
+                        Output::Snapshot {
+                            index,
+                            conf_state,
+                            data,
+                            compact_to,
+                        } => {
+                            let storage = server.raft_storage_mut();
+                            storage
+                                .create_snapshot(index, Some(conf_state), data)
+                                .unwrap();
+                            let compacted = storage.first_index().unwrap() - 1;
+                            if compact_to > compacted {
+                                storage.compact(compact_to).unwrap();
+                            }
+                            member.storage = storage.clone();
+                            snapshots.push(format!(
+                                "n{id} snapshot at index {index}, log compacted to {}",
+                                compact_to.max(compacted)
+                            ));
+                        }
                         other => printable.push(other),
                     }
                 }
                 for output in printable {
                     self.print_output(*id, output);
+                }
+                for line in snapshots {
+                    writeln!(self.out, "{line}").unwrap();
                 }
             }
             while let Some(message) = self.net.pop_front() {
@@ -236,7 +264,14 @@ impl Cluster {
                 )
                 .unwrap();
             }
-            Output::LeaderChanged { .. } | Output::ConfState(_) => {}
+            Output::SnapshotInstalled { index, revision } => {
+                writeln!(
+                    self.out,
+                    "n{id} installed snapshot at index {index} (revision {revision})"
+                )
+                .unwrap();
+            }
+            Output::LeaderChanged { .. } | Output::ConfState(_) | Output::Snapshot { .. } => {}
         }
     }
 
@@ -315,8 +350,9 @@ impl Cluster {
             "cluster" => {
                 let interval =
                     arg("checkpoint-interval-ms").map_or(300_000, |v| v.parse().unwrap());
+                let snapshot_count = arg("snapshot-count").map_or(0, |v| v.parse().unwrap());
                 let out = std::mem::take(&mut self.out);
-                *self = Cluster::new(num(1) as u64, interval);
+                *self = Cluster::new(num(1) as u64, interval, snapshot_count);
                 self.out = out;
                 writeln!(self.out, "ok").unwrap();
             }
@@ -377,10 +413,20 @@ impl Cluster {
                 self.send(node(1), request, arg("token").unwrap_or(""));
             }
             "get" => {
+                let key = if words[2] == "''" {
+                    &[][..]
+                } else {
+                    words[2].as_bytes()
+                };
                 let request = In::Range(RangeRequest {
-                    key: words[2].as_bytes().to_vec().into(),
+                    key: if key.is_empty() {
+                        vec![0]
+                    } else {
+                        key.to_vec()
+                    }
+                    .into(),
                     range_end: if flag("prefix") {
-                        prefix_end(words[2].as_bytes())
+                        prefix_end(key)
                     } else {
                         Vec::new()
                     }
@@ -565,9 +611,10 @@ impl Cluster {
                 let id = node(1);
                 let now = self.now_ms;
                 let interval = self.checkpoint_interval_ms;
+                let snapshot_count = self.snapshot_count;
                 let member = self.members.get_mut(&id).unwrap();
                 let server = Server::new(
-                    config(id, interval),
+                    config(id, interval, snapshot_count),
                     member.storage.clone(),
                     member.backend.clone(),
                     now,
@@ -728,7 +775,7 @@ fn show_response(response: &ClientResponse) -> String {
 fn server_transcripts() {
     insta::glob!("../testdata/server", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
-        let mut cluster = Cluster::new(1, 300_000);
+        let mut cluster = Cluster::new(1, 300_000, 0);
         for line in script.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {

@@ -18,6 +18,11 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Proposals are refused while more than this many committed entries wait to be applied.
     pub max_unapplied_entries: u64,
+    /// Take a snapshot every this many applied entries (etcd's `--snapshot-count`: 10,000;
+    /// 0 = never).
+    pub snapshot_count: u64,
+    /// Entries kept in the raft log behind a snapshot for slow followers (etcd: 5,000).
+    pub snapshot_catch_up_entries: u64,
     /// How often the leader looks for expired leases (etcd: 500 ms).
     pub lease_check_interval_ms: u64,
     pub lessor: LessorConfig,
@@ -38,6 +43,8 @@ impl ServerConfig {
             max_request_bytes: 1_572_864,
             max_unapplied_entries: 5000,
             lease_check_interval_ms: 500,
+            snapshot_count: 10_000,
+            snapshot_catch_up_entries: 5_000,
             lessor: LessorConfig {
                 seed: member_id,
                 ..LessorConfig::default()

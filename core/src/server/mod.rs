@@ -30,6 +30,7 @@ mod request;
 mod response;
 #[allow(clippy::module_inception)]
 mod server;
+mod snapshot;
 mod state;
 
 pub use apply::{ApplyContext, Outcome, set_header};
@@ -39,4 +40,5 @@ pub use membership::{MemberChange, to_wire_member};
 pub use output::{Output, RaftWork, RequestId};
 pub use response::{error_response, header, ok_response};
 pub use server::Server;
+pub use snapshot::{encode_image, install_image};
 pub use state::AppState;

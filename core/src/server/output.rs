@@ -36,6 +36,19 @@ pub enum Output {
     Events { revision: i64, events: Vec<Event> },
     /// The raft configuration changed; persist it with the raft log storage.
     ConfState(ConfState),
+    /// A snapshot of the applied state at `index`: store it as the raft snapshot (with
+    /// `conf_state`), then compact the raft log up to `compact_to` (entries after it stay for
+    /// slow followers).
+    Snapshot {
+        index: u64,
+        conf_state: ConfState,
+        data: prost::bytes::Bytes,
+        compact_to: u64,
+    },
+    /// The state was replaced by a snapshot from the leader at raft `index`; the key space is
+    /// now at `revision`. Changes it skipped produced no `Events`: watchers must catch up from
+    /// the key space (as after a restart).
+    SnapshotInstalled { index: u64, revision: i64 },
     /// This member's view of the leader changed (0 = none known).
     LeaderChanged { leader: u64, term: u64 },
 }

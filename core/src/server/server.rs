@@ -5,7 +5,7 @@ use qraft_proto::etcdserverpb::LeaseRevokeRequest;
 use qraft_proto::qraftpb::internal_request::Request;
 use qraft_proto::qraftpb::{ConfChangeContext, InternalRequest, MemberRecord, RequestHeader};
 use qraft_proto::raftpb::{
-    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message,
+    ConfChange, ConfChangeType, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot,
 };
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
@@ -46,6 +46,9 @@ pub struct Server<S: Storage, B: Backend> {
     next_read_ctx: u64,
     /// Committed entries of the last `ready()`, applied by `advance()`.
     to_apply: Vec<Entry>,
+    /// A snapshot from the leader in the last `ready()`, installed by `advance()`.
+    to_install: Option<Snapshot>,
+    pub(crate) last_snapshot_index: u64,
     /// The state machine's own choices (new member IDs); seeded, so runs are reproducible.
     pub(crate) rng: SmallRng,
 }
@@ -68,6 +71,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let node =
             RawNode::new(&raft_config, storage).map_err(|err| Error::Raft(err.to_string()))?;
         let term = node.status().hard_state.term;
+        let snapshot_index = state.applied_index;
         let rng = SmallRng::seed_from_u64(config.seed);
         Ok(Server {
             ids: IdGenerator::new(config.member_id, now_ms),
@@ -86,6 +90,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
             next_token_sweep_ms: now_ms,
             next_read_ctx: 1,
             to_apply: Vec::new(),
+            to_install: None,
+            last_snapshot_index: snapshot_index,
             rng,
         })
     }
@@ -201,6 +207,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             }
         }
         self.to_apply = ready.committed_entries;
+        self.to_install = ready.snapshot.clone();
         Some(RaftWork {
             messages: ready.messages,
             snapshot: ready.snapshot,
@@ -215,9 +222,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// write transaction, with the applied index), serve reads that became possible, and let
     /// raft move on. A backend error is fatal for the member.
     pub fn advance(&mut self) -> Result<()> {
+        if let Some(snapshot) = self.to_install.take() {
+            self.install_snapshot(&snapshot)?;
+        }
         let entries = std::mem::take(&mut self.to_apply);
         if !entries.is_empty() {
             self.apply_entries(&entries)?;
+            self.maybe_snapshot()?;
         }
         self.node.advance();
         if let Some(index) = self.lease_catch_up_index

@@ -1,0 +1,136 @@
+//! Snapshots of the application state: taken periodically so the raft log can be compacted,
+//! and installed when a lagging member receives one from the leader.
+//!
+//! The image is every row of every backend table (key space, leases, auth, members, meta with
+//! the applied index), encoded as protobuf. It goes through the `Backend` trait only, so it
+//! works for any backend; a durable shell may instead ship its database file, as long as
+//! installing it leaves the same rows.
+
+use prost::Message as _;
+use qraft_proto::raftpb::Snapshot;
+
+use crate::backend::{Backend, BackendError, ReadTxn, Table, Visit, WriteTxn, meta};
+use crate::error::Result;
+use crate::raft::Storage;
+
+use super::output::Output;
+use super::server::Server;
+use super::state::AppState;
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SnapshotRow {
+    #[prost(string, tag = "1")]
+    table: String,
+    #[prost(bytes = "vec", tag = "2")]
+    key: Vec<u8>,
+    #[prost(bytes = "vec", tag = "3")]
+    value: Vec<u8>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct SnapshotImage {
+    #[prost(message, repeated, tag = "1")]
+    rows: Vec<SnapshotRow>,
+}
+
+/// Every row of every table, as of `txn`.
+pub fn encode_image<T: ReadTxn + ?Sized>(txn: &T) -> Result<Vec<u8>, BackendError> {
+    let mut image = SnapshotImage::default();
+    for table in Table::ALL {
+        txn.scan(table, &[], None, &mut |key, value| {
+            image.rows.push(SnapshotRow {
+                table: table.name().to_string(),
+                key: key.to_vec(),
+                value: value.to_vec(),
+            });
+            Visit::Continue(())
+        })?;
+    }
+    Ok(image.encode_to_vec())
+}
+
+/// Replaces every table's content with the image's, in the caller's write transaction.
+pub fn install_image<T: WriteTxn + ?Sized>(txn: &mut T, data: &[u8]) -> Result<(), BackendError> {
+    let image = SnapshotImage::decode(data).map_err(|err| BackendError::Corrupt {
+        table: Table::Meta,
+        reason: format!("snapshot image: {err}"),
+    })?;
+    for table in Table::ALL {
+        let mut keys = Vec::new();
+        txn.scan(table, &[], None, &mut |key, _| {
+            keys.push(key.to_vec());
+            Visit::Continue(())
+        })?;
+        for key in keys {
+            txn.delete(table, &key)?;
+        }
+    }
+    for row in image.rows {
+        let table = Table::ALL
+            .into_iter()
+            .find(|t| t.name() == row.table)
+            .ok_or_else(|| BackendError::Corrupt {
+                table: Table::Meta,
+                reason: format!("snapshot image names unknown table {:?}", row.table),
+            })?;
+        txn.put(table, &row.key, &row.value)?;
+    }
+    Ok(())
+}
+
+impl<S: Storage, B: Backend> Server<S, B> {
+    /// Installs a snapshot received from the leader (already persisted to the raft storage by
+    /// the shell): the backend takes the image's rows in one transaction, with the snapshot's
+    /// index as the applied index, and the in-memory state is reopened from it.
+    pub(crate) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        let metadata = snapshot.metadata.clone().unwrap_or_default();
+        if metadata.index <= self.state.applied_index {
+            return Ok(());
+        }
+        let mut txn = self.backend.write_txn()?;
+        install_image(&mut txn, &snapshot.data)?;
+        meta::put_u64(&mut txn, meta::CONSISTENT_INDEX, metadata.index)?;
+        meta::put_u64(&mut txn, meta::TERM, metadata.term)?;
+        txn.commit()?;
+        let state = {
+            let txn = self.backend.read_txn()?;
+            AppState::open(&txn, &self.config)?
+        };
+        self.state = state;
+        if self.is_leader() {
+            self.state
+                .lessor
+                .promote(self.config.election_timeout_ms(), self.now_ms);
+        }
+        self.last_snapshot_index = metadata.index;
+        self.outputs.push(Output::SnapshotInstalled {
+            index: metadata.index,
+            revision: self.state.mvcc.current_revision(),
+        });
+        Ok(())
+    }
+
+    /// Every `snapshot_count` applied entries, an image of the state for the shell to store as
+    /// the raft snapshot (then it may compact the log, keeping `snapshot_catch_up_entries`).
+    pub(crate) fn maybe_snapshot(&mut self) -> Result<()> {
+        let applied = self.state.applied_index;
+        if self.config.snapshot_count == 0
+            || applied < self.last_snapshot_index + self.config.snapshot_count
+        {
+            return Ok(());
+        }
+        let data = {
+            let txn = self.backend.read_txn()?;
+            encode_image(&txn)?
+        };
+        let conf_state = self.node.status().conf_state;
+        self.last_snapshot_index = applied;
+        self.outputs.push(Output::Snapshot {
+            index: applied,
+            conf_state,
+            data: data.into(),
+            compact_to: applied.saturating_sub(self.config.snapshot_catch_up_entries),
+        });
+        Ok(())
+    }
+}
