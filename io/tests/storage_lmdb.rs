@@ -4,6 +4,7 @@
 use std::ops::ControlFlow;
 
 use prost::bytes::Bytes;
+use qraft_core::backend::meta;
 use qraft_core::raft::Storage;
 use qraft_io::storage::{
     ChunksReader, LmdbStorage, NO_SPACE_MESSAGE, StorageConfig, StorageError, Table,
@@ -23,6 +24,7 @@ fn fill(storage: &LmdbStorage, n: u64, value_len: usize) {
                 b.put(Table::Key, &i.to_be_bytes(), &vec![i as u8; value_len])?;
             }
             b.put(Table::Members, b"m1", b"member one")?;
+            b.put(Table::Meta, meta::TERM, &7u64.to_be_bytes())?;
             b.set_applied_index(n)
         })
         .expect("fill");
@@ -60,6 +62,22 @@ fn snapshot_stream_round_trips_the_key_space_in_chunks() {
     let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
     let leader = open(&a);
     fill(&leader, 500, 300);
+    let meta = leader
+        .export_snapshot()
+        .expect("export")
+        .metadata()
+        .expect("metadata");
+    assert_eq!(
+        (meta.index, meta.term),
+        (500, 7),
+        "the metadata describes the exported data"
+    );
+    assert_eq!(
+        Storage::snapshot(&leader, 0)
+            .expect("raft snapshot")
+            .metadata,
+        Some(meta.clone())
+    );
     let chunks = export(&leader, 16 * 1024);
     assert!(
         chunks.len() > 5,
@@ -79,21 +97,14 @@ fn snapshot_stream_round_trips_the_key_space_in_chunks() {
         .expect("stale");
     let restored = follower
         .write(|w| {
-            w.apply_snapshot(&SnapshotMetadata {
-                conf_state: Some(ConfState {
-                    voters: vec![1, 2],
-                    ..Default::default()
-                }),
-                index: 400,
-                term: 3,
-            })?;
+            w.apply_snapshot(&meta)?;
             w.restore_key_space(&stream[..])
         })
         .expect("restore");
     assert_eq!(
         restored,
-        500 + 1 + 1,
-        "500 keys, one member, the applied index"
+        500 + 1 + 2,
+        "500 keys, one member, the applied index and term"
     );
     assert_eq!(dump(&follower), dump(&leader));
     assert_eq!(
@@ -101,7 +112,13 @@ fn snapshot_stream_round_trips_the_key_space_in_chunks() {
         500,
         "the applied index travels with the data"
     );
-    assert_eq!(Storage::first_index(&follower), Ok(401));
+    assert_eq!(Storage::first_index(&follower), Ok(501));
+    let state = follower.raft_state();
+    assert_eq!(
+        (state.hard_state.commit, state.hard_state.term),
+        (500, 7),
+        "commit = applied"
+    );
     drop(follower);
     assert_eq!(dump(&open(&b)), dump(&leader), "restored data is durable");
 }
@@ -117,7 +134,7 @@ fn chunks_restore_without_being_joined() {
     let restored = follower
         .write(|w| w.restore_key_space(ChunksReader::new(exporter)))
         .expect("restore");
-    assert_eq!(restored, 300 + 1 + 1);
+    assert_eq!(restored, 300 + 1 + 2);
     assert_eq!(dump(&follower), dump(&leader));
 }
 

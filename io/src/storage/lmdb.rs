@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use heed::{Env, WithoutTls};
-use qraft_proto::raftpb::Entry;
+use qraft_proto::raftpb::{Entry, SnapshotMetadata};
 
 use super::config::{StorageConfig, defrag_temp_path, round_to_pages};
 use super::env::{allocated_bytes, copy_compacted, lock_data_dir, map_size, open_env, page_size};
@@ -19,6 +19,7 @@ use super::raft_log;
 use super::raft_state::{LogBounds, PersistedRaftState};
 use super::read_txn::{ReadTxn, read_applied_index};
 use super::snapshot::SnapshotExporter;
+use super::snapshot_meta::applied_snapshot_metadata;
 use super::tables::{STORAGE_VERSION, Table, Tables};
 use super::write_batch::WriteBatch;
 
@@ -42,6 +43,16 @@ pub(crate) struct Shared {
     /// Exclusive advisory lock on the data directory; declared last so it is released only
     /// after the environment is closed.
     _dir_lock: File,
+}
+
+impl std::fmt::Debug for LmdbStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LmdbStorage")
+            .field("env_dir", &self.shared.config.env_dir())
+            .field("last_index", &self.last_index())
+            .field("applied_index", &self.applied_index())
+            .finish()
+    }
 }
 
 /// Counts a live [`ReadTxn`] so map growth waits for it.
@@ -218,6 +229,13 @@ impl LmdbStorage {
         raft_log::term(txn.raw(), txn.tables(), bounds, index)
     }
 
+    /// The published raft state and a transaction that sees exactly that state.
+    fn raft_and_txn(&self) -> Result<(PersistedRaftState, ReadTxn)> {
+        let raft = read_lock(&self.shared.raft);
+        let txn = self.read()?;
+        Ok((raft.clone(), txn))
+    }
+
     /// The published log bounds and a transaction that sees exactly that log.
     fn bounds_and_txn(&self) -> Result<(LogBounds, ReadTxn)> {
         let raft = read_lock(&self.shared.raft);
@@ -227,7 +245,14 @@ impl LmdbStorage {
 
     /// The whole key space as a stream of chunks, from one read transaction.
     pub fn export_snapshot(&self) -> Result<SnapshotExporter> {
-        SnapshotExporter::new(self.read()?)
+        let (raft, read) = self.raft_and_txn()?;
+        SnapshotExporter::new(read, &raft)
+    }
+
+    /// The raft snapshot metadata of the current applied state (see [`SnapshotExporter::metadata`]).
+    pub fn applied_snapshot_metadata(&self) -> Result<SnapshotMetadata> {
+        let (raft, read) = self.raft_and_txn()?;
+        applied_snapshot_metadata(&read, &raft)
     }
 
     /// `snapshot save`: writes the key space stream to `path` and syncs it.
@@ -322,5 +347,30 @@ impl LmdbStorage {
         let storage = LmdbStorage::open(config.clone())?;
         let (_storage, before, after) = storage.defrag()?;
         Ok((before, after))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use heed::EnvFlags;
+
+    use super::*;
+
+    /// Durability rests on LMDB syncing at every commit: none of the flags that trade it away
+    /// may be set.
+    #[test]
+    fn the_environment_syncs_every_commit() {
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = LmdbStorage::open(StorageConfig::new(dir.path())).expect("open");
+        let flags = storage.shared.env.get_flags().expect("flags");
+        for unsafe_flag in [
+            EnvFlags::NO_SYNC,
+            EnvFlags::NO_META_SYNC,
+            EnvFlags::MAP_ASYNC,
+            EnvFlags::WRITE_MAP,
+        ] {
+            assert_eq!(flags & unsafe_flag.bits(), 0, "{unsafe_flag:?} is set");
+        }
+        assert!(format!("{storage:?}").contains("member/lmdb"));
     }
 }

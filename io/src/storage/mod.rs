@@ -47,6 +47,7 @@ mod raft_state;
 mod raft_storage_impl;
 mod read_txn;
 pub mod snapshot;
+mod snapshot_meta;
 pub mod tables;
 mod write_batch;
 

@@ -8,11 +8,12 @@
 //! restart resumes with the configuration in force at the applied index; before any conf
 //! change was applied it is the raft state's (bootstrap or installed snapshot).
 //!
-//! `snapshot()` returns the latest snapshot's metadata with empty `data`: the data is the whole
-//! key space, which the driver streams separately ([`LmdbStorage::export_snapshot`]) when it
-//! sends a `MsgSnap`. That stream is taken at the current applied index (≥ the metadata's
-//! index) and carries its own `consistent_index`, so the receiver skips entries it already has,
-//! as etcd does.
+//! `snapshot()` describes the current applied state (applied index, its term, the applied
+//! configuration) with empty `data`: the data is the whole key space, which the driver streams
+//! separately ([`LmdbStorage::export_snapshot`]) when it sends a `MsgSnap`, replacing the
+//! message's metadata with [`super::SnapshotExporter::metadata`] so both describe the same
+//! point even if entries were applied in between. Compaction never passes the applied index, so
+//! that point always covers what a lagging follower is missing.
 
 use qraft_core::backend::meta::CONF_STATE;
 use qraft_core::raft::{RaftState, Storage, StorageError as RaftError};
@@ -67,8 +68,8 @@ impl Storage for LmdbStorage {
     }
 
     fn snapshot(&self, _request_index: u64) -> Result<Snapshot, RaftError> {
-        let state = self.raft_state();
-        let metadata = (state.snapshot.index > 0).then_some(state.snapshot);
+        let meta = self.applied_snapshot_metadata()?;
+        let metadata = (meta.index > 0).then_some(meta);
         Ok(Snapshot {
             data: Default::default(),
             metadata,

@@ -20,7 +20,11 @@ use std::ops::Bound;
 use heed::RwTxn;
 
 use super::error::{Result, StorageError};
+use qraft_proto::raftpb::SnapshotMetadata;
+
+use super::raft_state::PersistedRaftState;
 use super::read_txn::ReadTxn;
+use super::snapshot_meta::applied_snapshot_metadata;
 use super::tables::{Table, Tables, table_by_name};
 
 const MAGIC: &[u8; 8] = b"QRAFTSNP";
@@ -34,6 +38,7 @@ pub const DEFAULT_CHUNK_BYTES: usize = 1 << 20;
 /// Produces the snapshot stream in chunks from one read transaction.
 pub struct SnapshotExporter {
     read: ReadTxn,
+    raft: PersistedRaftState,
     applied_index: u64,
     table_pos: usize,
     resume_after: Option<Vec<u8>>,
@@ -44,10 +49,11 @@ pub struct SnapshotExporter {
 }
 
 impl SnapshotExporter {
-    pub(crate) fn new(read: ReadTxn) -> Result<Self> {
+    pub(crate) fn new(read: ReadTxn, raft: &PersistedRaftState) -> Result<Self> {
         let applied_index = read.applied_index()?;
         Ok(SnapshotExporter {
             read,
+            raft: raft.clone(),
             applied_index,
             table_pos: 0,
             resume_after: None,
@@ -61,6 +67,13 @@ impl SnapshotExporter {
     /// The applied index the exported data reflects.
     pub fn applied_index(&self) -> u64 {
         self.applied_index
+    }
+
+    /// The raft snapshot metadata of exactly this data (index = the applied index, its term,
+    /// the configuration applied with it). Put it in the `MsgSnap` that carries the stream: it
+    /// may be newer than what raft chose, which raft handles like any newer acknowledgement.
+    pub fn metadata(&self) -> Result<SnapshotMetadata> {
+        applied_snapshot_metadata(&self.read, &self.raft)
     }
 
     /// The next chunk of about `target_bytes` (a chunk ends after the record that crosses the
