@@ -10,7 +10,7 @@ use qraft_io::storage::{
     ChunksReader, LmdbStorage, NO_SPACE_MESSAGE, StorageConfig, StorageError, Table,
     snapshot::SnapshotExporter,
 };
-use qraft_proto::raftpb::{ConfState, Entry, SnapshotMetadata};
+use qraft_proto::raftpb::{ConfState, Entry};
 use tempfile::TempDir;
 
 fn open(dir: &TempDir) -> LmdbStorage {
