@@ -5,6 +5,11 @@
 // Test harness: reading the scripts is the runner's IO; a failed write to a String is a bug.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "server_support/format.rs"]
+mod format;
+
+use format::{prefix_end, show_response};
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::rc::Rc;
@@ -24,9 +29,7 @@ use qraft_proto::etcdserverpb::{
 use qraft_proto::mvccpb::event::EventType;
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
-use qraft_proto::qraftpb::{
-    Attributes, ClientRequest, ClientResponse, MemberRecord, RaftAttributes,
-};
+use qraft_proto::qraftpb::{Attributes, ClientRequest, MemberRecord, RaftAttributes};
 use qraft_proto::raftpb::{ConfState, Message, MessageType};
 
 /// A backend shared between a server and the test, so it survives the server's "crash".
@@ -643,131 +646,6 @@ impl Cluster {
             }
             other => panic!("unknown command {other}"),
         }
-    }
-}
-
-fn prefix_end(key: &[u8]) -> Vec<u8> {
-    let mut end = key.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
-}
-
-fn show_member(m: &qraft_proto::etcdserverpb::Member) -> String {
-    format!(
-        "{}{}{:?}",
-        m.id,
-        if m.is_learner { "(learner)" } else { "" },
-        m.peer_ur_ls
-    )
-}
-
-fn show_members(members: &[qraft_proto::etcdserverpb::Member]) -> String {
-    let shown: Vec<String> = members.iter().map(show_member).collect();
-    format!("[{}]", shown.join(" "))
-}
-
-fn show_response(response: &ClientResponse) -> String {
-    let header = |h: &Option<qraft_proto::etcdserverpb::ResponseHeader>| {
-        h.as_ref().map_or("no header".into(), |h| {
-            format!(
-                "[cluster={:#x} member={} rev={} term={}]",
-                h.cluster_id, h.member_id, h.revision, h.raft_term
-            )
-        })
-    };
-    match &response.response {
-        Some(Out::Error(e)) => format!(
-            "error: {} (code {}, leader hint {})",
-            e.message, e.code, e.leader_hint
-        ),
-        Some(Out::Put(r)) => format!(
-            "put ok {}{}",
-            header(&r.header),
-            r.prev_kv.as_ref().map_or(String::new(), |kv| format!(
-                " prev={}",
-                String::from_utf8_lossy(&kv.value)
-            ))
-        ),
-        Some(Out::Range(r)) => {
-            let kvs: Vec<String> = r
-                .kvs
-                .iter()
-                .map(|kv| {
-                    format!(
-                        "{}={}{}",
-                        String::from_utf8_lossy(&kv.key),
-                        String::from_utf8_lossy(&kv.value),
-                        if kv.lease != 0 {
-                            format!(" (lease {})", kv.lease)
-                        } else {
-                            String::new()
-                        }
-                    )
-                })
-                .collect();
-            format!(
-                "range [{}] count={} {}",
-                kvs.join(", "),
-                r.count,
-                header(&r.header)
-            )
-        }
-        Some(Out::DeleteRange(r)) => format!("deleted {} {}", r.deleted, header(&r.header)),
-        Some(Out::LeaseGrant(r)) => format!(
-            "lease granted id={} ttl={} {}",
-            r.id,
-            r.ttl,
-            header(&r.header)
-        ),
-        Some(Out::LeaseRevoke(r)) => format!("lease revoked {}", header(&r.header)),
-        Some(Out::LeaseKeepAlive(r)) => format!("keepalive id={} ttl={}", r.id, r.ttl),
-        Some(Out::LeaseTimeToLive(r)) => {
-            let keys: Vec<String> = r
-                .keys
-                .iter()
-                .map(|k| String::from_utf8_lossy(k).into_owned())
-                .collect();
-            format!(
-                "lease id={} ttl={} granted={} keys={keys:?}",
-                r.id, r.ttl, r.granted_ttl
-            )
-        }
-        Some(Out::LeaseLeases(r)) => {
-            let ids: Vec<i64> = r.leases.iter().map(|l| l.id).collect();
-            format!("leases {ids:?}")
-        }
-        Some(Out::MemberAdd(r)) => format!(
-            "member added {} members={}",
-            r.member.as_ref().map_or("?".into(), show_member),
-            show_members(&r.members)
-        ),
-        Some(Out::MemberRemove(r)) => {
-            format!("member removed members={}", show_members(&r.members))
-        }
-        Some(Out::MemberUpdate(r)) => {
-            format!("member updated members={}", show_members(&r.members))
-        }
-        Some(Out::MemberPromote(r)) => {
-            format!("member promoted members={}", show_members(&r.members))
-        }
-        Some(Out::MemberList(r)) => format!("members={}", show_members(&r.members)),
-        Some(Out::Authenticate(r)) => {
-            format!("authenticated token={} {}", r.token, header(&r.header))
-        }
-        Some(Out::AuthStatus(r)) => {
-            format!("auth enabled={} revision={}", r.enabled, r.auth_revision)
-        }
-        Some(other) => {
-            let debug = format!("{other:?}");
-            let name = debug.split('(').next().unwrap_or("?").to_string();
-            format!("{name} ok")
-        }
-        None => "empty response".into(),
     }
 }
 

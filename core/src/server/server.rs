@@ -49,6 +49,8 @@ pub struct Server<S: Storage, B: Backend> {
     /// A snapshot from the leader in the last `ready()`, installed by `advance()`.
     to_install: Option<Snapshot>,
     pub(crate) last_snapshot_index: u64,
+    /// The (leader, term) last announced with `Output::LeaderChanged`.
+    reported_leader: (u64, u64),
     /// The state machine's own choices (new member IDs); seeded, so runs are reproducible.
     pub(crate) rng: SmallRng,
 }
@@ -92,6 +94,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             to_apply: Vec::new(),
             to_install: None,
             last_snapshot_index: snapshot_index,
+            reported_leader: (0, term),
             rng,
         })
     }
@@ -193,13 +196,14 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
         if let Some(hard) = &ready.hard_state {
             self.committed = self.committed.max(hard.commit);
-            if hard.term != self.term {
-                self.term = hard.term;
-                self.outputs.push(Output::LeaderChanged {
-                    leader: self.leader,
-                    term: self.term,
-                });
-            }
+            self.term = hard.term;
+        }
+        if (self.leader, self.term) != self.reported_leader {
+            self.reported_leader = (self.leader, self.term);
+            self.outputs.push(Output::LeaderChanged {
+                leader: self.leader,
+                term: self.term,
+            });
         }
         for read in &ready.read_states {
             if let Ok(bytes) = <[u8; 8]>::try_from(read.request_ctx.as_ref()) {
@@ -266,10 +270,6 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.state.lessor.demote();
             self.lease_catch_up_index = None;
         }
-        self.outputs.push(Output::LeaderChanged {
-            leader,
-            term: self.term,
-        });
         self.reissue_unanswered_reads();
     }
 
