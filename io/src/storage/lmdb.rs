@@ -251,8 +251,13 @@ impl LmdbStorage {
 
     /// The raft snapshot metadata of the current applied state (see [`SnapshotExporter::metadata`]).
     pub fn applied_snapshot_metadata(&self) -> Result<SnapshotMetadata> {
+        Ok(self.applied_snapshot_txn()?.0)
+    }
+
+    /// A read transaction and the snapshot metadata of exactly what it sees.
+    pub(crate) fn applied_snapshot_txn(&self) -> Result<(SnapshotMetadata, ReadTxn)> {
         let (raft, read) = self.raft_and_txn()?;
-        applied_snapshot_metadata(&read, &raft)
+        Ok((applied_snapshot_metadata(&read, &raft)?, read))
     }
 
     /// `snapshot save`: writes the key space stream to `path` and syncs it.

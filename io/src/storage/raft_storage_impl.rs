@@ -8,15 +8,16 @@
 //! restart resumes with the configuration in force at the applied index; before any conf
 //! change was applied it is the raft state's (bootstrap or installed snapshot).
 //!
-//! `snapshot()` describes the current applied state (applied index, its term, the applied
-//! configuration) with empty `data`: the data is the whole key space, which the driver streams
-//! separately ([`LmdbStorage::export_snapshot`]) when it sends a `MsgSnap`, replacing the
-//! message's metadata with [`super::SnapshotExporter::metadata`] so both describe the same
-//! point even if entries were applied in between. Compaction never passes the applied index, so
-//! that point always covers what a lagging follower is missing.
+//! `snapshot()` is the current applied state, read in one transaction: the image of every
+//! table (`qraft_core::server::encode_image`, what `Server` installs on the follower) and
+//! metadata describing exactly that point (applied index, its term, the applied
+//! configuration). The stored snapshot record only bounds compaction: compaction never passes
+//! it, and it never passes the applied index, so the applied point always covers what a lagging
+//! follower is missing. Raft asks for a snapshot only to send one, so the image is built then.
 
 use qraft_core::backend::meta::CONF_STATE;
 use qraft_core::raft::{RaftState, Storage, StorageError as RaftError};
+use qraft_core::server::encode_image;
 use qraft_proto::raftpb::{ConfState, Entry, Snapshot};
 
 use super::codec::decode;
@@ -68,11 +69,14 @@ impl Storage for LmdbStorage {
     }
 
     fn snapshot(&self, _request_index: u64) -> Result<Snapshot, RaftError> {
-        let meta = self.applied_snapshot_metadata()?;
-        let metadata = (meta.index > 0).then_some(meta);
+        let (meta, read) = self.applied_snapshot_txn()?;
+        if meta.index == 0 {
+            return Ok(Snapshot::default());
+        }
+        let data = encode_image(&read).map_err(|err| RaftError::Other(err.to_string()))?;
         Ok(Snapshot {
-            data: Default::default(),
-            metadata,
+            data: data.into(),
+            metadata: Some(meta),
         })
     }
 }
