@@ -9,25 +9,37 @@
 //! # Group commit
 //!
 //! Every change goes through a [`WriteBatch`] — one LMDB write transaction — committed with one
-//! fsync. The driver does a whole loop turn in one batch:
+//! fsync. A driver loop turn over core's `Server<LmdbStorage, LmdbStorage>`:
 //!
 //! ```ignore
+//! let work = server.ready();                          // RaftWork
 //! let mut batch = storage.begin_write()?;
-//! if let Some(snap) = ready.snapshot {
-//!     batch.apply_snapshot(&snap_meta)?;              // log reset to the snapshot
-//!     batch.restore_key_space(snapshot_stream)?;      // ... and its data
+//! if let Some(snap) = &work.snapshot {
+//!     batch.install_snapshot(snap)?;                  // log reset + data image, atomically
 //! }
-//! batch.append(&ready.entries)?;                      // truncates a conflicting suffix
-//! batch.set_hard_state(&ready.hard_state)?;
-//! for entry in committed { state_machine.apply(&mut batch, &entry)?; } // Backend WriteTxn
-//! batch.set_applied_index(last_committed)?;
-//! if due { batch.create_snapshot(applied, None)?; batch.compact(applied - keep)?; }
-//! batch.commit()?;                                    // one fsync
-//! // now durable: acknowledge to raft, send responses
+//! batch.append(&work.entries)?;                       // truncates a conflicting suffix
+//! if let Some(hs) = &work.hard_state { batch.set_hard_state(hs)?; }
+//! batch.commit()?;                                    // one fsync; then persisted_messages
+//! server.advance()?;                                  // applies via Backend::write_txn
+//! for out in server.take_outputs() {
+//!     if let Output::Snapshot { index, conf_state, compact_to, .. } = out {
+//!         storage.write(|b| { b.create_snapshot(index, Some(conf_state))?; b.compact(compact_to) })?;
+//!     }
+//! }
 //! ```
 //!
-//! [`LmdbStorage::write`] is the same as a closure. Commit latency is dominated by the fsync
-//! (≈ 0.6 ms here), so batching a turn's work is what makes throughput; see `benches/lmdb.rs`.
+//! Because a [`WriteBatch`] is also the `Backend`'s write transaction, state machine code that
+//! takes `&mut impl WriteTxn` can apply committed entries into the same batch as the raft
+//! append, so one fsync covers the whole turn (today `Server::advance` opens its own write
+//! transaction: two fsyncs per turn until it accepts the caller's). [`LmdbStorage::write`] is
+//! the closure form of begin/commit. Commit latency is dominated by the fsync, so batching a
+//! turn's work is what makes throughput; see `benches/lmdb.rs`.
+//!
+//! # Snapshots
+//!
+//! `Storage::snapshot` returns the applied state's image with metadata of exactly that point;
+//! [`LmdbStorage::export_snapshot`] streams the same key space in chunks for `snapshot save`
+//! (format in [`snapshot`]), restored with [`WriteBatch::restore_key_space`].
 //!
 //! # Durability
 //!
