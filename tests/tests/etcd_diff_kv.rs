@@ -11,11 +11,11 @@
 
 use qraft_core::backend::{Backend, MemBackend, WriteTxn};
 use qraft_core::error::Error;
-use qraft_core::mvcc::{MvccStore, NoLeases, is_read_only};
+use qraft_core::mvcc::{Leases, MvccStore, is_read_only};
 use qraft_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse};
 use qraft_tests::etcd::{EtcdProcess, etcd_available_or_skip};
 use qraft_tests::etcd_json::*;
-use qraft_tests::kv_gen::{KvGen, KvOp};
+use qraft_tests::kv_gen::{KvGen, KvOp, LEASES};
 
 #[derive(Debug, Clone, PartialEq)]
 enum Outcome {
@@ -77,7 +77,17 @@ fn run_etcd(etcd: &EtcdProcess, op: &KvOp) -> Outcome {
     }
 }
 
+/// The leases granted on etcd at start (the qraft side has no lessor here, only the ids).
+struct Granted;
+
+impl Leases for Granted {
+    fn exists(&self, lease: i64) -> bool {
+        LEASES.contains(&lease)
+    }
+}
+
 fn run_qraft(backend: &MemBackend, store: &mut MvccStore, op: &KvOp) -> Outcome {
+    let granted = Granted;
     if let KvOp::Range(r) = op {
         let read = backend.read_txn().unwrap();
         return store
@@ -90,7 +100,7 @@ fn run_qraft(backend: &MemBackend, store: &mut MvccStore, op: &KvOp) -> Outcome 
         let read = backend.read_txn().unwrap();
         let read_only = store.txn_read_only(&read, r);
         let mut txn = backend.write_txn().unwrap();
-        let written = store.txn(&mut txn, r, &NoLeases).map(|a| a.response);
+        let written = store.txn(&mut txn, r, &granted).map(|a| a.response);
         txn.commit().unwrap();
         assert_eq!(
             read_only, written,
@@ -101,13 +111,13 @@ fn run_qraft(backend: &MemBackend, store: &mut MvccStore, op: &KvOp) -> Outcome 
     let mut txn = backend.write_txn().unwrap();
     let outcome = match op {
         KvOp::Put(r) => store
-            .put(&mut txn, r, &NoLeases)
+            .put(&mut txn, r, &granted)
             .map_or_else(qraft_error, |a| Outcome::Put(a.response)),
         KvOp::Delete(r) => store
             .delete_range(&mut txn, r)
             .map_or_else(qraft_error, |a| Outcome::Delete(a.response)),
         KvOp::Txn(r) => store
-            .txn(&mut txn, r, &NoLeases)
+            .txn(&mut txn, r, &granted)
             .map_or_else(qraft_error, |a| Outcome::Txn(a.response)),
         KvOp::Compact(r) => store.compact(&mut txn, r).map_or_else(qraft_error, |resp| {
             Outcome::Compacted(resp.header.map_or(0, |h| h.revision))
@@ -127,10 +137,17 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 fn run_seed(seed: u64, ops: usize) {
     let etcd = EtcdProcess::start();
+    for id in LEASES {
+        let grant = etcd.post(
+            "/v3/lease/grant",
+            &format!(r#"{{"ID":"{id}","TTL":"3600"}}"#),
+        );
+        assert_eq!(grant.status, 200, "lease grant failed: {}", grant.body);
+    }
     let backend = MemBackend::new();
     let mut store = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
     let mut generator = KvGen::new(seed);
-    let mut errors = 0;
+    let mut errors: std::collections::BTreeMap<String, usize> = Default::default();
     for i in 0..ops {
         let op = generator.next_op();
         let expected = run_etcd(&etcd, &op);
@@ -148,15 +165,15 @@ fn run_seed(seed: u64, ops: usize) {
         if let (KvOp::Compact(c), Outcome::Compacted(_)) = (&op, &expected) {
             generator.compact_revision = c.revision;
         }
-        if matches!(expected, Outcome::Error(..)) {
-            errors += 1;
+        if let Outcome::Error(_, message) = &expected {
+            *errors.entry(message.clone()).or_default() += 1;
         }
         if i % 97 == 96 {
             store = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
         }
     }
     eprintln!(
-        "seed {seed}: {ops} ops identical to etcd ({errors} errors), final revision {}",
+        "seed {seed}: {ops} ops identical to etcd, final revision {}, errors {errors:?}",
         store.current_revision()
     );
 }
