@@ -171,6 +171,15 @@ impl Lessor {
         Ok(ttl)
     }
 
+    /// Removes the pending "clear the remainder" checkpoint of lease `id` queued by a renewal,
+    /// returning whether there was one. A caller that replicates it itself (and answers the
+    /// renewal only once it is applied, as etcd does) takes it here so it is not sent twice.
+    pub fn take_urgent_checkpoint(&mut self, id: i64) -> bool {
+        let before = self.urgent_checkpoints.len();
+        self.urgent_checkpoints.retain(|c| c.id != id);
+        self.urgent_checkpoints.len() != before
+    }
+
     /// Keep-alive as a client sees it: an unknown (or just expired) lease answers TTL 0.
     pub fn keep_alive(&mut self, id: i64, now_ms: u64) -> Result<LeaseKeepAliveResponse, Error> {
         let ttl = match self.renew(id, now_ms) {

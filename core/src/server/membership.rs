@@ -235,11 +235,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
         };
         match self.node.propose_conf_change(cc) {
             Ok(()) => {
+                let reply = None;
                 self.pending.proposals.insert(
                     id,
                     PendingProposal {
                         client: Some(client),
                         deadline_ms: self.now_ms + self.config.request_timeout_ms,
+                        reply,
                     },
                 );
                 self.pending.member_changes.insert(id, change);

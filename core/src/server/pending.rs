@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use qraft_proto::etcdserverpb::{RangeRequest, TxnRequest};
+use qraft_proto::qraftpb::client_response::Response;
 
 use super::membership::MemberChange;
 use super::output::RequestId;
@@ -13,6 +14,8 @@ pub struct PendingProposal {
     /// `None` for proposals the member makes on its own (lease revokes, checkpoints).
     pub client: Option<RequestId>,
     pub deadline_ms: u64,
+    /// The answer once applied, when it is not the applied request's own response.
+    pub reply: Option<Response>,
 }
 
 /// A linearizable read waiting for its read index to be applied.

@@ -2,8 +2,8 @@
 
 use prost::Message as _;
 use qraft_proto::etcdserverpb::{
-    AuthRoleListResponse, AuthUserListResponse, LeaseTimeToLiveResponse, MemberListResponse,
-    TxnRequest,
+    AuthRoleListResponse, AuthUserListResponse, LeaseCheckpoint, LeaseCheckpointRequest,
+    LeaseTimeToLiveResponse, MemberListResponse, TxnRequest,
 };
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -119,6 +119,23 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     .lessor
                     .keep_alive(r.id, self.now_ms)
                     .map_err(|err| self.with_leader_hint(err))?;
+                if self.state.lessor.take_urgent_checkpoint(r.id) {
+                    // The lease had a checkpointed remainder. Answer only once "no remainder"
+                    // is replicated, or a new leader could still start the renewed lease from
+                    // the old, shorter remainder and expire it before the client expects.
+                    let clear = LeaseCheckpointRequest {
+                        checkpoints: vec![LeaseCheckpoint {
+                            id: r.id,
+                            remaining_ttl: 0,
+                        }],
+                    };
+                    return self.propose_with_reply(
+                        Some(id),
+                        Propose::LeaseCheckpoint(clear),
+                        crate::auth::ROOT.to_string(),
+                        Some(Out::LeaseKeepAlive(response)),
+                    );
+                }
                 self.reply(id, Out::LeaseKeepAlive(response));
                 Ok(())
             }

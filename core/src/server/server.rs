@@ -2,6 +2,7 @@
 
 use prost::Message as _;
 use qraft_proto::etcdserverpb::LeaseRevokeRequest;
+use qraft_proto::qraftpb::client_response::Response;
 use qraft_proto::qraftpb::internal_request::Request;
 use qraft_proto::qraftpb::{ConfChangeContext, InternalRequest, MemberRecord, RequestHeader};
 use qraft_proto::raftpb::{
@@ -306,7 +307,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     if let Some(pending) = self.pending.proposals.remove(&request.id)
                         && let Some(client) = pending.client
                     {
-                        responses.push((client, outcome.result));
+                        let result = match (pending.reply, outcome.result) {
+                            (Some(reply), Ok(_)) => Ok(Some(reply)),
+                            (_, result) => result,
+                        };
+                        responses.push((client, result));
                     }
                 }
                 Ok(EntryType::EntryConfChange) => {
@@ -415,6 +420,17 @@ impl<S: Storage, B: Backend> Server<S, B> {
         request: Request,
         username: String,
     ) -> std::result::Result<(), (Error, u64)> {
+        self.propose_with_reply(client, request, username, None)
+    }
+
+    /// As [`Server::propose`], answering `client` with `reply` once the request is applied.
+    pub(crate) fn propose_with_reply(
+        &mut self,
+        client: Option<RequestId>,
+        request: Request,
+        username: String,
+        reply: Option<Response>,
+    ) -> std::result::Result<(), (Error, u64)> {
         if self.leader == 0 {
             return Err((Error::NoLeader, 0));
         }
@@ -440,6 +456,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     PendingProposal {
                         client,
                         deadline_ms: self.now_ms + self.config.request_timeout_ms,
+                        reply,
                     },
                 );
                 Ok(())

@@ -1,5 +1,8 @@
 //! How the server transcripts show responses.
 
+// Shared by several test crates; each uses a part of it.
+#![allow(dead_code)]
+
 use qraft_proto::qraftpb::ClientResponse;
 use qraft_proto::qraftpb::client_response::Response as Out;
 

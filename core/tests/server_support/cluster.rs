@@ -1,0 +1,343 @@
+//! An in-memory cluster of `Server`s for the server tests: members over in-memory raft
+//! storage, backends and network, an explicit clock, crashes that keep only what was persisted,
+//! and partitions.
+
+// Shared by several test crates; each uses a part of it.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write as _;
+use std::rc::Rc;
+
+use qraft_core::backend::{Backend, BackendError, MemBackend, MemReadTxn, MemWriteTxn};
+use qraft_core::raft::{MemStorage, Storage};
+use qraft_core::server::{Output, Server, ServerConfig};
+use qraft_proto::mvccpb::Event;
+use qraft_proto::mvccpb::event::EventType;
+use qraft_proto::qraftpb::client_request::Request as In;
+use qraft_proto::qraftpb::client_response::Response as Out;
+use qraft_proto::qraftpb::{
+    Attributes, ClientRequest, ClientResponse, MemberRecord, RaftAttributes,
+};
+use qraft_proto::raftpb::{ConfState, Message, MessageType};
+
+use crate::format::show_response;
+
+/// A backend shared between a server and the test, so it survives the server's "crash".
+#[derive(Clone, Default)]
+pub struct SharedBackend(Rc<MemBackend>);
+
+impl Backend for SharedBackend {
+    type ReadTxn<'a> = MemReadTxn;
+    type WriteTxn<'a> = MemWriteTxn<'a>;
+
+    fn read_txn(&self) -> Result<MemReadTxn, BackendError> {
+        self.0.read_txn()
+    }
+
+    fn write_txn(&self) -> Result<MemWriteTxn<'_>, BackendError> {
+        self.0.write_txn()
+    }
+}
+
+pub type Node = Server<MemStorage, SharedBackend>;
+
+pub struct Member {
+    pub server: Option<Node>,
+    /// The durable state a crash keeps.
+    pub storage: MemStorage,
+    pub backend: SharedBackend,
+}
+
+pub struct Cluster {
+    pub members: BTreeMap<u64, Member>,
+    pub now_ms: u64,
+    pub next_request: u64,
+    pub net: VecDeque<Message>,
+    /// Members that cannot reach each other: `partition[a]` and `partition[b]` differ.
+    pub partition: BTreeMap<u64, usize>,
+    pub checkpoint_interval_ms: u64,
+    pub snapshot_count: u64,
+    /// Tokens from Authenticate responses, by the alias the script gave (`as=NAME`).
+    pub tokens: HashMap<String, String>,
+    pub token_aliases: HashMap<u64, String>,
+    pub read_index_messages: usize,
+    /// Every watch event delivered: (member, time, event).
+    pub events_log: Vec<(u64, u64, Event)>,
+    /// Every client response: (request, response).
+    pub responses: Vec<(u64, ClientResponse)>,
+    pub out: String,
+}
+
+pub fn config(id: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> ServerConfig {
+    let mut config = ServerConfig::new(id, 0x1000);
+    config.snapshot_count = snapshot_count;
+    config.snapshot_catch_up_entries = 2;
+    config.lessor.checkpoint_interval_ms = checkpoint_interval_ms;
+    config.auth.bcrypt_cost = 4;
+    config
+}
+
+impl Cluster {
+    pub fn new(size: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> Self {
+        let voters: Vec<u64> = (1..=size).collect();
+        let mut members = BTreeMap::new();
+        for &id in &voters {
+            let storage = MemStorage::new_with_conf_state(ConfState {
+                voters: voters.clone(),
+                ..Default::default()
+            });
+            let backend = SharedBackend::default();
+            let mut server = Server::new(
+                config(id, checkpoint_interval_ms, snapshot_count),
+                storage.clone(),
+                backend.clone(),
+                0,
+            )
+            .unwrap();
+            let initial = voters
+                .iter()
+                .map(|&id| MemberRecord {
+                    id,
+                    raft_attrs: Some(RaftAttributes {
+                        peer_urls: vec![format!("https://n{id}:2380")],
+                        is_learner: false,
+                    }),
+                    member_attrs: Some(Attributes {
+                        name: format!("n{id}"),
+                        client_urls: vec![format!("https://n{id}:2379")],
+                    }),
+                    server_version: String::new(),
+                })
+                .collect();
+            server.bootstrap_members(initial).unwrap();
+            members.insert(
+                id,
+                Member {
+                    server: Some(server),
+                    storage,
+                    backend,
+                },
+            );
+        }
+        Cluster {
+            members,
+            now_ms: 0,
+            next_request: 1,
+            net: VecDeque::new(),
+            partition: BTreeMap::new(),
+            checkpoint_interval_ms,
+            snapshot_count,
+            tokens: HashMap::new(),
+            token_aliases: HashMap::new(),
+            read_index_messages: 0,
+            events_log: Vec::new(),
+            responses: Vec::new(),
+            out: String::new(),
+        }
+    }
+
+    pub fn connected(&self, a: u64, b: u64) -> bool {
+        self.partition.get(&a).copied().unwrap_or(0) == self.partition.get(&b).copied().unwrap_or(0)
+    }
+
+    /// Runs every member's raft work and delivers messages until nothing moves.
+    pub fn stabilize(&mut self) {
+        for _ in 0..10_000 {
+            let mut moved = false;
+            let ids: Vec<u64> = self.members.keys().copied().collect();
+            for id in &ids {
+                let member = self.members.get_mut(id).unwrap();
+                let Some(server) = member.server.as_mut() else {
+                    continue;
+                };
+                while let Some(work) = server.ready() {
+                    moved = true;
+                    self.net.extend(work.messages);
+                    let storage = server.raft_storage_mut();
+                    if let Some(snapshot) = work.snapshot {
+                        storage.apply_snapshot(snapshot).unwrap();
+                    }
+                    storage.append(&work.entries).unwrap();
+                    if let Some(hard_state) = work.hard_state {
+                        storage.set_hard_state(hard_state);
+                    }
+                    // What is persisted survives a crash.
+                    member.storage = storage.clone();
+                    self.net.extend(work.persisted_messages);
+                    server.advance().unwrap();
+                }
+                let outputs = server.take_outputs();
+                let mut printable = Vec::new();
+                let mut snapshots = Vec::new();
+                for output in outputs {
+                    match output {
+                        Output::ConfState(cs) => {
+                            server.raft_storage_mut().set_conf_state(cs.clone());
+                            member.storage.set_conf_state(cs);
+                        }
+                        Output::Snapshot {
+                            index,
+                            conf_state,
+                            data,
+                            compact_to,
+                        } => {
+                            let storage = server.raft_storage_mut();
+                            storage
+                                .create_snapshot(index, Some(conf_state), data)
+                                .unwrap();
+                            let compacted = storage.first_index().unwrap() - 1;
+                            if compact_to > compacted {
+                                storage.compact(compact_to).unwrap();
+                            }
+                            member.storage = storage.clone();
+                            snapshots.push(format!(
+                                "n{id} snapshot at index {index}, log compacted to {}",
+                                compact_to.max(compacted)
+                            ));
+                        }
+                        other => printable.push(other),
+                    }
+                }
+                for output in printable {
+                    self.print_output(*id, output);
+                }
+                for line in snapshots {
+                    writeln!(self.out, "{line}").unwrap();
+                }
+            }
+            while let Some(message) = self.net.pop_front() {
+                moved = true;
+                if message.r#type() == MessageType::MsgReadIndex {
+                    self.read_index_messages += 1;
+                }
+                let (from, to) = (message.from, message.to);
+                if !self.connected(from, to) {
+                    continue;
+                }
+                if let Some(server) = self.members.get_mut(&to).and_then(|m| m.server.as_mut()) {
+                    server.step(message);
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("cluster did not stabilize");
+    }
+
+    pub fn print_output(&mut self, id: u64, output: Output) {
+        match output {
+            Output::Respond {
+                id: request,
+                response,
+            } => {
+                if let (Some(alias), Some(Out::Authenticate(r))) =
+                    (self.token_aliases.remove(&request), &response.response)
+                {
+                    self.tokens.insert(alias, r.token.clone());
+                }
+                writeln!(self.out, "n{id} #{request}: {}", show_response(&response)).unwrap();
+                self.responses.push((request, response));
+            }
+            Output::Events { revision, events } => {
+                for event in &events {
+                    self.events_log.push((id, self.now_ms, event.clone()));
+                }
+                let shown: Vec<String> = events
+                    .iter()
+                    .map(|e| {
+                        let kv = e.kv.clone().unwrap_or_default();
+                        let key = String::from_utf8_lossy(&kv.key);
+                        if e.r#type == EventType::Delete as i32 {
+                            format!("DELETE {key}")
+                        } else {
+                            let mut value = String::from_utf8_lossy(&kv.value).into_owned();
+                            if value.len() > 16 {
+                                value = format!("<{} bytes>", value.len());
+                            }
+                            format!("PUT {key}={value}")
+                        }
+                    })
+                    .collect();
+                writeln!(
+                    self.out,
+                    "n{id} @{}ms events rev={revision}: {}",
+                    self.now_ms,
+                    shown.join(", ")
+                )
+                .unwrap();
+            }
+            Output::SnapshotInstalled { index, revision } => {
+                writeln!(
+                    self.out,
+                    "n{id} installed snapshot at index {index} (revision {revision})"
+                )
+                .unwrap();
+            }
+            Output::LeaderChanged { .. } | Output::ConfState(_) | Output::Snapshot { .. } => {}
+        }
+    }
+
+    /// Advances the clock by `ms`, one tick (100 ms) at a time, stabilizing after each.
+    pub fn advance(&mut self, ms: u64) {
+        let ticks = ms.div_ceil(100);
+        for _ in 0..ticks {
+            self.now_ms += 100;
+            let now = self.now_ms;
+            for member in self.members.values_mut() {
+                if let Some(server) = member.server.as_mut() {
+                    server.tick(now);
+                }
+            }
+            self.stabilize();
+        }
+    }
+
+    pub fn server(&mut self, id: u64) -> &mut Node {
+        self.members
+            .get_mut(&id)
+            .and_then(|m| m.server.as_mut())
+            .expect("member is up")
+    }
+
+    pub fn send(&mut self, node: u64, request: In, token: &str) {
+        let token = self.tokens.get(token).cloned().unwrap_or(token.to_string());
+        let token = token.as_str();
+        let id = self.next_request;
+        self.next_request += 1;
+        writeln!(self.out, "request #{id} to n{node}").unwrap();
+        self.server(node).request(
+            id,
+            ClientRequest {
+                token: token.to_string(),
+                request: Some(request),
+            },
+        );
+        self.stabilize();
+    }
+
+    /// ReadIndex messages sent so far by all members (one per round).
+    pub fn read_rounds(&self) -> usize {
+        self.read_index_messages
+    }
+
+    pub fn status(&mut self) {
+        let lines: Vec<String> = self
+            .members
+            .iter()
+            .map(|(id, m)| match &m.server {
+                None => format!("n{id}: down"),
+                Some(s) => format!(
+                    "n{id}: leader={} term={} applied={} revision={} leases={}",
+                    s.leader(),
+                    s.term(),
+                    s.applied_index(),
+                    s.state().mvcc.current_revision(),
+                    s.state().lessor.len()
+                ),
+            })
+            .collect();
+        writeln!(self.out, "{}", lines.join("\n")).unwrap();
+    }
+}
