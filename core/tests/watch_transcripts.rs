@@ -7,7 +7,8 @@
 //! `bytes`; recreates the hub); `open` (a stream); `watch S KEY [end=..|prefix|from] [rev=N]
 //! [id=N] [prev_kv] [noput] [nodelete] [progress] [fragment]`; `cancel S ID`; `progress S`;
 //! `close S`; `tick [N]`; `sync [N]` (N catch-up steps, default 1); `hold S` / `release S`
-//! (stop / resume draining a stream, to simulate a slow client); `status`.
+//! (stop / resume draining a stream, to simulate a slow client); `silent_put ...` (a write
+//! the hub is not notified of, as when a snapshot is installed); `resync`; `status`.
 
 // Tests read their scripts from disk; the IO ban is for the library.
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)]
@@ -238,6 +239,14 @@ impl Runner {
                     self.hub.sync(&self.store, &read).unwrap();
                 }
                 out.push_str(&format!("unsynced={}\n", self.hub.unsynced_watchers()));
+            }
+            "resync" => self.hub.resync(),
+            "silent_put" => {
+                // A write the hub is not told about (as when a snapshot is installed).
+                let req = parse_put(&words[1..]);
+                let mut txn = self.backend.write_txn().unwrap();
+                self.store.put(&mut txn, &req, &NoLeases).unwrap();
+                txn.commit().unwrap();
             }
             "hold" => {
                 self.held.insert(stream(1));

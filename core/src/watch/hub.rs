@@ -158,6 +158,16 @@ impl WatchHub {
         self.watchers.values().filter(|w| !w.synced).count()
     }
 
+    /// Makes every watcher catch up from the backend through [`WatchHub::sync`], keeping
+    /// its position. For when the key space changed without `notify` (a snapshot from the
+    /// leader was installed, the store was reopened): nothing the watchers have not seen can
+    /// be skipped, and if that history is gone they get the compacted answer.
+    pub fn resync(&mut self) {
+        for w in self.watchers.values_mut() {
+            w.synced = false;
+        }
+    }
+
     pub fn watchers(&self) -> usize {
         self.watchers.len()
     }
