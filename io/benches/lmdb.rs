@@ -2,7 +2,8 @@
 //!
 //! Each commit is one `WriteBatch`: one raft entry per put plus the put itself and the applied
 //! index, as a driver loop turn writes them. Prints latency percentiles per commit (dominated
-//! by the fsync) and puts/s for batches of 1, 100 and 10,000.
+//! by the fsync) and puts/s for batches of 1, 100 and 10,000; "0 (hs)" is a commit holding only
+//! the hard state and applied index.
 //!
 //! Run: `cargo bench -p qraft-io --bench lmdb` (QRAFT_BENCH_DIR picks the disk; default: temp).
 
@@ -79,7 +80,7 @@ fn main() -> Result<(), StorageError> {
         latencies.sort();
         let puts = (batch * commits) as f64 / total.as_secs_f64();
         let label = if batch == 0 {
-            "empty".to_string()
+            "0 (hs)".to_string()
         } else {
             batch.to_string()
         };
