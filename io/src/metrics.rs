@@ -1,0 +1,371 @@
+//! The Prometheus metrics of a member: etcd's families, renamed `etcd_*` → `qraft_*`
+//! (`etcd_debugging_*` → `qraft_*` too), plus the standard `process_*` families.
+//!
+//! One [`Metrics`] value per member, shared (`Arc`) by the driver, the storage, the transport
+//! and the HTTP endpoint. Recording is lock-free (atomics inside `prometheus-client`); label
+//! families take a short lock the first time a label set appears. Scraping renders everything in
+//! the OpenMetrics text format ([`Metrics::encode`]); the process figures are read from `/proc`
+//! at scrape time. Labelled families (per peer, per request type) are rendered once a first
+//! label set has been recorded, as Prometheus clients do.
+//!
+//! The process families keep their standard, unprefixed names (`process_resident_memory_bytes`,
+//! `process_open_fds`) as etcd and every Prometheus client do, so stock dashboards work.
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label of per-peer network families (etcd uses `To` / `From`; qraft uses one `peer` label, the
+/// peer's member id in hex).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabel {
+    pub peer: String,
+}
+
+impl PeerLabel {
+    pub fn new(member_id: u64) -> Self {
+        PeerLabel {
+            peer: format!("{member_id:x}"),
+        }
+    }
+}
+
+/// Labels of `qraft_server_client_requests_total` (etcd: `type`, `client_api_version`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClientRequestLabels {
+    /// "unary" or "stream".
+    pub r#type: String,
+    pub client_api_version: String,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn peer_rtt_histogram() -> Histogram {
+    // etcd: 0.0001 s doubling, 16 buckets (100 µs .. 3.3 s).
+    Histogram::new(exponential_buckets(0.0001, 2.0, 16))
+}
+
+fn disk_histogram() -> Histogram {
+    // etcd: 0.001 s doubling, 14 buckets (1 ms .. 8 s).
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}
+
+/// `qraft_server_*`: raft and apply state of this member.
+#[derive(Debug, Default)]
+pub struct ServerMetrics {
+    pub has_leader: Gauge,
+    pub is_leader: Gauge,
+    pub leader_changes_seen: Counter,
+    /// Gauges, as in etcd: the current committed/applied raft index.
+    pub proposals_committed: Gauge,
+    pub proposals_applied: Gauge,
+    pub proposals_pending: Gauge,
+    pub proposals_failed: Counter,
+    pub slow_apply: Counter,
+    pub heartbeat_send_failures: Counter,
+    pub client_requests: Family<ClientRequestLabels, Counter>,
+}
+
+/// `qraft_disk_*`: durability costs.
+#[derive(Debug)]
+pub struct DiskMetrics {
+    /// Seconds per fsync of the raft log (here: per LMDB commit that carries log entries).
+    pub wal_fsync_duration_seconds: Histogram,
+    /// Seconds per backend (state) commit.
+    pub backend_commit_duration_seconds: Histogram,
+}
+
+/// `qraft_mvcc_*`: the key space.
+#[derive(Debug, Default)]
+pub struct MvccMetrics {
+    pub db_total_size_in_bytes: Gauge,
+    pub db_total_size_in_use_in_bytes: Gauge,
+    /// Gauge named `keys_total` as etcd's `etcd_debugging_mvcc_keys_total`.
+    pub keys_total: Gauge,
+    pub watcher_total: Gauge,
+    pub events: Counter,
+}
+
+/// `qraft_network_*`: peer traffic.
+#[derive(Debug)]
+pub struct NetworkMetrics {
+    pub peer_round_trip_time_seconds: HistogramFamily<PeerLabel>,
+    pub peer_sent_bytes: Family<PeerLabel, Counter>,
+    pub peer_received_bytes: Family<PeerLabel, Counter>,
+}
+
+/// `qraft_lease_*`.
+#[derive(Debug, Default)]
+pub struct LeaseMetrics {
+    pub granted: Counter,
+    pub revoked: Counter,
+    pub renewed: Counter,
+}
+
+/// All metric families of one member and the registry that renders them.
+#[derive(Debug)]
+pub struct Metrics {
+    pub server: ServerMetrics,
+    pub disk: DiskMetrics,
+    pub mvcc: MvccMetrics,
+    pub network: NetworkMetrics,
+    pub lease: LeaseMetrics,
+    registry: Registry,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let server = ServerMetrics::default();
+        let disk = DiskMetrics {
+            wal_fsync_duration_seconds: disk_histogram(),
+            backend_commit_duration_seconds: disk_histogram(),
+        };
+        let mvcc = MvccMetrics::default();
+        let network = NetworkMetrics {
+            peer_round_trip_time_seconds: Family::new_with_constructor(peer_rtt_histogram),
+            peer_sent_bytes: Family::default(),
+            peer_received_bytes: Family::default(),
+        };
+        let lease = LeaseMetrics::default();
+
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(ProcessCollector));
+        let qraft = registry.sub_registry_with_prefix("qraft");
+
+        let s = qraft.sub_registry_with_prefix("server");
+        s.register(
+            "has_leader",
+            "Whether or not a leader exists. 1 is existence, 0 is not.",
+            server.has_leader.clone(),
+        );
+        s.register(
+            "is_leader",
+            "Whether or not this member is a leader. 1 if is, 0 otherwise.",
+            server.is_leader.clone(),
+        );
+        s.register(
+            "leader_changes_seen",
+            "The number of leader changes seen.",
+            server.leader_changes_seen.clone(),
+        );
+        s.register(
+            "proposals_committed_total",
+            "The total number of consensus proposals committed.",
+            server.proposals_committed.clone(),
+        );
+        s.register(
+            "proposals_applied_total",
+            "The total number of consensus proposals applied.",
+            server.proposals_applied.clone(),
+        );
+        s.register(
+            "proposals_pending",
+            "The current number of pending proposals to commit.",
+            server.proposals_pending.clone(),
+        );
+        s.register(
+            "proposals_failed",
+            "The total number of failed proposals seen.",
+            server.proposals_failed.clone(),
+        );
+        s.register(
+            "slow_apply",
+            "The total number of slow apply requests (likely overloaded from slow disk).",
+            server.slow_apply.clone(),
+        );
+        s.register("heartbeat_send_failures", "The total number of leader heartbeat send failures (likely overloaded from slow disk).", server.heartbeat_send_failures.clone());
+        s.register(
+            "client_requests",
+            "The total number of client requests per client version.",
+            server.client_requests.clone(),
+        );
+
+        let d = qraft.sub_registry_with_prefix("disk");
+        d.register(
+            "wal_fsync_duration_seconds",
+            "The latency distributions of fsync called by the raft log.",
+            disk.wal_fsync_duration_seconds.clone(),
+        );
+        d.register(
+            "backend_commit_duration_seconds",
+            "The latency distributions of commit called by backend.",
+            disk.backend_commit_duration_seconds.clone(),
+        );
+
+        let m = qraft.sub_registry_with_prefix("mvcc");
+        m.register(
+            "db_total_size_in_bytes",
+            "Total size of the underlying database physically allocated in bytes.",
+            mvcc.db_total_size_in_bytes.clone(),
+        );
+        m.register(
+            "db_total_size_in_use_in_bytes",
+            "Total size of the underlying database logically in use in bytes.",
+            mvcc.db_total_size_in_use_in_bytes.clone(),
+        );
+        m.register(
+            "keys_total",
+            "Total number of keys.",
+            mvcc.keys_total.clone(),
+        );
+        m.register(
+            "watcher_total",
+            "Total number of watchers.",
+            mvcc.watcher_total.clone(),
+        );
+        m.register(
+            "events",
+            "Total number of events sent by this member.",
+            mvcc.events.clone(),
+        );
+
+        let n = qraft.sub_registry_with_prefix("network");
+        n.register(
+            "peer_round_trip_time_seconds",
+            "Round-Trip-Time histogram between peers.",
+            network.peer_round_trip_time_seconds.clone(),
+        );
+        n.register(
+            "peer_sent_bytes",
+            "The total number of bytes sent to peers.",
+            network.peer_sent_bytes.clone(),
+        );
+        n.register(
+            "peer_received_bytes",
+            "The total number of bytes received from peers.",
+            network.peer_received_bytes.clone(),
+        );
+
+        let l = qraft.sub_registry_with_prefix("lease");
+        l.register(
+            "granted",
+            "The total number of granted leases.",
+            lease.granted.clone(),
+        );
+        l.register(
+            "revoked",
+            "The total number of revoked leases.",
+            lease.revoked.clone(),
+        );
+        l.register(
+            "renewed",
+            "The number of renewed leases seen by the leader.",
+            lease.renewed.clone(),
+        );
+
+        Metrics {
+            server,
+            disk,
+            mvcc,
+            network,
+            lease,
+            registry,
+        }
+    }
+
+    /// Renders every family in the OpenMetrics text format (ends with `# EOF`).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail; an encoder error would be a bug in a collector.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding metrics failed");
+        }
+        out
+    }
+
+    /// The `Content-Type` of [`Metrics::encode`]'s output.
+    pub const CONTENT_TYPE: &'static str =
+        "application/openmetrics-text; version=1.0.0; charset=utf-8";
+}
+
+/// Reads the process figures from `/proc/self` at scrape time. On systems without `/proc` the
+/// families are left out rather than reported as zero.
+#[derive(Debug)]
+struct ProcessCollector;
+
+impl ProcessCollector {
+    fn resident_memory_bytes() -> Option<i64> {
+        let status = std::fs::read_to_string("/proc/self/status").ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    }
+
+    fn open_fds() -> Option<i64> {
+        let count = std::fs::read_dir("/proc/self/fd").ok()?.count();
+        i64::try_from(count).ok()
+    }
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let figures = [
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes.",
+                Self::resident_memory_bytes(),
+            ),
+            (
+                "process_open_fds",
+                "Number of open file descriptors.",
+                Self::open_fds(),
+            ),
+        ];
+        for (name, help, value) in figures {
+            if let Some(value) = value {
+                let gauge = ConstGauge::new(value);
+                let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
+                gauge.encode(metric)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family_with_the_qraft_prefix() {
+        let metrics = Metrics::new();
+        metrics.server.has_leader.set(1);
+        metrics.server.leader_changes_seen.inc();
+        metrics.disk.wal_fsync_duration_seconds.observe(0.0025);
+        metrics
+            .network
+            .peer_sent_bytes
+            .get_or_create(&PeerLabel::new(0xabc))
+            .inc_by(42);
+        metrics
+            .network
+            .peer_round_trip_time_seconds
+            .get_or_create(&PeerLabel::new(2))
+            .observe(0.0003);
+        let text = metrics.encode();
+        for needle in [
+            "qraft_server_has_leader 1\n",
+            "qraft_server_leader_changes_seen_total 1\n",
+            "qraft_disk_wal_fsync_duration_seconds_bucket{le=\"0.004\"} 1\n",
+            "qraft_network_peer_sent_bytes_total{peer=\"abc\"} 42\n",
+            "qraft_network_peer_round_trip_time_seconds_count{peer=\"2\"} 1\n",
+            "# TYPE qraft_lease_granted counter\n",
+            "# TYPE qraft_mvcc_keys_total gauge\n",
+            "process_open_fds ",
+            "process_resident_memory_bytes ",
+        ] {
+            assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,109 @@
+//! The socket side: an async-std TCP listener whose connections hyper serves over HTTP/1.1.
+//! The only module of the HTTP endpoints that touches the runtime.
+
+use super::futures_io::FuturesIo;
+use super::routes::{Endpoints, Reply};
+use super::source::HealthSource;
+use async_std::net::TcpListener;
+use async_std::task;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use qraft_io::metrics::Metrics;
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// A running HTTP endpoint (the `--listen-metrics-urls` listener, or a client listener's HTTP
+/// side). Dropping it leaves it running; call [`HttpServer::shutdown`] to stop accepting.
+pub struct HttpServer {
+    local_addr: SocketAddr,
+    accept_loop: task::JoinHandle<()>,
+}
+
+impl HttpServer {
+    /// Binds `addr` (port 0 picks a free port) and starts serving in the background.
+    pub async fn start<S: HealthSource>(
+        addr: SocketAddr,
+        source: Arc<S>,
+        metrics: Arc<Metrics>,
+    ) -> io::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let endpoints = Arc::new(Endpoints::new(source, metrics));
+        let accept_loop = task::spawn(accept(listener, endpoints));
+        Ok(HttpServer {
+            local_addr,
+            accept_loop,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting connections. Requests already in progress finish on their own tasks.
+    pub async fn shutdown(self) {
+        self.accept_loop.cancel().await;
+    }
+}
+
+async fn accept<S: HealthSource>(listener: TcpListener, endpoints: Arc<Endpoints<S>>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _peer)) => stream,
+            Err(e) => {
+                // Typically EMFILE: back off briefly instead of spinning.
+                tracing::warn!(error = %e, "http accept failed");
+                task::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let endpoints = endpoints.clone();
+        task::spawn(async move {
+            let service = service_fn(move |request| {
+                let endpoints = endpoints.clone();
+                async move { Ok::<_, Infallible>(handle(&endpoints, request).await) }
+            });
+            if let Err(e) = http1::Builder::new()
+                .serve_connection(FuturesIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(error = %e, "http connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn handle<S: HealthSource>(
+    endpoints: &Endpoints<S>,
+    request: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let uri = request.uri();
+    let reply = endpoints
+        .respond(request.method().as_str(), uri.path(), uri.query())
+        .await;
+    into_response(reply)
+}
+
+fn into_response(reply: Reply) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+    *response.status_mut() =
+        StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(reply.content_type));
+    if reply.nosniff {
+        headers.insert(
+            "x-content-type-options",
+            HeaderValue::from_static("nosniff"),
+        );
+    }
+    if reply.allow_get {
+        headers.insert(ALLOW, HeaderValue::from_static("GET"));
+    }
+    response
+}

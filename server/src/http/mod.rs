@@ -1,0 +1,20 @@
+//! The member's HTTP endpoints: `/livez`, `/readyz` (and `/livez/<check>`, `/readyz/<check>`),
+//! `/health`, `/version` and `/metrics`, with etcd 3.6's semantics and texts.
+//!
+//! Mounting: implement [`HealthSource`] for the running member, keep one
+//! [`qraft_io::metrics::Metrics`] per member, and call
+//! `HttpServer::start(addr, Arc::new(source), metrics).await` on the async-std runtime.
+//! [`Endpoints::respond`] is the same logic without a socket.
+
+mod checks;
+mod futures_io;
+mod listener;
+mod query;
+mod routes;
+mod source;
+
+pub use checks::{Check, LIVEZ, READYZ};
+pub use futures_io::FuturesIo;
+pub use listener::HttpServer;
+pub use routes::{Endpoints, Reply};
+pub use source::HealthSource;
