@@ -1,6 +1,6 @@
 //! The node's view of the log: persisted entries (through [`Storage`]) followed by unstable ones.
 
-use super::storage::{Storage, StorageError, entry_size, limit_size};
+use super::storage::{Storage, StorageError, entry_size, fitting_prefix};
 use super::unstable::Unstable;
 use qraft_proto::raftpb::{Entry, Snapshot};
 
@@ -76,9 +76,10 @@ impl<S: Storage> RaftLog<S> {
 
     /// The index of the first entry in `entries` that conflicts with (or extends) the log, or 0.
     pub fn find_conflict(&self, entries: &[Entry]) -> u64 {
+        let last = self.last_index();
         entries
             .iter()
-            .find(|e| !self.match_term(e.index, e.term))
+            .find(|e| e.index > last || !self.match_term(e.index, e.term))
             .map_or(0, |e| e.index)
     }
 
@@ -104,13 +105,13 @@ impl<S: Storage> RaftLog<S> {
         index: u64,
         log_term: u64,
         committed: u64,
-        entries: &[Entry],
+        mut entries: Vec<Entry>,
     ) -> Option<u64> {
         if !self.match_term(index, log_term) {
             return None;
         }
         let last_new = index + entries.len() as u64;
-        let conflict = self.find_conflict(entries);
+        let conflict = self.find_conflict(&entries);
         if conflict != 0 {
             if conflict <= self.committed {
                 tracing::error!(
@@ -121,13 +122,14 @@ impl<S: Storage> RaftLog<S> {
                 return None;
             }
             let start = (conflict - (index + 1)) as usize;
-            self.append(&entries[start..]);
+            entries.drain(..start);
+            self.append(entries);
         }
         self.commit_to(committed.min(last_new));
         Some(last_new)
     }
 
-    pub fn append(&mut self, entries: &[Entry]) -> u64 {
+    pub fn append(&mut self, entries: Vec<Entry>) -> u64 {
         if let Some(first) = entries.first() {
             debug_assert!(first.index > self.committed);
             self.unstable.truncate_and_append(entries);
@@ -187,21 +189,19 @@ impl<S: Storage> RaftLog<S> {
             return Ok(out);
         }
         if hi > offset {
-            let from = lo.max(offset);
-            let unstable = self.unstable.slice(from, hi);
-            if out.is_empty() && max_bytes == u64::MAX {
-                return Ok(unstable.to_vec());
+            let unstable = self.unstable.slice(lo.max(offset), hi);
+            if out.is_empty() {
+                return Ok(unstable[..fitting_prefix(unstable, max_bytes)].to_vec());
             }
             let mut size: u64 = out.iter().map(entry_size).sum();
             for e in unstable {
                 size += entry_size(e);
-                if !out.is_empty() && size > max_bytes {
+                if size > max_bytes {
                     break;
                 }
                 out.push(e.clone());
             }
         }
-        limit_size(&mut out, max_bytes);
         Ok(out)
     }
 

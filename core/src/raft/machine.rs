@@ -273,7 +273,7 @@ impl<S: Storage> Raft<S> {
             e.term = self.term;
             e.index = last + 1 + i as u64;
         }
-        let last = self.raft_log.append(&entries);
+        let last = self.raft_log.append(entries);
         // The leader's own acknowledgement, effective once the entries are persisted.
         self.send(Message {
             r#type: MessageType::MsgAppResp as i32,

@@ -1,6 +1,6 @@
 //! An in-memory [`Storage`] for tests, simulations and embedders that keep the log elsewhere.
 
-use super::storage::{RaftState, Storage, StorageError, limit_size};
+use super::storage::{RaftState, Storage, StorageError, fitting_prefix};
 use qraft_proto::raftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
 /// The raft log held in memory: a snapshot (possibly empty, index 0) followed by the entries
@@ -78,20 +78,52 @@ impl MemStorage {
     /// Appends entries, replacing any existing suffix they overlap (a leader's log wins).
     /// Entries already compacted are skipped. Fails if the entries would leave a gap.
     pub fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        let Some(first_new) = entries.first().map(|e| e.index) else {
-            return Ok(());
-        };
+        self.append_with(entries, |dst, src| dst.extend_from_slice(src))
+    }
+
+    /// [`MemStorage::append`] taking ownership of the entries, which saves cloning them
+    /// (`Ready::entries` is owned by the embedder).
+    pub fn append_owned(&mut self, mut entries: Vec<Entry>) -> Result<(), StorageError> {
+        let skip = self.append_skip(&entries);
+        entries.drain(..skip);
+        self.place(entries)
+    }
+
+    /// How many leading entries are already compacted.
+    fn append_skip(&self, entries: &[Entry]) -> usize {
         let first = self.compacted_index + 1;
-        let last_new = first_new + entries.len() as u64 - 1;
-        if last_new < first {
-            return Ok(());
+        match entries.first() {
+            Some(e) if e.index < first => ((first - e.index) as usize).min(entries.len()),
+            _ => 0,
         }
-        let entries = if first_new < first {
-            &entries[(first - first_new) as usize..]
-        } else {
-            entries
+    }
+
+    fn append_with(
+        &mut self,
+        entries: &[Entry],
+        extend: impl FnOnce(&mut Vec<Entry>, &[Entry]),
+    ) -> Result<(), StorageError> {
+        let entries = &entries[self.append_skip(entries)..];
+        let Some(start) = entries.first().map(|e| e.index) else {
+            return Ok(());
         };
-        let start = entries[0].index;
+        self.truncate_for(start)?;
+        extend(&mut self.entries, entries);
+        Ok(())
+    }
+
+    fn place(&mut self, mut entries: Vec<Entry>) -> Result<(), StorageError> {
+        let Some(start) = entries.first().map(|e| e.index) else {
+            return Ok(());
+        };
+        self.truncate_for(start)?;
+        self.entries.append(&mut entries);
+        Ok(())
+    }
+
+    /// Drops the entries from `start` on, refusing a gap.
+    fn truncate_for(&mut self, start: u64) -> Result<(), StorageError> {
+        let first = self.compacted_index + 1;
         let next = first + self.entries.len() as u64;
         if start > next {
             return Err(StorageError::Other(format!(
@@ -100,7 +132,6 @@ impl MemStorage {
             )));
         }
         self.entries.truncate((start - first) as usize);
-        self.entries.extend_from_slice(entries);
         Ok(())
     }
 
@@ -190,9 +221,8 @@ impl Storage for MemStorage {
         if lo >= hi {
             return Ok(Vec::new());
         }
-        let mut out = self.entries[(lo - first) as usize..(hi - first) as usize].to_vec();
-        limit_size(&mut out, max_bytes);
-        Ok(out)
+        let range = &self.entries[(lo - first) as usize..(hi - first) as usize];
+        Ok(range[..fitting_prefix(range, max_bytes)].to_vec())
     }
 
     fn term(&self, index: u64) -> Result<u64, StorageError> {

@@ -37,7 +37,7 @@ pub use mem_storage::MemStorage;
 pub use node::{RawNode, SnapshotStatus, Status};
 pub use read_only::{ReadOnlyOption, ReadState};
 pub use ready::{Ready, SoftState};
-pub use storage::{RaftState, Storage, StorageError, entry_size, limit_size};
+pub use storage::{RaftState, Storage, StorageError, entry_size, fitting_prefix, limit_size};
 
 #[cfg(test)]
 mod storage_tests;

@@ -221,7 +221,7 @@ impl<S: Storage> Raft<S> {
         }
         if let Some(last) = self
             .raft_log
-            .maybe_append(m.index, m.log_term, m.commit, &m.entries)
+            .maybe_append(m.index, m.log_term, m.commit, m.entries)
         {
             self.send(Message {
                 r#type: MessageType::MsgAppResp as i32,

@@ -114,3 +114,18 @@ pub fn limit_size(entries: &mut Vec<Entry>, max_bytes: u64) {
     }
     entries.truncate(keep);
 }
+
+/// How many of `entries` fit in `max_bytes` (at least one if any), without copying them.
+pub fn fitting_prefix(entries: &[Entry], max_bytes: u64) -> usize {
+    if max_bytes == u64::MAX {
+        return entries.len();
+    }
+    let mut total = 0u64;
+    for (i, entry) in entries.iter().enumerate() {
+        total = total.saturating_add(entry_size(entry));
+        if i > 0 && total > max_bytes {
+            return i;
+        }
+    }
+    entries.len()
+}

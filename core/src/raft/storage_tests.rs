@@ -99,3 +99,23 @@ fn applying_a_snapshot_replaces_the_log() {
         Err(StorageError::SnapshotOutOfDate)
     );
 }
+
+#[test]
+fn append_owned_matches_append() {
+    let mut a = MemStorage::new_with_conf_state(conf(&[1]));
+    let mut b = a.clone();
+    for batch in [
+        vec![ent(2, 1), ent(3, 1), ent(4, 1)],
+        vec![ent(3, 2)],
+        vec![ent(1, 1), ent(2, 1), ent(3, 2), ent(4, 2)],
+    ] {
+        a.append(&batch).unwrap();
+        b.append_owned(batch).unwrap();
+        assert_eq!(
+            a.entries(2, a.last_index().unwrap() + 1, u64::MAX),
+            b.entries(2, b.last_index().unwrap() + 1, u64::MAX)
+        );
+    }
+    assert_eq!(b.last_index(), Ok(4));
+    assert!(b.append_owned(vec![ent(9, 2)]).is_err());
+}

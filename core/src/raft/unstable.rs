@@ -79,20 +79,19 @@ impl Unstable {
     }
 
     /// Appends `entries`, dropping any existing entries at or after the first new index.
-    pub fn truncate_and_append(&mut self, entries: &[Entry]) {
+    pub fn truncate_and_append(&mut self, mut entries: Vec<Entry>) {
         let Some(after) = entries.first().map(|e| e.index) else {
             return;
         };
         let next = self.offset + self.entries.len() as u64;
         if after == next {
-            self.entries.extend_from_slice(entries);
+            self.entries.append(&mut entries);
         } else if after <= self.offset {
             self.offset = after;
-            self.entries.clear();
-            self.entries.extend_from_slice(entries);
+            self.entries = entries;
         } else {
             self.entries.truncate((after - self.offset) as usize);
-            self.entries.extend_from_slice(entries);
+            self.entries.append(&mut entries);
         }
     }
 
