@@ -58,7 +58,8 @@ impl VersionNegotiator {
     /// Starts a member on its data: `storage` is the schema version found in the backend
     /// (`None` for an empty data dir), `state` the persisted replicated state
     /// (`ClusterVersions::default()` when there is none). Refuses data of an unknown schema and
-    /// a cluster version outside the member's window.
+    /// a cluster version outside the member's window. Call [`VersionNegotiator::set_members`]
+    /// with the applied conf state right after.
     pub fn start(
         id: u64,
         local: LocalVersion,

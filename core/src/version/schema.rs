@@ -152,3 +152,144 @@ fn strip_lease_checkpoints<T: WriteTxn + ?Sized>(txn: &mut T) -> Result<(), Back
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, MemBackend};
+    use qraft_proto::etcdserverpb::LeaseCheckpointRequest;
+    use qraft_proto::qraftpb::internal_request::Request;
+
+    fn lease(txn: &mut impl WriteTxn, id: i64, remaining_ttl: i64) {
+        let record = LeaseRecord {
+            id,
+            ttl: 60,
+            remaining_ttl,
+        };
+        txn.put(Table::Lease, &id.to_be_bytes(), &record.encode_to_vec())
+            .unwrap();
+    }
+
+    fn leases(backend: &MemBackend) -> Vec<LeaseRecord> {
+        crate::lease::load_leases(&backend.read_txn().unwrap()).unwrap()
+    }
+
+    #[test]
+    fn down_strips_checkpoints_and_up_keeps_records() {
+        let backend = MemBackend::new();
+        let mut txn = backend.write_txn().unwrap();
+        write_storage_version(&mut txn, V0_2).unwrap();
+        lease(&mut txn, 1, 0);
+        lease(&mut txn, 2, 17);
+        txn.commit().unwrap();
+
+        let mut txn = backend.write_txn().unwrap();
+        migrate(&mut txn, V0_2, V0_1, []).unwrap();
+        txn.commit().unwrap();
+        let read = backend.read_txn().unwrap();
+        assert_eq!(
+            read.get(Table::Meta, meta::STORAGE_VERSION).unwrap(),
+            Some(&b"0.1"[..])
+        );
+        drop(read);
+        let after: Vec<(i64, i64, i64)> = leases(&backend)
+            .iter()
+            .map(|l| (l.id, l.ttl, l.remaining_ttl))
+            .collect();
+        assert_eq!(after, [(1, 60, 0), (2, 60, 0)]);
+
+        let mut txn = backend.write_txn().unwrap();
+        migrate(&mut txn, V0_1, V0_2, []).unwrap();
+        txn.commit().unwrap();
+        assert_eq!(
+            read_storage_version(&backend.read_txn().unwrap()).unwrap(),
+            Some(V0_2)
+        );
+        assert_eq!(leases(&backend).len(), 2);
+    }
+
+    #[test]
+    fn refusals_leave_the_data_alone() {
+        let backend = MemBackend::new();
+        let mut txn = backend.write_txn().unwrap();
+        write_storage_version(&mut txn, V0_2).unwrap();
+        lease(&mut txn, 5, 9);
+        txn.commit().unwrap();
+
+        let checkpoint = InternalRequest {
+            request: Some(Request::LeaseCheckpoint(LeaseCheckpointRequest::default())),
+            ..Default::default()
+        };
+        let plain = InternalRequest::default();
+        let mut txn = backend.write_txn().unwrap();
+        let err = migrate(&mut txn, V0_2, V0_1, [(7, &plain), (8, &checkpoint)]).unwrap_err();
+        assert_eq!(
+            err,
+            SchemaError::Version(VersionError::LogHasNewerEntries {
+                target: V0_1,
+                needs: V0_2,
+                index: 8
+            })
+        );
+        let err = migrate(&mut txn, V0_2, Version::new(0, 3, 0), []).unwrap_err();
+        assert!(matches!(
+            err,
+            SchemaError::Version(VersionError::NoMigration { .. })
+        ));
+        drop(txn);
+        assert_eq!(leases(&backend)[0].remaining_ttl, 9);
+        assert_eq!(
+            read_storage_version(&backend.read_txn().unwrap()).unwrap(),
+            Some(V0_2)
+        );
+    }
+
+    #[test]
+    fn unreadable_stored_values_are_errors() {
+        let backend = MemBackend::new();
+        assert_eq!(
+            read_storage_version(&backend.read_txn().unwrap()).unwrap(),
+            None
+        );
+        assert_eq!(
+            read_version_state(&backend.read_txn().unwrap()).unwrap(),
+            ClusterVersions::default()
+        );
+        let mut txn = backend.write_txn().unwrap();
+        txn.put(Table::Meta, meta::STORAGE_VERSION, b"zero.one")
+            .unwrap();
+        txn.put(Table::Cluster, VERSION_STATE, b"\xff\xff\xff")
+            .unwrap();
+        txn.commit().unwrap();
+        let read = backend.read_txn().unwrap();
+        assert!(matches!(
+            read_storage_version(&read),
+            Err(SchemaError::Version(VersionError::InvalidStored { .. }))
+        ));
+        assert!(matches!(
+            read_version_state(&read),
+            Err(SchemaError::Version(VersionError::UndecodableState(_)))
+        ));
+    }
+
+    #[test]
+    fn version_state_round_trips() {
+        let mut state = ClusterVersions::default();
+        state.set_members([1, 2]);
+        state.apply_publish(&qraft_proto::qraftpb::MemberVersionPublishRequest {
+            member_id: 1,
+            server_version: "0.2.1".into(),
+            storage_version: "0.2.0".into(),
+            min_version: "0.1.0".into(),
+        });
+        state.apply_cluster_version_set("0.2.0");
+        let backend = MemBackend::new();
+        let mut txn = backend.write_txn().unwrap();
+        write_version_state(&mut txn, &state).unwrap();
+        txn.commit().unwrap();
+        let mut back = read_version_state(&backend.read_txn().unwrap()).unwrap();
+        // Membership comes from the conf state, not from the stored record.
+        back.set_members([1, 2]);
+        assert_eq!(back, state);
+    }
+}
