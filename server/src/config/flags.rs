@@ -47,7 +47,8 @@ pub struct Flags {
     /// [default: http://127.0.0.1:2381].
     #[arg(long, env = "QRAFT_LISTEN_METRICS_URLS")]
     pub listen_metrics_urls: Option<String>,
-    /// Reserved for a future gRPC listener (etcd-compatible clients); must be empty for now.
+    /// URLs serving etcd's v3 gRPC API for existing etcd clients [default: none]. `https://`
+    /// uses the client certificate; `http://` serves plaintext.
     #[arg(long, env = "QRAFT_LISTEN_GRPC_URLS")]
     pub listen_grpc_urls: Option<String>,
 

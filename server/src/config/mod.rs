@@ -73,6 +73,9 @@ pub struct Config {
     pub advertise_client_urls: Vec<Url>,
     pub initial_advertise_peer_urls: Vec<Url>,
     pub listen_metrics_urls: Vec<Url>,
+    /// etcd v3 gRPC listeners (`https://` with the client certificate, or plaintext `http://`);
+    /// empty = no gRPC listener.
+    pub listen_grpc_urls: Vec<Url>,
     pub initial_cluster: Vec<InitialMember>,
     pub initial_cluster_state: ClusterState,
     pub initial_cluster_token: String,
@@ -164,19 +167,20 @@ impl Config {
             s.listen_metrics_urls,
             DEFAULT_METRICS_URL,
         )?;
-        if s.listen_grpc_urls
-            .as_deref()
-            .is_some_and(|v| !v.trim().is_empty())
-        {
-            return Err(invalid(
-                "--listen-grpc-urls is reserved for a future gRPC listener and not supported yet",
-            ));
-        }
+        // Off unless asked for; `http://` entries are the explicit request for plaintext.
+        let listen_grpc_urls = match s.listen_grpc_urls {
+            Some(v) => parse_list(&v).map_err(|source| ConfigError::Url {
+                flag: "--listen-grpc-urls",
+                source,
+            })?,
+            None => Vec::new(),
+        };
 
         for (flag, list) in [
             ("--listen-peer-urls", &listen_peer_urls),
             ("--listen-client-urls", &listen_client_urls),
             ("--listen-metrics-urls", &listen_metrics_urls),
+            ("--listen-grpc-urls", &listen_grpc_urls),
         ] {
             for u in list {
                 u.bind_addr()
@@ -309,6 +313,7 @@ impl Config {
             advertise_client_urls,
             initial_advertise_peer_urls,
             listen_metrics_urls,
+            listen_grpc_urls,
             initial_cluster,
             initial_cluster_state,
             initial_cluster_token,

@@ -23,6 +23,10 @@ fn no_flags_is_a_single_node_member_with_auto_tls() {
     assert_eq!(join_list(&c.listen_client_urls), "https://127.0.0.1:2379");
     assert_eq!(join_list(&c.listen_peer_urls), "https://127.0.0.1:2380");
     assert_eq!(join_list(&c.listen_metrics_urls), "http://127.0.0.1:2381");
+    assert!(
+        c.listen_grpc_urls.is_empty(),
+        "no gRPC listener unless asked"
+    );
     assert_eq!(c.initial_cluster.len(), 1);
     assert_eq!(c.initial_cluster_state, ClusterState::New);
     assert_eq!(c.election_ticks(), 10);
@@ -92,7 +96,21 @@ fn cluster_errors_name_the_flag() {
     assert!(err(&["--listen-client-urls", "127.0.0.1:2379"]).contains("--listen-client-urls"));
     assert!(err(&["--listen-client-urls", "http://127.0.0.1:2379"]).contains("must be https"));
     assert!(err(&["--listen-client-urls", "https://example.com:2379"]).contains("IP address"));
-    assert!(err(&["--listen-grpc-urls", "https://127.0.0.1:1"]).contains("reserved"));
+    assert!(err(&["--listen-grpc-urls", "127.0.0.1:1"]).contains("--listen-grpc-urls"));
+    assert!(err(&["--listen-grpc-urls", "https://example.com:1"]).contains("IP address"));
+}
+
+#[test]
+fn grpc_urls_may_be_tls_or_explicit_plaintext() {
+    let c = parse(&[
+        "--listen-grpc-urls",
+        "https://127.0.0.1:2379,http://127.0.0.1:23790",
+    ])
+    .unwrap();
+    assert_eq!(
+        join_list(&c.listen_grpc_urls),
+        "https://127.0.0.1:2379,http://127.0.0.1:23790"
+    );
 }
 
 #[test]

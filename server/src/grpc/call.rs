@@ -1,0 +1,232 @@
+//! Serves one HTTP/2 request as one gRPC call: checks the gRPC headers, finds the method,
+//! turns request messages into `ClientRequest`s for the core and its answers into the body.
+
+use std::sync::Arc;
+
+use futures::channel::oneshot;
+use futures::stream::{self, BoxStream, StreamExt};
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{HeaderMap, Method as HttpMethod, Request, Response, StatusCode};
+use qraft_proto::qraftpb::ClientRequest;
+
+use super::GrpcLimits;
+use super::body::GrpcBody;
+use super::codec::FrameDecoder;
+use super::handler::CoreHandle;
+use super::methods::{self, Method, Shape};
+use super::status::{Code, Status};
+
+/// Serves one call. Never fails at the HTTP level except for requests that are not gRPC.
+pub async fn serve_call(
+    core: Arc<dyn CoreHandle>,
+    limits: GrpcLimits,
+    request: Request<Incoming>,
+) -> Response<GrpcBody> {
+    if request.method() != HttpMethod::POST {
+        return plain_http(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let is_grpc = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/grpc"));
+    if !is_grpc {
+        return plain_http(StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    }
+    let body = match prepare(&core, limits, request).await {
+        Ok(body) => body,
+        Err(status) => GrpcBody::status(status),
+    };
+    grpc_response(body)
+}
+
+async fn prepare(
+    core: &Arc<dyn CoreHandle>,
+    limits: GrpcLimits,
+    request: Request<Incoming>,
+) -> Result<GrpcBody, Status> {
+    if let Some(encoding) = request.headers().get("grpc-encoding")
+        && encoding != "identity"
+    {
+        return Err(Status::new(
+            Code::Unimplemented,
+            format!(
+                "grpc: Decompressor is not installed for grpc-encoding {:?}",
+                String::from_utf8_lossy(encoding.as_bytes())
+            ),
+        ));
+    }
+    let method = methods::lookup(request.uri().path())?;
+    let token = auth_token(request.headers());
+    let mut messages = request_messages(request.into_body(), limits.max_recv_message_bytes);
+    match method.shape {
+        Shape::Unary => {
+            let request = single_request(&mut messages, method, token).await?;
+            let response = core.call(request).await;
+            Ok(match (method.encode)(response) {
+                Ok(message) => GrpcBody::message(message),
+                Err(status) => GrpcBody::status(status),
+            })
+        }
+        Shape::ServerStream => {
+            let request = single_request(&mut messages, method, token).await?;
+            let responses = core.open_stream(stream::iter([request]).boxed());
+            let (_no_abort, abort) = oneshot::channel();
+            Ok(GrpcBody::stream(responses, method.encode, abort))
+        }
+        Shape::Bidirectional => {
+            let (abort_tx, abort) = oneshot::channel();
+            let requests = request_stream(messages, method, token, abort_tx);
+            let responses = core.open_stream(requests);
+            Ok(GrpcBody::stream(responses, method.encode, abort))
+        }
+    }
+}
+
+/// The bearer token etcd clients send as the `token` metadata (the HTTP gateway's
+/// `authorization` is accepted too).
+fn auth_token(headers: &HeaderMap) -> String {
+    ["token", "authorization"]
+        .iter()
+        .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn decode_request(method: Method, token: &str, message: Bytes) -> Result<ClientRequest, Status> {
+    let request = (method.decode)(message).map_err(|error| {
+        Status::new(
+            Code::Internal,
+            format!("grpc: error unmarshalling request: {error}"),
+        )
+    })?;
+    Ok(ClientRequest {
+        token: token.to_owned(),
+        request: Some(request),
+    })
+}
+
+/// The one request message of a unary or server-streaming call; a second one is a protocol
+/// violation, as in grpc-go.
+async fn single_request(
+    messages: &mut BoxStream<'static, Result<Bytes, Status>>,
+    method: Method,
+    token: String,
+) -> Result<ClientRequest, Status> {
+    let Some(first) = messages.next().await else {
+        return Err(Status::new(
+            Code::Internal,
+            "grpc: client sent no request message",
+        ));
+    };
+    let request = decode_request(method, &token, first?)?;
+    if messages.next().await.transpose()?.is_some() {
+        return Err(Status::new(
+            Code::Internal,
+            "grpc: client streaming protocol violation: got second message for a unary call",
+        ));
+    }
+    Ok(request)
+}
+
+/// Requests of a bidirectional call. A bad message stops the stream and reports its status
+/// through `abort`, which ends the response with it.
+fn request_stream(
+    messages: BoxStream<'static, Result<Bytes, Status>>,
+    method: Method,
+    token: String,
+    abort: oneshot::Sender<Status>,
+) -> BoxStream<'static, ClientRequest> {
+    stream::unfold((messages, Some(abort)), move |(mut messages, mut abort)| {
+        let token = token.clone();
+        async move {
+            let outcome = match messages.next().await? {
+                Ok(message) => decode_request(method, &token, message),
+                Err(status) => Err(status),
+            };
+            match outcome {
+                Ok(request) => Some((request, (messages, abort))),
+                Err(status) => {
+                    if let Some(abort) = abort.take() {
+                        // The response may already be gone; then nobody needs the status.
+                        let _ = abort.send(status);
+                    }
+                    None
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+/// The gRPC messages of a request body, each checked against the receive limit.
+fn request_messages(body: Incoming, max_bytes: usize) -> BoxStream<'static, Result<Bytes, Status>> {
+    struct State {
+        body: Incoming,
+        decoder: FrameDecoder,
+        done: bool,
+    }
+    let state = State {
+        body,
+        decoder: FrameDecoder::new(max_bytes),
+        done: false,
+    };
+    stream::unfold(state, |mut state| async move {
+        loop {
+            if state.done {
+                return None;
+            }
+            match state.decoder.next_message() {
+                Ok(Some(message)) => return Some((Ok(message), state)),
+                Ok(None) => {}
+                Err(status) => {
+                    state.done = true;
+                    return Some((Err(status), state));
+                }
+            }
+            match state.body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        state.decoder.push(data);
+                    }
+                }
+                Some(Err(error)) => {
+                    state.done = true;
+                    let status = Status::new(Code::Cancelled, format!("request body: {error}"));
+                    return Some((Err(status), state));
+                }
+                None => {
+                    state.done = true;
+                    if state.decoder.has_partial_message() {
+                        let status = Status::new(
+                            Code::Internal,
+                            "grpc: request body ended inside a message",
+                        );
+                        return Some((Err(status), state));
+                    }
+                    return None;
+                }
+            }
+        }
+    })
+    .boxed()
+}
+
+fn grpc_response(body: GrpcBody) -> Response<GrpcBody> {
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert(
+        "qraft-version",
+        HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+    );
+    response
+}
+
+fn plain_http(status: StatusCode) -> Response<GrpcBody> {
+    let mut response = Response::new(GrpcBody::empty());
+    *response.status_mut() = status;
+    response
+}

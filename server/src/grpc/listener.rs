@@ -1,0 +1,198 @@
+//! The etcd-compatible gRPC listener: TCP (plaintext only for `http://` URLs), TLS with ALPN
+//! `h2` for `https://`, HTTP/2 by hyper driven on the server's async-std runtime.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_std::net::{TcpListener, TcpStream};
+use futures::future::join_all;
+use futures::{AsyncRead, AsyncWrite};
+use futures_rustls::TlsAcceptor;
+use hyper::service::service_fn;
+
+use super::GrpcLimits;
+use super::call::serve_call;
+use super::handler::CoreHandle;
+use crate::config::{Scheme, Url};
+use crate::http::FuturesIo;
+
+/// A client that has not finished its TLS handshake by then is dropped, so half-open
+/// connections cannot pile up.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcListenError {
+    #[error(
+        "--listen-grpc-urls {url} is https but no server certificate is configured (--cert-file/--key-file or --auto-tls)"
+    )]
+    NoCertificate { url: Url },
+    #[error("--listen-grpc-urls {url}: {source}")]
+    BadUrl {
+        url: Url,
+        #[source]
+        source: crate::config::UrlError,
+    },
+    #[error("cannot listen on {url}: {source}")]
+    Bind {
+        url: Url,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Bound gRPC listeners, ready to serve.
+pub struct GrpcServer {
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    core: Arc<dyn CoreHandle>,
+    limits: GrpcLimits,
+}
+
+impl GrpcServer {
+    /// Binds every URL. `tls` is the client listener's server configuration; its ALPN is
+    /// replaced by `h2`, which gRPC clients require.
+    pub async fn bind(
+        urls: &[Url],
+        tls: Option<Arc<rustls::ServerConfig>>,
+        core: Arc<dyn CoreHandle>,
+        limits: GrpcLimits,
+    ) -> Result<Self, GrpcListenError> {
+        let acceptor = tls.map(|config| {
+            let mut config = (*config).clone();
+            config.alpn_protocols = vec![b"h2".to_vec()];
+            TlsAcceptor::from(Arc::new(config))
+        });
+        let mut listeners = Vec::new();
+        for url in urls {
+            let tls = match (url.scheme, &acceptor) {
+                (Scheme::Https, Some(acceptor)) => Some(acceptor.clone()),
+                (Scheme::Https, None) => {
+                    return Err(GrpcListenError::NoCertificate { url: url.clone() });
+                }
+                (Scheme::Http, _) => None,
+            };
+            let addr = url.bind_addr().map_err(|source| GrpcListenError::BadUrl {
+                url: url.clone(),
+                source,
+            })?;
+            let listener =
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| GrpcListenError::Bind {
+                        url: url.clone(),
+                        source,
+                    })?;
+            listeners.push((listener, tls));
+        }
+        Ok(GrpcServer {
+            listeners,
+            core,
+            limits,
+        })
+    }
+
+    /// Where the listeners are bound (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|(listener, _)| listener.local_addr().ok())
+            .collect()
+    }
+
+    /// Accepts connections until the future is dropped.
+    pub async fn run(self) {
+        for addr in self.local_addrs() {
+            tracing::info!(
+                %addr,
+                qraft_version = env!("CARGO_PKG_VERSION"),
+                etcd_api = super::methods::ETCD_COMPATIBLE_VERSION,
+                "serving etcd v3 gRPC"
+            );
+        }
+        let core = self.core;
+        let limits = self.limits;
+        join_all(
+            self.listeners
+                .into_iter()
+                .map(|(listener, tls)| accept_loop(listener, tls, core.clone(), limits)),
+        )
+        .await;
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    core: Arc<dyn CoreHandle>,
+    limits: GrpcLimits,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                let tls = tls.clone();
+                let core = core.clone();
+                async_std::task::spawn(async move {
+                    if let Err(error) = serve_connection(stream, tls, core, limits).await {
+                        tracing::debug!(%peer, %error, "gRPC connection ended");
+                    }
+                });
+            }
+            Err(error) => {
+                tracing::warn!(%error, "gRPC accept failed");
+                async_std::task::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    core: Arc<dyn CoreHandle>,
+    limits: GrpcLimits,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    match tls {
+        None => serve_http2(stream, core, limits).await,
+        Some(acceptor) => {
+            let stream = async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+                .map_err(|_| "TLS handshake timed out")??;
+            serve_http2(stream, core, limits).await
+        }
+    }
+}
+
+async fn serve_http2<S>(
+    stream: S,
+    core: Arc<dyn CoreHandle>,
+    limits: GrpcLimits,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |request| {
+        let core = core.clone();
+        async move { Ok::<_, std::convert::Infallible>(serve_call(core, limits, request).await) }
+    });
+    hyper::server::conn::http2::Builder::new(SpawnExecutor)
+        .serve_connection(FuturesIo::new(stream), service)
+        .await?;
+    Ok(())
+}
+
+/// Runs hyper's per-stream tasks on the server's runtime.
+#[derive(Clone, Copy)]
+struct SpawnExecutor;
+
+impl<F> hyper::rt::Executor<F> for SpawnExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, future: F) {
+        async_std::task::spawn(future);
+    }
+}

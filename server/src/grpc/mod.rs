@@ -1,0 +1,40 @@
+//! An optional etcd v3 gRPC listener (`--listen-grpc-urls`), so existing etcd clients
+//! (etcdctl, Go clientv3, the `etcd-client` crate) work against qraft unchanged.
+//!
+//! Every RPC is translated into the same `qraftpb::ClientRequest` the QUIC client listener
+//! hands to the core ([`CoreHandle`]); this module only does HTTP/2, gRPC framing and status
+//! mapping. HTTP/2 is hyper 1 driven by async-std through [`crate::http::FuturesIo`], so there is
+//! no second async runtime.
+
+mod body;
+mod call;
+mod codec;
+mod handler;
+mod listener;
+mod methods;
+mod status;
+
+pub use handler::{CoreHandle, ResponseStream};
+pub use listener::{GrpcListenError, GrpcServer};
+pub use methods::ETCD_COMPATIBLE_VERSION;
+pub use status::{Code, Status};
+
+/// etcd's default `--max-request-bytes` (1.5 MiB).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1_572_864;
+/// etcd lets a gRPC message exceed the request limit by this much (headers, framing) so
+/// that the request-too-large check, with etcd's own message, happens in the core.
+pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
+
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcLimits {
+    /// Larger request messages end the call with RESOURCE_EXHAUSTED.
+    pub max_recv_message_bytes: usize,
+}
+
+impl Default for GrpcLimits {
+    fn default() -> Self {
+        GrpcLimits {
+            max_recv_message_bytes: DEFAULT_MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
+        }
+    }
+}
