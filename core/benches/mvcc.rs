@@ -15,9 +15,12 @@ use std::time::{Duration, Instant};
 
 use qraft_core::backend::{Backend, MemBackend, WriteTxn};
 use qraft_core::mvcc::{MvccStore, NoLeases};
+use qraft_core::watch::{WatchConfig, WatchHub};
 use qraft_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
 use qraft_proto::etcdserverpb::request_op::Request;
+use qraft_proto::etcdserverpb::watch_request::RequestUnion;
 use qraft_proto::etcdserverpb::{Compare, PutRequest, RangeRequest, RequestOp, TxnRequest};
+use qraft_proto::etcdserverpb::{WatchCreateRequest, WatchRequest};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -181,13 +184,76 @@ fn bench_ranges(keys: u64) {
     }
 }
 
+/// Puts with watchers attached: `single` watchers on distinct keys and `prefixes` prefix
+/// watchers; every put is notified to the hub and responses are drained as a shell would.
+fn bench_watch(single: u64, prefixes: u64, total: u64) {
+    let backend = MemBackend::new();
+    let mut store = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
+    let mut hub = WatchHub::new(WatchConfig::default());
+    let stream = hub.open_stream();
+    for i in 0..single {
+        let create = WatchCreateRequest {
+            key: key(i).into(),
+            ..Default::default()
+        };
+        let request = WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(create)),
+        };
+        hub.request(stream, request, &store);
+    }
+    for p in 0..prefixes {
+        let prefix = format!("/registry/pods/ns-{p:04}/").into_bytes();
+        let mut end = prefix.clone();
+        *end.last_mut().unwrap() += 1;
+        let create = WatchCreateRequest {
+            key: prefix.into(),
+            range_end: end.into(),
+            ..Default::default()
+        };
+        let request = WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(create)),
+        };
+        hub.request(stream, request, &store);
+    }
+    hub.take_responses(stream);
+    let value = vec![b'v'; 128];
+    let mut delivered = 0usize;
+    let start = Instant::now();
+    let mut i = 0;
+    while i < total {
+        let mut txn = backend.write_txn().unwrap();
+        let mut events = Vec::new();
+        for _ in 0..100 {
+            events.push(
+                store
+                    .put(&mut txn, &put(i % (single * 2), &value), &NoLeases)
+                    .unwrap()
+                    .events,
+            );
+            i += 1;
+        }
+        txn.commit().unwrap();
+        for e in &events {
+            hub.notify(e);
+        }
+        delivered += hub.take_responses(stream).len();
+    }
+    let elapsed = start.elapsed();
+    println!(
+        "put + watch ({single} key watchers, {prefixes} prefix watchers): {:>9.0} puts/s, {delivered} responses",
+        per_sec(total, elapsed)
+    );
+}
+
 fn main() {
     let keys = std::env::var("QRAFT_BENCH_KEYS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000u64);
+    // First, so the RSS growth is not hidden by memory freed by the other runs.
+    bench_ranges(keys);
     bench_puts(1, 100_000);
     bench_puts(1000, 300_000);
     bench_txns(1000, 100_000);
-    bench_ranges(keys);
+    bench_watch(10_000, 10, 100_000);
 }

@@ -1,7 +1,7 @@
 //! Streams, watchers and the live path: creating and cancelling watchers, progress, and
 //! delivering the events of each applied write to synced watchers.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use qraft_proto::etcdserverpb::watch_create_request::FilterType;
 use qraft_proto::etcdserverpb::watch_request::RequestUnion;
@@ -106,6 +106,10 @@ pub struct WatchHub {
     pub(crate) streams: BTreeMap<StreamId, Stream>,
     next_stream: StreamId,
     pub(crate) watchers: BTreeMap<(StreamId, i64), Watcher>,
+    /// Single-key watchers by key, so a write only visits the watchers of its keys...
+    by_key: BTreeMap<Vec<u8>, BTreeSet<(StreamId, i64)>>,
+    /// ...plus every range watcher.
+    ranged: BTreeSet<(StreamId, i64)>,
     ticks: u64,
 }
 
@@ -133,7 +137,42 @@ impl WatchHub {
     /// Drops the stream, its watchers and anything still queued for it.
     pub fn close_stream(&mut self, stream: StreamId) {
         self.streams.remove(&stream);
-        self.watchers.retain(|(s, _), _| *s != stream);
+        let ids: Vec<(StreamId, i64)> = self
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for id in ids {
+            self.remove_watcher(id);
+        }
+    }
+
+    fn insert_watcher(&mut self, id: (StreamId, i64), watcher: Watcher) {
+        match &watcher.end {
+            None => {
+                self.by_key
+                    .entry(watcher.key.clone())
+                    .or_default()
+                    .insert(id);
+            }
+            Some(_) => {
+                self.ranged.insert(id);
+            }
+        }
+        self.watchers.insert(id, watcher);
+    }
+
+    pub(crate) fn remove_watcher(&mut self, id: (StreamId, i64)) -> Option<Watcher> {
+        let watcher = self.watchers.remove(&id)?;
+        if watcher.end.is_some() {
+            self.ranged.remove(&id);
+        } else if let Some(ids) = self.by_key.get_mut(&watcher.key) {
+            ids.remove(&id);
+            if ids.is_empty() {
+                self.by_key.remove(&watcher.key);
+            }
+        }
+        Some(watcher)
     }
 
     /// Responses queued for `stream`, oldest first.
@@ -197,7 +236,7 @@ impl WatchHub {
         match request.request_union {
             Some(RequestUnion::CreateRequest(create)) => self.create(stream, create, store),
             Some(RequestUnion::CancelRequest(WatchCancelRequest { watch_id }))
-                if self.watchers.remove(&(stream, watch_id)).is_some() =>
+                if self.remove_watcher((stream, watch_id)).is_some() =>
             {
                 let response = WatchResponse {
                     header: header(store.current_revision()),
@@ -286,7 +325,7 @@ impl WatchHub {
             self.push_compacted(stream, id, store);
             return;
         }
-        self.watchers.insert((stream, id), watcher);
+        self.insert_watcher((stream, id), watcher);
     }
 
     pub(crate) fn push_compacted(&mut self, stream: StreamId, id: i64, store: &MvccStore) {
@@ -368,7 +407,14 @@ impl WatchHub {
     }
 
     fn notify_revision(&mut self, rev: i64, events: &[Event]) {
-        let keys: Vec<(StreamId, i64)> = self.watchers.keys().copied().collect();
+        let mut keys = self.ranged.clone();
+        for event in events {
+            if let Some(kv) = &event.kv
+                && let Some(ids) = self.by_key.get(kv.key.as_ref())
+            {
+                keys.extend(ids.iter().copied());
+            }
+        }
         for (stream, id) in keys {
             let full = self.stream_full(stream);
             let Some(w) = self.watchers.get_mut(&(stream, id)) else {

@@ -98,7 +98,7 @@ impl WatchHub {
             .map(|(k, _)| *k)
             .collect();
         for (stream, id) in compacted {
-            self.watchers.remove(&(stream, id));
+            self.remove_watcher((stream, id));
             self.push_compacted(stream, id, store);
         }
 
