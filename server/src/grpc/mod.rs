@@ -3,7 +3,10 @@
 //!
 //! Every RPC is translated into the same `qraftpb::ClientRequest` the QUIC client listener
 //! hands to the core ([`CoreHandle`]); this module only does HTTP/2, gRPC framing and status
-//! mapping. HTTP/2 is hyper 1 driven by async-std through [`crate::http::FuturesIo`], so there is
+//! mapping. The binary wires it as
+//! `GrpcServer::bind(&config.listen_grpc_urls, client_tls, core, GrpcLimits::for_max_request_bytes(..))`
+//! then runs [`GrpcServer::run`] on its runtime when the URL list is not empty.
+//! HTTP/2 is hyper 1 driven by async-std through [`crate::http::FuturesIo`], so there is
 //! no second async runtime.
 
 mod body;
@@ -29,6 +32,17 @@ pub const GRPC_OVERHEAD_BYTES: usize = 512 * 1024;
 pub struct GrpcLimits {
     /// Larger request messages end the call with RESOURCE_EXHAUSTED.
     pub max_recv_message_bytes: usize,
+}
+
+impl GrpcLimits {
+    /// etcd's rule: the gRPC receive limit is `--max-request-bytes` plus the overhead, so an
+    /// oversized request reaches the core and gets etcd's "request is too large" error.
+    pub fn for_max_request_bytes(max_request_bytes: u64) -> Self {
+        let request = usize::try_from(max_request_bytes).unwrap_or(usize::MAX);
+        GrpcLimits {
+            max_recv_message_bytes: request.saturating_add(GRPC_OVERHEAD_BYTES),
+        }
+    }
 }
 
 impl Default for GrpcLimits {

@@ -3,6 +3,7 @@
 //! the framing and error paths a well-behaved client never takes.
 
 mod etcd_client_calls;
+mod etcdctl;
 mod raw_http2;
 mod scripted_core;
 mod tls;
