@@ -20,6 +20,7 @@ fn run(nodes: u64) {
     let mut writes = 0;
     let mut reads = 0;
     let mut crashes = 0;
+    let mut conf_changes = 0;
     let seeds = seeds();
     for &seed in &seeds {
         match run_seed(seed, opts) {
@@ -27,12 +28,13 @@ fn run(nodes: u64) {
                 writes += stats.writes_acked;
                 reads += stats.reads_acked;
                 crashes += stats.crashes;
+                conf_changes += stats.conf_changes_applied;
             }
             Err(e) => panic!("SEED={seed} ({nodes} nodes): {e}"),
         }
     }
     println!(
-        "{nodes} nodes: {} seeds ok; {writes} writes and {reads} reads acknowledged, {crashes} crashes",
+        "{nodes} nodes: {} seeds ok; {writes} writes and {reads} reads acknowledged, {crashes} crashes, {conf_changes} conf changes applied",
         seeds.len()
     );
 }

@@ -5,7 +5,7 @@ use super::kv::{Kv, WriteCmd};
 use super::network::{Faults, Network};
 use prost::bytes::Bytes;
 use qraft_core::raft::{
-    Config, MemStorage, RawNode, ReadState, SnapshotStatus, StateRole, Storage,
+    ConfChangeProposal, Config, MemStorage, RawNode, ReadState, SnapshotStatus, StateRole, Storage,
 };
 use qraft_proto::raftpb::{ConfState, EntryType, MessageType};
 use rand::rngs::SmallRng;
@@ -29,6 +29,8 @@ pub struct SimNode {
 pub enum Event {
     /// A write took effect (first application anywhere).
     Applied { client: u64, seq: u64 },
+    /// A node applied a membership change.
+    ConfChanged,
     /// A read completed on `node` with this value.
     Read {
         ctx: Bytes,
@@ -231,8 +233,17 @@ impl Cluster {
             }
             self.checker.record_applied(node.id, e, term)?;
             node.applied_index = e.index;
-            if e.r#type == EntryType::EntryNormal as i32
-                && let Some(cmd) = WriteCmd::decode(&e.data)
+            if e.r#type != EntryType::EntryNormal as i32 {
+                let cc = ConfChangeProposal::from_entry(e)
+                    .map_err(|err| err.to_string())?
+                    .ok_or("conf change entry without a change")?;
+                // A change the leader accepted may still be refused here (e.g. a duplicate
+                // delivered twice); raft then keeps the configuration, as every node does.
+                if let Ok(cs) = raw.apply_conf_change(&cc) {
+                    raw.storage_mut().set_conf_state(cs);
+                    self.events.push(Event::ConfChanged);
+                }
+            } else if let Some(cmd) = WriteCmd::decode(&e.data)
                 && node.kv.apply(&cmd)
             {
                 self.events.push(Event::Applied {

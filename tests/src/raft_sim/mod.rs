@@ -7,6 +7,8 @@
 //! safety). After the fault phase the network heals and every node restarts; a leader must then
 //! be elected and a write must commit everywhere within a bound (liveness). Finally the clients'
 //! history of writes and ReadIndex reads on the replicated registers must be linearizable.
+//! With 5 nodes, the leader also changes membership under the faults (nodes 4 and 5 move
+//! between voter and learner, singly or swapped through a joint configuration).
 
 pub mod cluster;
 pub mod invariants;
@@ -18,6 +20,7 @@ use cluster::{Cluster, Event, read_ctx};
 use kv::WriteCmd;
 use linearizability::{Op, OpKind, is_linearizable};
 use network::Faults;
+use qraft_proto::raftpb::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -55,6 +58,8 @@ pub struct SimStats {
     pub reads_acked: u64,
     pub max_term: u64,
     pub crashes: u64,
+    /// Membership changes applied, summed over nodes.
+    pub conf_changes_applied: u64,
 }
 
 enum Pending {
@@ -180,6 +185,9 @@ fn inject_faults(c: &mut Cluster, stats: &mut SimStats) -> Result<(), String> {
     } else if c.net.groups.is_some() && c.rng.random_bool(0.03) {
         c.net.groups = None;
     }
+    if n >= 5 && c.rng.random_bool(0.01) {
+        propose_membership_change(c);
+    }
     if c.rng.random_bool(0.01) {
         let id = c.rng.random_range(1..=n);
         c.crash(id);
@@ -190,6 +198,36 @@ fn inject_faults(c: &mut Cluster, stats: &mut SimStats) -> Result<(), String> {
         c.restart(id)?;
     }
     Ok(())
+}
+
+/// Nodes 1-3 always vote; nodes 4 and 5 move between voter and learner, one at a time or
+/// swapped together through a joint configuration. Refusals (a change pending, a learner not
+/// caught up, no leader) are expected and ignored.
+fn propose_membership_change(c: &mut Cluster) {
+    let Some(leader) = c.leader() else {
+        return;
+    };
+    let single = |t: ConfChangeType, id: u64| ConfChangeSingle {
+        r#type: t as i32,
+        node_id: id,
+    };
+    let (voter, learner) = (
+        ConfChangeType::ConfChangeAddNode,
+        ConfChangeType::ConfChangeAddLearnerNode,
+    );
+    let changes = match c.rng.random_range(0..4) {
+        0 => vec![single(learner, 4), single(voter, 5)],
+        1 => vec![single(voter, 4), single(learner, 5)],
+        2 => vec![single(voter, c.rng.random_range(4..=5))],
+        _ => vec![single(learner, c.rng.random_range(4..=5))],
+    };
+    let cc = ConfChangeV2 {
+        changes,
+        ..Default::default()
+    };
+    if let Some(raw) = c.node_mut(leader).raw.as_mut() {
+        let _ = raw.propose_conf_change(cc);
+    }
 }
 
 /// Clients with nothing outstanding start a write or a ReadIndex read at a node they believe
@@ -267,6 +305,7 @@ fn collect_events(
 ) {
     for ev in std::mem::take(&mut c.events) {
         match ev {
+            Event::ConfChanged => stats.conf_changes_applied += 1,
             Event::Applied { client, seq } => {
                 // A write's effect is known once applied, even if its client gave up on it.
                 let Some(cl) = clients.iter_mut().find(|cl| cl.id == client) else {
