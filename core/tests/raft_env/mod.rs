@@ -1,6 +1,8 @@
 //! A scripted cluster of raft nodes for transcript tests: in-memory storage, a message queue
 //! that the script delivers explicitly, partitions and crashes.
 
+mod inspect;
+
 use prost::bytes::Bytes;
 use qraft_core::raft::describe::{
     describe_conf_change, describe_conf_state, describe_entry, describe_message, describe_snapshot,
@@ -34,7 +36,7 @@ pub struct Env {
     pub out: String,
 }
 
-fn parse_id(s: &str) -> Result<u64, String> {
+pub(crate) fn parse_id(s: &str) -> Result<u64, String> {
     s.parse().map_err(|_| format!("bad node id {s:?}"))
 }
 
@@ -46,7 +48,7 @@ fn parse_list(s: &str) -> Result<Vec<u64>, String> {
 }
 
 impl Env {
-    fn line(&mut self, s: impl AsRef<str>) {
+    pub(crate) fn line(&mut self, s: impl AsRef<str>) {
         self.out.push_str(s.as_ref());
         self.out.push('\n');
     }
@@ -167,7 +169,7 @@ impl Env {
         }
     }
 
-    fn raw(&mut self, id: u64) -> Result<&mut RawNode<MemStorage>, String> {
+    pub(crate) fn raw(&mut self, id: u64) -> Result<&mut RawNode<MemStorage>, String> {
         self.nodes
             .get_mut(&id)
             .ok_or_else(|| format!("no node {id}"))?
@@ -496,67 +498,6 @@ impl Env {
             }
         }
         Err("stabilize did not converge".into())
-    }
-
-    fn status(&mut self, args: &[&str]) -> Result<(), String> {
-        let id = parse_id(args.first().ok_or("status ID")?)?;
-        let st = self.raw(id)?.status();
-        let mut s = format!(
-            "{id}: {} Term:{} Vote:{} Lead:{} Commit:{} Applied:{} {}",
-            st.soft_state.role,
-            st.hard_state.term,
-            st.hard_state.vote,
-            st.soft_state.leader_id,
-            st.hard_state.commit,
-            st.applied,
-            describe_conf_state(&st.conf_state)
-        );
-        for (pid, p) in &st.progress {
-            let _ = write!(
-                s,
-                "\n  {pid}: {} match={} next={}{}{}{}",
-                p.state,
-                p.matched,
-                p.next,
-                if p.is_learner { " learner" } else { "" },
-                if p.pending_snapshot > 0 {
-                    format!(" pending_snap={}", p.pending_snapshot)
-                } else {
-                    String::new()
-                },
-                if p.inflights.count() > 0 {
-                    format!(" inflight={}", p.inflights.count())
-                } else {
-                    String::new()
-                }
-            );
-        }
-        self.line(s);
-        Ok(())
-    }
-
-    fn log(&mut self, args: &[&str]) -> Result<(), String> {
-        let id = parse_id(args.first().ok_or("log ID")?)?;
-        let node = self.nodes.get(&id).ok_or("no such node")?;
-        let s = &node.storage;
-        let (first, last) = (
-            s.first_index().map_err(|e| e.to_string())?,
-            s.last_index().map_err(|e| e.to_string())?,
-        );
-        let mut out = format!(
-            "{id}: first={first} last={last} commit={} applied={} state={:?}",
-            s.hard_state().commit,
-            node.applied_index,
-            node.applied
-        );
-        for e in s
-            .entries(first, last + 1, u64::MAX)
-            .map_err(|e| e.to_string())?
-        {
-            let _ = write!(out, "\n  {}", describe_entry(&e));
-        }
-        self.line(out);
-        Ok(())
     }
 
     fn compact(&mut self, args: &[&str]) -> Result<(), String> {

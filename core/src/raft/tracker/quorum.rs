@@ -87,3 +87,65 @@ impl JointConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn majority(ids: &[u64]) -> MajorityConfig {
+        MajorityConfig(ids.iter().copied().collect())
+    }
+
+    fn votes(v: &[(u64, bool)]) -> BTreeMap<u64, bool> {
+        v.iter().copied().collect()
+    }
+
+    #[test]
+    fn committed_index_is_the_quorum_median() {
+        let acked = |id: u64| [0, 5, 3, 9, 1, 7][id as usize];
+        assert_eq!(majority(&[1, 2, 3]).committed_index(acked), 5);
+        assert_eq!(majority(&[1, 2, 3, 4]).committed_index(acked), 3);
+        assert_eq!(majority(&[1, 2, 3, 4, 5]).committed_index(acked), 5);
+        assert_eq!(majority(&[]).committed_index(acked), u64::MAX);
+    }
+
+    #[test]
+    fn joint_commit_needs_both_majorities() {
+        let acked = |id: u64| [0, 9, 9, 1, 1, 1][id as usize];
+        let joint = JointConfig {
+            incoming: majority(&[3, 4, 5]),
+            outgoing: majority(&[1, 2, 3]),
+        };
+        assert_eq!(joint.committed_index(acked), 1);
+        let simple = JointConfig {
+            incoming: majority(&[1, 2, 3]),
+            outgoing: majority(&[]),
+        };
+        assert_eq!(simple.committed_index(acked), 9);
+    }
+
+    #[test]
+    fn vote_results() {
+        let c = majority(&[1, 2, 3]);
+        assert_eq!(c.vote_result(&votes(&[(1, true)])), VoteResult::Pending);
+        assert_eq!(
+            c.vote_result(&votes(&[(1, true), (2, true)])),
+            VoteResult::Won
+        );
+        assert_eq!(
+            c.vote_result(&votes(&[(1, true), (2, false), (3, false)])),
+            VoteResult::Lost
+        );
+        let joint = JointConfig {
+            incoming: majority(&[1, 2, 3]),
+            outgoing: majority(&[3, 4, 5]),
+        };
+        // Wins the incoming half, loses the outgoing one.
+        let v = votes(&[(1, true), (2, true), (3, false), (4, false)]);
+        assert_eq!(joint.vote_result(&v), VoteResult::Lost);
+        let v = votes(&[(1, true), (2, true), (3, true)]);
+        assert_eq!(joint.vote_result(&v), VoteResult::Pending);
+        let v = votes(&[(1, true), (3, true), (4, true)]);
+        assert_eq!(joint.vote_result(&v), VoteResult::Won);
+    }
+}
