@@ -39,7 +39,9 @@ impl<S: Storage> Raft<S> {
                             .find_conflict_by_term(m.reject_hint, m.log_term)
                             .0;
                     }
-                    let pr = self.trk.progress.get_mut(&from).expect("checked above");
+                    let Some(pr) = self.trk.progress.get_mut(&from) else {
+                        return Ok(());
+                    };
                     if pr.maybe_decr_to(m.index, hint) {
                         if pr.state == ProgressState::Replicate {
                             pr.become_probe();
