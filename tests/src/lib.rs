@@ -1,7 +1,9 @@
 //! Shared helpers for qraft's cross-crate tests.
 
 pub mod etcd;
+pub mod etcd_cluster;
 pub mod etcd_json;
+pub mod etcdctl;
 pub mod http;
 pub mod kv_gen;
 pub mod raft_sim;

@@ -1,0 +1,304 @@
+//! Runs the real etcdctl (Debian's `etcd-client` package, 3.4, `ETCDCTL_API=3`) and the
+//! compatibility script: the same commands against etcd and against qraft's gRPC listener,
+//! outputs as `-w json` with everything that legitimately differs between two clusters masked
+//! (ids, cluster/member ids, raft terms and indexes, sizes, timings, URLs, version strings).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const ETCDCTL: &str = "/usr/bin/etcdctl";
+
+/// Returns false (after saying why) when etcd or etcdctl is missing outside CI; panics in CI.
+pub fn etcdctl_available_or_skip(test: &str) -> bool {
+    let present = Path::new(ETCDCTL).exists() && crate::etcd::etcd_binary().is_some();
+    if present {
+        return true;
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: etcd/etcdctl are not installed but CI=true; install etcd-server etcd-client"
+    );
+    eprintln!(
+        "SKIPPING {test}: etcd or etcdctl not found (apt-get install etcd-server etcd-client)"
+    );
+    false
+}
+
+/// etcdctl aimed at a cluster's endpoints.
+#[derive(Debug, Clone)]
+pub struct Etcdctl {
+    endpoints: Vec<String>,
+    cacert: Option<PathBuf>,
+}
+
+impl Etcdctl {
+    pub fn plaintext(endpoints: Vec<String>) -> Self {
+        Etcdctl {
+            endpoints,
+            cacert: None,
+        }
+    }
+
+    pub fn tls(endpoints: Vec<String>, cacert: PathBuf) -> Self {
+        Etcdctl {
+            endpoints,
+            cacert: Some(cacert),
+        }
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(ETCDCTL);
+        command
+            .env("ETCDCTL_API", "3")
+            .arg(format!("--endpoints={}", self.endpoints.join(",")))
+            .arg("--command-timeout=10s")
+            .arg("--dial-timeout=5s");
+        if let Some(cacert) = &self.cacert {
+            command.arg(format!("--cacert={}", cacert.display()));
+        }
+        command.args(args);
+        command
+    }
+
+    pub fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut command = self.command(args);
+        command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run etcdctl: {e}"));
+        if let Some(mut pipe) = child.stdin.take() {
+            let _ = pipe.write_all(stdin.unwrap_or_default().as_bytes());
+        }
+        child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("etcdctl did not finish: {e}"))
+    }
+
+    pub fn succeeds(&self, args: &[&str]) -> bool {
+        self.run(args, None).status.success()
+    }
+
+    /// `-w json` output parsed, or etcdctl's error line (`Error: ...`).
+    pub fn json(&self, args: &[&str], stdin: Option<&str>) -> Result<Value, String> {
+        let mut all = vec!["-w", "json"];
+        all.extend_from_slice(args);
+        let output = self.run(&all, stdin);
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let line = stderr
+                .lines()
+                .rev()
+                .find(|l| l.starts_with("Error:"))
+                .unwrap_or("Error: (no message)");
+            return Err(line.to_owned());
+        }
+        // A few commands (compaction) print text even with `-w json`.
+        Ok(serde_json::from_slice(&output.stdout).unwrap_or_else(|_| {
+            Value::String(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        }))
+    }
+
+    /// The first JSON line `etcdctl watch` prints, then the watcher is killed.
+    pub fn watch_first(&self, args: &[&str], wait: Duration) -> Result<Value, String> {
+        let mut all = vec!["-w", "json", "watch"];
+        all.extend_from_slice(args);
+        let mut child = self
+            .command(&all)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run etcdctl watch: {e}"));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(wait);
+        let _ = child.kill();
+        let _ = child.wait();
+        let line = line.map_err(|_| format!("no watch output within {wait:?}"))?;
+        serde_json::from_str(line.trim()).map_err(|e| format!("not JSON ({e}): {line}"))
+    }
+}
+
+/// Number-valued fields that differ between two clusters fed the same commands.
+const MASKED_NUMBERS: &[&str] = &[
+    "cluster_id",
+    "member_id",
+    "raft_term",
+    "raftTerm",
+    "raftIndex",
+    "raftAppliedIndex",
+    "leader",
+    "ID",
+    "id",
+    "lease",
+    "dbSize",
+    "dbSizeInUse",
+    "dbSizeQuota",
+];
+/// Fields masked whatever their value.
+const MASKED_ANY: &[&str] = &[
+    "took",
+    "peerURLs",
+    "clientURLs",
+    "Endpoint",
+    "endpoint",
+    "storageVersion",
+    "leases",
+];
+
+/// Replaces what legitimately differs between clusters with `"<masked>"`. A zero number stays
+/// zero (a lease of 0 means "no lease" and must match); `version` is masked only as a string
+/// (the server version), never as a key's version counter.
+pub fn mask(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, field) in map.iter_mut() {
+                let masked_number =
+                    MASKED_NUMBERS.contains(&key.as_str()) && field.as_i64() != Some(0);
+                let masked_string = key == "version" && field.is_string();
+                if masked_number || masked_string || MASKED_ANY.contains(&key.as_str()) {
+                    *field = Value::String("<masked>".into());
+                } else {
+                    mask(field);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(mask),
+        _ => {}
+    }
+}
+
+/// Sorts `members` by name so member lists compare independently of member ids.
+fn sort_members(value: &mut Value) {
+    if let Some(Value::Array(members)) = value.get_mut("members") {
+        members.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    }
+}
+
+const TXN_SUCCEEDS: &str = "value(\"a\") = \"1\"\n\nput a 11\n\nput a 0\n\n";
+const TXN_FAILS: &str = "value(\"a\") = \"1\"\n\nput a 12\n\nput b 22\n\n";
+
+/// Runs the compatibility script and returns its transcript: each command, then its masked
+/// output or error line.
+pub fn run_script(etcdctl: &Etcdctl) -> String {
+    let mut transcript = String::new();
+    let mut record = |command: &str, outcome: Result<Value, String>| {
+        transcript.push_str("$ etcdctl ");
+        transcript.push_str(command);
+        transcript.push('\n');
+        match outcome {
+            Ok(mut value) => {
+                sort_members(&mut value);
+                mask(&mut value);
+                transcript.push_str(&value.to_string());
+            }
+            Err(error) => transcript.push_str(&error),
+        }
+        transcript.push('\n');
+    };
+    let step = |args: &[&str], stdin: Option<&str>| {
+        let outcome = etcdctl.json(args, stdin);
+        let shown = args.join(" ");
+        (shown, outcome)
+    };
+    let plain: &[&[&str]] = &[
+        &["put", "foo", "bar"],
+        &["get", "foo"],
+        &["put", "foo", "baz", "--prev-kv"],
+        &["get", "foo", "--rev=2"],
+        &["get", "foo", "--rev=99"],
+        &["put", "a", "1"],
+        &["put", "b", "2"],
+        &["get", "a", "c"],
+        &["get", "", "--from-key", "--keys-only"],
+        &["get", "a", "--prefix", "--limit=1"],
+        &["del", "foo", "--prev-kv"],
+        &["del", "nothing"],
+    ];
+    for args in plain {
+        let (shown, outcome) = step(args, None);
+        record(&shown, outcome);
+    }
+    let (_, outcome) = step(&["txn"], Some(TXN_SUCCEEDS));
+    record("txn <<< value(a)=1 ? put a 11 : put a 0", outcome);
+    let (_, outcome) = step(&["txn"], Some(TXN_FAILS));
+    record("txn <<< value(a)=1 ? put a 12 : put b 22", outcome);
+
+    let grant = etcdctl.json(&["lease", "grant", "60"], None);
+    let lease = grant
+        .as_ref()
+        .ok()
+        .and_then(|v| v["ID"].as_i64())
+        .map(|id| format!("{id:x}"))
+        .unwrap_or_else(|| "0".into());
+    record("lease grant 60", grant);
+    let with_lease: &[&[&str]] = &[
+        &["put", "k", "v", "--lease=LEASE"],
+        &["lease", "keep-alive", "--once", "LEASE"],
+        &["lease", "revoke", "LEASE"],
+        &["get", "k"],
+        &["lease", "timetolive", "LEASE"],
+        &["lease", "revoke", "LEASE"],
+    ];
+    for args in with_lease {
+        let args: Vec<String> = args.iter().map(|a| a.replace("LEASE", &lease)).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let shown = args.join(" ").replace(&lease, "<lease>");
+        record(&shown, etcdctl.json(&args, None));
+    }
+    for args in [
+        &["compaction", "5"][..],
+        &["get", "foo", "--rev=2"],
+        &["get", "foo", "--rev=5"],
+    ] {
+        let (shown, outcome) = step(args, None);
+        record(&shown, outcome);
+    }
+    record(
+        "watch a --rev=5 (first response)",
+        etcdctl.watch_first(&["a", "--rev=5"], Duration::from_secs(15)),
+    );
+    let (shown, outcome) = step(&["member", "list"], None);
+    record(&shown, outcome);
+    let first = Etcdctl {
+        endpoints: etcdctl.endpoints[..1].to_vec(),
+        cacert: etcdctl.cacert.clone(),
+    };
+    record("endpoint status", first.json(&["endpoint", "status"], None));
+    record("endpoint health", first.json(&["endpoint", "health"], None));
+    transcript
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masking_keeps_revisions_and_key_versions() {
+        let mut value: Value = serde_json::from_str(
+            r#"{"header":{"cluster_id":9,"member_id":8,"revision":3,"raft_term":2},
+                "kvs":[{"key":"YQ==","version":2,"lease":0,"mod_revision":3}],
+                "Status":{"version":"3.4.23","leader":5}}"#,
+        )
+        .expect("json");
+        mask(&mut value);
+        assert_eq!(value["header"]["revision"], 3);
+        assert_eq!(value["header"]["cluster_id"], "<masked>");
+        assert_eq!(value["kvs"][0]["version"], 2);
+        assert_eq!(value["kvs"][0]["lease"], 0);
+        assert_eq!(value["Status"]["version"], "<masked>");
+        assert_eq!(value["Status"]["leader"], "<masked>");
+    }
+}
