@@ -14,7 +14,7 @@ use qraft_proto::qraftpb::ClientRequest;
 use super::GrpcLimits;
 use super::body::GrpcBody;
 use super::codec::FrameDecoder;
-use super::handler::CoreHandle;
+use super::handler::{CallContext, CoreHandle};
 use super::methods::{self, Method, Shape};
 use super::status::{Code, Status};
 
@@ -22,6 +22,7 @@ use super::status::{Code, Status};
 pub async fn serve_call(
     core: Arc<dyn CoreHandle>,
     limits: GrpcLimits,
+    ctx: CallContext,
     request: Request<Incoming>,
 ) -> Response<GrpcBody> {
     if request.method() != HttpMethod::POST {
@@ -35,7 +36,7 @@ pub async fn serve_call(
     if !is_grpc {
         return plain_http(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    let body = match prepare(&core, limits, request).await {
+    let body = match prepare(&core, limits, ctx, request).await {
         Ok(body) => body,
         Err(status) => GrpcBody::status(status),
     };
@@ -45,6 +46,7 @@ pub async fn serve_call(
 async fn prepare(
     core: &Arc<dyn CoreHandle>,
     limits: GrpcLimits,
+    ctx: CallContext,
     request: Request<Incoming>,
 ) -> Result<GrpcBody, Status> {
     if let Some(encoding) = request.headers().get("grpc-encoding")
@@ -64,7 +66,7 @@ async fn prepare(
     match method.shape {
         Shape::Unary => {
             let request = single_request(&mut messages, method, token).await?;
-            let response = core.call(request).await;
+            let response = core.call(ctx, request).await;
             Ok(match (method.encode)(response) {
                 Ok(message) => GrpcBody::message(message),
                 Err(status) => GrpcBody::status(status),
@@ -72,14 +74,14 @@ async fn prepare(
         }
         Shape::ServerStream => {
             let request = single_request(&mut messages, method, token).await?;
-            let responses = core.open_stream(stream::iter([request]).boxed());
+            let responses = core.open_stream(ctx, stream::iter([request]).boxed());
             let (_no_abort, abort) = oneshot::channel();
             Ok(GrpcBody::stream(responses, method.encode, abort))
         }
         Shape::Bidirectional => {
             let (abort_tx, abort) = oneshot::channel();
             let requests = request_stream(messages, method, token, abort_tx);
-            let responses = core.open_stream(requests);
+            let responses = core.open_stream(ctx, requests);
             Ok(GrpcBody::stream(responses, method.encode, abort))
         }
     }

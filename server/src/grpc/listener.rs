@@ -13,7 +13,7 @@ use hyper::service::service_fn;
 
 use super::GrpcLimits;
 use super::call::serve_call;
-use super::handler::CoreHandle;
+use super::handler::{CallContext, CoreHandle};
 use crate::config::{Scheme, Url};
 use crate::http::FuturesIo;
 
@@ -135,7 +135,7 @@ async fn accept_loop(
                 let tls = tls.clone();
                 let core = core.clone();
                 async_std::task::spawn(async move {
-                    if let Err(error) = serve_connection(stream, tls, core, limits).await {
+                    if let Err(error) = serve_connection(stream, peer, tls, core, limits).await {
                         tracing::debug!(%peer, %error, "gRPC connection ended");
                     }
                 });
@@ -150,23 +150,39 @@ async fn accept_loop(
 
 async fn serve_connection(
     stream: TcpStream,
+    remote: SocketAddr,
     tls: Option<TlsAcceptor>,
     core: Arc<dyn CoreHandle>,
     limits: GrpcLimits,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match tls {
-        None => serve_http2(stream, core, limits).await,
+        None => {
+            let ctx = CallContext {
+                remote,
+                peer_certificates: None,
+            };
+            serve_http2(stream, ctx, core, limits).await
+        }
         Some(acceptor) => {
             let stream = async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                 .await
                 .map_err(|_| "TLS handshake timed out")??;
-            serve_http2(stream, core, limits).await
+            let ctx = CallContext {
+                remote,
+                peer_certificates: stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .map(|chain| Arc::new(chain.to_vec())),
+            };
+            serve_http2(stream, ctx, core, limits).await
         }
     }
 }
 
 async fn serve_http2<S>(
     stream: S,
+    ctx: CallContext,
     core: Arc<dyn CoreHandle>,
     limits: GrpcLimits,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
@@ -175,7 +191,8 @@ where
 {
     let service = service_fn(move |request| {
         let core = core.clone();
-        async move { Ok::<_, std::convert::Infallible>(serve_call(core, limits, request).await) }
+        let ctx = ctx.clone();
+        async move { Ok::<_, std::convert::Infallible>(serve_call(core, limits, ctx, request).await) }
     });
     hyper::server::conn::http2::Builder::new(SpawnExecutor)
         .serve_connection(FuturesIo::new(stream), service)

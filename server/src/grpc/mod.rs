@@ -17,7 +17,7 @@ mod listener;
 mod methods;
 mod status;
 
-pub use handler::{CoreHandle, ResponseStream};
+pub use handler::{CallContext, CoreHandle, ResponseStream};
 pub use listener::{GrpcListenError, GrpcServer};
 pub use methods::ETCD_COMPATIBLE_VERSION;
 pub use status::{Code, Status};

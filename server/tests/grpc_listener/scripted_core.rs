@@ -16,7 +16,7 @@ use qraft_proto::qraftpb::{
     ClientRequest, ClientResponse, Error, client_request::Request as Rq,
     client_response::Response as Rs,
 };
-use qraft_server::grpc::{Code, CoreHandle, ResponseStream};
+use qraft_server::grpc::{CallContext, Code, CoreHandle, ResponseStream};
 
 pub const COMPACTED: &str = "etcdserver: mvcc: required revision has been compacted";
 pub const LEASE_NOT_FOUND: &str = "etcdserver: requested lease not found";
@@ -193,12 +193,20 @@ impl Inner {
 }
 
 impl CoreHandle for ScriptedCore {
-    fn call(&self, request: ClientRequest) -> BoxFuture<'static, ClientResponse> {
+    fn call(
+        &self,
+        _ctx: CallContext,
+        request: ClientRequest,
+    ) -> BoxFuture<'static, ClientResponse> {
         let response = respond(self.inner.answer(request));
         Box::pin(async move { response })
     }
 
-    fn open_stream(&self, requests: BoxStream<'static, ClientRequest>) -> ResponseStream {
+    fn open_stream(
+        &self,
+        _ctx: CallContext,
+        requests: BoxStream<'static, ClientRequest>,
+    ) -> ResponseStream {
         let (out, responses) = mpsc::unbounded::<ClientResponse>();
         let events = self.inner.subscribe();
         async_std::task::spawn(serve_stream(self.inner.clone(), requests, events, out));
