@@ -1,0 +1,203 @@
+//! Long-lived calls: watch, lease keep-alive and snapshot download, each on its own stream.
+
+use qraft_proto::etcdserverpb::{
+    LeaseKeepAliveRequest, LeaseKeepAliveResponse, SnapshotRequest, SnapshotResponse,
+    WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
+    watch_request,
+};
+use qraft_proto::qraftpb::client_request::Request;
+use qraft_proto::qraftpb::client_response::Response;
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
+
+use super::{Client, ClientError};
+use crate::transport::{encode_frame, read_frame};
+
+/// A request/response stream on one QUIC bidirectional stream.
+struct Call {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    limit: usize,
+}
+
+impl Call {
+    async fn open(client: &Client, request: Request) -> Result<Self, ClientError> {
+        let req = client.with_token(request);
+        let (send, recv, _) = client.open_request(&req).await?;
+        Ok(Self {
+            send,
+            recv,
+            limit: client.inner.config.max_response_bytes,
+        })
+    }
+
+    async fn send(&mut self, req: &ClientRequest) -> Result<(), ClientError> {
+        let mut buf = Vec::new();
+        encode_frame(req, &mut buf)?;
+        self.send.write_all(&buf).await?;
+        Ok(())
+    }
+
+    /// The next response; a server error becomes `Err`, a clean end `None`.
+    async fn next(&mut self) -> Option<Result<Response, ClientError>> {
+        match read_frame::<ClientResponse, _>(&mut self.recv, self.limit).await {
+            Ok(Some(ClientResponse {
+                response: Some(Response::Error(e)),
+            })) => Some(Err(e.into())),
+            Ok(Some(ClientResponse { response: Some(r) })) => Some(Ok(r)),
+            Ok(Some(ClientResponse { response: None })) => {
+                Some(Err(ClientError::unexpected("a response", None)))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Err(e.into())),
+        }
+    }
+}
+
+/// A watch stream: several watchers can be created and cancelled on it; events of all of them
+/// arrive through [`Watch::next`].
+pub struct Watch {
+    call: Call,
+    token: String,
+}
+
+impl Client {
+    /// Opens a watch stream with its first watcher.
+    pub async fn watch(&self, create: WatchCreateRequest) -> Result<Watch, ClientError> {
+        let request = Request::Watch(WatchRequest {
+            request_union: Some(watch_request::RequestUnion::CreateRequest(create)),
+        });
+        let token = self.token();
+        Ok(Watch {
+            call: Call::open(self, request).await?,
+            token,
+        })
+    }
+
+    /// A keep-alive stream for `lease_id`; the stream opens on the first
+    /// [`LeaseKeepAlive::keep_alive`].
+    pub fn lease_keep_alive(&self, lease_id: i64) -> LeaseKeepAlive {
+        LeaseKeepAlive {
+            client: self.clone(),
+            lease_id,
+            call: None,
+        }
+    }
+
+    /// Starts downloading a snapshot of the member's storage.
+    pub async fn snapshot(&self) -> Result<SnapshotStream, ClientError> {
+        Ok(SnapshotStream {
+            call: Call::open(self, Request::Snapshot(SnapshotRequest {})).await?,
+        })
+    }
+}
+
+impl Watch {
+    async fn request(&mut self, union: watch_request::RequestUnion) -> Result<(), ClientError> {
+        let req = ClientRequest {
+            token: self.token.clone(),
+            request: Some(Request::Watch(WatchRequest {
+                request_union: Some(union),
+            })),
+        };
+        self.call.send(&req).await
+    }
+
+    /// Adds a watcher to this stream.
+    pub async fn create(&mut self, create: WatchCreateRequest) -> Result<(), ClientError> {
+        self.request(watch_request::RequestUnion::CreateRequest(create))
+            .await
+    }
+
+    /// Cancels watcher `watch_id`.
+    pub async fn cancel(&mut self, watch_id: i64) -> Result<(), ClientError> {
+        self.request(watch_request::RequestUnion::CancelRequest(
+            WatchCancelRequest { watch_id },
+        ))
+        .await
+    }
+
+    /// Asks for a progress notification.
+    pub async fn request_progress(&mut self) -> Result<(), ClientError> {
+        self.request(watch_request::RequestUnion::ProgressRequest(
+            WatchProgressRequest {},
+        ))
+        .await
+    }
+
+    /// The next watch response (created/canceled notices, events, progress); `None` when the
+    /// server ended the stream.
+    pub async fn next(&mut self) -> Option<Result<WatchResponse, ClientError>> {
+        Some(match self.call.next().await? {
+            Ok(Response::Watch(w)) => Ok(w),
+            Ok(other) => Err(ClientError::unexpected("Watch", Some(other))),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Closes our side; the server cancels the stream's watchers.
+    pub fn close(mut self) {
+        let _ = self.call.send.finish();
+    }
+}
+
+/// Keeps one lease alive over a long-lived stream, reopening it if it broke.
+pub struct LeaseKeepAlive {
+    client: Client,
+    lease_id: i64,
+    call: Option<Call>,
+}
+
+impl LeaseKeepAlive {
+    /// Sends one keep-alive and waits for its answer (TTL 0 = the lease is gone).
+    pub async fn keep_alive(&mut self) -> Result<LeaseKeepAliveResponse, ClientError> {
+        let timeout = self.client.inner.config.request_timeout;
+        match crate::runtime::timeout(timeout, self.exchange()).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.call = None;
+                Err(ClientError::Timeout)
+            }
+        }
+    }
+
+    async fn exchange(&mut self) -> Result<LeaseKeepAliveResponse, ClientError> {
+        let request = Request::LeaseKeepAlive(LeaseKeepAliveRequest { id: self.lease_id });
+        let call = match self.call.as_mut() {
+            Some(call) => {
+                let req = self.client.with_token(request);
+                if let Err(e) = call.send(&req).await {
+                    self.call = None;
+                    return Err(e);
+                }
+                call
+            }
+            None => self.call.insert(Call::open(&self.client, request).await?),
+        };
+        let result = match call.next().await {
+            Some(Ok(Response::LeaseKeepAlive(r))) => Ok(r),
+            Some(Ok(other)) => Err(ClientError::unexpected("LeaseKeepAlive", Some(other))),
+            Some(Err(e)) => Err(e),
+            None => Err(ClientError::StreamClosed),
+        };
+        if result.is_err() {
+            self.call = None;
+        }
+        result
+    }
+}
+
+/// Snapshot chunks as the server sends them.
+pub struct SnapshotStream {
+    call: Call,
+}
+
+impl SnapshotStream {
+    /// The next chunk; `None` after the last one.
+    pub async fn next(&mut self) -> Option<Result<SnapshotResponse, ClientError>> {
+        Some(match self.call.next().await? {
+            Ok(Response::Snapshot(s)) => Ok(s),
+            Ok(other) => Err(ClientError::unexpected("Snapshot", Some(other))),
+            Err(e) => Err(e),
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! The one module that names the async runtime (async-std).
+//!
+//! async-std is discontinued upstream; keeping every use of it here means that moving to smol
+//! (or any async-io based runtime) is a change to this file only. Everything else in `io/` spawns,
+//! sleeps, times out and binds QUIC endpoints through these functions.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A spawned task. Dropping the handle detaches the task; [`Task::cancel`] stops it.
+pub struct Task<T>(async_std::task::JoinHandle<T>);
+
+impl<T: Send + 'static> Task<T> {
+    /// Stops the task at its next await point and waits until it is gone.
+    pub async fn cancel(self) {
+        self.0.cancel().await;
+    }
+
+    /// Waits for the task to finish and returns its output.
+    pub async fn join(self) -> T {
+        self.0.await
+    }
+}
+
+/// Runs `fut` concurrently on the runtime's thread pool.
+pub fn spawn<F>(fut: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Task(async_std::task::spawn(fut))
+}
+
+/// Runs `fut` to completion on the current thread (binaries' `main`, tests, benches).
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    async_std::task::block_on(fut)
+}
+
+/// Waits for `dur`.
+pub async fn sleep(dur: Duration) {
+    async_std::task::sleep(dur).await;
+}
+
+/// The deadline given to [`timeout`] passed before the future finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("timed out")]
+pub struct Elapsed;
+
+/// Runs `fut` for at most `dur`.
+pub async fn timeout<F: Future>(dur: Duration, fut: F) -> Result<F::Output, Elapsed> {
+    async_std::future::timeout(dur, fut)
+        .await
+        .map_err(|_| Elapsed)
+}
+
+/// Resolves `host:port` to socket addresses (DNS for names, parsing for IP literals).
+pub async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    use async_std::net::ToSocketAddrs;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok((host, port).to_socket_addrs().await?.collect())
+}
+
+/// The QUIC runtime adapter quinn uses for its sockets and timers.
+pub fn quic_runtime() -> Arc<dyn quinn::Runtime> {
+    Arc::new(quinn::AsyncStdRuntime)
+}

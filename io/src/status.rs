@@ -1,0 +1,85 @@
+//! gRPC status codes as carried in `qraftpb::Error`, and helpers to build error responses.
+
+use qraft_proto::qraftpb::{self, ClientResponse, client_response};
+
+/// gRPC status codes (the numbering etcd clients rely on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(i32)]
+pub enum Code {
+    Ok = 0,
+    Cancelled = 1,
+    Unknown = 2,
+    InvalidArgument = 3,
+    DeadlineExceeded = 4,
+    NotFound = 5,
+    AlreadyExists = 6,
+    PermissionDenied = 7,
+    ResourceExhausted = 8,
+    FailedPrecondition = 9,
+    Aborted = 10,
+    OutOfRange = 11,
+    Unimplemented = 12,
+    Internal = 13,
+    Unavailable = 14,
+    DataLoss = 15,
+    Unauthenticated = 16,
+}
+
+impl Code {
+    /// Maps a wire value to a code; values outside gRPC's range become `Unknown`.
+    pub fn from_i32(value: i32) -> Self {
+        use Code::*;
+        const ALL: [Code; 17] = [
+            Ok,
+            Cancelled,
+            Unknown,
+            InvalidArgument,
+            DeadlineExceeded,
+            NotFound,
+            AlreadyExists,
+            PermissionDenied,
+            ResourceExhausted,
+            FailedPrecondition,
+            Aborted,
+            OutOfRange,
+            Unimplemented,
+            Internal,
+            Unavailable,
+            DataLoss,
+            Unauthenticated,
+        ];
+        usize::try_from(value)
+            .ok()
+            .and_then(|i| ALL.get(i).copied())
+            .unwrap_or(Unknown)
+    }
+}
+
+/// etcd's message for a request above the size limit.
+pub const MSG_REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";
+/// etcd's message when the contacted member is not the leader.
+pub const MSG_NOT_LEADER: &str = "etcdserver: not leader";
+/// etcd's message when the cluster has no leader.
+pub const MSG_NO_LEADER: &str = "etcdserver: no leader";
+/// etcd's message when too many proposals are pending.
+pub const MSG_TOO_MANY_REQUESTS: &str = "etcdserver: too many requests";
+
+/// A response carrying only an error.
+pub fn error_response(code: Code, message: impl Into<String>) -> ClientResponse {
+    error_response_with_hint(code, message, 0)
+}
+
+/// An error response naming the member the client should try instead.
+pub fn error_response_with_hint(
+    code: Code,
+    message: impl Into<String>,
+    leader_hint: u64,
+) -> ClientResponse {
+    ClientResponse {
+        response: Some(client_response::Response::Error(qraftpb::Error {
+            code: code as i32,
+            message: message.into(),
+            leader_hint,
+        })),
+    }
+}

@@ -1,0 +1,85 @@
+//! rustls configurations for the peer and client sides. All are TLS 1.3 only (QUIC requires it)
+//! on the ring provider, with the protocol's ALPN set.
+
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+
+use super::{ALPN_CLIENT, ALPN_PEER, Identity, TlsError};
+
+/// The crypto provider every qraft TLS configuration uses.
+pub fn crypto_provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The accepting side of the peer protocol: the dialing member must present a certificate
+/// signed by the peer CA.
+pub fn peer_server_config(
+    identity: &Identity,
+    peer_ca: &RootCertStore,
+) -> Result<ServerConfig, TlsError> {
+    server_config(identity, Some(peer_ca), ALPN_PEER)
+}
+
+/// The dialing side of the peer protocol: verifies the accepting member against the peer CA and
+/// presents our own peer certificate.
+pub fn peer_client_config(
+    identity: &Identity,
+    peer_ca: &RootCertStore,
+) -> Result<ClientConfig, TlsError> {
+    client_config(peer_ca, Some(identity), ALPN_PEER)
+}
+
+/// The client listener. With `client_ca` set (`--client-cert-auth`), clients must present a
+/// certificate signed by it; without, no client certificate is requested.
+pub fn client_listener_config(
+    identity: &Identity,
+    client_ca: Option<&RootCertStore>,
+) -> Result<ServerConfig, TlsError> {
+    server_config(identity, client_ca, ALPN_CLIENT)
+}
+
+/// A client (qraftctl, the client library) dialing the client listener.
+pub fn client_dial_config(
+    server_ca: &RootCertStore,
+    identity: Option<&Identity>,
+) -> Result<ClientConfig, TlsError> {
+    client_config(server_ca, identity, ALPN_CLIENT)
+}
+
+fn server_config(
+    identity: &Identity,
+    client_ca: Option<&RootCertStore>,
+    alpn: &[u8],
+) -> Result<ServerConfig, TlsError> {
+    let provider = crypto_provider();
+    let builder = ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])?;
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(
+            WebPkiClientVerifier::builder_with_provider(Arc::new(ca.clone()), provider).build()?,
+        ),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(config)
+}
+
+fn client_config(
+    server_ca: &RootCertStore,
+    identity: Option<&Identity>,
+    alpn: &[u8],
+) -> Result<ClientConfig, TlsError> {
+    let builder = ClientConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(server_ca.clone());
+    let mut config = match identity {
+        Some(id) => builder.with_client_auth_cert(id.chain.clone(), id.key.clone_key())?,
+        None => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(config)
+}

@@ -1,0 +1,50 @@
+//! TLS material and rustls configurations for qraft's two QUIC protocols.
+//!
+//! Peers always use mutual TLS against the peer CA. Clients use TLS and, with
+//! `--client-cert-auth`, must present a certificate signed by the client CA. ALPN names the
+//! protocol so a client can never talk to the peer port by accident (and vice versa).
+
+mod auto;
+mod config;
+mod pem;
+
+pub use auto::{AutoTls, AutoTlsPaths, ensure_auto_tls};
+pub use config::{
+    client_dial_config, client_listener_config, crypto_provider, peer_client_config,
+    peer_server_config,
+};
+pub use pem::{Identity, roots_from_pem, roots_from_pem_file};
+
+use std::path::PathBuf;
+
+/// ALPN of the member-to-member protocol.
+pub const ALPN_PEER: &[u8] = b"qraft-peer/1";
+/// ALPN of the client protocol.
+pub const ALPN_CLIENT: &[u8] = b"qraft-client/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("{path}: {source}")]
+    Pem {
+        path: PathBuf,
+        source: rustls::pki_types::pem::Error,
+    },
+    #[error("{path}: no certificate found")]
+    NoCertificate { path: PathBuf },
+    #[error("{path}: invalid CA certificate: {source}")]
+    BadCa {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("client certificate verifier: {0}")]
+    Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("generating certificates: {0}")]
+    Generate(#[from] rcgen::Error),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,200 @@
+//! The client listener: accepts `qraft-client/1` connections and serves one request per
+//! bidirectional stream through a [`RequestHandler`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
+use rustls::RootCertStore;
+use rustls::pki_types::CertificateDer;
+
+use super::handler::{RequestStream, ResponseSink};
+use super::{
+    ClientContext, FrameError, QuicSettings, RequestHandler, TransportError, codes, encode_frame,
+    is_streaming, read_frame,
+};
+use crate::runtime::{self, Task};
+use crate::status::{Code, MSG_REQUEST_TOO_LARGE, error_response};
+use crate::tls::{self, Identity};
+
+/// etcd's default `--max-request-bytes`.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1_572_864;
+
+#[derive(Debug, Clone)]
+pub struct ClientListenerConfig {
+    pub listen: SocketAddr,
+    pub identity: Identity,
+    /// `Some` = `--client-cert-auth`: clients must present a certificate signed by this CA.
+    pub client_ca: Option<RootCertStore>,
+    pub quic: QuicSettings,
+    /// Requests whose encoding is larger get etcd's "request is too large" error.
+    pub max_request_bytes: usize,
+}
+
+impl ClientListenerConfig {
+    pub fn new(listen: SocketAddr, identity: Identity, client_ca: Option<RootCertStore>) -> Self {
+        Self {
+            listen,
+            identity,
+            client_ca,
+            quic: QuicSettings::default(),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+
+    /// The frame limit: the request limit plus etcd's 512 KiB framing allowance, so a request
+    /// slightly over the limit is still read and answered with a proper error.
+    fn frame_limit(&self) -> usize {
+        self.max_request_bytes + 512 * 1024
+    }
+}
+
+pub struct ClientListener {
+    endpoint: quinn::Endpoint,
+    accept_task: std::sync::Mutex<Option<Task<()>>>,
+}
+
+impl ClientListener {
+    /// Binds the client listener and serves requests with `handler` until [`Self::shutdown`].
+    pub fn start<H: RequestHandler>(
+        config: ClientListenerConfig,
+        handler: Arc<H>,
+    ) -> Result<Self, TransportError> {
+        let tls = tls::client_listener_config(&config.identity, config.client_ca.as_ref())?;
+        let server = super::server_config(tls, &config.quic)?;
+        let endpoint = super::bind(config.listen, Some(server), None)?;
+        let task = runtime::spawn(accept_loop(endpoint.clone(), Arc::new(config), handler));
+        Ok(Self {
+            endpoint,
+            accept_task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        self.endpoint
+            .local_addr()
+            .map_err(|source| TransportError::Bind {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })
+    }
+
+    /// Stops accepting, closes every client connection and waits (bounded) for the socket.
+    pub async fn shutdown(&self) {
+        self.endpoint
+            .close(codes::SHUTDOWN, b"server shutting down");
+        let task = super::peer::lock(&self.accept_task).take();
+        if let Some(task) = task {
+            task.cancel().await;
+        }
+        let _ = runtime::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+    }
+}
+
+async fn accept_loop<H: RequestHandler>(
+    endpoint: quinn::Endpoint,
+    config: Arc<ClientListenerConfig>,
+    handler: Arc<H>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let config = config.clone();
+        let handler = handler.clone();
+        runtime::spawn(async move {
+            match incoming.await {
+                Ok(conn) => serve_connection(conn, config, handler).await,
+                Err(e) => tracing::info!(error = %e, "client handshake failed"),
+            }
+        });
+    }
+}
+
+async fn serve_connection<H: RequestHandler>(
+    conn: quinn::Connection,
+    config: Arc<ClientListenerConfig>,
+    handler: Arc<H>,
+) {
+    let ctx = ClientContext {
+        remote: conn.remote_address(),
+        peer_certificates: conn
+            .peer_identity()
+            .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
+            .map(|certs| Arc::new(*certs)),
+    };
+    loop {
+        match conn.accept_bi().await {
+            Ok((send, recv)) => {
+                runtime::spawn(serve_stream(
+                    ctx.clone(),
+                    send,
+                    recv,
+                    config.clone(),
+                    handler.clone(),
+                ));
+            }
+            Err(e) => {
+                tracing::debug!(remote = %ctx.remote, error = %e, "client connection ended");
+                return;
+            }
+        }
+    }
+}
+
+async fn serve_stream<H: RequestHandler>(
+    ctx: ClientContext,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    config: Arc<ClientListenerConfig>,
+    handler: Arc<H>,
+) {
+    let limit = config.frame_limit();
+    let rejection = match read_frame::<ClientRequest, _>(&mut recv, limit).await {
+        Ok(Some(req)) if req.encoded_len() > config.max_request_bytes => {
+            error_response(Code::InvalidArgument, MSG_REQUEST_TOO_LARGE)
+        }
+        Ok(Some(req)) if is_streaming(&req) => {
+            let requests = RequestStream::new(recv, limit);
+            let sink = ResponseSink::new(send);
+            handler.stream(ctx, req, requests, sink).await;
+            return;
+        }
+        Ok(Some(req)) => {
+            let resp = handler.handle(ctx, req).await;
+            let _ = recv.stop(codes::SHUTDOWN);
+            respond(&mut send, &resp).await;
+            return;
+        }
+        Ok(None) => {
+            let _ = send.finish();
+            return;
+        }
+        Err(FrameError::TooLarge { .. }) => {
+            error_response(Code::InvalidArgument, MSG_REQUEST_TOO_LARGE)
+        }
+        Err(FrameError::Decode(e)) => error_response(
+            Code::InvalidArgument,
+            format!("qraft: malformed request: {e}"),
+        ),
+        Err(e) => {
+            tracing::debug!(remote = %ctx.remote, error = %e, "client stream failed");
+            let _ = send.reset(codes::BAD_FRAME);
+            return;
+        }
+    };
+    // The rest of a rejected stream is not read: stop it so the client learns at once.
+    let _ = recv.stop(codes::BAD_FRAME);
+    respond(&mut send, &rejection).await;
+}
+
+async fn respond(send: &mut quinn::SendStream, resp: &ClientResponse) {
+    let mut buf = Vec::new();
+    if let Err(e) = encode_frame(resp, &mut buf) {
+        tracing::warn!(error = %e, "response not encodable");
+        let _ = send.reset(codes::BAD_FRAME);
+        return;
+    }
+    if send.write_all(&buf).await.is_ok() {
+        let _ = send.finish();
+    }
+}

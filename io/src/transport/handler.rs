@@ -1,0 +1,122 @@
+//! The interface between the client listener and the server: the server implements
+//! [`RequestHandler`]; the listener owns the streams and the framing.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse, client_request};
+use rustls::pki_types::CertificateDer;
+
+use super::{FrameError, TransportError, encode_frame, read_frame};
+use crate::status::{Code, error_response};
+
+/// Who is asking: the client's address and, with client-certificate auth, its verified
+/// certificate chain (leaf first) — the server may derive a user name from it as etcd does
+/// with the certificate's common name.
+#[derive(Debug, Clone)]
+pub struct ClientContext {
+    pub remote: SocketAddr,
+    pub peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+}
+
+/// Requests that keep their stream open: watch and lease keep-alive take several requests and
+/// answer each with one or more responses; snapshot answers one request with many chunks.
+pub fn is_streaming(req: &ClientRequest) -> bool {
+    matches!(
+        req.request,
+        Some(
+            client_request::Request::Watch(_)
+                | client_request::Request::LeaseKeepAlive(_)
+                | client_request::Request::Snapshot(_)
+        )
+    )
+}
+
+/// Serves client requests. The listener calls [`RequestHandler::handle`] for every unary
+/// request (one stream, one request, one response) and [`RequestHandler::stream`] for the
+/// requests [`is_streaming`] names. Both run on their own task per stream, so a slow request
+/// never blocks another.
+pub trait RequestHandler: Send + Sync + 'static {
+    /// Answers one request. Errors are responses carrying `qraftpb::Error`.
+    fn handle(
+        &self,
+        ctx: ClientContext,
+        req: ClientRequest,
+    ) -> impl Future<Output = ClientResponse> + Send;
+
+    /// Serves a long-lived stream that began with `first`. Further requests arrive on
+    /// `requests` (it yields `None` when the client closes its side); responses go to
+    /// `responses`. The stream ends when this future returns.
+    fn stream(
+        &self,
+        ctx: ClientContext,
+        first: ClientRequest,
+        requests: RequestStream,
+        responses: ResponseSink,
+    ) -> impl Future<Output = ()> + Send {
+        let _ = (ctx, first, requests);
+        async move {
+            let mut responses = responses;
+            let reply = error_response(Code::Unimplemented, "qraft: streaming call not supported");
+            let _ = responses.send(&reply).await;
+        }
+    }
+}
+
+/// The client's further requests on a long-lived stream.
+pub struct RequestStream {
+    recv: quinn::RecvStream,
+    limit: usize,
+}
+
+impl RequestStream {
+    pub(super) fn new(recv: quinn::RecvStream, limit: usize) -> Self {
+        Self { recv, limit }
+    }
+
+    /// The next request; `None` once the client finished its side of the stream.
+    pub async fn next(&mut self) -> Option<Result<ClientRequest, FrameError>> {
+        read_frame(&mut self.recv, self.limit).await.transpose()
+    }
+}
+
+/// Where a stream handler writes its responses.
+pub struct ResponseSink {
+    send: quinn::SendStream,
+    buf: Vec<u8>,
+}
+
+impl ResponseSink {
+    pub(super) fn new(send: quinn::SendStream) -> Self {
+        Self {
+            send,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Sends one response. Fails once the client has gone away.
+    pub async fn send(&mut self, resp: &ClientResponse) -> Result<(), TransportError> {
+        self.send_all(std::slice::from_ref(resp)).await
+    }
+
+    /// Sends several responses in one write (e.g. watch events batched by the server).
+    pub async fn send_all(&mut self, resps: &[ClientResponse]) -> Result<(), TransportError> {
+        self.buf.clear();
+        for resp in resps {
+            encode_frame(resp, &mut self.buf)?;
+        }
+        self.send.write_all(&self.buf).await?;
+        Ok(())
+    }
+
+    /// Resolves when the client stops reading (it cancelled or went away).
+    pub async fn stopped(&mut self) {
+        let _ = self.send.stopped().await;
+    }
+
+    /// Ends the stream cleanly after everything sent so far.
+    pub fn finish(mut self) {
+        let _ = self.send.finish();
+    }
+}

@@ -1,0 +1,272 @@
+//! The peer transport: raft messages between members over QUIC with mutual TLS.
+//!
+//! Each member runs one QUIC endpoint that both accepts (peers dial us) and dials (we dial
+//! peers); the dialing side carries the traffic of its direction, so every ordered pair of
+//! members has its own connection, like etcd's per-direction streams. Messages to one peer are
+//! pipelined on a single long-lived unidirectional stream, several frames per write; a
+//! snapshot (`MsgSnap`) goes on its own stream in chunks so it never delays heartbeats. Every
+//! stream starts with a `PeerHello` naming the cluster and the sender; a hello for another
+//! cluster closes the connection.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use qraft_proto::raftpb::Message;
+use rustls::RootCertStore;
+
+use super::peer_send::{Dialer, run_link};
+use super::{PEER_FRAME_LIMIT, QuicSettings, TransportError, codes};
+use crate::runtime::{self, Task};
+use crate::tls::{self, Identity};
+
+/// What the transport hands to the driver.
+// Messages dominate the traffic; boxing them would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum PeerEvent {
+    /// A raft message from a peer. A `MsgSnap` arrives with its whole snapshot data.
+    Message(Message),
+    /// A message to `to` could not be delivered (no connection, queue full): raft should treat
+    /// the peer as unreachable (etcd's `ReportUnreachable`).
+    Unreachable { to: u64 },
+    /// A snapshot stream to `to` ended; `ok` when the peer received all of it
+    /// (etcd's `ReportSnapshot`).
+    SnapshotStatus { to: u64, ok: bool },
+}
+
+/// Where a peer listens, and the name its certificate must carry (host of its peer URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerAddr {
+    pub addr: SocketAddr,
+    pub server_name: String,
+}
+
+impl PeerAddr {
+    /// Resolves an advertise URL such as `https://10.0.0.2:2380`.
+    pub async fn from_url(url: &str) -> Result<Self, TransportError> {
+        let (addr, server_name) = super::resolve_url(url).await?;
+        Ok(Self { addr, server_name })
+    }
+}
+
+/// The replaceable interface the driver uses to talk to other members. Incoming messages are
+/// delivered on the event stream returned when the transport starts.
+pub trait PeerTransport: Send + Sync {
+    /// Queues messages for their `to` member without blocking. Messages for unknown members or
+    /// beyond a full queue are dropped and reported as [`PeerEvent::Unreachable`]; raft
+    /// retransmits what matters.
+    fn send(&self, msgs: Vec<Message>);
+    /// Adds a member, or changes its address.
+    fn add_peer(&self, id: u64, addr: PeerAddr);
+    /// Forgets a member and closes its connection.
+    fn remove_peer(&self, id: u64);
+    /// Sets the cluster id checked against peers' hellos (0 = not known yet: accept any).
+    fn set_cluster_id(&self, cluster_id: u64);
+}
+
+/// Settings of [`QuicPeerTransport`]; [`PeerTransportConfig::new`] fills in defaults.
+#[derive(Debug, Clone)]
+pub struct PeerTransportConfig {
+    pub listen: SocketAddr,
+    pub identity: Identity,
+    pub peer_ca: RootCertStore,
+    pub cluster_id: u64,
+    pub member_id: u64,
+    pub server_version: String,
+    pub quic: QuicSettings,
+    pub max_frame: usize,
+    /// Largest snapshot accepted from a peer (it is assembled in memory).
+    pub max_snapshot_bytes: usize,
+    pub snapshot_chunk: usize,
+    /// Messages buffered per peer while its connection is slow or down.
+    pub queue_len: usize,
+    /// Frames gathered into one write at most this large.
+    pub batch_bytes: usize,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub dial_timeout: Duration,
+    pub events_capacity: usize,
+}
+
+impl PeerTransportConfig {
+    pub fn new(
+        listen: SocketAddr,
+        identity: Identity,
+        peer_ca: RootCertStore,
+        cluster_id: u64,
+        member_id: u64,
+    ) -> Self {
+        Self {
+            listen,
+            identity,
+            peer_ca,
+            cluster_id,
+            member_id,
+            server_version: String::new(),
+            quic: QuicSettings::default(),
+            max_frame: PEER_FRAME_LIMIT,
+            max_snapshot_bytes: 8 * 1024 * 1024 * 1024,
+            snapshot_chunk: 1024 * 1024,
+            queue_len: 4096,
+            batch_bytes: 256 * 1024,
+            backoff_min: Duration::from_millis(50),
+            backoff_max: Duration::from_secs(2),
+            dial_timeout: Duration::from_secs(3),
+            events_capacity: 4096,
+        }
+    }
+}
+
+/// State shared by the accept loop, the per-peer writers and the snapshot senders.
+pub(super) struct Shared {
+    pub endpoint: quinn::Endpoint,
+    pub cluster_id: AtomicU64,
+    pub member_id: u64,
+    pub server_version: String,
+    pub events: mpsc::Sender<PeerEvent>,
+    pub config: PeerTransportConfig,
+}
+
+impl Shared {
+    pub fn hello(&self) -> qraft_proto::qraftpb::PeerHello {
+        qraft_proto::qraftpb::PeerHello {
+            cluster_id: self.cluster_id.load(Ordering::Relaxed),
+            member_id: self.member_id,
+            server_version: self.server_version.clone(),
+        }
+    }
+
+    pub fn report(&self, event: PeerEvent) {
+        // Advisory: when the driver is behind, dropping an unreachable report is harmless.
+        let _ = self.events.clone().try_send(event);
+    }
+}
+
+struct Link {
+    queue: mpsc::Sender<Message>,
+    dialer: Arc<Dialer>,
+    task: Task<()>,
+}
+
+/// The quinn implementation of [`PeerTransport`].
+pub struct QuicPeerTransport {
+    shared: Arc<Shared>,
+    links: Mutex<HashMap<u64, Link>>,
+    accept_task: Mutex<Option<Task<()>>>,
+}
+
+impl QuicPeerTransport {
+    /// Binds the peer listener and starts accepting. Returns the transport and the stream of
+    /// incoming events for the driver.
+    pub fn start(
+        config: PeerTransportConfig,
+    ) -> Result<(Arc<Self>, mpsc::Receiver<PeerEvent>), TransportError> {
+        let server_tls = tls::peer_server_config(&config.identity, &config.peer_ca)?;
+        let client_tls = tls::peer_client_config(&config.identity, &config.peer_ca)?;
+        let endpoint = super::bind(
+            config.listen,
+            Some(super::server_config(server_tls, &config.quic)?),
+            Some(super::client_config(client_tls, &config.quic)?),
+        )?;
+        let (events, events_rx) = mpsc::channel(config.events_capacity);
+        let shared = Arc::new(Shared {
+            endpoint,
+            cluster_id: AtomicU64::new(config.cluster_id),
+            member_id: config.member_id,
+            server_version: config.server_version.clone(),
+            events,
+            config,
+        });
+        let accept = runtime::spawn(super::peer_recv::accept_loop(shared.clone()));
+        let transport = Arc::new(Self {
+            shared,
+            links: Mutex::new(HashMap::new()),
+            accept_task: Mutex::new(Some(accept)),
+        });
+        Ok((transport, events_rx))
+    }
+
+    /// The address the peer listener is bound to (useful with port 0).
+    pub fn local_addr(&self) -> Result<SocketAddr, TransportError> {
+        self.shared
+            .endpoint
+            .local_addr()
+            .map_err(|source| TransportError::Bind {
+                addr: self.shared.config.listen,
+                source,
+            })
+    }
+
+    /// Closes every connection and the listener, and waits (bounded) until the socket is free.
+    pub async fn shutdown(&self) {
+        let links: Vec<Link> = lock(&self.links).drain().map(|(_, l)| l).collect();
+        for link in links {
+            link.task.cancel().await;
+        }
+        self.shared.endpoint.close(codes::SHUTDOWN, b"shutdown");
+        let accept = lock(&self.accept_task).take();
+        if let Some(task) = accept {
+            task.cancel().await;
+        }
+        let _ = runtime::timeout(Duration::from_secs(2), self.shared.endpoint.wait_idle()).await;
+    }
+}
+
+impl PeerTransport for QuicPeerTransport {
+    fn send(&self, msgs: Vec<Message>) {
+        let mut links = lock(&self.links);
+        for msg in msgs {
+            let to = msg.to;
+            let delivered = match links.get_mut(&to) {
+                Some(link) => link.queue.try_send(msg).is_ok(),
+                None => false,
+            };
+            if !delivered {
+                tracing::debug!(to, "peer message dropped (unknown peer or queue full)");
+                self.shared.report(PeerEvent::Unreachable { to });
+            }
+        }
+    }
+
+    fn add_peer(&self, id: u64, addr: PeerAddr) {
+        let mut links = lock(&self.links);
+        if let Some(link) = links.get(&id) {
+            link.dialer.set_addr(addr);
+            return;
+        }
+        let (queue, rx) = mpsc::channel(self.shared.config.queue_len);
+        let dialer = Arc::new(Dialer::new(self.shared.clone(), id, addr));
+        let task = runtime::spawn(run_link(self.shared.clone(), dialer.clone(), rx));
+        links.insert(
+            id,
+            Link {
+                queue,
+                dialer,
+                task,
+            },
+        );
+    }
+
+    fn remove_peer(&self, id: u64) {
+        if let Some(link) = lock(&self.links).remove(&id) {
+            link.dialer.close();
+            // Dropping the queue ends the writer; the task is detached, not awaited.
+            drop(link.queue);
+            drop(link.task);
+        }
+    }
+
+    fn set_cluster_id(&self, cluster_id: u64) {
+        self.shared.cluster_id.store(cluster_id, Ordering::Relaxed);
+    }
+}
+
+/// Locks a std mutex, recovering from poisoning (the guarded maps stay consistent because no
+/// code panics while holding them).
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

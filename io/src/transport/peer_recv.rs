@@ -1,0 +1,178 @@
+//! The receiving half of the peer transport: accept connections, read streams, check hellos,
+//! reassemble snapshots, and hand messages to the driver.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use futures::SinkExt;
+use qraft_proto::Bytes;
+use qraft_proto::qraftpb::{PeerFrame, PeerHello, SnapshotChunk, peer_frame};
+use qraft_proto::raftpb::Message;
+
+use super::peer::{PeerEvent, Shared};
+use super::{FrameError, codes, read_frame};
+use crate::runtime;
+
+pub(super) async fn accept_loop(shared: Arc<Shared>) {
+    while let Some(incoming) = shared.endpoint.accept().await {
+        let shared = shared.clone();
+        runtime::spawn(async move {
+            match incoming.await {
+                Ok(conn) => serve_connection(shared, conn).await,
+                // Failed handshakes (wrong CA, no certificate, wrong ALPN) end here.
+                Err(e) => tracing::warn!(error = %e, "peer handshake failed"),
+            }
+        });
+    }
+}
+
+async fn serve_connection(shared: Arc<Shared>, conn: quinn::Connection) {
+    loop {
+        match conn.accept_uni().await {
+            Ok(recv) => {
+                runtime::spawn(serve_stream(shared.clone(), conn.clone(), recv));
+            }
+            Err(e) => {
+                tracing::debug!(remote = %conn.remote_address(), error = %e, "peer connection ended");
+                return;
+            }
+        }
+    }
+}
+
+/// Why a stream was abandoned.
+enum StreamEnd {
+    Clean,
+    Frame(FrameError),
+    Protocol(&'static str),
+    WrongCluster { ours: u64, theirs: u64 },
+    DriverGone,
+}
+
+async fn serve_stream(shared: Arc<Shared>, conn: quinn::Connection, mut recv: quinn::RecvStream) {
+    match read_stream(&shared, &mut recv).await {
+        StreamEnd::Clean | StreamEnd::DriverGone => {}
+        StreamEnd::Frame(e) => {
+            tracing::warn!(remote = %conn.remote_address(), error = %e, "bad peer frame; stream reset");
+            let _ = recv.stop(codes::BAD_FRAME);
+        }
+        StreamEnd::Protocol(what) => {
+            tracing::warn!(remote = %conn.remote_address(), what, "peer protocol violation; stream reset");
+            let _ = recv.stop(codes::PROTOCOL);
+        }
+        StreamEnd::WrongCluster { ours, theirs } => {
+            tracing::warn!(
+                remote = %conn.remote_address(),
+                ours = format_args!("{ours:x}"),
+                theirs = format_args!("{theirs:x}"),
+                "peer belongs to another cluster; connection closed"
+            );
+            conn.close(codes::WRONG_CLUSTER, b"cluster ID mismatch");
+        }
+    }
+}
+
+async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd {
+    let limit = shared.config.max_frame;
+    let hello = match read_frame::<PeerFrame, _>(recv, limit).await {
+        Ok(Some(PeerFrame {
+            frame: Some(peer_frame::Frame::Hello(hello)),
+        })) => hello,
+        Ok(None) => return StreamEnd::Clean,
+        Ok(Some(_)) => return StreamEnd::Protocol("stream did not start with a hello"),
+        Err(e) => return StreamEnd::Frame(e),
+    };
+    if let Some(end) = check_hello(shared, &hello) {
+        return end;
+    }
+    let mut events = shared.events.clone();
+    let mut snapshot: Option<SnapshotAssembly> = None;
+    loop {
+        let frame = match read_frame::<PeerFrame, _>(recv, limit).await {
+            Ok(Some(PeerFrame { frame: Some(f) })) => f,
+            Ok(Some(PeerFrame { frame: None })) => return StreamEnd::Protocol("empty frame"),
+            Ok(None) => return StreamEnd::Clean,
+            Err(e) => return StreamEnd::Frame(e),
+        };
+        let message = match frame {
+            peer_frame::Frame::Hello(_) => return StreamEnd::Protocol("second hello"),
+            peer_frame::Frame::Message(m) => Some(m),
+            peer_frame::Frame::SnapshotChunk(chunk) => {
+                let max = shared.config.max_snapshot_bytes;
+                match SnapshotAssembly::add(&mut snapshot, chunk, max) {
+                    Ok(done) => done,
+                    Err(what) => return StreamEnd::Protocol(what),
+                }
+            }
+        };
+        let Some(message) = message else { continue };
+        if message.from != hello.member_id {
+            tracing::warn!(
+                from = message.from,
+                hello = hello.member_id,
+                "peer message with a foreign sender dropped"
+            );
+            continue;
+        }
+        if events.send(PeerEvent::Message(message)).await.is_err() {
+            return StreamEnd::DriverGone;
+        }
+    }
+}
+
+fn check_hello(shared: &Shared, hello: &PeerHello) -> Option<StreamEnd> {
+    let ours = shared.cluster_id.load(Ordering::Relaxed);
+    if ours != 0 && hello.cluster_id != 0 && ours != hello.cluster_id {
+        return Some(StreamEnd::WrongCluster {
+            ours,
+            theirs: hello.cluster_id,
+        });
+    }
+    if hello.member_id == 0 || hello.member_id == shared.member_id {
+        return Some(StreamEnd::Protocol("hello with an invalid member id"));
+    }
+    None
+}
+
+/// A snapshot being received: its message and the data so far.
+struct SnapshotAssembly {
+    message: Message,
+    data: Vec<u8>,
+}
+
+impl SnapshotAssembly {
+    /// Adds a chunk; returns the complete message once the last chunk arrived.
+    fn add(
+        state: &mut Option<Self>,
+        chunk: SnapshotChunk,
+        max: usize,
+    ) -> Result<Option<Message>, &'static str> {
+        if chunk.offset == 0 {
+            let message = chunk
+                .message
+                .ok_or("first snapshot chunk without its message")?;
+            *state = Some(Self {
+                message,
+                data: Vec::new(),
+            });
+        }
+        let assembly = state
+            .as_mut()
+            .ok_or("snapshot chunk before the first one")?;
+        if chunk.offset != assembly.data.len() as u64 {
+            return Err("snapshot chunk out of order");
+        }
+        if assembly.data.len() + chunk.data.len() > max {
+            return Err("snapshot larger than allowed");
+        }
+        assembly.data.extend_from_slice(&chunk.data);
+        if !chunk.last {
+            return Ok(None);
+        }
+        let Some(Self { mut message, data }) = state.take() else {
+            return Err("snapshot state lost");
+        };
+        message.snapshot.get_or_insert_with(Default::default).data = Bytes::from(data);
+        Ok(Some(message))
+    }
+}

@@ -1,0 +1,204 @@
+//! The sending half of the peer transport: one writer task per peer, plus a task per snapshot.
+
+use std::sync::{Arc, Mutex};
+
+use futures::StreamExt;
+use futures::channel::mpsc;
+use qraft_proto::qraftpb::{PeerFrame, SnapshotChunk, peer_frame};
+use qraft_proto::raftpb::{Message, MessageType};
+use qraft_proto::{Bytes, Message as _};
+
+use super::peer::{PeerAddr, PeerEvent, Shared, lock};
+use super::{Backoff, TransportError, codes, encode_frame};
+use crate::runtime;
+
+/// Owns the connection to one peer; writers and snapshot senders share it.
+pub(super) struct Dialer {
+    shared: Arc<Shared>,
+    id: u64,
+    addr: Mutex<PeerAddr>,
+    conn: futures::lock::Mutex<Option<quinn::Connection>>,
+}
+
+impl Dialer {
+    pub fn new(shared: Arc<Shared>, id: u64, addr: PeerAddr) -> Self {
+        Self {
+            shared,
+            id,
+            addr: Mutex::new(addr),
+            conn: futures::lock::Mutex::new(None),
+        }
+    }
+
+    pub fn set_addr(&self, addr: PeerAddr) {
+        let changed = {
+            let mut current = lock(&self.addr);
+            let changed = *current != addr;
+            *current = addr;
+            changed
+        };
+        if changed {
+            self.close();
+        }
+    }
+
+    /// Closes the current connection; the next send dials again.
+    pub fn close(&self) {
+        if let Some(mut guard) = self.conn.try_lock()
+            && let Some(conn) = guard.take()
+        {
+            conn.close(codes::SHUTDOWN, b"peer removed or moved");
+        }
+    }
+
+    /// The live connection to the peer, dialing one if there is none.
+    pub async fn connection(&self) -> Result<quinn::Connection, TransportError> {
+        let mut guard = self.conn.lock().await;
+        if let Some(conn) = guard.as_ref() {
+            if conn.close_reason().is_none() {
+                return Ok(conn.clone());
+            }
+            *guard = None;
+        }
+        let addr = lock(&self.addr).clone();
+        let connecting = self.shared.endpoint.connect(addr.addr, &addr.server_name)?;
+        let conn = runtime::timeout(self.shared.config.dial_timeout, connecting)
+            .await
+            .map_err(|_| TransportError::Timeout)??;
+        tracing::debug!(peer = self.id, addr = %addr.addr, "connected to peer");
+        *guard = Some(conn.clone());
+        Ok(conn)
+    }
+
+    async fn open_stream(&self) -> Result<quinn::SendStream, TransportError> {
+        let conn = self.connection().await?;
+        Ok(conn.open_uni().await?)
+    }
+}
+
+/// Writes queued messages to one peer until the queue is dropped. On any failure the stream
+/// is abandoned, the messages in flight are reported unreachable, and the next batch redials
+/// after an exponential backoff.
+pub(super) async fn run_link(
+    shared: Arc<Shared>,
+    dialer: Arc<Dialer>,
+    mut queue: mpsc::Receiver<Message>,
+) {
+    let to = dialer.id;
+    let mut backoff = Backoff::new(
+        shared.config.backoff_min,
+        shared.config.backoff_max,
+        shared.member_id ^ to.rotate_left(32),
+    );
+    let mut stream: Option<quinn::SendStream> = None;
+    let mut buf = Vec::with_capacity(shared.config.batch_bytes);
+    while let Some(first) = queue.next().await {
+        buf.clear();
+        if stream.is_none() {
+            match dialer.open_stream().await {
+                Ok(s) => {
+                    stream = Some(s);
+                    push_frame(&mut buf, peer_frame::Frame::Hello(shared.hello()));
+                }
+                Err(e) => {
+                    tracing::debug!(peer = to, error = %e, "peer unreachable");
+                    shared.report(PeerEvent::Unreachable { to });
+                    runtime::sleep(backoff.next_delay()).await;
+                    continue;
+                }
+            }
+        }
+        let mut next = Some(first);
+        while let Some(msg) = next.take() {
+            if msg.r#type == MessageType::MsgSnap as i32 {
+                runtime::spawn(send_snapshot(shared.clone(), dialer.clone(), msg));
+            } else {
+                push_frame(&mut buf, peer_frame::Frame::Message(msg));
+            }
+            if buf.len() < shared.config.batch_bytes {
+                next = queue.try_recv().ok();
+            }
+        }
+        if buf.is_empty() {
+            continue;
+        }
+        let Some(s) = stream.as_mut() else { continue };
+        match s.write_all(&buf).await {
+            Ok(()) => backoff.reset(),
+            Err(e) => {
+                tracing::debug!(peer = to, error = %e, "peer stream failed");
+                stream = None;
+                shared.report(PeerEvent::Unreachable { to });
+                runtime::sleep(backoff.next_delay()).await;
+            }
+        }
+    }
+    if let Some(mut s) = stream {
+        let _ = s.finish();
+    }
+}
+
+fn push_frame(buf: &mut Vec<u8>, frame: peer_frame::Frame) {
+    let frame = PeerFrame { frame: Some(frame) };
+    if let Err(e) = encode_frame(&frame, buf) {
+        tracing::warn!(error = %e, "peer frame not encodable; dropped");
+    }
+}
+
+/// Streams one snapshot on its own stream: the message (without data) in the first chunk,
+/// then the data in `snapshot_chunk`-sized pieces. Reports success once the peer has
+/// acknowledged every byte.
+async fn send_snapshot(shared: Arc<Shared>, dialer: Arc<Dialer>, mut msg: Message) {
+    let to = msg.to;
+    let ok = match stream_snapshot(&shared, &dialer, &mut msg).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(peer = to, error = %e, "sending snapshot failed");
+            false
+        }
+    };
+    let mut events = shared.events.clone();
+    let _ = futures::SinkExt::send(&mut events, PeerEvent::SnapshotStatus { to, ok }).await;
+}
+
+async fn stream_snapshot(
+    shared: &Shared,
+    dialer: &Dialer,
+    msg: &mut Message,
+) -> Result<(), TransportError> {
+    let data: Bytes = msg
+        .snapshot
+        .as_mut()
+        .map(|s| std::mem::take(&mut s.data))
+        .unwrap_or_default();
+    let mut stream = dialer.open_stream().await?;
+    let mut buf = Vec::new();
+    push_frame(&mut buf, peer_frame::Frame::Hello(shared.hello()));
+    let chunk_size = shared.config.snapshot_chunk.max(1);
+    let mut offset = 0usize;
+    let mut header = Some(msg.clone());
+    loop {
+        let end = (offset + chunk_size).min(data.len());
+        let last = end == data.len();
+        let chunk = SnapshotChunk {
+            message: header.take(),
+            offset: offset as u64,
+            data: data.slice(offset..end),
+            last,
+        };
+        buf.reserve(chunk.encoded_len() + 4);
+        push_frame(&mut buf, peer_frame::Frame::SnapshotChunk(chunk));
+        stream.write_all(&buf).await?;
+        buf.clear();
+        offset = end;
+        if last {
+            break;
+        }
+    }
+    stream.finish()?;
+    match stream.stopped().await {
+        Ok(None) => Ok(()),
+        Ok(Some(code)) => Err(TransportError::Stopped(format!("code {code}"))),
+        Err(e) => Err(TransportError::Stopped(e.to_string())),
+    }
+}
