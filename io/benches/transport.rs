@@ -51,7 +51,10 @@ fn main() {
     runtime::block_on(async {
         let config = ClientListenerConfig::new(local, identity.clone(), Some(roots.clone()));
         let listener = ClientListener::start(config, Arc::new(Echo(AtomicU64::new(1)))).unwrap();
-        let url = format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let url = format!(
+            "https://127.0.0.1:{}",
+            listener.local_addr().unwrap().port()
+        );
         let mut config = ClientConfig::new(vec![url], roots.clone());
         config.identity = Some(client_identity);
 

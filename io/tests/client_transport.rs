@@ -498,3 +498,32 @@ fn many_concurrent_streams_on_one_connection() {
         listener.shutdown().await;
     });
 }
+
+#[test]
+fn a_client_cannot_talk_to_the_peer_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = certs(dir.path());
+    runtime::block_on(async {
+        let config = qraft_io::transport::PeerTransportConfig::new(
+            localhost(),
+            certs.identity.clone(),
+            certs.roots.clone(),
+            1,
+            1,
+        );
+        let (peer, _events) = qraft_io::transport::QuicPeerTransport::start(config).unwrap();
+        let url = format!("https://127.0.0.1:{}", peer.local_addr().unwrap().port());
+        // Even with a certificate the peer CA trusts, ALPN qraft-client/1 is refused there.
+        let mut config = client_config(&certs, vec![url], true);
+        config.max_retries = 0;
+        let refused = match Client::connect(config).await {
+            Err(e) => e,
+            Ok(c) => c.put_kv("k", "v").await.unwrap_err(),
+        };
+        assert!(
+            !matches!(refused, ClientError::Status { .. }),
+            "{refused:?}"
+        );
+        peer.shutdown().await;
+    });
+}

@@ -128,6 +128,9 @@ pub(super) struct Shared {
     pub member_id: u64,
     pub server_version: String,
     pub events: mpsc::Sender<PeerEvent>,
+    /// One long-lived sender for advisory reports, so `try_send` honours the channel bound
+    /// (a fresh clone per report would always find its own guaranteed slot free).
+    reports: Mutex<mpsc::Sender<PeerEvent>>,
     pub config: PeerTransportConfig,
 }
 
@@ -142,7 +145,7 @@ impl Shared {
 
     pub fn report(&self, event: PeerEvent) {
         // Advisory: when the driver is behind, dropping an unreachable report is harmless.
-        let _ = self.events.clone().try_send(event);
+        let _ = lock(&self.reports).try_send(event);
     }
 }
 
@@ -178,6 +181,7 @@ impl QuicPeerTransport {
             cluster_id: AtomicU64::new(config.cluster_id),
             member_id: config.member_id,
             server_version: config.server_version.clone(),
+            reports: Mutex::new(events.clone()),
             events,
             config,
         });
