@@ -23,6 +23,12 @@ pub struct PendingProposal {
 pub enum ReadKind {
     Range(RangeRequest),
     Txn(TxnRequest),
+    /// A lease renewal, done only once a quorum confirmed this member still leads in `term`
+    /// (an isolated leader must not extend a lease the real leader may expire).
+    KeepAlive {
+        lease: i64,
+        term: u64,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -7,6 +7,10 @@
 //! a round is in flight wait for the next round (issued as soon as the current one returns),
 //! so a burst of reads costs one heartbeat round, not one each.
 
+use qraft_proto::etcdserverpb::{LeaseCheckpoint, LeaseCheckpointRequest};
+use qraft_proto::qraftpb::client_response::Response as Out;
+use qraft_proto::qraftpb::internal_request::Request as Propose;
+
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::raft::Storage;
@@ -17,6 +21,47 @@ use super::response::error_response;
 use super::server::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
+    /// Renews a lease once leadership in `term` was confirmed (etcd's `ensureLeadership`).
+    fn keep_alive_confirmed(
+        &mut self,
+        client: RequestId,
+        lease: i64,
+        term: u64,
+    ) -> Result<(), (Error, u64)> {
+        if !self.is_leader() || self.term != term {
+            let err = if self.leader == 0 {
+                Error::NoLeader
+            } else {
+                Error::NotLeader
+            };
+            return Err((err, self.leader));
+        }
+        let response = self
+            .state
+            .lessor
+            .keep_alive(lease, self.now_ms)
+            .map_err(|err| (err, self.leader))?;
+        if self.state.lessor.take_urgent_checkpoint(lease) {
+            // The lease had a checkpointed remainder. Answer only once "no remainder" is
+            // replicated, or a new leader could still start the renewed lease from the old,
+            // shorter remainder and expire it before the client expects.
+            let clear = LeaseCheckpointRequest {
+                checkpoints: vec![LeaseCheckpoint {
+                    id: lease,
+                    remaining_ttl: 0,
+                }],
+            };
+            return self.propose_with_reply(
+                Some(client),
+                Propose::LeaseCheckpoint(clear),
+                crate::auth::ROOT.to_string(),
+                Some(Out::LeaseKeepAlive(response)),
+            );
+        }
+        self.reply(client, Out::LeaseKeepAlive(response));
+        Ok(())
+    }
+
     /// Queues a linearizable read (permission was checked when the request arrived).
     pub(crate) fn linearizable_read(
         &mut self,
@@ -104,6 +149,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 continue;
             };
             for read in batch.reads {
+                if let ReadKind::KeepAlive { lease, term } = read.request {
+                    if let Err((err, hint)) = self.keep_alive_confirmed(read.client, lease, term) {
+                        self.respond_error(read.client, &err, hint);
+                    }
+                    continue;
+                }
                 match self.read_locally(&read.request) {
                     Ok(response) => self.reply(read.client, response),
                     Err(err) => self.outputs.push(Output::Respond {

@@ -2,8 +2,8 @@
 
 use prost::Message as _;
 use qraft_proto::etcdserverpb::{
-    AuthRoleListResponse, AuthUserListResponse, LeaseCheckpoint, LeaseCheckpointRequest,
-    LeaseTimeToLiveResponse, MemberListResponse, TxnRequest,
+    AuthRoleListResponse, AuthUserListResponse, LeaseTimeToLiveResponse, MemberListResponse,
+    TxnRequest,
 };
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -114,30 +114,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
             In::LeaseRevoke(r) => self.propose(Some(id), Propose::LeaseRevoke(r), user),
             In::LeaseKeepAlive(r) => {
                 // Deadlines live on the leader only; the shell forwards to the hinted leader.
-                let response = self
-                    .state
-                    .lessor
-                    .keep_alive(r.id, self.now_ms)
-                    .map_err(|err| self.with_leader_hint(err))?;
-                if self.state.lessor.take_urgent_checkpoint(r.id) {
-                    // The lease had a checkpointed remainder. Answer only once "no remainder"
-                    // is replicated, or a new leader could still start the renewed lease from
-                    // the old, shorter remainder and expire it before the client expects.
-                    let clear = LeaseCheckpointRequest {
-                        checkpoints: vec![LeaseCheckpoint {
-                            id: r.id,
-                            remaining_ttl: 0,
-                        }],
-                    };
-                    return self.propose_with_reply(
-                        Some(id),
-                        Propose::LeaseCheckpoint(clear),
-                        crate::auth::ROOT.to_string(),
-                        Some(Out::LeaseKeepAlive(response)),
-                    );
+                if !self.is_leader() {
+                    return Err(self.with_leader_hint(Error::NotLeader));
                 }
-                self.reply(id, Out::LeaseKeepAlive(response));
-                Ok(())
+                let term = self.term;
+                self.linearizable_read(id, ReadKind::KeepAlive { lease: r.id, term })
             }
             In::LeaseTimeToLive(r) => {
                 if !self.is_leader() {
@@ -271,6 +252,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         Ok(match read {
             ReadKind::Range(r) => Out::Range(self.state.mvcc.range(&txn, r)?),
             ReadKind::Txn(r) => Out::Txn(self.state.mvcc.txn_read_only(&txn, r)?),
+            ReadKind::KeepAlive { .. } => return Err(Error::NotCapable),
         })
     }
 }

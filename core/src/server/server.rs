@@ -13,7 +13,9 @@ use rand::rngs::SmallRng;
 
 use crate::backend::{Backend, Table, WriteTxn, meta};
 use crate::error::{Error, Result};
-use crate::raft::{ConfChangeProposal, Config as RaftConfig, RawNode, StateRole, Storage};
+use crate::raft::{
+    ConfChangeProposal, Config as RaftConfig, RawNode, SnapshotStatus, StateRole, Storage,
+};
 
 use super::apply::{ApplyContext, set_header};
 use super::config::ServerConfig;
@@ -177,6 +179,24 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// member on start, or an operator moving leadership in tests).
     pub fn campaign(&mut self) {
         self.node.campaign();
+    }
+
+    /// The shell could not deliver a message to `peer` (connection down): the leader stops
+    /// pipelining to it and probes instead.
+    pub fn report_unreachable(&mut self, peer: u64) {
+        self.node.report_unreachable(peer);
+    }
+
+    /// Outcome of sending a snapshot (`MsgSnap`) to `peer`. The shell must report every
+    /// snapshot it sent, `delivered = false` when the transfer failed: until then the leader
+    /// sends that follower nothing else.
+    pub fn report_snapshot(&mut self, peer: u64, delivered: bool) {
+        let status = if delivered {
+            SnapshotStatus::Finish
+        } else {
+            SnapshotStatus::Failure
+        };
+        self.node.report_snapshot(peer, status);
     }
 
     /// A raft message from a peer.

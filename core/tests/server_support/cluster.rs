@@ -212,11 +212,23 @@ impl Cluster {
                     self.read_index_messages += 1;
                 }
                 let (from, to) = (message.from, message.to);
-                if !self.connected(from, to) {
-                    continue;
-                }
-                if let Some(server) = self.members.get_mut(&to).and_then(|m| m.server.as_mut()) {
-                    server.step(message);
+                let is_snapshot = message.r#type() == MessageType::MsgSnap;
+                let delivered = self.connected(from, to)
+                    && match self.members.get_mut(&to).and_then(|m| m.server.as_mut()) {
+                        Some(server) => {
+                            server.step(message);
+                            true
+                        }
+                        None => false,
+                    };
+                // As a transport does: report every snapshot transfer, and unreachable peers.
+                if let Some(sender) = self.members.get_mut(&from).and_then(|m| m.server.as_mut()) {
+                    if is_snapshot {
+                        sender.report_snapshot(to, delivered);
+                    }
+                    if !delivered {
+                        sender.report_unreachable(to);
+                    }
                 }
             }
             if !moved {
