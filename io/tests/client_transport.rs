@@ -41,7 +41,7 @@ fn ok(response: Response) -> ClientResponse {
 }
 
 impl RequestHandler for Scripted {
-    async fn handle(&self, _ctx: ClientContext, req: ClientRequest) -> ClientResponse {
+    async fn handle(&self, ctx: ClientContext, req: ClientRequest) -> ClientResponse {
         match req.request {
             Some(Request::Put(_)) if self.follower => {
                 error_response_with_hint(Code::FailedPrecondition, MSG_NOT_LEADER, 1)
@@ -63,7 +63,11 @@ impl RequestHandler for Scripted {
             Some(Request::Range(r)) => ok(Response::Range(RangeResponse {
                 kvs: vec![KeyValue {
                     key: r.key,
-                    value: req.token.into_bytes().into(),
+                    // Who is asking: the token, else the client certificate's common name.
+                    value: match req.token.is_empty() {
+                        false => req.token.into_bytes().into(),
+                        true => ctx.common_name().unwrap_or_default().into_bytes().into(),
+                    },
                     ..Default::default()
                 }],
                 count: 1,

@@ -5,10 +5,12 @@
 //! protocol so a client can never talk to the peer port by accident (and vice versa).
 
 mod auto;
+mod common_name;
 mod config;
 mod pem;
 
 pub use auto::{AutoTls, AutoTlsPaths, ensure_auto_tls};
+pub use common_name::common_name;
 pub use config::{
     client_dial_config, client_listener_config, crypto_provider, peer_client_config,
     peer_server_config,

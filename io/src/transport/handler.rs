@@ -20,6 +20,15 @@ pub struct ClientContext {
     pub peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
 }
 
+impl ClientContext {
+    /// The common name of the verified client certificate (etcd's user name for
+    /// certificate-authenticated requests without a token).
+    pub fn common_name(&self) -> Option<String> {
+        let leaf = self.peer_certificates.as_ref()?.first()?;
+        crate::tls::common_name(leaf)
+    }
+}
+
 /// Requests that keep their stream open: watch and lease keep-alive take several requests and
 /// answer each with one or more responses; snapshot answers one request with many chunks.
 pub fn is_streaming(req: &ClientRequest) -> bool {
