@@ -1,6 +1,7 @@
 //! qraft-io: the IO shell that drives qraft-core with real disks, sockets and clocks.
 
 pub mod client;
+pub mod driver;
 pub mod metrics;
 pub mod runtime;
 pub mod status;

@@ -1,7 +1,10 @@
 //! qraft-server: flags, wiring, HTTP endpoints, the CLI and the benchmark tool.
 
 pub mod config;
+pub mod ctl;
 pub mod grpc;
+pub mod health;
 pub mod http;
 pub mod logging;
+pub mod member;
 pub mod shutdown;

@@ -1,5 +1,6 @@
 //! Shared helpers for qraft's cross-crate tests.
 
+pub mod cluster;
 pub mod etcd;
 pub mod etcd_cluster;
 pub mod etcd_json;

@@ -30,6 +30,7 @@ mod request;
 mod response;
 #[allow(clippy::module_inception)]
 mod server;
+mod shell;
 mod snapshot;
 mod state;
 

@@ -26,6 +26,5 @@ fn main() -> anyhow::Result<()> {
         cluster_id = format_args!("{:x}", config.cluster_id()),
         "starting qraft"
     );
-    let _ = shutdown;
-    anyhow::bail!("the qraft member (driver) is not wired yet")
+    qraft_server::member::run(config, shutdown)
 }

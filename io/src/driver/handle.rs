@@ -1,0 +1,131 @@
+//! [`DriverHandle`]: how client tasks talk to the loop. Cheap to clone; every call is a command
+//! on a bounded queue (back-pressure) answered through a oneshot channel.
+
+use futures::SinkExt;
+use futures::channel::{mpsc, oneshot};
+use qraft_core::watch::StreamId;
+use qraft_proto::etcdserverpb::{WatchRequest, WatchResponse};
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
+
+use super::info::{NodeInfo, SharedInfo};
+use crate::status::{Code, error_response};
+use crate::storage::LmdbStorage;
+
+/// etcd's message when the member is going away.
+pub const MSG_STOPPED: &str = "etcdserver: server stopped";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    #[error("storage: {0}")]
+    Storage(#[from] crate::storage::StorageError),
+    #[error("state machine: {0}")]
+    Core(#[from] qraft_core::error::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] crate::transport::TransportError),
+    #[error("the member has stopped")]
+    Stopped,
+}
+
+// Requests dominate the queue; boxing them would cost an allocation each for nothing.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Command {
+    Request {
+        request: ClientRequest,
+        reply: oneshot::Sender<ClientResponse>,
+    },
+    WatchOpen {
+        responses: mpsc::UnboundedSender<Vec<WatchResponse>>,
+        reply: oneshot::Sender<StreamId>,
+    },
+    Watch {
+        stream: StreamId,
+        request: WatchRequest,
+    },
+    WatchClose {
+        stream: StreamId,
+    },
+    /// Leadership transfer (`move-leader`); answered once started.
+    TransferLeader {
+        to: u64,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Shutdown,
+}
+
+#[derive(Clone)]
+pub struct DriverHandle {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) info: SharedInfo,
+    pub(crate) storage: LmdbStorage,
+}
+
+impl DriverHandle {
+    /// Sends one client request through the state machine and waits for its answer (which,
+    /// for writes, comes only after the entry is durable and applied).
+    pub async fn request(&self, request: ClientRequest) -> ClientResponse {
+        let (reply, answer) = oneshot::channel();
+        if self
+            .send(Command::Request { request, reply })
+            .await
+            .is_err()
+        {
+            return stopped();
+        }
+        answer.await.unwrap_or_else(|_| stopped())
+    }
+
+    /// A snapshot of what the loop last published about the member.
+    pub fn info(&self) -> NodeInfo {
+        self.info.get()
+    }
+
+    /// The member's storage, for read-only work outside the loop (status sizes, snapshots).
+    pub fn storage(&self) -> &LmdbStorage {
+        &self.storage
+    }
+
+    pub async fn transfer_leader(&self, to: u64) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::TransferLeader { to, reply })
+            .await
+            .map_err(|_| MSG_STOPPED.to_string())?;
+        answer.await.map_err(|_| MSG_STOPPED.to_string())?
+    }
+
+    /// Opens a watch stream; its responses arrive on the returned receiver in order.
+    pub(crate) async fn open_watch(
+        &self,
+    ) -> Result<(StreamId, mpsc::UnboundedReceiver<Vec<WatchResponse>>), DriverError> {
+        let (responses, rx) = mpsc::unbounded();
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::WatchOpen { responses, reply })
+            .await
+            .map_err(|_| DriverError::Stopped)?;
+        let stream = answer.await.map_err(|_| DriverError::Stopped)?;
+        Ok((stream, rx))
+    }
+
+    pub(crate) async fn watch(&self, stream: StreamId, request: WatchRequest) -> bool {
+        self.send(Command::Watch { stream, request }).await.is_ok()
+    }
+
+    pub(crate) fn close_watch(&self, stream: StreamId) {
+        let _ = self
+            .commands
+            .clone()
+            .try_send(Command::WatchClose { stream });
+    }
+
+    /// Asks the loop to stop after the current turn.
+    pub async fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown).await;
+    }
+
+    async fn send(&self, command: Command) -> Result<(), mpsc::SendError> {
+        self.commands.clone().send(command).await
+    }
+}
+
+pub(crate) fn stopped() -> ClientResponse {
+    error_response(Code::Unavailable, MSG_STOPPED)
+}

@@ -1,0 +1,147 @@
+//! The client listener's [`RequestHandler`] on top of the driver: unary requests go through
+//! the loop (or, for `Status` and `MoveLeader`, are answered from the member's own view);
+//! watch, lease keep-alive and snapshot streams are served here.
+
+use std::future::Future;
+
+use qraft_proto::etcdserverpb::{MoveLeaderResponse, SnapshotResponse};
+use qraft_proto::qraftpb::client_request::Request as In;
+use qraft_proto::qraftpb::client_response::Response as Out;
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
+
+use super::handle::DriverHandle;
+use super::{status, watch};
+use crate::status::{Code, error_response};
+use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
+
+/// Bytes of key space per snapshot chunk sent to `qraftctl snapshot save`.
+const SNAPSHOT_CHUNK: usize = 256 * 1024;
+
+impl RequestHandler for DriverHandle {
+    fn handle(
+        &self,
+        _ctx: ClientContext,
+        req: ClientRequest,
+    ) -> impl Future<Output = ClientResponse> + Send {
+        let handle = self.clone();
+        async move {
+            match &req.request {
+                Some(In::Status(_)) => status::status(&handle),
+                Some(In::MoveLeader(r)) => move_leader(&handle, r.target_id).await,
+                _ => handle.request(req).await,
+            }
+        }
+    }
+
+    fn stream(
+        &self,
+        _ctx: ClientContext,
+        first: ClientRequest,
+        requests: RequestStream,
+        responses: ResponseSink,
+    ) -> impl Future<Output = ()> + Send {
+        let handle = self.clone();
+        async move {
+            match first.request {
+                Some(In::Watch(w)) => watch::serve(handle, w, requests, responses).await,
+                Some(In::LeaseKeepAlive(_)) => keep_alive(handle, first, requests, responses).await,
+                Some(In::Snapshot(_)) => snapshot(handle, responses).await,
+                _ => {
+                    let mut responses = responses;
+                    let reply = error_response(Code::Unimplemented, "qraft: not a streaming call");
+                    let _ = responses.send(&reply).await;
+                }
+            }
+        }
+    }
+}
+
+async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
+    let info = handle.info();
+    if info.leader != info.member_id {
+        return error_response(Code::FailedPrecondition, "etcdserver: not leader");
+    }
+    match handle.transfer_leader(target).await {
+        Ok(()) => ClientResponse {
+            response: Some(Out::MoveLeader(MoveLeaderResponse {
+                header: Some(status::header(&info)),
+            })),
+        },
+        Err(message) => error_response(Code::FailedPrecondition, message),
+    }
+}
+
+/// Each keep-alive request is answered in order on the same stream, as etcd's LeaseKeepAlive.
+async fn keep_alive(
+    handle: DriverHandle,
+    first: ClientRequest,
+    mut requests: RequestStream,
+    mut responses: ResponseSink,
+) {
+    let mut next = Some(first);
+    while let Some(request) = next.take() {
+        let reply = handle.request(request).await;
+        if responses.send(&reply).await.is_err() {
+            return;
+        }
+        next = match requests.next().await {
+            Some(Ok(req)) if matches!(req.request, Some(In::LeaseKeepAlive(_))) => Some(req),
+            Some(Ok(_)) => {
+                let reply = error_response(
+                    Code::InvalidArgument,
+                    "qraft: only keep-alive requests on a keep-alive stream",
+                );
+                let _ = responses.send(&reply).await;
+                None
+            }
+            _ => None,
+        };
+    }
+    responses.finish();
+}
+
+/// Streams the key space as etcd's Snapshot does: chunks of the member's consistent state.
+async fn snapshot(handle: DriverHandle, mut responses: ResponseSink) {
+    let info = handle.info();
+    let mut exporter = match handle.storage().export_snapshot() {
+        Ok(e) => e,
+        Err(err) => {
+            let _ = responses
+                .send(&error_response(Code::Internal, err.to_string()))
+                .await;
+            return;
+        }
+    };
+    let header = status::header(&info);
+    let mut pending: Option<Vec<u8>> = None;
+    loop {
+        let next = match exporter.next_chunk(SNAPSHOT_CHUNK) {
+            Ok(next) => next,
+            Err(err) => {
+                let _ = responses
+                    .send(&error_response(Code::Internal, err.to_string()))
+                    .await;
+                return;
+            }
+        };
+        if let Some(blob) = pending.take() {
+            let last = next.is_none();
+            let resp = ClientResponse {
+                response: Some(Out::Snapshot(SnapshotResponse {
+                    header: Some(header),
+                    remaining_bytes: if last { 0 } else { 1 },
+                    blob: blob.into(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                })),
+            };
+            if responses.send(&resp).await.is_err() {
+                return;
+            }
+        }
+        match next {
+            Some(chunk) => pending = Some(chunk),
+            None => break,
+        }
+    }
+    responses.finish();
+}

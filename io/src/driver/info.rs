@@ -1,0 +1,43 @@
+//! What the rest of the process (health endpoints, status requests, logs) may know about the
+//! member without going through the loop: a small record the loop refreshes every turn.
+
+use std::sync::{Arc, RwLock};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    pub member_id: u64,
+    pub cluster_id: u64,
+    /// 0 when no leader is known.
+    pub leader: u64,
+    pub term: u64,
+    pub applied_index: u64,
+    pub committed_index: u64,
+    pub revision: i64,
+    pub compact_revision: i64,
+    pub is_learner: bool,
+    pub leader_changes: u64,
+    /// The loop stopped (shutdown or a fatal storage error); the member serves nothing.
+    pub stopped: bool,
+    /// Why the loop stopped, when it was an error.
+    pub fatal_error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct SharedInfo(Arc<RwLock<NodeInfo>>);
+
+impl SharedInfo {
+    pub fn get(&self) -> NodeInfo {
+        self.0
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub fn update(&self, f: impl FnOnce(&mut NodeInfo)) {
+        let mut guard = self
+            .0
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&mut guard);
+    }
+}

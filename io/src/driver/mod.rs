@@ -1,0 +1,29 @@
+//! The driver: one async task that owns a member's core state machine
+//! ([`qraft_core::server::Server`]) and carries out everything it asks for.
+//!
+//! Inputs are gathered from three places — raft messages from the peer transport, client
+//! commands from [`DriverHandle`]s, and the tick timer — and every input that is available in
+//! one loop turn is fed to the core before any output is carried out. That is the **group
+//! commit**: whatever a turn gathered becomes one raft append and one LMDB write transaction
+//! (one fsync), the committed entries of the turn are applied in one backend transaction, and
+//! only then are responses released. See [`run`] for the exact order, which follows the rules
+//! documented on `RaftWork`/`Ready` (messages that acknowledge persisted state go out only
+//! after the fsync).
+//!
+//! The driver is runtime-agnostic apart from [`crate::runtime`] (spawn, sleep).
+
+mod bootstrap;
+mod config;
+mod handle;
+mod handler;
+mod info;
+mod persist;
+mod run;
+mod status;
+mod watch;
+
+pub use bootstrap::{InitialMember, bootstrap_if_new};
+pub use config::DriverConfig;
+pub use handle::{DriverError, DriverHandle};
+pub use info::NodeInfo;
+pub use run::{Driver, start};

@@ -1,0 +1,394 @@
+//! The loop itself. One turn:
+//!
+//! 1. wait for any input (peer event, command, or the next tick);
+//! 2. drain every other input already queued — all of it reaches the core before step 3, so
+//!    the turn's proposals become one raft append (group commit);
+//! 3. while the core has raft work: send its `messages` (with snapshot data attached), persist
+//!    snapshot + entries + hard state in one LMDB transaction (one fsync), send the
+//!    `persisted_messages` (acknowledgements — only now that they are durable), then
+//!    `advance`, which applies the committed entries in one backend transaction;
+//! 4. deliver outputs: responses (all of them produced after the commits of step 3), watch
+//!    events to the watch hub, configuration changes to the transport;
+//! 5. catch up slow watchers a bounded step, push watch responses to their streams, publish
+//!    [`NodeInfo`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use futures::channel::{mpsc, oneshot};
+use futures::{FutureExt, StreamExt};
+use qraft_core::backend::Backend;
+use qraft_core::server::{Output, RequestId, Server};
+use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
+use qraft_proto::etcdserverpb::WatchResponse;
+use qraft_proto::qraftpb::ClientResponse;
+
+use super::config::DriverConfig;
+use super::handle::{Command, DriverError, DriverHandle};
+use super::info::SharedInfo;
+use super::persist;
+use crate::runtime::{self, Task};
+use crate::storage::LmdbStorage;
+use crate::transport::{PeerAddr, PeerEvent, PeerTransport};
+
+/// The running loop: its handle and its task (which ends with the loop's result).
+pub struct Driver {
+    pub handle: DriverHandle,
+    pub task: Task<Result<(), DriverError>>,
+}
+
+type Core = Server<LmdbStorage, LmdbStorage>;
+
+/// Opens the core over `storage` and starts the loop. `initial_peers` are the other members'
+/// peer URLs known from the flags (a joining member needs them before it has a configuration).
+pub fn start(
+    config: DriverConfig,
+    storage: LmdbStorage,
+    transport: Arc<dyn PeerTransport>,
+    peer_events: mpsc::Receiver<PeerEvent>,
+    initial_peers: Vec<(u64, String)>,
+) -> Result<Driver, DriverError> {
+    let clock = Clock::new();
+    let server = Server::new(
+        config.server.clone(),
+        storage.clone(),
+        storage.clone(),
+        clock.now_ms(),
+    )?;
+    let (commands, command_rx) = mpsc::channel(config.command_queue);
+    let info = SharedInfo::default();
+    let handle = DriverHandle {
+        commands,
+        info: info.clone(),
+        storage: storage.clone(),
+    };
+    let state = Loop {
+        hub: WatchHub::new(WatchConfig {
+            progress_interval_ticks: (600_000 / config.server.tick_ms.max(1)).max(1),
+            ..WatchConfig::default()
+        }),
+        config,
+        server,
+        storage,
+        transport,
+        clock,
+        info,
+        waiting: HashMap::new(),
+        next_request: 1,
+        watch_streams: HashMap::new(),
+        peers: HashMap::new(),
+        leader_changes: 0,
+        last_leader: 0,
+    };
+    let task = runtime::spawn(state.run(command_rx, peer_events, initial_peers));
+    Ok(Driver { handle, task })
+}
+
+/// Milliseconds for the core: wall-clock based at start (proposal IDs stay unique across
+/// restarts), monotonic afterwards (a clock step never expires leases early).
+struct Clock {
+    start: Instant,
+    start_ms: u64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        let start_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        Self {
+            start: Instant::now(),
+            start_ms,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.start_ms + self.start.elapsed().as_millis() as u64
+    }
+}
+
+struct Loop {
+    config: DriverConfig,
+    server: Core,
+    storage: LmdbStorage,
+    transport: Arc<dyn PeerTransport>,
+    clock: Clock,
+    info: SharedInfo,
+    waiting: HashMap<RequestId, oneshot::Sender<ClientResponse>>,
+    next_request: RequestId,
+    hub: WatchHub,
+    watch_streams: HashMap<StreamId, mpsc::UnboundedSender<Vec<WatchResponse>>>,
+    /// Peer URL registered with the transport, per member.
+    peers: HashMap<u64, String>,
+    leader_changes: u64,
+    last_leader: u64,
+}
+
+impl Loop {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut peer_events: mpsc::Receiver<PeerEvent>,
+        initial_peers: Vec<(u64, String)>,
+    ) -> Result<(), DriverError> {
+        for (id, url) in initial_peers {
+            self.add_peer(id, url).await;
+        }
+        self.reconcile_peers().await;
+        if self.is_sole_voter() {
+            // A one-member cluster need not wait an election timeout to lead.
+            self.server.campaign();
+        }
+        let result = self.turns(&mut commands, &mut peer_events).await;
+        if let Err(err) = &result {
+            tracing::error!(%err, "member loop stopped on a fatal error");
+        }
+        let fatal = result.as_ref().err().map(ToString::to_string);
+        self.info.update(|i| {
+            i.stopped = true;
+            i.fatal_error = fatal;
+        });
+        for (_, reply) in self.waiting.drain() {
+            let _ = reply.send(super::handle::stopped());
+        }
+        result
+    }
+
+    async fn turns(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        peer_events: &mut mpsc::Receiver<PeerEvent>,
+    ) -> Result<(), DriverError> {
+        let tick = self.config.tick;
+        let mut next_tick = Instant::now() + tick;
+        loop {
+            let wait = next_tick.saturating_duration_since(Instant::now());
+            let mut sleep = Box::pin(runtime::sleep(wait).fuse());
+            let mut stop = false;
+            futures::select! {
+                _ = sleep => {}
+                event = peer_events.next() => if let Some(event) = event { self.on_peer(event) },
+                command = commands.next() => match command {
+                    Some(command) => stop |= self.on_command(command),
+                    None => stop = true,
+                },
+            }
+            while let Ok(event) = peer_events.try_recv() {
+                self.on_peer(event);
+            }
+            while let Ok(command) = commands.try_recv() {
+                stop |= self.on_command(command);
+            }
+            let now = Instant::now();
+            if now >= next_tick {
+                self.server.tick(self.clock.now_ms());
+                self.hub.tick(&self.server.state().mvcc);
+                next_tick += tick;
+                if next_tick < now {
+                    // The loop fell behind (a long fsync, a stall): skip the missed ticks
+                    // instead of firing a burst that would expire elections at once.
+                    next_tick = now + tick;
+                }
+            }
+            self.process().await?;
+            if stop {
+                return Ok(());
+            }
+        }
+    }
+
+    fn on_peer(&mut self, event: PeerEvent) {
+        match event {
+            PeerEvent::Message(message) => self.server.step(message),
+            PeerEvent::Unreachable { to } => self.server.report_unreachable(to),
+            PeerEvent::SnapshotStatus { to, ok } => self.server.report_snapshot(to, ok),
+        }
+    }
+
+    /// Returns true when the loop should stop.
+    fn on_command(&mut self, command: Command) -> bool {
+        match command {
+            Command::Request { request, reply } => {
+                let id = self.next_request;
+                self.next_request += 1;
+                self.waiting.insert(id, reply);
+                self.server.request(id, request);
+            }
+            Command::WatchOpen { responses, reply } => {
+                let stream = self.hub.open_stream();
+                self.watch_streams.insert(stream, responses);
+                let _ = reply.send(stream);
+            }
+            Command::Watch { stream, request } => {
+                self.hub.request(stream, request, &self.server.state().mvcc);
+            }
+            Command::WatchClose { stream } => {
+                self.hub.close_stream(stream);
+                self.watch_streams.remove(&stream);
+            }
+            Command::TransferLeader { to, reply } => {
+                let _ = reply.send(self.server.transfer_leader(to));
+            }
+            Command::Shutdown => return true,
+        }
+        false
+    }
+
+    async fn process(&mut self) -> Result<(), DriverError> {
+        let mut conf_changed = false;
+        while let Some(work) = self.server.ready() {
+            self.transport.send(work.messages.clone());
+            persist::persist(&self.storage, &work)?;
+            self.transport.send(work.persisted_messages);
+            self.server.advance()?;
+            conf_changed |= self.deliver_outputs()?;
+        }
+        conf_changed |= self.deliver_outputs()?;
+        if conf_changed {
+            self.reconcile_peers().await;
+        }
+        self.sync_watchers()?;
+        self.publish_info();
+        Ok(())
+    }
+
+    /// Returns whether the configuration changed.
+    fn deliver_outputs(&mut self) -> Result<bool, DriverError> {
+        let mut conf_changed = false;
+        for output in self.server.take_outputs() {
+            match output {
+                Output::Respond { id, response } => {
+                    if let Some(reply) = self.waiting.remove(&id) {
+                        let _ = reply.send(response);
+                    }
+                }
+                Output::Events { events, .. } => self.hub.notify(&events),
+                Output::ConfState(conf_state) => {
+                    self.storage
+                        .write(|batch| batch.set_conf_state(&conf_state))?;
+                    conf_changed = true;
+                }
+                Output::Snapshot {
+                    index,
+                    conf_state,
+                    compact_to,
+                    ..
+                } => persist::store_snapshot(&self.storage, index, &conf_state, compact_to)?,
+                Output::SnapshotInstalled { index, revision } => {
+                    tracing::info!(index, revision, "installed the leader's snapshot");
+                    self.hub.resync();
+                }
+                Output::LeaderChanged { leader, term } => {
+                    if leader != self.last_leader {
+                        self.last_leader = leader;
+                        if leader != 0 {
+                            self.leader_changes += 1;
+                        }
+                        tracing::info!(leader = format_args!("{leader:x}"), term, "leader changed");
+                    }
+                }
+            }
+        }
+        Ok(conf_changed)
+    }
+
+    fn sync_watchers(&mut self) -> Result<(), DriverError> {
+        if self.hub.unsynced_watchers() > 0 {
+            let txn = self
+                .storage
+                .read_txn()
+                .map_err(qraft_core::error::Error::from)?;
+            self.hub.sync(&self.server.state().mvcc, &txn)?;
+        }
+        for stream in self.hub.streams_with_responses() {
+            let responses = self.hub.take_responses(stream);
+            let gone = match self.watch_streams.get(&stream) {
+                Some(sink) => sink.unbounded_send(responses).is_err(),
+                None => true,
+            };
+            if gone {
+                self.hub.close_stream(stream);
+                self.watch_streams.remove(&stream);
+            }
+        }
+        Ok(())
+    }
+
+    fn publish_info(&self) {
+        let state = self.server.state();
+        let me = self.server.member_id();
+        let is_learner = state
+            .members
+            .get(&me)
+            .and_then(|m| m.raft_attrs.as_ref())
+            .is_some_and(|a| a.is_learner);
+        let leader_changes = self.leader_changes;
+        self.info.update(|i| {
+            i.member_id = me;
+            i.cluster_id = self.config.server.cluster_id;
+            i.leader = self.server.leader();
+            i.term = self.server.term();
+            i.applied_index = self.server.applied_index();
+            i.committed_index = self.server.committed_index();
+            i.revision = state.mvcc.current_revision();
+            i.compact_revision = state.mvcc.compact_revision();
+            i.is_learner = is_learner;
+            i.leader_changes = leader_changes;
+        });
+    }
+
+    fn is_sole_voter(&self) -> bool {
+        let conf = self.storage.raft_state().conf_state;
+        conf.voters == [self.server.member_id()] && conf.learners.is_empty()
+    }
+
+    /// Registers every member of the current configuration with the transport and forgets
+    /// removed ones.
+    async fn reconcile_peers(&mut self) {
+        let me = self.server.member_id();
+        let wanted: Vec<(u64, String)> = self
+            .server
+            .state()
+            .members
+            .values()
+            .filter(|m| m.id != me)
+            .filter_map(|m| {
+                let url = m.raft_attrs.as_ref()?.peer_urls.first()?.clone();
+                Some((m.id, url))
+            })
+            .collect();
+        // Before the first configuration arrives (a joining member), keep the flag-given peers.
+        let removed: Vec<u64> = if self.server.state().members.is_empty() {
+            Vec::new()
+        } else {
+            self.peers
+                .keys()
+                .filter(|id| !wanted.iter().any(|(w, _)| w == *id))
+                .copied()
+                .collect()
+        };
+        for id in removed {
+            self.transport.remove_peer(id);
+            self.peers.remove(&id);
+        }
+        for (id, url) in wanted {
+            if self.peers.get(&id) != Some(&url) {
+                self.add_peer(id, url).await;
+            }
+        }
+    }
+
+    async fn add_peer(&mut self, id: u64, url: String) {
+        match PeerAddr::from_url(&url).await {
+            Ok(addr) => {
+                self.transport.add_peer(id, addr);
+                self.peers.insert(id, url);
+            }
+            Err(err) => {
+                tracing::warn!(member = format_args!("{id:x}"), %url, %err, "cannot resolve peer")
+            }
+        }
+    }
+}

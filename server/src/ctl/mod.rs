@@ -1,0 +1,135 @@
+//! `qraftctl`: etcdctl's commands, flags and output formats where they apply to qraft.
+//!
+//! Global flags: `--endpoints --cacert --cert --key --dial-timeout --command-timeout -w`.
+//! The defaults talk to the README's server (`cargo run --bin qraft`): endpoint
+//! `https://127.0.0.1:2379`, CA `./default.qraft/fixtures/client/ca.crt`.
+
+mod args;
+mod kv;
+mod lease;
+mod maintenance;
+mod member;
+mod output;
+mod txn;
+mod watch;
+
+pub use args::{Cli, Command};
+pub use output::{Format, Printer};
+
+use std::time::Duration;
+
+use anyhow::Context;
+use qraft_io::client::{Client, ClientConfig};
+
+/// The CA qraft's auto-TLS writes for a member named `default` started in the current directory.
+pub const DEFAULT_CACERT: &str = "default.qraft/fixtures/client/ca.crt";
+
+/// Runs one qraftctl invocation; the error is printed by `main` as etcdctl does (`Error: ...`).
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let printer = Printer::new(cli.write_out, cli.hex);
+    let client = connect(&cli).await?;
+    let result = dispatch(&client, &cli, &printer).await;
+    client.close();
+    result
+}
+
+async fn dispatch(client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Put(a) => kv::put(client, a, p).await,
+        Command::Get(a) => kv::get(client, a, p).await,
+        Command::Del(a) => kv::del(client, a, p).await,
+        Command::Txn(a) => txn::run(client, a, p).await,
+        Command::Compaction(a) => kv::compaction(client, a, p).await,
+        Command::Watch(a) => watch::run(client, a, p).await,
+        Command::Lease(a) => lease::run(client, a, p).await,
+        Command::Member(a) => member::run(client, a, p).await,
+        Command::Endpoint(a) => maintenance::endpoint(client, cli, a, p).await,
+        Command::Snapshot(a) => maintenance::snapshot(client, a, p).await,
+        Command::Defrag => maintenance::defrag(client, cli, p).await,
+        Command::MoveLeader(a) => maintenance::move_leader(client, a, p).await,
+    }
+}
+
+/// `host:port` is accepted for etcdctl compatibility and means `https://host:port`.
+pub fn normalize_endpoint(e: &str) -> String {
+    if e.contains("://") {
+        e.replacen("http://", "https://", 1)
+    } else {
+        format!("https://{e}")
+    }
+}
+
+pub fn endpoints(cli: &Cli) -> Vec<String> {
+    cli.endpoints
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(normalize_endpoint)
+        .collect()
+}
+
+async fn connect(cli: &Cli) -> anyhow::Result<Client> {
+    connect_to(cli, endpoints(cli)).await
+}
+
+/// A client for `endpoints` with the TLS material and timeouts of the command line.
+pub async fn connect_to(cli: &Cli, endpoints: Vec<String>) -> anyhow::Result<Client> {
+    let cacert = cli.cacert.clone().unwrap_or_else(|| DEFAULT_CACERT.into());
+    let cert_key = match (&cli.cert, &cli.key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        (None, None) => None,
+        _ => anyhow::bail!("--cert and --key must be given together"),
+    };
+    let mut config = ClientConfig::from_files(endpoints, &cacert, cert_key)
+        .with_context(|| format!("loading TLS material (--cacert {})", cacert.display()))?;
+    config.dial_timeout = parse_duration(&cli.dial_timeout)?;
+    config.request_timeout = parse_duration(&cli.command_timeout)?;
+    Ok(Client::connect(config).await?)
+}
+
+/// Go-style durations as etcdctl takes them: `2s`, `500ms`, `1m`, `1.5s`.
+pub fn parse_duration(s: &str) -> anyhow::Result<Duration> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid duration {s:?}"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        "us" | "µs" => n / 1e6,
+        _ => anyhow::bail!("invalid duration unit in {s:?}"),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        anyhow::bail!("invalid duration {s:?}");
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("2s").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("fast").is_err());
+        assert!(parse_duration("1y").is_err());
+    }
+
+    #[test]
+    fn endpoints_default_to_https() {
+        assert_eq!(
+            normalize_endpoint("127.0.0.1:2379"),
+            "https://127.0.0.1:2379"
+        );
+        assert_eq!(normalize_endpoint("http://h:1"), "https://h:1");
+    }
+}

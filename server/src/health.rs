@@ -1,0 +1,84 @@
+//! The HTTP endpoints' view of the member ([`HealthSource`]) on top of the driver.
+
+use std::time::Duration;
+
+use qraft_core::version::{DowngradeInfo, Version, VersionReport};
+use qraft_io::driver::DriverHandle;
+use qraft_io::runtime;
+use qraft_proto::etcdserverpb::{AlarmType, RangeRequest};
+use qraft_proto::qraftpb::ClientRequest;
+use qraft_proto::qraftpb::client_request::Request as In;
+use qraft_proto::qraftpb::client_response::Response as Out;
+
+use crate::http::HealthSource;
+
+/// etcd's health checks give a read this long.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The member as `/livez`, `/readyz`, `/health` and `/version` see it.
+pub struct MemberHealth {
+    pub handle: DriverHandle,
+    pub server_version: Version,
+}
+
+impl MemberHealth {
+    async fn read(&self, serializable: bool) -> Result<(), String> {
+        let request = ClientRequest {
+            request: Some(In::Range(RangeRequest {
+                key: b"health".to_vec().into(),
+                serializable,
+                keys_only: true,
+                limit: 1,
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        match runtime::timeout(CHECK_TIMEOUT, self.handle.request(request)).await {
+            Err(_) => Err("etcdserver: request timed out".to_string()),
+            Ok(resp) => match resp.response {
+                Some(Out::Error(e)) => Err(e.message),
+                Some(_) => Ok(()),
+                None => Err("empty response".to_string()),
+            },
+        }
+    }
+}
+
+impl HealthSource for MemberHealth {
+    fn serializable_read(&self) -> impl Future<Output = Result<(), String>> + Send {
+        self.read(true)
+    }
+
+    fn linearizable_read(&self) -> impl Future<Output = Result<(), String>> + Send {
+        self.read(false)
+    }
+
+    fn is_learner(&self) -> bool {
+        self.handle.info().is_learner
+    }
+
+    fn has_leader(&self) -> bool {
+        self.handle.info().leader != 0
+    }
+
+    fn alarms(&self) -> Vec<AlarmType> {
+        // Alarms are not replicated by the state machine yet.
+        Vec::new()
+    }
+
+    fn versions(&self) -> VersionReport {
+        let storage = self
+            .handle
+            .storage()
+            .storage_version()
+            .ok()
+            .flatten()
+            .and_then(|v| Version::parse(&v).ok());
+        VersionReport {
+            server: self.server_version,
+            cluster: Some(self.server_version.minor_only()),
+            storage,
+            downgrade: DowngradeInfo::default(),
+        }
+    }
+}

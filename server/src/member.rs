@@ -1,0 +1,206 @@
+//! Wiring of one member: TLS material, storage, the peer transport, the driver loop and the
+//! client listener, then waiting for SIGINT/SIGTERM and stopping them in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use qraft_core::server::ServerConfig;
+use qraft_io::driver::{self, DriverConfig, InitialMember, bootstrap_if_new};
+use qraft_io::runtime;
+use qraft_io::storage::{LmdbStorage, StorageConfig};
+use qraft_io::tls::{Identity, ensure_auto_tls, roots_from_pem_file};
+use qraft_io::transport::{
+    ClientListener, ClientListenerConfig, PeerTransportConfig, QuicPeerTransport,
+};
+use rustls::RootCertStore;
+
+use qraft_core::version::Version;
+use qraft_io::metrics::Metrics;
+
+use crate::config::{ClusterState, Config, TlsSettings, TlsSource, Url, member_id};
+use crate::health::MemberHealth;
+use crate::http::HttpServer;
+use crate::shutdown::ShutdownSignal;
+
+/// Runs the member until a shutdown signal (or a fatal error in the loop).
+pub fn run(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
+    runtime::block_on(serve(config, shutdown))
+}
+
+async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    if !config.listen_grpc_urls.is_empty() {
+        bail!("--listen-grpc-urls: the gRPC listener is not wired to the member yet");
+    }
+    let me = config.member_id();
+    let cluster_id = config.cluster_id();
+
+    let client_hosts = hosts(&config.advertise_client_urls, &config.listen_client_urls);
+    let peer_hosts = hosts(
+        &config.initial_advertise_peer_urls,
+        &config.listen_peer_urls,
+    );
+    let (client_identity, client_ca) =
+        tls_material(&config.client_tls, &client_hosts).context("client TLS")?;
+    let (peer_identity, peer_ca) =
+        tls_material(&config.peer_tls, &peer_hosts).context("peer TLS")?;
+    let Some(peer_ca) = peer_ca else {
+        bail!(
+            "--peer-trusted-ca-file is required with --peer-cert-file (peers always verify each other)"
+        );
+    };
+    let client_ca = if config.client_tls.client_cert_auth {
+        Some(client_ca.context("--client-cert-auth needs a trusted CA")?)
+    } else {
+        None
+    };
+
+    let storage = LmdbStorage::open(
+        StorageConfig::new(&config.data_dir).with_quota_bytes(config.quota_backend_bytes),
+    )
+    .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
+    let initial: Vec<InitialMember> = config
+        .initial_cluster
+        .iter()
+        .map(|m| InitialMember {
+            id: member_id(&m.peer_urls, &config.initial_cluster_token),
+            name: m.name.clone(),
+            peer_urls: m.peer_urls.iter().map(Url::to_string).collect(),
+            client_urls: if m.name == config.name {
+                config
+                    .advertise_client_urls
+                    .iter()
+                    .map(Url::to_string)
+                    .collect()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let new_cluster = config.initial_cluster_state == ClusterState::New;
+    if bootstrap_if_new(&storage, &initial, new_cluster)? {
+        tracing::info!(members = initial.len(), "bootstrapped a new cluster");
+    }
+
+    let peer_listen = config.listen_peer_urls[0].bind_addr()?;
+    // A joining member does not know the cluster's ID yet: it accepts any and learns it.
+    let transport_cluster = if new_cluster { cluster_id } else { 0 };
+    let mut peer_config =
+        PeerTransportConfig::new(peer_listen, peer_identity, peer_ca, transport_cluster, me);
+    peer_config.server_version = env!("CARGO_PKG_VERSION").to_string();
+    let (transport, peer_events) =
+        QuicPeerTransport::start(peer_config).context("starting the peer listener")?;
+
+    let mut server = ServerConfig::new(me, cluster_id);
+    server.tick_ms = config.heartbeat_interval_ms;
+    server.election_ticks = config.election_ticks() as usize;
+    server.max_request_bytes = config.max_request_bytes as usize;
+    server.snapshot_count = config.snapshot_count;
+    let driver_config = DriverConfig::new(server);
+    let initial_peers = initial
+        .iter()
+        .filter(|m| m.id != me)
+        .filter_map(|m| Some((m.id, m.peer_urls.first()?.clone())))
+        .collect();
+    let driver = driver::start(
+        driver_config,
+        storage,
+        transport.clone(),
+        peer_events,
+        initial_peers,
+    )?;
+    let handle = driver.handle.clone();
+
+    let mut listeners = Vec::new();
+    for url in &config.listen_client_urls {
+        let mut listener_config =
+            ClientListenerConfig::new(url.bind_addr()?, client_identity.clone(), client_ca.clone());
+        listener_config.max_request_bytes = config.max_request_bytes as usize;
+        let listener = ClientListener::start(listener_config, Arc::new(handle.clone()))
+            .with_context(|| format!("starting the client listener on {url}"))?;
+        listeners.push(listener);
+    }
+    let health = Arc::new(MemberHealth {
+        handle: handle.clone(),
+        server_version: Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or(Version::new(0, 1, 0)),
+    });
+    let metrics = Arc::new(Metrics::new());
+    let mut http = Vec::new();
+    for url in &config.listen_metrics_urls {
+        let server = HttpServer::start(url.bind_addr()?, health.clone(), metrics.clone())
+            .await
+            .with_context(|| format!("starting the metrics listener on {url}"))?;
+        http.push(server);
+    }
+    tracing::info!(
+        name = %config.name,
+        member_id = format_args!("{me:x}"),
+        cluster_id = format_args!("{cluster_id:x}"),
+        clients = %crate::config::join_list(&config.listen_client_urls),
+        peers = %crate::config::join_list(&config.listen_peer_urls),
+        "serving"
+    );
+
+    while !shutdown.is_requested() && !handle.info().stopped {
+        runtime::sleep(Duration::from_millis(100)).await;
+    }
+    let fatal = handle.info().fatal_error;
+    tracing::info!("shutting down");
+    for listener in &listeners {
+        listener.shutdown().await;
+    }
+    for server in http {
+        server.shutdown().await;
+    }
+    handle.shutdown().await;
+    let result = driver.task.join().await;
+    transport.shutdown().await;
+    if let Some(err) = fatal {
+        bail!("member stopped: {err}");
+    }
+    result?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Host names and IPs the member's certificate must carry.
+fn hosts(advertised: &[Url], listen: &[Url]) -> Vec<String> {
+    let mut out: Vec<String> = advertised
+        .iter()
+        .chain(listen)
+        .map(|u| u.host_name().to_string())
+        .filter(|h| h != "0.0.0.0" && h != "::")
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The certificate to present and the CA to verify the other side with.
+fn tls_material(
+    settings: &TlsSettings,
+    hosts: &[String],
+) -> anyhow::Result<(Identity, Option<RootCertStore>)> {
+    match &settings.source {
+        TlsSource::Auto { dir, .. } => {
+            let (paths, generated) = ensure_auto_tls(dir, hosts)?;
+            if generated.generated_ca || generated.generated_leaves {
+                tracing::info!(dir = %dir.display(), "generated auto-TLS certificates");
+            }
+            Ok((
+                Identity::from_pem_files(&paths.cert, &paths.key)?,
+                Some(roots_from_pem_file(&paths.ca_cert)?),
+            ))
+        }
+        TlsSource::Files {
+            cert,
+            key,
+            trusted_ca,
+        } => Ok((
+            Identity::from_pem_files(cert, key)?,
+            trusted_ca.as_deref().map(roots_from_pem_file).transpose()?,
+        )),
+    }
+}

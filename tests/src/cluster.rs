@@ -1,0 +1,314 @@
+//! Real `qraft` processes on 127.0.0.1 for the multi-process tests.
+//!
+//! Finding the binary: Cargo only exposes `CARGO_BIN_EXE_*` to tests of the package that owns
+//! the binary, so this crate looks for `qraft` next to the test executable's `deps/` directory
+//! (`target/<profile>/qraft`), which `cargo nextest run --workspace` / `cargo test --workspace`
+//! build before running tests. `QRAFT_BIN` overrides the path. A missing binary fails the test
+//! with the command that builds it.
+//!
+//! Certificates: one CA is generated per cluster and copied into every member's auto-TLS
+//! fixture directories (peer and client) before first start, so members trust each other and
+//! one `ca.crt` verifies every client endpoint (see `qraft_io::tls::ensure_auto_tls`).
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use qraft_io::client::{Client, ClientConfig};
+use qraft_io::runtime;
+
+/// The `qraft` (or `qraftctl`) binary built next to the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let var = format!("{}_BIN", name.to_uppercase());
+    if let Ok(path) = std::env::var(&var) {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} not found; build it with `cargo build -p qraft-server --bins` (same profile) or set {var}",
+        path.display()
+    );
+    path
+}
+
+/// A free UDP port on 127.0.0.1 (QUIC listens on UDP). The socket is closed before the member
+/// binds it; collisions with other tests are unlikely and fail loudly.
+pub fn free_udp_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    s.local_addr().expect("local addr").port()
+}
+
+pub struct Node {
+    pub name: String,
+    pub data_dir: PathBuf,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub metrics_port: u16,
+    pub extra_args: Vec<String>,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Node {
+    pub fn client_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.client_port)
+    }
+
+    pub fn peer_url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        match &mut self.child {
+            Some(c) => matches!(c.try_wait(), Ok(None)),
+            None => false,
+        }
+    }
+
+    /// The member's log so far (for assertion messages).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(40)..].join("\n")
+    }
+}
+
+/// Settings shared by the members of a test cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+    pub snapshot_count: u64,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: 50,
+            election_ms: 500,
+            snapshot_count: 10_000,
+        }
+    }
+}
+
+pub struct Cluster {
+    pub root: PathBuf,
+    pub nodes: Vec<Node>,
+    pub options: ClusterOptions,
+    pub ca_dir: PathBuf,
+    token: String,
+}
+
+impl Cluster {
+    /// Starts `n` members from flags as a new cluster and waits until a leader serves writes.
+    pub fn start(n: usize, options: ClusterOptions) -> Cluster {
+        let root = temp_root();
+        let ca_dir = root.join("ca");
+        make_ca(&ca_dir);
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let name = format!("m{i}");
+            nodes.push(Node {
+                data_dir: root.join(&name),
+                log: root.join(format!("{name}.log")),
+                name,
+                client_port: free_udp_port(),
+                peer_port: free_udp_port(),
+                metrics_port: free_udp_port(),
+                extra_args: Vec::new(),
+                child: None,
+            });
+        }
+        let token = format!("test-{}", std::process::id());
+        let mut cluster = Cluster {
+            root,
+            nodes,
+            options,
+            ca_dir,
+            token,
+        };
+        for i in 0..n {
+            cluster.install_ca(i);
+        }
+        for i in 0..n {
+            cluster.spawn(i, "new");
+        }
+        cluster.wait_for_writes(Duration::from_secs(30));
+        cluster
+    }
+
+    pub fn initial_cluster(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| format!("{}={}", n.name, n.peer_url()))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Copies the cluster CA into member `i`'s auto-TLS directories (before its first start).
+    pub fn install_ca(&self, i: usize) {
+        for sub in ["fixtures/peer", "fixtures/client"] {
+            let dir = self.nodes[i].data_dir.join(sub);
+            std::fs::create_dir_all(&dir).expect("create fixtures dir");
+            for f in ["ca.crt", "ca.key"] {
+                std::fs::copy(self.ca_dir.join(f), dir.join(f)).expect("copy CA");
+            }
+        }
+    }
+
+    /// Starts (or restarts) member `i` with `--initial-cluster-state state`.
+    pub fn spawn(&mut self, i: usize, state: &str) {
+        let initial = self.initial_cluster();
+        let o = self.options.clone();
+        let token = self.token.clone();
+        let node = &mut self.nodes[i];
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&node.log)
+            .expect("open member log");
+        let mut cmd = Command::new(binary("qraft"));
+        cmd.args([
+            "--name",
+            &node.name,
+            "--data-dir",
+            &node.data_dir.to_string_lossy(),
+            "--listen-client-urls",
+            &node.client_url(),
+            "--listen-peer-urls",
+            &node.peer_url(),
+            "--listen-metrics-urls",
+            &format!("http://127.0.0.1:{}", node.metrics_port),
+            "--initial-cluster",
+            &initial,
+            "--initial-cluster-state",
+            state,
+            "--initial-cluster-token",
+            &token,
+            "--heartbeat-interval",
+            &o.heartbeat_ms.to_string(),
+            "--election-timeout",
+            &o.election_ms.to_string(),
+            "--snapshot-count",
+            &o.snapshot_count.to_string(),
+        ])
+        .args(&node.extra_args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("clone log handle"))
+        .stderr(log);
+        node.child = Some(cmd.spawn().expect("spawn qraft"));
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, i: usize) {
+        if let Some(mut c) = self.nodes[i].child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.spawn(i, "new");
+    }
+
+    pub fn client_config(&self, endpoints: Vec<String>) -> ClientConfig {
+        let mut c = ClientConfig::from_files(endpoints, &self.ca_dir.join("ca.crt"), None)
+            .expect("client TLS config");
+        c.request_timeout = Duration::from_secs(5);
+        c
+    }
+
+    /// A client for member `i` only.
+    pub fn client(&self, i: usize) -> Client {
+        let config = self.client_config(vec![self.nodes[i].client_url()]);
+        runtime::block_on(Client::connect(config)).expect("connect")
+    }
+
+    /// A client over every running member.
+    pub fn client_all(&self) -> Client {
+        let eps = self.nodes.iter().map(Node::client_url).collect();
+        runtime::block_on(Client::connect(self.client_config(eps))).expect("connect")
+    }
+
+    /// Waits until a put through any member succeeds.
+    pub fn wait_for_writes(&mut self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            for i in 0..self.nodes.len() {
+                if !self.nodes[i].is_running() {
+                    continue;
+                }
+                let config = self.client_config(vec![self.nodes[i].client_url()]);
+                let ok = runtime::block_on(async {
+                    let c = Client::connect(config).await.ok()?;
+                    let r = c.put_kv("__ready", "1").await.ok();
+                    c.close();
+                    r
+                });
+                if ok.is_some() {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .map(|n| format!("--- {} ---\n{}", n.name, n.log_tail()))
+                    .collect();
+                panic!("cluster not writable in {timeout:?}\n{}", logs.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs qraftctl against member `i`; returns (success, stdout, stderr).
+    pub fn ctl(&self, i: usize, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(binary("qraftctl"))
+            .arg("--endpoints")
+            .arg(self.nodes[i].client_url())
+            .arg("--cacert")
+            .arg(self.ca_dir.join("ca.crt"))
+            .args(args)
+            .output()
+            .expect("run qraftctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for i in 0..self.nodes.len() {
+            self.kill(i);
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.root);
+        }
+    }
+}
+
+fn temp_root() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir = std::env::temp_dir().join(format!("qraft-cluster-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create cluster temp dir");
+    dir
+}
+
+/// A fresh CA (the leaves each member generates are signed by it).
+fn make_ca(dir: &Path) {
+    qraft_io::tls::ensure_auto_tls(dir, &[]).expect("generate the cluster CA");
+}
