@@ -1,8 +1,8 @@
-//! Hooks the IO shell needs beyond requests and ticks: transport feedback (unreachable peers,
-//! snapshot delivery) and leadership transfer.
+//! Hooks the IO shell needs beyond requests and ticks: the commit index for status reports and
+//! leadership transfer (MoveLeader).
 
 use crate::backend::Backend;
-use crate::raft::{SnapshotStatus, StateRole, Storage};
+use crate::raft::{StateRole, Storage};
 
 use super::server::Server;
 
@@ -10,21 +10,6 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// The highest log index known to be committed.
     pub fn committed_index(&self) -> u64 {
         self.committed
-    }
-
-    /// A message to `id` could not be delivered (raft probes it again instead of pipelining).
-    pub fn report_unreachable(&mut self, id: u64) {
-        self.node.report_unreachable(id);
-    }
-
-    /// A snapshot stream to `id` ended; on failure raft retries later.
-    pub fn report_snapshot(&mut self, id: u64, ok: bool) {
-        let status = if ok {
-            SnapshotStatus::Finish
-        } else {
-            SnapshotStatus::Failure
-        };
-        self.node.report_snapshot(id, status);
     }
 
     /// Starts a leadership transfer to `to` (etcd's MoveLeader). Only the leader can.
