@@ -3,6 +3,7 @@
 pub mod config;
 pub mod ctl;
 pub mod grpc;
+pub mod grpc_core;
 pub mod health;
 pub mod http;
 pub mod logging;

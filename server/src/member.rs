@@ -19,6 +19,8 @@ use qraft_core::version::Version;
 use qraft_io::metrics::Metrics;
 
 use crate::config::{ClusterState, Config, TlsSettings, TlsSource, Url, member_id};
+use crate::grpc::{GrpcLimits, GrpcServer};
+use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
 use crate::http::HttpServer;
 use crate::shutdown::ShutdownSignal;
@@ -31,9 +33,6 @@ pub fn run(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
 async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    if !config.listen_grpc_urls.is_empty() {
-        bail!("--listen-grpc-urls: the gRPC listener is not wired to the member yet");
-    }
     let me = config.member_id();
     let cluster_id = config.cluster_id();
 
@@ -126,6 +125,24 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         handle: handle.clone(),
         server_version: Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or(Version::new(0, 1, 0)),
     });
+    let grpc = if config.listen_grpc_urls.is_empty() {
+        None
+    } else {
+        let tls = Arc::new(qraft_io::tls::client_listener_config(
+            &client_identity,
+            client_ca.as_ref(),
+        )?);
+        let server = GrpcServer::bind(
+            &config.listen_grpc_urls,
+            Some(tls),
+            Arc::new(GrpcCore {
+                handle: handle.clone(),
+            }),
+            GrpcLimits::for_max_request_bytes(config.max_request_bytes),
+        )
+        .await?;
+        Some(runtime::spawn(server.run()))
+    };
     let metrics = Arc::new(Metrics::new());
     let mut http = Vec::new();
     for url in &config.listen_metrics_urls {
@@ -153,6 +170,9 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     }
     for server in http {
         server.shutdown().await;
+    }
+    if let Some(task) = grpc {
+        task.cancel().await;
     }
     handle.shutdown().await;
     let result = driver.task.join().await;

@@ -93,7 +93,7 @@ impl DriverHandle {
     }
 
     /// Opens a watch stream; its responses arrive on the returned receiver in order.
-    pub(crate) async fn open_watch(
+    pub async fn open_watch(
         &self,
     ) -> Result<(StreamId, mpsc::UnboundedReceiver<Vec<WatchResponse>>), DriverError> {
         let (responses, rx) = mpsc::unbounded();
@@ -105,11 +105,11 @@ impl DriverHandle {
         Ok((stream, rx))
     }
 
-    pub(crate) async fn watch(&self, stream: StreamId, request: WatchRequest) -> bool {
+    pub async fn watch(&self, stream: StreamId, request: WatchRequest) -> bool {
         self.send(Command::Watch { stream, request }).await.is_ok()
     }
 
-    pub(crate) fn close_watch(&self, stream: StreamId) {
+    pub fn close_watch(&self, stream: StreamId) {
         let _ = self
             .commands
             .clone()

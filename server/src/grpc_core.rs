@@ -1,0 +1,101 @@
+//! The gRPC listener's [`CoreHandle`] on top of the driver: unary calls take the same path as
+//! the QUIC client listener's; watch and lease keep-alive streams are bridged through channels.
+
+use futures::channel::mpsc;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
+use qraft_io::driver::DriverHandle;
+use qraft_io::runtime;
+use qraft_io::status::{Code, error_response};
+use qraft_io::transport::{ClientContext, RequestHandler};
+use qraft_proto::qraftpb::client_request::Request as In;
+use qraft_proto::qraftpb::client_response::Response as Out;
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
+
+use crate::grpc::{CallContext, CoreHandle, ResponseStream};
+
+pub struct GrpcCore {
+    pub handle: DriverHandle,
+}
+
+impl CoreHandle for GrpcCore {
+    fn call(&self, ctx: CallContext, request: ClientRequest) -> BoxFuture<'static, ClientResponse> {
+        let handle = self.handle.clone();
+        let ctx = ClientContext {
+            remote: ctx.remote,
+            peer_certificates: ctx.peer_certificates,
+        };
+        async move { handle.handle(ctx, request).await }.boxed()
+    }
+
+    fn open_stream(
+        &self,
+        _ctx: CallContext,
+        requests: BoxStream<'static, ClientRequest>,
+    ) -> ResponseStream {
+        let (out, rx) = mpsc::unbounded();
+        let handle = self.handle.clone();
+        // Detached: it ends when the client's requests end (keep-alive) or when the caller
+        // drops the response stream (watch).
+        drop(runtime::spawn(bridge(handle, requests, out)));
+        rx.boxed()
+    }
+}
+
+async fn bridge(
+    handle: DriverHandle,
+    mut requests: BoxStream<'static, ClientRequest>,
+    out: mpsc::UnboundedSender<ClientResponse>,
+) {
+    let Some(first) = requests.next().await else {
+        return;
+    };
+    match first.request {
+        Some(In::Watch(w)) => {
+            let Ok((stream, mut rx)) = handle.open_watch().await else {
+                return;
+            };
+            handle.watch(stream, w).await;
+            let feeder_handle = handle.clone();
+            let feeder = runtime::spawn(async move {
+                while let Some(req) = requests.next().await {
+                    if let Some(In::Watch(w)) = req.request
+                        && !feeder_handle.watch(stream, w).await
+                    {
+                        break;
+                    }
+                }
+            });
+            while let Some(batch) = rx.next().await {
+                let mut gone = false;
+                for w in batch {
+                    let resp = ClientResponse {
+                        response: Some(Out::Watch(w)),
+                    };
+                    gone |= out.unbounded_send(resp).is_err();
+                }
+                if gone {
+                    break;
+                }
+            }
+            handle.close_watch(stream);
+            drop(feeder);
+        }
+        Some(In::LeaseKeepAlive(_)) => {
+            let mut next = Some(first);
+            while let Some(req) = next.take() {
+                if out.unbounded_send(handle.request(req).await).is_err() {
+                    return;
+                }
+                next = requests.next().await;
+            }
+        }
+        _ => {
+            let _ = out.unbounded_send(error_response(
+                Code::Unimplemented,
+                "qraft: this streaming call is not served over gRPC yet",
+            ));
+        }
+    }
+}
