@@ -6,6 +6,7 @@
 //! shell maps every error to a status the same way.
 
 use crate::backend::BackendError;
+use crate::version::{DowngradeError, VersionError};
 
 /// gRPC status codes (numeric values as in the gRPC spec).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -142,6 +143,13 @@ pub enum Error {
     /// The backend failed; the member cannot serve the request.
     #[error("etcdserver: {0}")]
     Backend(#[from] BackendError),
+    // --- versions
+    /// This member must not run with its data, configuration or cluster (fatal for it).
+    #[error("{0}")]
+    Version(#[from] VersionError),
+    /// A downgrade validate/enable/cancel that cannot be done; etcd's message.
+    #[error("{0}")]
+    Downgrade(#[from] DowngradeError),
 }
 
 impl Error {
@@ -173,6 +181,12 @@ impl Error {
             InvalidAuthToken => Code::Unauthenticated,
             NoLeader | LeaderChanged | Timeout | NotCapable => Code::Unavailable,
             Backend(_) | PasswordHashing(_) | Raft(_) => Code::Internal,
+            Version(_) => Code::FailedPrecondition,
+            Downgrade(err) => match err.grpc_code() {
+                crate::version::grpc_code::INVALID_ARGUMENT => Code::InvalidArgument,
+                crate::version::grpc_code::UNAVAILABLE => Code::Unavailable,
+                _ => Code::FailedPrecondition,
+            },
         }
     }
 }

@@ -16,6 +16,7 @@ use format::prefix_end;
 use std::fmt::Write as _;
 
 use qraft_core::server::Server;
+use qraft_core::version::Version;
 use qraft_proto::authpb::Permission;
 use qraft_proto::authpb::permission::Type as PermType;
 use qraft_proto::etcdserverpb::{
@@ -24,6 +25,9 @@ use qraft_proto::etcdserverpb::{
     DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
     LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberAddRequest, MemberListRequest,
     MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest, RangeRequest,
+};
+use qraft_proto::etcdserverpb::{
+    DowngradeRequest, StatusRequest, downgrade_request::DowngradeAction,
 };
 use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -296,26 +300,77 @@ impl Cluster {
             // The member stops; only what it persisted (raft log, backend) survives.
             "crash" => {
                 let id = node(1);
+                if self.members[&id].server.is_none() {
+                    writeln!(self.out, "n{id} is down").unwrap();
+                    return;
+                }
                 self.members.get_mut(&id).unwrap().server = None;
                 writeln!(self.out, "n{id} crashed").unwrap();
             }
+            // restart N [emulate=0.1]: the member starts again on its persisted state, as this
+            // binary or emulating an older minor version; a refusal to start is printed.
             "restart" => {
                 let id = node(1);
                 let now = self.now_ms;
-                let interval = self.checkpoint_interval_ms;
-                let snapshot_count = self.snapshot_count;
+                let mut config = config(id, self.checkpoint_interval_ms, self.snapshot_count);
+                config.emulated_version = arg("emulate").map(|v| Version::parse(v).unwrap());
                 let member = self.members.get_mut(&id).unwrap();
-                let server = Server::new(
-                    config(id, interval, snapshot_count),
-                    member.storage.clone(),
-                    member.backend.clone(),
-                    now,
-                )
-                .unwrap();
-                member.server = Some(server);
-                writeln!(self.out, "n{id} restarted").unwrap();
-                self.stabilize();
+                match Server::new(config, member.storage.clone(), member.backend.clone(), now) {
+                    Ok(server) => {
+                        member.server = Some(server);
+                        writeln!(self.out, "n{id} restarted").unwrap();
+                        self.stabilize();
+                    }
+                    Err(err) => writeln!(self.out, "n{id} refused to start: {err}").unwrap(),
+                }
             }
+            // downgrade N validate|enable|cancel [VERSION]: Maintenance.Downgrade.
+            "downgrade" => {
+                let action = match words[2] {
+                    "validate" => DowngradeAction::Validate,
+                    "enable" => DowngradeAction::Enable,
+                    _ => DowngradeAction::Cancel,
+                };
+                let request = In::Downgrade(DowngradeRequest {
+                    action: action as i32,
+                    version: words.get(3).unwrap_or(&"").to_string(),
+                });
+                self.send(node(1), request, "");
+            }
+            // The version fields of Maintenance.Status, and the replicated version state.
+            "versions" => {
+                for (id, member) in &self.members {
+                    let Some(server) = &member.server else {
+                        writeln!(self.out, "n{id}: down").unwrap();
+                        continue;
+                    };
+                    let report = server.versions().report();
+                    let members: Vec<String> = server
+                        .versions()
+                        .state()
+                        .members()
+                        .map(|(m, v)| match v {
+                            Some(v) => format!(
+                                "{m}:{}/{}",
+                                v.server,
+                                v.storage.map_or("-".into(), |s| s.minor_string())
+                            ),
+                            None => format!("{m}:?"),
+                        })
+                        .collect();
+                    writeln!(
+                        self.out,
+                        "n{id}: server={} cluster={} storage={} downgrade={:?} members=[{}]",
+                        report.server,
+                        report.cluster.map_or("-".into(), |c| c.minor_string()),
+                        report.storage.map_or("-".into(), |s| s.minor_string()),
+                        report.downgrade_proto(),
+                        members.join(" ")
+                    )
+                    .unwrap();
+                }
+            }
+            "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), ""),
             // partition 1 / 2 3: members in different groups cannot talk.
             "partition" => {
                 self.partition.clear();

@@ -2,6 +2,7 @@
 
 use crate::auth::AuthConfig;
 use crate::lease::LessorConfig;
+use crate::version::Version;
 
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -29,6 +30,15 @@ pub struct ServerConfig {
     pub auth: AuthConfig,
     /// Seed of the raft node's RNG and of the state machine's own choices (member IDs).
     pub seed: u64,
+    /// `--emulated-version`: run as this older minor version (features, schema, published
+    /// version); `None` runs as the binary's own version.
+    pub emulated_version: Option<Version>,
+    /// The binary's version; `None` is this build's [`crate::version::BINARY_VERSION`]
+    /// (tests set another to play a newer or older binary).
+    pub binary_version: Option<Version>,
+    /// Ticks between version checks: each member publishes its versions if the replicated
+    /// record differs, the leader decides the cluster version (etcd: every 5 s = 50 ticks).
+    pub version_check_ticks: u64,
 }
 
 impl ServerConfig {
@@ -54,6 +64,9 @@ impl ServerConfig {
                 ..AuthConfig::default()
             },
             seed: member_id,
+            emulated_version: None,
+            binary_version: None,
+            version_check_ticks: 50,
         }
     }
 

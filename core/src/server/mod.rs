@@ -33,6 +33,7 @@ mod server;
 mod shell;
 mod snapshot;
 mod state;
+mod version;
 
 pub use apply::{ApplyContext, Outcome, set_header};
 pub use config::ServerConfig;

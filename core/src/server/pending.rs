@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use qraft_proto::etcdserverpb::{RangeRequest, TxnRequest};
+use qraft_proto::etcdserverpb::{DowngradeRequest, RangeRequest, TxnRequest};
 use qraft_proto::qraftpb::client_response::Response;
 
 use super::membership::MemberChange;
@@ -29,6 +29,8 @@ pub enum ReadKind {
         lease: i64,
         term: u64,
     },
+    /// Not a read: a downgrade request decided by the leader once its barrier is applied.
+    Downgrade(DowngradeRequest),
 }
 
 #[derive(Debug, Clone)]

@@ -41,7 +41,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             .lessor
             .keep_alive(lease, self.now_ms)
             .map_err(|err| (err, self.leader))?;
-        if self.state.lessor.take_urgent_checkpoint(lease) {
+        if self.state.lessor.take_urgent_checkpoint(lease) && self.lease_checkpoints_enabled() {
             // The lease had a checkpointed remainder. Answer only once "no remainder" is
             // replicated, or a new leader could still start the renewed lease from the old,
             // shorter remainder and expire it before the client expects.
@@ -153,6 +153,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     if let Err((err, hint)) = self.keep_alive_confirmed(read.client, lease, term) {
                         self.respond_error(read.client, &err, hint);
                     }
+                    continue;
+                }
+                if let ReadKind::Downgrade(request) = read.request {
+                    self.decide_downgrade(read.client, request);
                     continue;
                 }
                 match self.read_locally(&read.request) {

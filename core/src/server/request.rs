@@ -225,6 +225,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
                 self.member_promote(id, r.id)
             }
+            In::Downgrade(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.linearizable_read(id, ReadKind::Downgrade(r))
+            }
+            In::Status(_) => {
+                let response = self.status_response();
+                self.reply(id, Out::Status(response));
+                Ok(())
+            }
             // Watches are served by the shell's watch hub from `Output::Events`; alarms,
             // maintenance and downgrades are not handled by this state machine yet.
             _ => Err(plain(Error::NotCapable)),
@@ -253,6 +262,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             ReadKind::Range(r) => Out::Range(self.state.mvcc.range(&txn, r)?),
             ReadKind::Txn(r) => Out::Txn(self.state.mvcc.txn_read_only(&txn, r)?),
             ReadKind::KeepAlive { .. } => return Err(Error::NotCapable),
+            ReadKind::Downgrade(_) => return Err(Error::NotCapable),
         })
     }
 }

@@ -24,6 +24,8 @@ use super::output::{Output, RaftWork, RequestId};
 use super::pending::{Pending, PendingProposal};
 use super::response::{error_response, header, ok_response};
 use super::state::AppState;
+use super::version::{apply_version_entry, is_version_request, open_versions};
+use crate::version::VersionNegotiator;
 
 /// A member's state machine: a raft node, the application state over a [`Backend`], and the
 /// requests in flight. No IO: the shell feeds [`Server::tick`], [`Server::step`] and
@@ -56,6 +58,10 @@ pub struct Server<S: Storage, B: Backend> {
     reported_leader: (u64, u64),
     /// The state machine's own choices (new member IDs); seeded, so runs are reproducible.
     pub(crate) rng: SmallRng,
+    /// This member's versions and the replicated version state (see `super::version`).
+    pub(crate) versions: VersionNegotiator,
+    /// Ticks since the last version check.
+    pub(crate) version_ticks: u64,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -66,6 +72,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             let txn = backend.read_txn()?;
             AppState::open(&txn, &config)?
         };
+        let versions = open_versions(&config, &backend, state.members.keys().copied())?;
         let mut raft_config = RaftConfig::new(config.member_id);
         raft_config.election_tick = config.election_ticks;
         raft_config.heartbeat_tick = config.heartbeat_ticks;
@@ -78,6 +85,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let term = node.status().hard_state.term;
         let snapshot_index = state.applied_index;
         let rng = SmallRng::seed_from_u64(config.seed);
+        let config_version_ticks = config.version_check_ticks;
         Ok(Server {
             ids: IdGenerator::new(config.member_id, now_ms),
             committed: state.applied_index,
@@ -99,6 +107,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
             last_snapshot_index: snapshot_index,
             reported_leader: (0, term),
             rng,
+            // The first check runs on the first tick with a known leader.
+            version_ticks: config_version_ticks,
+            versions,
         })
     }
 
@@ -114,6 +125,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.state.put_member(&mut txn, member)?;
         }
         txn.commit()?;
+        self.sync_version_members();
         Ok(())
     }
 
@@ -165,7 +177,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
             for id in self.state.lessor.expired(self.now_ms) {
                 self.propose_internal(Request::LeaseRevoke(LeaseRevokeRequest { id }));
             }
-            if let Some(checkpoints) = self.state.lessor.due_checkpoints(self.now_ms) {
+            // A member below 0.2 cannot apply checkpoints: proposed only while enabled.
+            if self.lease_checkpoints_enabled()
+                && let Some(checkpoints) = self.state.lessor.due_checkpoints(self.now_ms)
+            {
                 self.propose_internal(Request::LeaseCheckpoint(checkpoints));
             }
         }
@@ -173,6 +188,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.next_token_sweep_ms = self.now_ms + 60_000;
             self.state.auth.sweep_tokens(self.now_ms);
         }
+        self.version_tick();
     }
 
     /// Starts an election now instead of waiting for the election timeout (e.g. a single
@@ -253,6 +269,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let entries = std::mem::take(&mut self.to_apply);
         if !entries.is_empty() {
             self.apply_entries(&entries)?;
+            self.migrate_storage()?;
             self.maybe_snapshot()?;
         }
         self.node.advance();
@@ -312,6 +329,16 @@ impl<S: Storage, B: Backend> Server<S, B> {
                         tracing::warn!(index = entry.index, "undecodable entry skipped");
                         continue;
                     };
+                    self.versions.check_entry(entry.index, &request)?;
+                    if is_version_request(&request) {
+                        let rejected = apply_version_entry(&mut self.versions, &mut txn, &request)?;
+                        if let Some(pending) = self.pending.proposals.remove(&request.id)
+                            && let Some(client) = pending.client
+                        {
+                            responses.push((client, rejected.map_or(Ok(pending.reply), Err)));
+                        }
+                        continue;
+                    }
                     let ctx = ApplyContext {
                         index: entry.index,
                         term: entry.term,
@@ -353,6 +380,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                                 cc.node_id,
                                 &cc.context,
                             )?;
+                            self.versions
+                                .set_members(self.state.members.keys().copied());
                             self.pending
                                 .member_changes
                                 .remove(&cc.id)
@@ -390,6 +419,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                             &cc.context,
                         )?;
                     }
+                    self.versions
+                        .set_members(self.state.members.keys().copied());
                 }
                 Err(_) => {}
             }

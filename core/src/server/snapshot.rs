@@ -97,6 +97,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
             AppState::open(&txn, &self.config)?
         };
         self.state = state;
+        let members: Vec<u64> = self.state.members.keys().copied().collect();
+        self.versions = super::version::open_versions(&self.config, &self.backend, members)?;
         if self.is_leader() {
             self.state
                 .lessor

@@ -75,6 +75,8 @@ pub fn config(id: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> Serv
     config.snapshot_catch_up_entries = 2;
     config.lessor.checkpoint_interval_ms = checkpoint_interval_ms;
     config.auth.bcrypt_cost = 4;
+    // Versions are published and decided within the first half second.
+    config.version_check_ticks = 5;
     config
 }
 
@@ -165,8 +167,17 @@ impl Cluster {
                     // What is persisted survives a crash.
                     member.storage = storage.clone();
                     self.net.extend(work.persisted_messages);
-                    server.advance().unwrap();
+                    if let Err(err) = server.advance() {
+                        // A fatal error (e.g. the cluster left this member's version
+                        // window): the member stops, as the real server exits.
+                        writeln!(self.out, "n{id} stopped: {err}").unwrap();
+                        member.server = None;
+                        break;
+                    }
                 }
+                let Some(server) = member.server.as_mut() else {
+                    continue;
+                };
                 let outputs = server.take_outputs();
                 let mut printable = Vec::new();
                 let mut snapshots = Vec::new();
@@ -319,6 +330,10 @@ impl Cluster {
         let id = self.next_request;
         self.next_request += 1;
         writeln!(self.out, "request #{id} to n{node}").unwrap();
+        if self.members.get(&node).is_none_or(|m| m.server.is_none()) {
+            writeln!(self.out, "n{node} is down").unwrap();
+            return;
+        }
         self.server(node).request(
             id,
             ClientRequest {

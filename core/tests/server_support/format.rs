@@ -122,6 +122,14 @@ pub fn show_response(response: &ClientResponse) -> String {
         Some(Out::AuthStatus(r)) => {
             format!("auth enabled={} revision={}", r.enabled, r.auth_revision)
         }
+        Some(Out::Downgrade(r)) => format!("downgrade ok version={}", r.version),
+        Some(Out::Status(r)) => {
+            let info = r.downgrade_info.clone().unwrap_or_default();
+            format!(
+                "status version={} storageVersion={} downgradeInfo=(enabled={} target={:?}) leader={}",
+                r.version, r.storage_version, info.enabled, info.target_version, r.leader
+            )
+        }
         Some(other) => {
             let debug = format!("{other:?}");
             let name = debug.split('(').next().unwrap_or("?").to_string();
