@@ -1,5 +1,6 @@
 //! qraft-server: flags, wiring, HTTP endpoints, the CLI and the benchmark tool.
 
+pub mod bench;
 pub mod config;
 pub mod ctl;
 pub mod grpc;

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of qraft and etcd on this machine, with one command:
+#
+#     bench/compare.sh            # ~10 minutes; prints one Markdown table
+#
+# Starts a 3-member etcd and a 3-member qraft on 127.0.0.1 (free ports, data directories under
+# one temporary directory on the same disk, both fsync on commit: etcd's default, qraft's only
+# mode), runs the same qraft-bench workloads against both, and prints both results with the
+# qraft/etcd ratio. Not part of CI. Knobs (environment): SCALE (multiplies every total, default
+# 1), WORK (where data goes, default a fresh dir under $TMPDIR), KEEP=1 (keep WORK), SKIP_QRAFT=1
+# or SKIP_ETCD=1 (run one side only). Everything started here is killed on exit.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+SCALE=${SCALE:-1}
+WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-compare.XXXXXX")}
+mkdir -p "$WORK"
+RESULTS="$WORK/results.jsonl"
+: >"$RESULTS"
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { echo "== $*" >&2; }
+
+# --- prerequisites -------------------------------------------------------------------------
+need_pkgs=()
+command -v etcd >/dev/null || need_pkgs+=(etcd-server)
+command -v jq >/dev/null || need_pkgs+=(jq)
+command -v ss >/dev/null || need_pkgs+=(iproute2)
+if ((${#need_pkgs[@]})); then
+    log "installing ${need_pkgs[*]}"
+    SUDO=$([[ $(id -u) == 0 ]] && echo "" || echo sudo)
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+# Debian's etcd-server starts a system etcd on 2379/2380; ours use other ports, so it may stay.
+
+log "building qraft and qraft-bench (release, feature etcd)"
+(cd "$ROOT" && cargo build --release -q -p qraft-server --features etcd --bin qraft --bin qraft-bench)
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+BENCH="$BIN/qraft-bench"
+
+# --- ports ---------------------------------------------------------------------------------
+TAKEN=" "
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        [[ "$TAKEN" == *" $port "* ]] && continue
+        [[ -z "$(ss -Htuln "sport = :$port")" ]] || continue
+        TAKEN+="$port "
+        echo "$port"
+        return
+    done
+}
+
+wait_ready() { # system endpoints
+    local i
+    for i in $(seq 1 120); do
+        if "$BENCH" --target "$1" --endpoints "$2" ${CACERT:+--cacert "$CACERT"} --json \
+            --total 1 put >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+
+# --- etcd ----------------------------------------------------------------------------------
+start_etcd() {
+    local i cluster="" cps=() pps=()
+    for i in 0 1 2; do
+        cps+=("$(free_port)")
+        pps+=("$(free_port)")
+        cluster+="${cluster:+,}e$i=http://127.0.0.1:${pps[$i]}"
+    done
+    ETCD_EPS=""
+    for i in 0 1 2; do
+        etcd --name "e$i" --data-dir "$WORK/etcd/e$i" \
+            --listen-client-urls "http://127.0.0.1:${cps[$i]}" \
+            --advertise-client-urls "http://127.0.0.1:${cps[$i]}" \
+            --listen-peer-urls "http://127.0.0.1:${pps[$i]}" \
+            --initial-advertise-peer-urls "http://127.0.0.1:${pps[$i]}" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token qraft-compare --quota-backend-bytes 8589934592 \
+            --logger zap --log-outputs stderr --log-level error \
+            >"$WORK/etcd-e$i.log" 2>&1 &
+        PIDS+=($!)
+        ETCD_PIDS[$i]=$!
+        ETCD_EPS+="${ETCD_EPS:+,}http://127.0.0.1:${cps[$i]}"
+    done
+}
+
+# --- qraft ---------------------------------------------------------------------------------
+start_qraft() {
+    local i cluster="" cps=() pps=() mps=()
+    mkdir -p "$WORK/ca"
+    # One CA for the three members (auto-TLS makes only the leaves when ca.key exists).
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+        -subj "/CN=qraft-compare CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$WORK/ca/ca.key" -out "$WORK/ca/ca.crt" 2>/dev/null
+    for i in 0 1 2; do
+        cps+=("$(free_port)")
+        pps+=("$(free_port)")
+        mps+=("$(free_port)")
+        cluster+="${cluster:+,}q$i=https://127.0.0.1:${pps[$i]}"
+        for sub in peer client; do
+            mkdir -p "$WORK/qraft/q$i/fixtures/$sub"
+            cp "$WORK/ca/ca.crt" "$WORK/ca/ca.key" "$WORK/qraft/q$i/fixtures/$sub/"
+        done
+    done
+    QRAFT_EPS=""
+    for i in 0 1 2; do
+        "$BIN/qraft" --name "q$i" --data-dir "$WORK/qraft/q$i" \
+            --listen-client-urls "https://127.0.0.1:${cps[$i]}" \
+            --listen-peer-urls "https://127.0.0.1:${pps[$i]}" \
+            --listen-metrics-urls "http://127.0.0.1:${mps[$i]}" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token qraft-compare \
+            >"$WORK/qraft-q$i.log" 2>&1 &
+        PIDS+=($!)
+        QRAFT_PIDS[$i]=$!
+        QRAFT_EPS+="${QRAFT_EPS:+,}https://127.0.0.1:${cps[$i]}"
+    done
+}
+
+# --- workloads -----------------------------------------------------------------------------
+# bench SYSTEM ENDPOINTS ROW ARGS... : runs one workload and appends its JSON with the row name.
+bench() {
+    local system=$1 eps=$2 row=$3 out
+    shift 3
+    log "$system: $row"
+    if out=$("$BENCH" --target "$system" --endpoints "$eps" ${CACERT:+--cacert "$CACERT"} \
+        --json "$@" 2>>"$WORK/bench-$system.err"); then
+        jq -c --arg row "$row" --arg system "$system" '. + {row: $row, system: $system}' \
+            <<<"$out" >>"$RESULTS"
+    else
+        log "$system: $row failed (see $WORK/bench-$system.err)"
+    fi
+}
+
+total() { echo $(($1 * SCALE)); }
+
+members_footprint() { # system pid...
+    local system=$1 i=0 pid rss
+    shift
+    for pid in "$@"; do
+        rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        jq -nc --arg system "$system" --arg row "RSS member $i (MiB)" --argjson v "$rss" \
+            '{system: $system, row: $row, value: ($v / 1024)}' >>"$RESULTS"
+        i=$((i + 1))
+    done
+    du -sb "$WORK/$system" | awk '{print $1}' | jq -c --arg system "$system" \
+        '{system: $system, row: "data dirs, 3 members (MiB)", value: (. / 1048576)}' >>"$RESULTS"
+}
+
+run_suite() { # system endpoints pid...
+    local system=$1 eps=$2
+    shift 2
+    local load=(--key-size 8 --key-space-size 100000)
+    bench "$system" "$eps" "load 100k keys x 256 B (256 clients)" --clients 256 --conns 32 \
+        --total 100000 put "${load[@]}" --key-order sequential --val-size 256
+    sleep 2
+    members_footprint "$system" "$@"
+    bench "$system" "$eps" "put, 1 client" --clients 1 --total "$(total 1000)" \
+        put "${load[@]}" --val-size 256
+    bench "$system" "$eps" "put, 16 clients" --clients 16 --conns 2 --total "$(total 8000)" \
+        put "${load[@]}" --val-size 256
+    bench "$system" "$eps" "put, 64 clients" --clients 64 --conns 8 --total "$(total 20000)" \
+        put "${load[@]}" --val-size 256
+    bench "$system" "$eps" "put, 256 clients" --clients 256 --conns 32 --total "$(total 30000)" \
+        put "${load[@]}" --val-size 256
+    bench "$system" "$eps" "range linearizable, 64 clients" --clients 64 --conns 8 \
+        --total "$(total 30000)" range "${load[@]}" --consistency l
+    bench "$system" "$eps" "range serializable, 64 clients" --clients 64 --conns 8 \
+        --total "$(total 40000)" range "${load[@]}" --consistency s
+    bench "$system" "$eps" "txn-put, 64 clients" --clients 64 --conns 8 \
+        --total "$(total 10000)" txn-put "${load[@]}" --val-size 256
+    bench "$system" "$eps" "watch: 100 watchers x 1000 puts (event latency)" --clients 4 \
+        --conns 4 --total "$(total 1000)" watch --watchers 100 --val-size 256
+    bench "$system" "$eps" "lease keep-alive, 64 clients" --clients 64 --conns 8 \
+        --total "$(total 20000)" lease-keepalive
+}
+
+declare -a ETCD_PIDS QRAFT_PIDS
+if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
+    log "starting 3-member etcd $(etcd --version | head -1)"
+    start_etcd
+    wait_ready etcd "$ETCD_EPS" || { tail -5 "$WORK"/etcd-e*.log >&2; exit 1; }
+    run_suite etcd "$ETCD_EPS" "${ETCD_PIDS[@]}"
+    for pid in "${ETCD_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+fi
+if [[ "${SKIP_QRAFT:-0}" != 1 ]]; then
+    log "starting 3-member qraft"
+    start_qraft
+    CACERT="$WORK/ca/ca.crt"
+    if wait_ready qraft "$QRAFT_EPS"; then
+        run_suite qraft "$QRAFT_EPS" "${QRAFT_PIDS[@]}"
+    else
+        log "qraft did not serve writes; its rows stay empty"
+        tail -5 "$WORK"/qraft-q*.log >&2 || true
+    fi
+    unset CACERT
+fi
+
+# --- the table -----------------------------------------------------------------------------
+echo
+echo "qraft vs etcd, 3 members each on 127.0.0.1, $(nproc) cores, $(date -u +%FT%RZ), SCALE=$SCALE"
+echo
+jq -rs '
+  def f: if . == null then "n/a" elif . >= 100 then (. | round | tostring)
+         else ((. * 100 | round) / 100 | tostring) end;
+  def ratio(q; e): if q == null or e == null or e == 0 then "n/a"
+         else ((q / e * 100 | round) / 100 | tostring) + "x" end;
+  (reduce .[] as $r ({order: [], rows: {}};
+      (if .rows[$r.row] == null then .order += [$r.row] else . end)
+      | .rows[$r.row][$r.system] = $r)) as $t |
+  "| workload | etcd qps | qraft qps | qraft/etcd | etcd p99 ms | qraft p99 ms | qraft/etcd | etcd avg ms | qraft avg ms | errors etcd/qraft |",
+  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  ($t.order[] as $row | $t.rows[$row] as $x |
+    if ($x.etcd.value // $x.qraft.value) != null then
+      "| \($row) | \($x.etcd.value | f) | \($x.qraft.value | f) | \(ratio($x.qraft.value; $x.etcd.value)) | | | | | | |"
+    else
+      "| \($row) | \($x.etcd.qps | f) | \($x.qraft.qps | f) | \(ratio($x.qraft.qps; $x.etcd.qps)) | \($x.etcd.p99_ms | f) | \($x.qraft.p99_ms | f) | \(ratio($x.qraft.p99_ms; $x.etcd.p99_ms)) | \($x.etcd.avg_ms | f) | \($x.qraft.avg_ms | f) | \($x.etcd.errors // "n/a")/\($x.qraft.errors // "n/a") |"
+    end)
+' "$RESULTS"

@@ -1,0 +1,154 @@
+//! Runs a workload against a target: opens `--conns` connections, drives `--clients`
+//! requesters concurrently on one executor thread until the budget is spent, and merges their
+//! latency records into one summary.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use futures::future::join_all;
+
+use super::budget::Budget;
+use super::keys::{KeyGen, KeyOrder, stamped_value};
+use super::progress::Progress;
+use super::stats::{Recorder, Summary};
+use super::target::{BoxFut, Conn, Target};
+use super::watch::run_watch;
+use super::workload::{Consistency, Load, Workload};
+
+/// Runs one workload to completion and returns its summary.
+pub async fn run(
+    target: &dyn Target,
+    load: &Load,
+    workload: &Workload,
+    progress: bool,
+) -> anyhow::Result<Summary> {
+    if load.total.is_none() && load.duration.is_none() {
+        bail!("a run needs --total, --duration or both");
+    }
+    let conns = connect(target, load.conns).await?;
+    let start = Instant::now();
+    let budget = Arc::new(Budget::new(load.total, load.duration, start));
+    let bar = Progress::start(budget.clone(), progress);
+    let recorder = match workload {
+        Workload::Watch {
+            watchers,
+            key_size,
+            val_size,
+        } => run_watch(&conns, load, &budget, *watchers, *key_size, *val_size, start).await?,
+        Workload::LeaseKeepalive => run_requesters(&conns, load, &budget, keep_alive_loop).await,
+        _ => {
+            run_requesters(&conns, load, &budget, |conn, budget, client| {
+                request_loop(conn, budget, workload, load.seed.wrapping_add(client), start)
+            })
+            .await
+        }
+    };
+    let elapsed = start.elapsed();
+    bar.finish();
+    Ok(recorder.summary(workload.name(), target.name(), elapsed))
+}
+
+pub async fn connect(target: &dyn Target, count: u64) -> anyhow::Result<Vec<Box<dyn Conn>>> {
+    let mut conns = Vec::new();
+    for i in 0..count {
+        let conn = target
+            .connect()
+            .await
+            .with_context(|| format!("opening connection {i} to {}", target.name()))?;
+        conns.push(conn);
+    }
+    Ok(conns)
+}
+
+/// Starts `--clients` requesters (requester i on connection i mod conns) and merges their records.
+pub async fn run_requesters<'a, F, Fut>(
+    conns: &'a [Box<dyn Conn>],
+    load: &Load,
+    budget: &'a Budget,
+    requester: F,
+) -> Recorder
+where
+    F: Fn(&'a dyn Conn, &'a Budget, u64) -> Fut,
+    Fut: std::future::Future<Output = Recorder> + 'a,
+{
+    let requesters = (0..load.clients).map(|client| {
+        let conn = &conns[(client % conns.len() as u64) as usize];
+        requester(conn.as_ref(), budget, client)
+    });
+    let mut total = Recorder::new();
+    for recorder in join_all(requesters).await {
+        total.merge(&recorder);
+    }
+    total
+}
+
+async fn request_loop(
+    conn: &dyn Conn,
+    budget: &Budget,
+    workload: &Workload,
+    seed: u64,
+    origin: Instant,
+) -> Recorder {
+    let mut recorder = Recorder::new();
+    let mut keys = match workload {
+        Workload::Put { keys, .. } | Workload::Range { keys, .. } | Workload::TxnPut { keys, .. } => {
+            KeyGen::new(keys.key_size, keys.key_space_size, keys.key_order, seed)
+        }
+        _ => KeyGen::new(8, 1, KeyOrder::Sequential, seed),
+    };
+    while let Some(n) = budget.claim() {
+        let call = request(conn, workload, keys.key(n), origin);
+        let sent = Instant::now();
+        match call.await {
+            Ok(()) => recorder.success(sent.elapsed()),
+            Err(err) => recorder.error(err.0),
+        }
+        budget.finished();
+    }
+    recorder
+}
+
+fn request<'a>(
+    conn: &'a dyn Conn,
+    workload: &Workload,
+    key: Vec<u8>,
+    origin: Instant,
+) -> BoxFut<'a, ()> {
+    let stamp = || u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    match workload {
+        Workload::Put { val_size, .. } => conn.put(key, stamped_value(*val_size, stamp())),
+        Workload::TxnPut { val_size, .. } => conn.txn_put(key, stamped_value(*val_size, stamp())),
+        Workload::Range { consistency, .. } => conn.range(key, *consistency == Consistency::S),
+        Workload::Watch { .. } | Workload::LeaseKeepalive => {
+            Box::pin(async { Err(super::target::TargetError::new("not a request workload")) })
+        }
+    }
+}
+
+/// Lease TTL of the keep-alive workload: long enough never to expire during a run.
+const KEEP_ALIVE_TTL: i64 = 60;
+
+async fn keep_alive_loop(conn: &dyn Conn, budget: &Budget, _client: u64) -> Recorder {
+    let mut recorder = Recorder::new();
+    let stream = match conn.lease_grant(KEEP_ALIVE_TTL).await {
+        Ok(lease) => conn.lease_keep_alive(lease).await,
+        Err(err) => Err(err),
+    };
+    let mut stream = match stream {
+        Ok(stream) => stream,
+        Err(err) => {
+            recorder.error(format!("setup: {err}"));
+            return recorder;
+        }
+    };
+    while budget.claim().is_some() {
+        let sent = Instant::now();
+        match stream.keep_alive().await {
+            Ok(()) => recorder.success(sent.elapsed()),
+            Err(err) => recorder.error(err.0),
+        }
+        budget.finished();
+    }
+    recorder
+}

@@ -1,0 +1,54 @@
+//! What a benchmarked system must offer. The workload generator and the measurement only see
+//! these traits, so qraft and etcd are driven by exactly the same code.
+//!
+//! Futures are boxed and runtime-agnostic: an implementation that needs its own runtime (etcd's
+//! tokio) runs the call there and hands the result back over a channel, so the driver never
+//! depends on which runtime serves the call.
+
+use std::future::Future;
+use std::pin::Pin;
+
+/// A failed call, as text: the bench counts errors and shows the first few, nothing more.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct TargetError(pub String);
+
+impl TargetError {
+    pub fn new(err: impl std::fmt::Display) -> Self {
+        Self(err.to_string())
+    }
+}
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T, TargetError>> + Send + 'a>>;
+
+/// A system under test: opens connections (`--conns`) that requesters share.
+pub trait Target: Send + Sync {
+    /// Short name used in reports ("qraft", "etcd").
+    fn name(&self) -> &'static str;
+    fn connect(&self) -> BoxFut<'_, Box<dyn Conn>>;
+}
+
+/// One connection. Calls take `&self` so many requesters can share it concurrently.
+pub trait Conn: Send + Sync {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()>;
+    /// Reads one key; `serializable` skips the leader round (may be stale).
+    fn range(&self, key: Vec<u8>, serializable: bool) -> BoxFut<'_, ()>;
+    /// A transaction with no compares whose success branch puts `key`.
+    fn txn_put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()>;
+    /// Grants a lease with `ttl` seconds and returns its ID.
+    fn lease_grant(&self, ttl: i64) -> BoxFut<'_, i64>;
+    /// Opens a keep-alive stream for the lease.
+    fn lease_keep_alive(&self, lease: i64) -> BoxFut<'_, Box<dyn KeepAlive>>;
+    /// Watches one key from now on.
+    fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>>;
+}
+
+/// A keep-alive stream: each call is one request/response round.
+pub trait KeepAlive: Send {
+    fn keep_alive(&mut self) -> BoxFut<'_, ()>;
+}
+
+/// Events of one watch: each item is the values of one response's events, `None` at the end.
+pub trait EventStream: Send {
+    fn next(&mut self) -> BoxFut<'_, Option<Vec<Vec<u8>>>>;
+}

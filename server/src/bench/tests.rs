@@ -1,0 +1,183 @@
+//! The driver's own logic (bounds, fan-out over connections, event accounting) against a small
+//! in-process key-value target. The real systems are exercised by the smoke test and
+//! `bench/compare.sh`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use clap::Parser;
+use futures::StreamExt;
+use futures::channel::mpsc;
+use futures::executor::block_on;
+
+use super::target::{BoxFut, Conn, EventStream, KeepAlive, Target, TargetError};
+use super::workload::{Load, Workload};
+
+#[derive(Default)]
+struct Shared {
+    data: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
+    watchers: Mutex<Vec<(Vec<u8>, mpsc::UnboundedSender<Vec<Vec<u8>>>)>>,
+    connections: AtomicU64,
+    calls: AtomicU64,
+    /// Every n-th call fails when non-zero.
+    fail_every: u64,
+}
+
+struct MemTarget(Arc<Shared>);
+struct MemConn(Arc<Shared>);
+
+impl Target for MemTarget {
+    fn name(&self) -> &'static str {
+        "mem"
+    }
+    fn connect(&self) -> BoxFut<'_, Box<dyn Conn>> {
+        self.0.connections.fetch_add(1, Ordering::Relaxed);
+        let conn: Box<dyn Conn> = Box::new(MemConn(self.0.clone()));
+        Box::pin(async move { Ok(conn) })
+    }
+}
+
+impl MemConn {
+    fn call(&self) -> Result<(), TargetError> {
+        let n = self.0.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.0.fail_every != 0 && n % self.0.fail_every == 0 {
+            return Err(TargetError::new("injected failure"));
+        }
+        Ok(())
+    }
+
+    fn store(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), TargetError> {
+        self.call()?;
+        for (watched, tx) in self.0.watchers.lock().map_err(TargetError::new)?.iter() {
+            if *watched == key {
+                let _ = tx.unbounded_send(vec![value.clone()]);
+            }
+        }
+        self.0.data.lock().map_err(TargetError::new)?.insert(key, value);
+        Ok(())
+    }
+}
+
+impl Conn for MemConn {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()> {
+        Box::pin(async move { self.store(key, value) })
+    }
+    fn range(&self, key: Vec<u8>, _serializable: bool) -> BoxFut<'_, ()> {
+        Box::pin(async move {
+            self.call()?;
+            let _ = self.0.data.lock().map_err(TargetError::new)?.get(&key);
+            Ok(())
+        })
+    }
+    fn txn_put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()> {
+        Box::pin(async move { self.store(key, value) })
+    }
+    fn lease_grant(&self, _ttl: i64) -> BoxFut<'_, i64> {
+        Box::pin(async move { self.call().map(|()| 7) })
+    }
+    fn lease_keep_alive(&self, _lease: i64) -> BoxFut<'_, Box<dyn KeepAlive>> {
+        Box::pin(async move { Ok(Box::new(MemKeepAlive) as Box<dyn KeepAlive>) })
+    }
+    fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
+        let (tx, rx) = mpsc::unbounded();
+        Box::pin(async move {
+            self.0.watchers.lock().map_err(TargetError::new)?.push((key, tx));
+            Ok(Box::new(MemEvents(rx)) as Box<dyn EventStream>)
+        })
+    }
+}
+
+struct MemKeepAlive;
+impl KeepAlive for MemKeepAlive {
+    fn keep_alive(&mut self) -> BoxFut<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+struct MemEvents(mpsc::UnboundedReceiver<Vec<Vec<u8>>>);
+impl EventStream for MemEvents {
+    fn next(&mut self) -> BoxFut<'_, Option<Vec<Vec<u8>>>> {
+        Box::pin(async move { Ok(self.0.next().await) })
+    }
+}
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    load: Load,
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+fn run(shared: &Arc<Shared>, args: &str) -> super::Summary {
+    let cli = Cli::try_parse_from(std::iter::once("bench").chain(args.split_whitespace()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let target = MemTarget(shared.clone());
+    block_on(super::run(&target, &cli.load, &cli.workload, false)).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn a_total_is_spread_over_clients_and_connections_exactly() {
+    let shared = Arc::new(Shared::default());
+    let summary = run(
+        &shared,
+        "--clients 8 --conns 3 --total 500 put --key-space-size 50 --val-size 16",
+    );
+    assert_eq!((summary.ok, summary.errors), (500, 0));
+    assert_eq!(shared.connections.load(Ordering::Relaxed), 3);
+    assert_eq!(shared.calls.load(Ordering::Relaxed), 500);
+    let data = shared.data.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(data.len() <= 50 && !data.is_empty());
+    assert!(data.values().all(|v| v.len() == 16));
+}
+
+#[test]
+fn sequential_keys_cover_the_key_space() {
+    let shared = Arc::new(Shared::default());
+    run(
+        &shared,
+        "--clients 4 --total 64 txn-put --key-space-size 64 --key-order sequential --key-size 10",
+    );
+    let data = shared.data.lock().unwrap_or_else(|e| e.into_inner());
+    assert_eq!(data.len(), 64);
+    assert!(data.keys().all(|k| k.len() == 10));
+}
+
+#[test]
+fn failures_are_counted_not_fatal() {
+    let shared = Arc::new(Shared {
+        fail_every: 4,
+        ..Shared::default()
+    });
+    let summary = run(&shared, "--clients 2 --total 100 range --consistency s");
+    assert_eq!((summary.ok, summary.errors), (75, 25));
+    assert_eq!(summary.workload, "range-serializable");
+    assert_eq!(summary.error_samples, vec!["injected failure".to_owned()]);
+}
+
+#[test]
+fn every_watcher_sees_every_put() {
+    let shared = Arc::new(Shared::default());
+    let summary = run(&shared, "--clients 2 --total 40 watch --watchers 3 --val-size 32");
+    assert_eq!((summary.ok, summary.errors), (120, 0));
+}
+
+#[test]
+fn a_duration_bounds_a_run_without_a_total() {
+    let shared = Arc::new(Shared::default());
+    let started = std::time::Instant::now();
+    let summary = run(&shared, "--clients 2 --duration 200ms lease-keepalive");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(summary.ok > 0);
+    assert_eq!(summary.errors, 0);
+}
+
+#[test]
+fn an_unbounded_run_is_refused() {
+    let cli = Cli::try_parse_from(["bench", "put"]).unwrap_or_else(|e| panic!("{e}"));
+    let target = MemTarget(Arc::new(Shared::default()));
+    let refused = block_on(super::run(&target, &cli.load, &cli.workload, false));
+    assert!(refused.is_err());
+}

@@ -1,0 +1,66 @@
+//! qraft-bench: etcd's benchmark workloads against qraft or (feature `etcd`) a real etcd.
+//!
+//! `qraft-bench --target etcd --endpoints http://127.0.0.1:2379 --clients 64 --total 20000 put`
+
+use clap::{Parser, ValueEnum};
+use qraft_server::bench::{self, Load, Target, Workload};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum TargetKind {
+    Qraft,
+    Etcd,
+}
+
+#[derive(Debug, Parser)]
+#[command(name = "qraft-bench", about = "Load generator for qraft (and etcd, for comparison)")]
+struct Cli {
+    /// The system under test.
+    #[arg(long, value_enum, default_value_t = TargetKind::Qraft)]
+    target: TargetKind,
+    /// Client URLs, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "https://127.0.0.1:2379")]
+    endpoints: Vec<String>,
+    /// CA certificate of qraft's client listener (auto-TLS: `<data-dir>/...`).
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
+    /// Print the summary as one JSON object (for scripts).
+    #[arg(long)]
+    json: bool,
+    /// Never draw the progress bar (it is drawn only on a terminal anyway).
+    #[arg(long)]
+    no_progress: bool,
+    #[command(flatten)]
+    load: Load,
+    #[command(subcommand)]
+    workload: Workload,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let target = make_target(&cli)?;
+    let summary = futures::executor::block_on(bench::run(
+        target.as_ref(),
+        &cli.load,
+        &cli.workload,
+        !cli.no_progress && !cli.json,
+    ))?;
+    if cli.json {
+        println!("{}", serde_json::to_string(&summary)?);
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}
+
+fn make_target(cli: &Cli) -> anyhow::Result<Box<dyn Target>> {
+    match cli.target {
+        TargetKind::Qraft => anyhow::bail!("the qraft target needs the qraft client library"),
+        #[cfg(feature = "etcd")]
+        TargetKind::Etcd => Ok(Box::new(bench::etcd::EtcdTarget::new(
+            cli.endpoints.clone(),
+            2,
+        )?)),
+        #[cfg(not(feature = "etcd"))]
+        TargetKind::Etcd => anyhow::bail!("built without the `etcd` feature"),
+    }
+}
