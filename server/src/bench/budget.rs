@@ -47,10 +47,6 @@ impl Budget {
     pub fn total(&self) -> Option<u64> {
         (self.total != u64::MAX).then_some(self.total)
     }
-
-    pub fn deadline(&self) -> Instant {
-        self.deadline
-    }
 }
 
 #[cfg(test)]

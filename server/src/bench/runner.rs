@@ -35,11 +35,22 @@ pub async fn run(
             watchers,
             key_size,
             val_size,
-        } => run_watch(&conns, load, &budget, *watchers, *key_size, *val_size, start).await?,
+        } => {
+            run_watch(
+                &conns, load, &budget, *watchers, *key_size, *val_size, start,
+            )
+            .await?
+        }
         Workload::LeaseKeepalive => run_requesters(&conns, load, &budget, keep_alive_loop).await,
         _ => {
             run_requesters(&conns, load, &budget, |conn, budget, client| {
-                request_loop(conn, budget, workload, load.seed.wrapping_add(client), start)
+                request_loop(
+                    conn,
+                    budget,
+                    workload,
+                    load.seed.wrapping_add(client),
+                    start,
+                )
             })
             .await
         }
@@ -92,7 +103,9 @@ async fn request_loop(
 ) -> Recorder {
     let mut recorder = Recorder::new();
     let mut keys = match workload {
-        Workload::Put { keys, .. } | Workload::Range { keys, .. } | Workload::TxnPut { keys, .. } => {
+        Workload::Put { keys, .. }
+        | Workload::Range { keys, .. }
+        | Workload::TxnPut { keys, .. } => {
             KeyGen::new(keys.key_size, keys.key_space_size, keys.key_order, seed)
         }
         _ => KeyGen::new(8, 1, KeyOrder::Sequential, seed),

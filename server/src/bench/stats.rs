@@ -35,7 +35,9 @@ impl Recorder {
     }
 
     pub fn success(&mut self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX).max(1);
+        let micros = u64::try_from(latency.as_micros())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.latencies.saturating_record(micros);
     }
 

@@ -15,10 +15,12 @@ use futures::executor::block_on;
 use super::target::{BoxFut, Conn, EventStream, KeepAlive, Target, TargetError};
 use super::workload::{Load, Workload};
 
+type WatcherList = Vec<(Vec<u8>, mpsc::UnboundedSender<Vec<Vec<u8>>>)>;
+
 #[derive(Default)]
 struct Shared {
     data: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
-    watchers: Mutex<Vec<(Vec<u8>, mpsc::UnboundedSender<Vec<Vec<u8>>>)>>,
+    watchers: Mutex<WatcherList>,
     connections: AtomicU64,
     calls: AtomicU64,
     /// Every n-th call fails when non-zero.
@@ -42,7 +44,7 @@ impl Target for MemTarget {
 impl MemConn {
     fn call(&self) -> Result<(), TargetError> {
         let n = self.0.calls.fetch_add(1, Ordering::Relaxed) + 1;
-        if self.0.fail_every != 0 && n % self.0.fail_every == 0 {
+        if self.0.fail_every != 0 && n.is_multiple_of(self.0.fail_every) {
             return Err(TargetError::new("injected failure"));
         }
         Ok(())
@@ -55,7 +57,11 @@ impl MemConn {
                 let _ = tx.unbounded_send(vec![value.clone()]);
             }
         }
-        self.0.data.lock().map_err(TargetError::new)?.insert(key, value);
+        self.0
+            .data
+            .lock()
+            .map_err(TargetError::new)?
+            .insert(key, value);
         Ok(())
     }
 }
@@ -83,7 +89,11 @@ impl Conn for MemConn {
     fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
         let (tx, rx) = mpsc::unbounded();
         Box::pin(async move {
-            self.0.watchers.lock().map_err(TargetError::new)?.push((key, tx));
+            self.0
+                .watchers
+                .lock()
+                .map_err(TargetError::new)?
+                .push((key, tx));
             Ok(Box::new(MemEvents(rx)) as Box<dyn EventStream>)
         })
     }
@@ -160,7 +170,10 @@ fn failures_are_counted_not_fatal() {
 #[test]
 fn every_watcher_sees_every_put() {
     let shared = Arc::new(Shared::default());
-    let summary = run(&shared, "--clients 2 --total 40 watch --watchers 3 --val-size 32");
+    let summary = run(
+        &shared,
+        "--clients 2 --total 40 watch --watchers 3 --val-size 32",
+    );
     assert_eq!((summary.ok, summary.errors), (120, 0));
 }
 

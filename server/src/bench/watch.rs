@@ -83,7 +83,11 @@ async fn put_loop(
     recorder
 }
 
-async fn watch_loop(stream: &mut dyn EventStream, expected: &AtomicU64, origin: Instant) -> Recorder {
+async fn watch_loop(
+    stream: &mut dyn EventStream,
+    expected: &AtomicU64,
+    origin: Instant,
+) -> Recorder {
     let mut recorder = Recorder::new();
     let mut received = 0u64;
     let mut give_up: Option<Instant> = None;
@@ -106,7 +110,9 @@ async fn watch_loop(stream: &mut dyn EventStream, expected: &AtomicU64, origin: 
                 for value in values {
                     received += 1;
                     match read_stamp(&value) {
-                        Some(stamp) => recorder.success(Duration::from_nanos(now.saturating_sub(stamp))),
+                        Some(stamp) => {
+                            recorder.success(Duration::from_nanos(now.saturating_sub(stamp)))
+                        }
                         None => recorder.error("event without a timestamp"),
                     }
                 }

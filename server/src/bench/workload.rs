@@ -112,7 +112,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "s" => value,
         "m" => value * 60.0,
-        _ => return Err(format!("invalid duration unit in {text:?} (use ms, s or m)")),
+        _ => {
+            return Err(format!(
+                "invalid duration unit in {text:?} (use ms, s or m)"
+            ));
+        }
     };
     Duration::try_from_secs_f64(seconds).map_err(|_| format!("invalid duration {text:?}"))
 }

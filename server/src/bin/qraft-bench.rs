@@ -12,7 +12,10 @@ enum TargetKind {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "qraft-bench", about = "Load generator for qraft (and etcd, for comparison)")]
+#[command(
+    name = "qraft-bench",
+    about = "Load generator for qraft (and etcd, for comparison)"
+)]
 struct Cli {
     /// The system under test.
     #[arg(long, value_enum, default_value_t = TargetKind::Qraft)]
