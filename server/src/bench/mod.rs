@@ -6,6 +6,7 @@ mod budget;
 pub mod etcd;
 pub mod keys;
 mod progress;
+pub mod qraft;
 mod runner;
 pub mod stats;
 pub mod target;

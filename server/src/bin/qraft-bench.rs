@@ -23,7 +23,7 @@ struct Cli {
     /// Client URLs, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "https://127.0.0.1:2379")]
     endpoints: Vec<String>,
-    /// CA certificate of qraft's client listener (auto-TLS: `<data-dir>/...`).
+    /// CA certificate of qraft's client listener [default: ./default.qraft/fixtures/client/ca.crt].
     #[arg(long)]
     cacert: Option<std::path::PathBuf>,
     /// Print the summary as one JSON object (for scripts).
@@ -57,7 +57,16 @@ fn main() -> anyhow::Result<()> {
 
 fn make_target(cli: &Cli) -> anyhow::Result<Box<dyn Target>> {
     match cli.target {
-        TargetKind::Qraft => anyhow::bail!("the qraft target needs the qraft client library"),
+        TargetKind::Qraft => {
+            let cacert = cli
+                .cacert
+                .clone()
+                .unwrap_or_else(|| "default.qraft/fixtures/client/ca.crt".into());
+            Ok(Box::new(bench::qraft::QraftTarget::new(
+                cli.endpoints.clone(),
+                cacert,
+            )))
+        }
         #[cfg(feature = "etcd")]
         TargetKind::Etcd => Ok(Box::new(bench::etcd::EtcdTarget::new(
             cli.endpoints.clone(),
