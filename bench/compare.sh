@@ -102,11 +102,17 @@ start_etcd() {
 start_qraft() {
     local i cluster="" cps=() pps=() mps=()
     mkdir -p "$WORK/ca"
-    # One CA for the three members (auto-TLS makes only the leaves when ca.key exists).
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
-        -subj "/CN=qraft-compare CA" -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" \
-        -keyout "$WORK/ca/ca.key" -out "$WORK/ca/ca.crt" 2>/dev/null
+    # One CA for the three members (auto-TLS makes only the leaves when ca.key exists). The CA
+    # must come from qraft's own auto-TLS (it rebuilds the issuer from ca.key with its own
+    # parameters), so a throw-away single member generates it.
+    "$BIN/qraft" --name cagen --data-dir "$WORK/cagen" >"$WORK/cagen.log" 2>&1 &
+    local cagen=$!
+    PIDS+=("$cagen")
+    for i in $(seq 1 100); do [[ -s "$WORK/cagen/fixtures/peer/ca.key" ]] && break; sleep 0.1; done
+    kill "$cagen" 2>/dev/null || true
+    wait "$cagen" 2>/dev/null || true
+    cp "$WORK/cagen/fixtures/peer/ca.crt" "$WORK/cagen/fixtures/peer/ca.key" "$WORK/ca/"
+    rm -rf "$WORK/cagen"
     for i in 0 1 2; do
         cps+=("$(free_port)")
         pps+=("$(free_port)")
@@ -147,7 +153,7 @@ bench() {
     fi
 }
 
-total() { echo $(($1 * SCALE)); }
+total() { awk -v n="$1" -v s="$SCALE" 'BEGIN { printf "%d", (n * s < 1 ? 1 : n * s) }'; }
 
 members_footprint() { # system pid...
     local system=$1 i=0 pid rss
@@ -194,7 +200,7 @@ declare -a ETCD_PIDS QRAFT_PIDS
 if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
     log "starting 3-member etcd $(etcd --version | head -1)"
     start_etcd
-    wait_ready etcd "$ETCD_EPS" || { tail -5 "$WORK"/etcd-e*.log >&2; exit 1; }
+    wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd-e*.log >&2; exit 1; }
     run_suite etcd "$ETCD_EPS" "${ETCD_PIDS[@]}"
     for pid in "${ETCD_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
 fi
@@ -206,7 +212,7 @@ if [[ "${SKIP_QRAFT:-0}" != 1 ]]; then
         run_suite qraft "$QRAFT_EPS" "${QRAFT_PIDS[@]}"
     else
         log "qraft did not serve writes; its rows stay empty"
-        tail -5 "$WORK"/qraft-q*.log >&2 || true
+        tail -n 5 "$WORK"/qraft-q*.log >&2 || true
     fi
     unset CACERT
 fi
