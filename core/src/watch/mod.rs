@@ -14,7 +14,7 @@
 //!   the stream can take more (a stream whose queue is full makes its watchers fall back to
 //!   catching up from the backend instead of buffering without bound).
 //!
-//! Guarantees (tested in `core/tests/watch_*.rs`): events arrive in revision order, never
+//! Guarantees (tested in `tests/tests/watch_*.rs`): events arrive in revision order, never
 //! duplicated, never skipped; all events of one revision arrive in one response (or in one
 //! run of fragments); a watcher restarted at last revision + 1 misses nothing; a progress
 //! notification's revision is never ahead of the events already queued for that stream; a
