@@ -1,7 +1,7 @@
 //! The storage abstraction under MVCC, leases, auth and membership.
 //!
 //! A [`Backend`] is a set of named, byte-ordered key/value tables ([`Table`]) with
-//! transactions, shaped after LMDB so that `qraft-io` can implement it on heed directly:
+//! transactions, shaped after LMDB so that `qraft-io` can implement it on LMDB directly:
 //!
 //! - **One write transaction at a time.** [`Backend::write_txn`] fails with
 //!   [`BackendError::WriteTxnActive`] while another one is open (LMDB would block; core never
@@ -22,7 +22,7 @@
 //! keep) the consistent index accordingly.
 //!
 //! # Why generic associated types
-//! Transactions borrow the backend (heed's `RoTxn<'env>` / `RwTxn<'env>`), so the transaction
+//! Transactions borrow the backend (LMDB read and write transactions borrow their environment), so the transaction
 //! types are GATs with the backend's lifetime. Code that consumes transactions (MVCC, lease, auth)
 //! is generic over `T: ReadTxn + ?Sized` / `T: WriteTxn + ?Sized`, so it also works with
 //! `&dyn ReadTxn` / `&mut dyn WriteTxn` when an embedder prefers dynamic dispatch. Range scans
