@@ -2,58 +2,8 @@
 
 use qraft_proto::qraftpb::{self, ClientResponse, client_response};
 
-/// gRPC status codes (the numbering etcd clients rely on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[repr(i32)]
-pub enum Code {
-    Ok = 0,
-    Cancelled = 1,
-    Unknown = 2,
-    InvalidArgument = 3,
-    DeadlineExceeded = 4,
-    NotFound = 5,
-    AlreadyExists = 6,
-    PermissionDenied = 7,
-    ResourceExhausted = 8,
-    FailedPrecondition = 9,
-    Aborted = 10,
-    OutOfRange = 11,
-    Unimplemented = 12,
-    Internal = 13,
-    Unavailable = 14,
-    DataLoss = 15,
-    Unauthenticated = 16,
-}
-
-impl Code {
-    /// Maps a wire value to a code; values outside gRPC's range become `Unknown`.
-    pub fn from_i32(value: i32) -> Self {
-        use Code::*;
-        const ALL: [Code; 17] = [
-            Ok,
-            Cancelled,
-            Unknown,
-            InvalidArgument,
-            DeadlineExceeded,
-            NotFound,
-            AlreadyExists,
-            PermissionDenied,
-            ResourceExhausted,
-            FailedPrecondition,
-            Aborted,
-            OutOfRange,
-            Unimplemented,
-            Internal,
-            Unavailable,
-            DataLoss,
-            Unauthenticated,
-        ];
-        usize::try_from(value)
-            .ok()
-            .and_then(|i| ALL.get(i).copied())
-            .unwrap_or(Unknown)
-    }
-}
+/// gRPC status codes: the core's, so every layer maps errors the same way.
+pub use qraft_core::error::Code;
 
 /// etcd's message for a request above the size limit.
 pub const MSG_REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";

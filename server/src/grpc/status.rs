@@ -9,28 +9,8 @@ use hyper::header::HeaderValue;
 use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
 use qraft_proto::qraftpb;
 
-/// gRPC status codes (the numbering is fixed by the gRPC specification).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(i32)]
-pub enum Code {
-    Ok = 0,
-    Cancelled = 1,
-    Unknown = 2,
-    InvalidArgument = 3,
-    DeadlineExceeded = 4,
-    NotFound = 5,
-    AlreadyExists = 6,
-    PermissionDenied = 7,
-    ResourceExhausted = 8,
-    FailedPrecondition = 9,
-    Aborted = 10,
-    OutOfRange = 11,
-    Unimplemented = 12,
-    Internal = 13,
-    Unavailable = 14,
-    DataLoss = 15,
-    Unauthenticated = 16,
-}
+/// gRPC status codes: the core's, so every layer maps errors the same way.
+pub use qraft_core::error::Code;
 
 /// The outcome of one gRPC call: a numeric code and a human-readable message.
 #[derive(Debug, Clone, PartialEq, Eq)]
