@@ -4,15 +4,12 @@ use qraft_proto::qraftpb::{self, ClientResponse, client_response};
 
 /// gRPC status codes: the core's, so every layer maps errors the same way.
 pub use qraft_core::error::Code;
+use qraft_core::error::Error;
 
-/// etcd's message for a request above the size limit.
-pub const MSG_REQUEST_TOO_LARGE: &str = "etcdserver: request is too large";
-/// etcd's message when the contacted member is not the leader.
-pub const MSG_NOT_LEADER: &str = "etcdserver: not leader";
-/// etcd's message when the cluster has no leader.
-pub const MSG_NO_LEADER: &str = "etcdserver: no leader";
-/// etcd's message when too many proposals are pending.
-pub const MSG_TOO_MANY_REQUESTS: &str = "etcdserver: too many requests";
+/// An error response for one of the core's errors: its gRPC code and etcd's message text.
+pub fn core_error_response(error: &Error) -> ClientResponse {
+    error_response(error.code(), error.to_string())
+}
 
 /// A response carrying only an error.
 pub fn error_response(code: Code, message: impl Into<String>) -> ClientResponse {

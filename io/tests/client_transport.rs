@@ -9,9 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use common::{Certs, certs, localhost};
+use qraft_core::error::Error;
 use qraft_io::client::{Client, ClientConfig, ClientError};
 use qraft_io::runtime;
-use qraft_io::status::{Code, MSG_NOT_LEADER, error_response, error_response_with_hint};
+use qraft_io::status::{Code, error_response, error_response_with_hint};
 use qraft_io::transport::{
     ClientContext, ClientListener, ClientListenerConfig, RequestHandler, RequestStream,
     ResponseSink, encode_frame, read_frame,
@@ -44,7 +45,7 @@ impl RequestHandler for Scripted {
     async fn handle(&self, ctx: ClientContext, req: ClientRequest) -> ClientResponse {
         match req.request {
             Some(Request::Put(_)) if self.follower => {
-                error_response_with_hint(Code::FailedPrecondition, MSG_NOT_LEADER, 1)
+                error_response_with_hint(Code::FailedPrecondition, Error::NotLeader.to_string(), 1)
             }
             Some(Request::Put(_)) => {
                 self.puts.fetch_add(1, Ordering::SeqCst);

@@ -158,38 +158,10 @@ impl Runner {
 fn mvcc_transcripts() {
     insta::glob!("../testdata/mvcc", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
-        let mut lines = script.lines().map(str::to_owned);
         let mut runner = Runner::new();
-        let mut out = String::new();
-        while let Some(line) = lines.next() {
-            let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                out.push_str(&line);
-                out.push('\n');
-                continue;
-            }
-            out.push_str(&format!("> {trimmed}\n"));
-            let mut block = Vec::new();
-            if trimmed == "txn" || trimmed == "txn_ro" {
-                // Echo the block too, then hand it to the parser.
-                let mut depth = 1;
-                for inner in lines.by_ref() {
-                    let t = inner.trim().to_owned();
-                    if t.ends_with(" txn") || t == "txn" {
-                        depth += 1;
-                    }
-                    if t == "end" {
-                        depth -= 1;
-                    }
-                    out.push_str(&format!(">   {t}\n"));
-                    block.push(t);
-                    if depth == 0 {
-                        break;
-                    }
-                }
-            }
-            runner.run(trimmed, &mut block.into_iter(), &mut out);
-        }
+        let out = common::run_script(&script, &["txn", "txn_ro"], |line, block, out| {
+            runner.run(line, block, out)
+        });
         insta::assert_snapshot!(out);
     });
 }

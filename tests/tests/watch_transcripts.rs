@@ -278,37 +278,10 @@ impl Runner {
 fn watch_transcripts() {
     insta::glob!("../testdata/watch", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
-        let mut lines = script.lines().map(str::to_owned);
         let mut runner = Runner::new(WatchConfig::default());
-        let mut out = String::new();
-        while let Some(line) = lines.next() {
-            let trimmed = line.trim();
-            if trimmed.is_empty() || trimmed.starts_with('#') {
-                out.push_str(&line);
-                out.push('\n');
-                continue;
-            }
-            out.push_str(&format!("> {trimmed}\n"));
-            let mut block = Vec::new();
-            if trimmed == "txn" {
-                let mut depth = 1;
-                for inner in lines.by_ref() {
-                    let t = inner.trim().to_owned();
-                    if t.ends_with(" txn") || t == "txn" {
-                        depth += 1;
-                    }
-                    if t == "end" {
-                        depth -= 1;
-                    }
-                    out.push_str(&format!(">   {t}\n"));
-                    block.push(t);
-                    if depth == 0 {
-                        break;
-                    }
-                }
-            }
-            runner.run(trimmed, &mut block.into_iter(), &mut out);
-        }
+        let out = common::run_script(&script, &["txn"], |line, block, out| {
+            runner.run(line, block, out)
+        });
         insta::assert_snapshot!(out);
     });
 }

@@ -8,8 +8,8 @@ use qraft_proto::qraftpb::{ClientRequest, ClientResponse, client_request, client
 
 use super::{ClientConfig, ClientError};
 use crate::runtime;
-use crate::status::{Code, MSG_NO_LEADER, MSG_NOT_LEADER, MSG_TOO_MANY_REQUESTS};
 use crate::transport::{TransportError, bind, client_config, encode_frame, read_frame};
+use qraft_core::error::Error;
 
 /// A handle to the cluster; cheap to clone, safe to share between tasks.
 #[derive(Clone)]
@@ -262,12 +262,11 @@ impl Client {
 /// Errors that prove the server did not propose the request, so repeating it is safe.
 fn refused_before_proposal(error: &ClientError) -> bool {
     match error {
-        ClientError::Status { code, message, .. } => matches!(
-            (code, message.as_str()),
-            (Code::FailedPrecondition, MSG_NOT_LEADER)
-                | (Code::Unavailable, MSG_NO_LEADER)
-                | (Code::ResourceExhausted, MSG_TOO_MANY_REQUESTS)
-        ),
+        ClientError::Status { code, message, .. } => {
+            [Error::NotLeader, Error::NoLeader, Error::TooManyRequests]
+                .iter()
+                .any(|e| e.code() == *code && e.to_string() == *message)
+        }
         _ => false,
     }
 }

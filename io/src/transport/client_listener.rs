@@ -16,8 +16,9 @@ use super::{
     is_streaming, read_frame,
 };
 use crate::runtime::{self, Task};
-use crate::status::{Code, MSG_REQUEST_TOO_LARGE, error_response};
+use crate::status::{Code, core_error_response, error_response};
 use crate::tls::{self, Identity};
+use qraft_core::error::Error;
 
 /// etcd's default `--max-request-bytes`.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1_572_864;
@@ -151,7 +152,7 @@ async fn serve_stream<H: RequestHandler>(
     let limit = config.frame_limit();
     let rejection = match read_frame::<ClientRequest, _>(&mut recv, limit).await {
         Ok(Some(req)) if req.encoded_len() > config.max_request_bytes => {
-            error_response(Code::InvalidArgument, MSG_REQUEST_TOO_LARGE)
+            core_error_response(&Error::RequestTooLarge)
         }
         Ok(Some(req)) if is_streaming(&req) => {
             let requests = RequestStream::new(recv, limit);
@@ -169,9 +170,7 @@ async fn serve_stream<H: RequestHandler>(
             let _ = send.finish();
             return;
         }
-        Err(FrameError::TooLarge { .. }) => {
-            error_response(Code::InvalidArgument, MSG_REQUEST_TOO_LARGE)
-        }
+        Err(FrameError::TooLarge { .. }) => core_error_response(&Error::RequestTooLarge),
         Err(FrameError::Decode(e)) => error_response(
             Code::InvalidArgument,
             format!("qraft: malformed request: {e}"),
