@@ -83,3 +83,36 @@ fn qraftctl_speaks_etcdctls_output() {
     assert!(ok, "{err}");
     assert!(out.contains("| RAFT TERM |"), "{out}");
 }
+
+/// `endpoint hashkv` at one revision gives the same hash on every member once each has applied
+/// it: the members hold the same history.
+#[test]
+fn members_report_the_same_kv_hash() {
+    let c = Cluster::start(3, ClusterOptions::default());
+    let mut last_revision = 0;
+    for i in 0..20 {
+        let client = c.client(i % 3);
+        let put = runtime::block_on(client.put_kv(format!("k{}", i % 7), format!("v{i}")));
+        last_revision = put.expect("put").header.expect("header").revision;
+    }
+    let rev = last_revision.to_string();
+    let hashes: Vec<String> = (0..3)
+        .map(|i| {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            loop {
+                let (ok, out, err) = c.ctl(i, &["endpoint", "hashkv", "--rev", &rev]);
+                if ok {
+                    let hash = out.trim().rsplit(", ").next().unwrap_or_default();
+                    return hash.to_string();
+                }
+                assert!(
+                    err.contains("future revision") && Instant::now() < deadline,
+                    "member {i}: {err}"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+        .collect();
+    assert!(!hashes[0].is_empty(), "{hashes:?}");
+    assert!(hashes.iter().all(|h| *h == hashes[0]), "{hashes:?}");
+}

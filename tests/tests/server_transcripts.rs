@@ -27,7 +27,8 @@ use qraft_proto::etcdserverpb::{
     MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest, RangeRequest,
 };
 use qraft_proto::etcdserverpb::{
-    DowngradeRequest, StatusRequest, downgrade_request::DowngradeAction,
+    CompactionRequest, DowngradeRequest, HashKvRequest, StatusRequest,
+    downgrade_request::DowngradeAction,
 };
 use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -371,6 +372,22 @@ impl Cluster {
                 }
             }
             "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), ""),
+            // compact N REV / hashkv N [REV]
+            "compact" => self.send(
+                node(1),
+                In::Compaction(CompactionRequest {
+                    revision: num(2),
+                    physical: true,
+                }),
+                "",
+            ),
+            "hashkv" => self.send(
+                node(1),
+                In::HashKv(HashKvRequest {
+                    revision: if words.len() > 2 { num(2) } else { 0 },
+                }),
+                arg("token").unwrap_or(""),
+            ),
             // partition 1 / 2 3: members in different groups cannot talk.
             "partition" => {
                 self.partition.clear();

@@ -11,6 +11,7 @@
 //! the new revision, `version` to previous + 1 and `create_revision` on creation; deletes
 //! write tombstones, after which a put starts again at version 1.
 
+mod hash;
 pub mod key_index;
 pub mod kv;
 mod range;
@@ -20,6 +21,7 @@ mod txn;
 pub mod validate;
 mod write;
 
+pub use hash::KvHash;
 pub use key_index::KeyRange;
 pub use kv::{Applied, Leases, NoLeases, is_read_only};
 pub use revision::Revision;

@@ -2,8 +2,8 @@
 
 use prost::Message as _;
 use qraft_proto::etcdserverpb::{
-    AuthRoleListResponse, AuthUserListResponse, LeaseTimeToLiveResponse, MemberListResponse,
-    TxnRequest,
+    AuthRoleListResponse, AuthUserListResponse, HashKvResponse, LeaseTimeToLiveResponse,
+    MemberListResponse, TxnRequest,
 };
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -234,8 +234,22 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.reply(id, Out::Status(response));
                 Ok(())
             }
-            // Watches are served by the shell's watch hub from `Output::Events`; alarms,
-            // maintenance and downgrades are not handled by this state machine yet.
+            In::HashKv(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                let txn = self.backend.read_txn().map_err(|e| plain(e.into()))?;
+                let hashed = self.state.mvcc.hash_kv(&txn, r.revision).map_err(plain)?;
+                drop(txn);
+                let response = HashKvResponse {
+                    header: None,
+                    hash: hashed.hash,
+                    compact_revision: hashed.compact_revision,
+                    hash_revision: hashed.hash_revision,
+                };
+                self.reply(id, Out::HashKv(response));
+                Ok(())
+            }
+            // Watches are served by the shell's watch hub from `Output::Events`; the shell
+            // answers snapshots and defragmentation itself.
             _ => Err(plain(Error::NotCapable)),
         }
     }

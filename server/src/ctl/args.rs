@@ -254,6 +254,14 @@ pub enum EndpointCommand {
         #[arg(long)]
         cluster: bool,
     },
+    /// Prints the KV history hash for each endpoint in `--endpoints`.
+    Hashkv {
+        #[arg(long)]
+        cluster: bool,
+        /// Maximum revision to hash (0 = the latest).
+        #[arg(long, default_value_t = 0)]
+        rev: i64,
+    },
 }
 
 #[derive(Debug, Subcommand)]

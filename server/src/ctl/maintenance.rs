@@ -15,7 +15,11 @@ use super::output::{Format, Printer, header_json, human_bytes, table};
 use super::{Cli, connect_to, endpoints, normalize_endpoint};
 
 /// The endpoints a command addresses: the flag's, or with `--cluster` every member's client URLs.
-async fn targets(client: &Client, cli: &Cli, cluster: bool) -> anyhow::Result<Vec<String>> {
+pub(super) async fn targets(
+    client: &Client,
+    cli: &Cli,
+    cluster: bool,
+) -> anyhow::Result<Vec<String>> {
     if !cluster {
         return Ok(endpoints(cli));
     }
@@ -42,6 +46,9 @@ pub async fn endpoint(
     match cmd {
         EndpointCommand::Health { cluster } => health(client, cli, *cluster, p).await,
         EndpointCommand::Status { cluster } => status(client, cli, *cluster, p).await,
+        EndpointCommand::Hashkv { cluster, rev } => {
+            super::hashkv::hashkv(client, cli, *cluster, *rev, p).await
+        }
     }
 }
 

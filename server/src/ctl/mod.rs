@@ -5,6 +5,7 @@
 //! `https://127.0.0.1:2379`, CA `./default.qraft/fixtures/client/ca.crt`.
 
 mod args;
+mod hashkv;
 mod kv;
 mod lease;
 mod maintenance;

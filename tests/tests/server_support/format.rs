@@ -122,6 +122,13 @@ pub fn show_response(response: &ClientResponse) -> String {
         Some(Out::AuthStatus(r)) => {
             format!("auth enabled={} revision={}", r.enabled, r.auth_revision)
         }
+        Some(Out::HashKv(r)) => format!(
+            "hash={:#010x} compact_revision={} hash_revision={} {}",
+            r.hash,
+            r.compact_revision,
+            r.hash_revision,
+            header(&r.header)
+        ),
         Some(Out::Downgrade(r)) => format!("downgrade ok version={}", r.version),
         Some(Out::Status(r)) => {
             let info = r.downgrade_info.clone().unwrap_or_default();
