@@ -14,6 +14,13 @@ use super::{status, watch};
 use crate::status::{Code, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
 
+/// Why `Defragment` is refused: the storage is rewritten only while no process has it open.
+/// LMDB reuses freed pages, so space freed by compaction is reused without it; defragmenting
+/// only returns the free pages to the file system.
+pub const ONLINE_DEFRAG: &str = "qraft: online defragmentation is not supported; free pages are \
+reused after compaction. To shrink the file, stop the member and run \
+`qraftctl defrag --data-dir <dir>`";
+
 /// Bytes of key space per snapshot chunk sent to `qraftctl snapshot save`.
 const SNAPSHOT_CHUNK: usize = 256 * 1024;
 
@@ -28,6 +35,7 @@ impl RequestHandler for DriverHandle {
             match &req.request {
                 Some(In::Status(_)) => status::status(&handle),
                 Some(In::MoveLeader(r)) => move_leader(&handle, r.target_id).await,
+                Some(In::Defragment(_)) => error_response(Code::Unimplemented, ONLINE_DEFRAG),
                 _ => handle.request(req).await,
             }
         }
@@ -59,7 +67,7 @@ impl RequestHandler for DriverHandle {
 async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
     let info = handle.info();
     if info.leader != info.member_id {
-        return error_response(Code::FailedPrecondition, "etcdserver: not leader");
+        return crate::status::core_error_response(&qraft_core::error::Error::NotLeader);
     }
     match handle.transfer_leader(target).await {
         Ok(()) => ClientResponse {

@@ -79,10 +79,18 @@ pub enum Command {
     /// Manages qraft node snapshots.
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// Defragments the storage of the qraft members with given endpoints.
-    Defrag,
+    /// Defragments the storage of the qraft members with given endpoints, or with
+    /// `--data-dir` the data directory of a stopped member.
+    Defrag(DefragArgs),
     /// Transfers leadership to another qraft cluster member.
     MoveLeader(MoveLeaderArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DefragArgs {
+    /// Data directory of a stopped member to defragment offline (no endpoint is contacted).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,10 +1,13 @@
-//! `endpoint health|status`, `snapshot save`, `defrag`, `move-leader`.
+//! `endpoint health|status`, `snapshot save`, `defrag` (online request or offline on a data dir),
+//! `move-leader`.
 
 use std::io::Write;
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
 use qraft_io::client::Client;
+use qraft_io::storage::{LmdbStorage, StorageConfig};
 use qraft_proto::etcdserverpb::{
     DefragmentRequest, MemberListRequest, MoveLeaderRequest, RangeRequest, StatusRequest,
 };
@@ -246,6 +249,27 @@ pub async fn defrag(_client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<
     }
     if failed > 0 {
         anyhow::bail!("defrag failed on {failed} endpoint(s)");
+    }
+    Ok(())
+}
+
+/// `defrag --data-dir`: rewrites a stopped member's LMDB file without its free pages.
+pub fn defrag_offline(data_dir: &Path, p: &Printer) -> anyhow::Result<()> {
+    let config = StorageConfig::new(data_dir);
+    let (before, after) = LmdbStorage::defrag_dir(&config)
+        .with_context(|| format!("defragmenting {}", data_dir.display()))?;
+    if p.is_json() {
+        p.print_json(
+            &json!({"data_dir": data_dir, "db_size_before": before.file_bytes,
+            "db_size_after": after.file_bytes}),
+        );
+    } else {
+        println!(
+            "Finished defragmenting etcd data[{}] ({} -> {})",
+            data_dir.display(),
+            human_bytes(before.file_bytes as i64),
+            human_bytes(after.file_bytes as i64)
+        );
     }
     Ok(())
 }

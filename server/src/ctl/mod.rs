@@ -28,6 +28,12 @@ pub const DEFAULT_CACERT: &str = "default.qraft/fixtures/client/ca.crt";
 /// Runs one qraftctl invocation; the error is printed by `main` as etcdctl does (`Error: ...`).
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.write_out, cli.hex);
+    if let Command::Defrag(args::DefragArgs {
+        data_dir: Some(dir),
+    }) = &cli.command
+    {
+        return maintenance::defrag_offline(dir, &printer);
+    }
     let client = connect(&cli).await?;
     let result = dispatch(&client, &cli, &printer).await;
     client.close();
@@ -46,7 +52,7 @@ async fn dispatch(client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()>
         Command::Member(a) => member::run(client, a, p).await,
         Command::Endpoint(a) => maintenance::endpoint(client, cli, a, p).await,
         Command::Snapshot(a) => maintenance::snapshot(client, a, p).await,
-        Command::Defrag => maintenance::defrag(client, cli, p).await,
+        Command::Defrag(_) => maintenance::defrag(client, cli, p).await,
         Command::MoveLeader(a) => maintenance::move_leader(client, a, p).await,
     }
 }
