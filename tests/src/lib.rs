@@ -8,3 +8,4 @@ pub mod etcdctl;
 pub mod http;
 pub mod kv_gen;
 pub mod raft_sim;
+pub mod transcript;

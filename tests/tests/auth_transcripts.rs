@@ -389,17 +389,10 @@ fn auth_transcripts() {
             bcrypt_cost: 4,
             ..AuthConfig::default()
         });
-        let mut transcript = String::new();
-        for line in script.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                writeln!(transcript, "{line}").unwrap();
-                continue;
-            }
+        let transcript = qraft_tests::transcript::run_script(&script, |line, out| {
             let words: Vec<&str> = line.split_whitespace().collect();
-            writeln!(transcript, "> {line}").unwrap();
-            writeln!(transcript, "{}", runner.run(&words)).unwrap();
-        }
+            writeln!(out, "{}", runner.run(&words)).unwrap();
+        });
         insta::assert_snapshot!(transcript);
     });
 }

@@ -203,17 +203,10 @@ fn lease_transcripts() {
     insta::glob!("../testdata/lease", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
         let mut runner = Runner::new();
-        let mut transcript = String::new();
-        for line in script.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                writeln!(transcript, "{line}").unwrap();
-                continue;
-            }
+        let transcript = qraft_tests::transcript::run_script(&script, |line, out| {
             let words: Vec<&str> = line.split_whitespace().collect();
-            writeln!(transcript, "> {line}").unwrap();
-            writeln!(transcript, "{}", runner.run(&words)).unwrap();
-        }
+            writeln!(out, "{}", runner.run(&words)).unwrap();
+        });
         insta::assert_snapshot!(transcript);
     });
 }

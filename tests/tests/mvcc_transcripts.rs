@@ -159,9 +159,11 @@ fn mvcc_transcripts() {
     insta::glob!("../testdata/mvcc", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
         let mut runner = Runner::new();
-        let out = common::run_script(&script, &["txn", "txn_ro"], |line, block, out| {
-            runner.run(line, block, out)
-        });
+        let out = qraft_tests::transcript::run_script_with_blocks(
+            &script,
+            &["txn", "txn_ro"],
+            |line, block, out| runner.run(line, block, out),
+        );
         insta::assert_snapshot!(out);
     });
 }

@@ -9,25 +9,16 @@ use raft_env::Env;
 
 fn run_script(script: &str) -> String {
     let mut env = Env::default();
-    let mut transcript = String::new();
-    for line in script.lines() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') {
-            transcript.push_str(line);
-            transcript.push('\n');
-            continue;
-        }
-        transcript.push_str(&format!("> {trimmed}\n"));
-        let parts: Vec<&str> = trimmed.split_whitespace().collect();
+    qraft_tests::transcript::run_script(script, |line, out| {
+        let parts: Vec<&str> = line.split_whitespace().collect();
         env.out.clear();
         let result = env.run(parts[0], &parts[1..]);
-        transcript.push_str(&env.out);
+        out.push_str(&env.out);
         if let Err(e) = result {
-            transcript.push_str(&format!("ERROR: {e}\n"));
+            out.push_str(&format!("ERROR: {e}\n"));
         }
-        transcript.push('\n');
-    }
-    transcript
+        out.push('\n');
+    })
 }
 
 #[test]

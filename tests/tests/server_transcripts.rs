@@ -415,16 +415,11 @@ fn server_transcripts() {
     insta::glob!("../testdata/server", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
         let mut cluster = Cluster::new(1, 300_000, 0);
-        for line in script.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                writeln!(cluster.out, "{line}").unwrap();
-                continue;
-            }
-            writeln!(cluster.out, "> {line}").unwrap();
+        let transcript = qraft_tests::transcript::run_script(&script, |line, out| {
             let words: Vec<&str> = line.split_whitespace().collect();
             cluster.run(&words);
-        }
-        insta::assert_snapshot!(cluster.out);
+            out.push_str(&std::mem::take(&mut cluster.out));
+        });
+        insta::assert_snapshot!(transcript);
     });
 }

@@ -552,16 +552,10 @@ fn version_transcripts() {
     insta::glob!("../testdata/version", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
         let mut sim = Sim::default();
-        for line in script.lines() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                sim.out.push_str(line);
-                sim.out.push('\n');
-                continue;
-            }
-            sim.out.push_str(&format!("> {line}\n"));
+        let transcript = qraft_tests::transcript::run_script(&script, |line, out| {
             sim.run(line);
-        }
-        insta::assert_snapshot!(sim.out);
+            out.push_str(&std::mem::take(&mut sim.out));
+        });
+        insta::assert_snapshot!(transcript);
     });
 }

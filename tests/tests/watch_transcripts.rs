@@ -279,9 +279,11 @@ fn watch_transcripts() {
     insta::glob!("../testdata/watch", "*.txt", |path| {
         let script = std::fs::read_to_string(path).unwrap();
         let mut runner = Runner::new(WatchConfig::default());
-        let out = common::run_script(&script, &["txn"], |line, block, out| {
-            runner.run(line, block, out)
-        });
+        let out = qraft_tests::transcript::run_script_with_blocks(
+            &script,
+            &["txn"],
+            |line, block, out| runner.run(line, block, out),
+        );
         insta::assert_snapshot!(out);
     });
 }
