@@ -53,6 +53,9 @@ pub struct Server<S: Storage, B: Backend> {
     to_apply: Vec<Entry>,
     /// A snapshot from the leader in the last `ready()`, installed by `advance()`.
     to_install: Option<Snapshot>,
+    /// Entries were applied since the last `advance()` (`advance_in` or `advance` itself):
+    /// storage migration and the periodic snapshot are due a look.
+    applied_in_batch: bool,
     pub(crate) last_snapshot_index: u64,
     /// The (leader, term) last announced with `Output::LeaderChanged`.
     reported_leader: (u64, u64),
@@ -104,6 +107,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             next_read_ctx: 1,
             to_apply: Vec::new(),
             to_install: None,
+            applied_in_batch: false,
             last_snapshot_index: snapshot_index,
             reported_leader: (0, term),
             rng,
@@ -261,14 +265,22 @@ impl<S: Storage, B: Backend> Server<S, B> {
 
     /// The shell has carried out the last [`RaftWork`]: apply the committed entries (one backend
     /// write transaction, with the applied index), serve reads that became possible, and let
-    /// raft move on. A backend error is fatal for the member.
+    /// raft move on. A backend error is fatal for the member. A shell that called
+    /// [`Server::advance_in`] for this work calls this after committing that transaction; the
+    /// entries applied there are not applied again.
     pub fn advance(&mut self) -> Result<()> {
         if let Some(snapshot) = self.to_install.take() {
             self.install_snapshot(&snapshot)?;
         }
         let entries = std::mem::take(&mut self.to_apply);
         if !entries.is_empty() {
-            self.apply_entries(&entries)?;
+            let (backend, mut applier) = self.applier();
+            let mut txn = backend.write_txn()?;
+            applier.apply_entries(&mut txn, &entries)?;
+            txn.commit()?;
+            self.applied_in_batch = true;
+        }
+        if std::mem::take(&mut self.applied_in_batch) {
             self.migrate_storage()?;
             self.maybe_snapshot()?;
         }
@@ -286,6 +298,33 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
         self.serve_reads();
         Ok(())
+    }
+
+    /// Group commit: applies the committed entries of the last [`Server::ready`] inside the
+    /// shell's own write transaction `txn` — the one that also persists that ready's entries
+    /// and hard state — so a turn costs one commit (one fsync) instead of two. The shell must
+    /// commit `txn` before it delivers the outputs produced here (responses, events,
+    /// `ConfState`, which it should store in the same `txn`), then call [`Server::advance`].
+    /// A dropped (uncommitted) `txn` is a fatal error for the member: the in-memory state has
+    /// already moved on.
+    ///
+    /// A ready that carries a snapshot from the leader is not applied here (installing it
+    /// reopens the state from the backend): [`Server::advance`] then does all of it in its own
+    /// transactions. Atomicity makes applying in the appending transaction safe: the applied
+    /// index and the entries it covers become durable together, or neither does.
+    pub fn advance_in<T: WriteTxn + ?Sized>(&mut self, txn: &mut T) -> Result<()> {
+        if self.to_install.is_some() || self.to_apply.is_empty() {
+            return Ok(());
+        }
+        let entries = std::mem::take(&mut self.to_apply);
+        self.applier().1.apply_entries(txn, &entries)?;
+        self.applied_in_batch = true;
+        Ok(())
+    }
+
+    /// Whether the last [`Server::ready`] handed out committed entries still to apply.
+    pub fn has_entries_to_apply(&self) -> bool {
+        !self.to_apply.is_empty()
     }
 
     /// Responses and events produced so far.
@@ -310,9 +349,29 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
         self.reissue_unanswered_reads();
     }
+}
 
-    fn apply_entries(&mut self, entries: &[Entry]) -> Result<()> {
-        let mut txn = self.backend.write_txn()?;
+/// What applying entries touches: the whole server but its backend, so that a transaction
+/// borrowed from the backend (or the shell's own) can be open meanwhile.
+struct Applier<'a, S: Storage> {
+    config: &'a ServerConfig,
+    node: &'a mut RawNode<S>,
+    state: &'a mut AppState,
+    versions: &'a mut VersionNegotiator,
+    pending: &'a mut Pending,
+    outputs: &'a mut Vec<Output>,
+    now_ms: u64,
+    term: u64,
+}
+
+impl<S: Storage> Applier<'_, S> {
+    /// Applies `entries` in `txn`, with the applied index; the caller commits `txn` before the
+    /// responses pushed to `outputs` here are delivered.
+    fn apply_entries<T: WriteTxn + ?Sized>(
+        &mut self,
+        txn: &mut T,
+        entries: &[Entry],
+    ) -> Result<()> {
         let mut responses = Vec::new();
         let mut last = (self.state.applied_index, self.state.applied_term);
         for entry in entries {
@@ -331,7 +390,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     };
                     self.versions.check_entry(entry.index, &request)?;
                     if is_version_request(&request) {
-                        let rejected = apply_version_entry(&mut self.versions, &mut txn, &request)?;
+                        let rejected = apply_version_entry(&mut self.versions, txn, &request)?;
                         if let Some(pending) = self.pending.proposals.remove(&request.id)
                             && let Some(client) = pending.client
                         {
@@ -344,7 +403,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                         term: entry.term,
                         now_ms: self.now_ms,
                     };
-                    let outcome = self.state.apply(&mut txn, &request, ctx)?;
+                    let outcome = self.state.apply(txn, &request, ctx)?;
                     if !outcome.events.is_empty() {
                         self.outputs.push(Output::Events {
                             revision: self.state.mvcc.current_revision(),
@@ -365,17 +424,14 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     let Ok(cc) = ConfChange::decode(entry.data.as_ref()) else {
                         continue;
                     };
-                    let applied = apply_conf_change(
-                        &mut self.node,
-                        &mut txn,
-                        ConfChangeProposal::V1(cc.clone()),
-                    )?;
+                    let applied =
+                        apply_conf_change(&mut self.node, txn, ConfChangeProposal::V1(cc.clone()))?;
                     let result = match applied {
                         Some(conf_state) => {
                             self.outputs.push(Output::ConfState(conf_state));
                             record_member_change(
                                 &mut self.state,
-                                &mut txn,
+                                txn,
                                 cc.r#type(),
                                 cc.node_id,
                                 &cc.context,
@@ -401,11 +457,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     let Ok(cc) = ConfChangeV2::decode(entry.data.as_ref()) else {
                         continue;
                     };
-                    let Some(conf_state) = apply_conf_change(
-                        &mut self.node,
-                        &mut txn,
-                        ConfChangeProposal::V2(cc.clone()),
-                    )?
+                    let Some(conf_state) =
+                        apply_conf_change(&mut self.node, txn, ConfChangeProposal::V2(cc.clone()))?
                     else {
                         continue;
                     };
@@ -413,7 +466,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     for change in &cc.changes {
                         record_member_change(
                             &mut self.state,
-                            &mut txn,
+                            txn,
                             change.r#type(),
                             change.node_id,
                             &cc.context,
@@ -425,9 +478,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 Err(_) => {}
             }
         }
-        meta::put_u64(&mut txn, meta::CONSISTENT_INDEX, last.0)?;
-        meta::put_u64(&mut txn, meta::TERM, last.1)?;
-        txn.commit()?;
+        meta::put_u64(txn, meta::CONSISTENT_INDEX, last.0)?;
+        meta::put_u64(txn, meta::TERM, last.1)?;
         self.state.applied_index = last.0;
         self.state.applied_term = last.1;
         let header = self.header();
@@ -446,6 +498,35 @@ impl<S: Storage, B: Backend> Server<S, B> {
             });
         }
         Ok(())
+    }
+
+    fn header(&self) -> qraft_proto::etcdserverpb::ResponseHeader {
+        header(
+            self.config.cluster_id,
+            self.config.member_id,
+            self.state.mvcc.current_revision(),
+            self.term,
+        )
+    }
+}
+
+impl<S: Storage, B: Backend> Server<S, B> {
+    /// Splits the server into its backend and the rest, for applying entries in a transaction
+    /// of that backend.
+    fn applier(&mut self) -> (&B, Applier<'_, S>) {
+        (
+            &self.backend,
+            Applier {
+                config: &self.config,
+                node: &mut self.node,
+                state: &mut self.state,
+                versions: &mut self.versions,
+                pending: &mut self.pending,
+                outputs: &mut self.outputs,
+                now_ms: self.now_ms,
+                term: self.term,
+            },
+        )
     }
 
     pub(crate) fn header(&self) -> qraft_proto::etcdserverpb::ResponseHeader {

@@ -1,28 +1,46 @@
-//! Carrying out the raft half of a loop turn on LMDB: one write batch (one fsync) for the
-//! turn's snapshot, entries and hard state; storing the state machine's periodic snapshots and
-//! compacting the log. (`MsgSnap` data comes from the storage's `snapshot()` itself.)
+//! Carrying out the raft half of a loop turn on LMDB: the turn's snapshot, entries and hard
+//! state go into the turn's write batch (with the committed entries applied by the core and the
+//! configuration they produced — one fsync in all); storing the state machine's periodic
+//! snapshots and compacting the log. (`MsgSnap` data comes from the storage's `snapshot()`
+//! itself.)
 
-use qraft_core::server::RaftWork;
+use qraft_core::server::{Output, RaftWork};
 use qraft_proto::raftpb::ConfState;
 
-use crate::storage::{LmdbStorage, StorageError};
+use crate::storage::{LmdbStorage, StorageError, WriteBatch};
 
-/// Persists the durable part of `work` in one transaction (one fsync): a snapshot from the
-/// leader (log reset and its image), then the entries, then the hard state.
-pub fn persist(storage: &LmdbStorage, work: &RaftWork) -> Result<(), StorageError> {
-    if work.snapshot.is_none() && work.entries.is_empty() && work.hard_state.is_none() {
-        return Ok(());
+/// Whether `work` has anything for the disk.
+pub fn needs_write(work: &RaftWork) -> bool {
+    work.snapshot.is_some() || !work.entries.is_empty() || work.hard_state.is_some()
+}
+
+/// Writes the durable part of `work` into `batch`: a snapshot from the leader (log reset and
+/// its image), then the entries, then the hard state.
+pub fn persist_into(batch: &mut WriteBatch<'_>, work: &RaftWork) -> Result<(), StorageError> {
+    if let Some(snapshot) = &work.snapshot {
+        batch.install_snapshot(snapshot)?;
     }
-    storage.write(|batch| {
-        if let Some(snapshot) = &work.snapshot {
-            batch.install_snapshot(snapshot)?;
+    batch.append(&work.entries)?;
+    if let Some(hard_state) = &work.hard_state {
+        batch.set_hard_state(hard_state)?;
+    }
+    Ok(())
+}
+
+/// Records in `batch` the configuration each applied conf change left in force (a restart
+/// resumes with the last one); returns whether there was any.
+pub fn store_conf_states(
+    batch: &mut WriteBatch<'_>,
+    outputs: &[Output],
+) -> Result<bool, StorageError> {
+    let mut changed = false;
+    for output in outputs {
+        if let Output::ConfState(conf_state) = output {
+            batch.set_conf_state(conf_state)?;
+            changed = true;
         }
-        batch.append(&work.entries)?;
-        if let Some(hard_state) = &work.hard_state {
-            batch.set_hard_state(hard_state)?;
-        }
-        Ok::<(), StorageError>(())
-    })
+    }
+    Ok(changed)
 }
 
 /// Stores the state machine's snapshot as the raft snapshot and compacts the log behind it.

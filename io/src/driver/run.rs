@@ -3,10 +3,11 @@
 //! 1. wait for any input (peer event, command, or the next tick);
 //! 2. drain every other input already queued — all of it reaches the core before step 3, so
 //!    the turn's proposals become one raft append (group commit);
-//! 3. while the core has raft work: send its `messages` (with snapshot data attached), persist
-//!    snapshot + entries + hard state in one LMDB transaction (one fsync), send the
-//!    `persisted_messages` (acknowledgements — only now that they are durable), then
-//!    `advance`, which applies the committed entries in one backend transaction;
+//! 3. while the core has raft work: send its `messages` (with snapshot data attached), then
+//!    write ONE LMDB transaction (one fsync) holding the snapshot, entries and hard state, the
+//!    committed entries applied by the core (`Server::advance_in`) with the applied index, and
+//!    the configuration they left in force; send the `persisted_messages` (acknowledgements —
+//!    only now that they are durable), then `advance` (raft moves on, reads are served);
 //! 4. deliver outputs: responses (all of them produced after the commits of step 3), watch
 //!    events to the watch hub, configuration changes to the transport;
 //! 5. catch up slow watchers a bounded step, push watch responses to their streams, publish
@@ -19,7 +20,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 use qraft_core::backend::Backend;
-use qraft_core::server::{Output, RequestId, Server};
+use qraft_core::server::{Output, RaftWork, RequestId, Server};
 use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
 use qraft_proto::etcdserverpb::WatchResponse;
 use qraft_proto::qraftpb::ClientResponse;
@@ -238,11 +239,15 @@ impl Loop {
 
     async fn process(&mut self) -> Result<(), DriverError> {
         let mut conf_changed = false;
-        while let Some(work) = self.server.ready() {
-            self.transport.send(work.messages.clone());
-            persist::persist(&self.storage, &work)?;
+        while let Some(mut work) = self.server.ready() {
+            // Appends go out before the leader's own write: raft lets it persist in parallel
+            // with replication (its own acknowledgement counts only after `advance`).
+            self.transport.send(std::mem::take(&mut work.messages));
+            let (outputs, stored_conf) = self.write_turn(&work)?;
             self.transport.send(work.persisted_messages);
             self.server.advance()?;
+            conf_changed |= stored_conf;
+            conf_changed |= self.deliver(outputs)?;
             conf_changed |= self.deliver_outputs()?;
         }
         conf_changed |= self.deliver_outputs()?;
@@ -254,10 +259,35 @@ impl Loop {
         Ok(())
     }
 
-    /// Returns whether the configuration changed.
+    /// The turn's one write batch (one fsync): `work`'s snapshot, entries and hard state, the
+    /// committed entries the core applies into the same batch, and the configuration they left
+    /// in force. Returns the outputs produced so far — responses among them, which may go out
+    /// only now that they are durable — and whether a configuration was stored.
+    fn write_turn(&mut self, work: &RaftWork) -> Result<(Vec<Output>, bool), DriverError> {
+        if !persist::needs_write(work) && !self.server.has_entries_to_apply() {
+            return Ok((self.server.take_outputs(), false));
+        }
+        let mut batch = self.storage.begin_write()?;
+        persist::persist_into(&mut batch, work)?;
+        self.server.advance_in(&mut batch)?;
+        let mut outputs = self.server.take_outputs();
+        let stored_conf = persist::store_conf_states(&mut batch, &outputs)?;
+        batch.commit()?;
+        outputs.retain(|output| !matches!(output, Output::ConfState(_)));
+        Ok((outputs, stored_conf))
+    }
+
+    /// Delivers the outputs the core produced since the last call; returns whether the
+    /// configuration changed.
     fn deliver_outputs(&mut self) -> Result<bool, DriverError> {
+        let outputs = self.server.take_outputs();
+        self.deliver(outputs)
+    }
+
+    /// Returns whether the configuration changed.
+    fn deliver(&mut self, outputs: Vec<Output>) -> Result<bool, DriverError> {
         let mut conf_changed = false;
-        for output in self.server.take_outputs() {
+        for output in outputs {
             match output {
                 Output::Respond { id, response } => {
                     if let Some(reply) = self.waiting.remove(&id) {
