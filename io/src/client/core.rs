@@ -190,21 +190,14 @@ impl Client {
                     continue;
                 }
             };
-            if !may_retry || !refused_before_proposal(&error) {
+            if !may_retry || !self.follow_leader(&error).await {
                 return Err(error);
             }
-            let leader_url = match &error {
-                ClientError::Status { leader_hint, .. } if *leader_hint != 0 => {
-                    self.leader_url(*leader_hint).await
-                }
-                _ => None,
-            };
-            self.switch_endpoint(leader_url.as_deref()).await;
             self.pause(attempt).await;
         }
     }
 
-    async fn pause(&self, attempt: u32) {
+    pub(super) async fn pause(&self, attempt: u32) {
         let factor = 1u32 << attempt.min(6);
         runtime::sleep(self.inner.config.retry_backoff * factor / 2).await;
     }
@@ -243,8 +236,39 @@ impl Client {
         }
     }
 
-    /// The client URL of member `id`, learned from a member list.
+    /// After `error` from a member that refused to act for not being the leader, moves this
+    /// client to the leader it named (or the next endpoint); returns whether the request may
+    /// be repeated there.
+    pub(super) async fn follow_leader(&self, error: &ClientError) -> bool {
+        if !refused_before_proposal(error) {
+            return false;
+        }
+        let leader_url = match error {
+            ClientError::Status { leader_hint, .. } if *leader_hint != 0 => {
+                self.leader_url(*leader_hint).await
+            }
+            _ => None,
+        };
+        self.switch_endpoint(leader_url.as_deref()).await;
+        true
+    }
+
+    /// The client URL of member `id`: from a member list, or else (a member may not know the
+    /// others' client URLs, but each knows who it is) the endpoint that says it is `id`.
     async fn leader_url(&self, id: u64) -> Option<String> {
+        if let Some(url) = self.url_from_member_list(id).await {
+            return Some(url);
+        }
+        let urls = lock(&self.inner.urls).clone();
+        for url in urls {
+            if self.member_id_at(&url).await == Some(id) {
+                return Some(url);
+            }
+        }
+        None
+    }
+
+    async fn url_from_member_list(&self, id: u64) -> Option<String> {
         let req = self.with_token(client_request::Request::MemberList(Default::default()));
         let resp = self.attempt(&req).await.ok()?;
         let Some(client_response::Response::MemberList(list)) = resp.response else {
@@ -256,6 +280,32 @@ impl Client {
             .map(|m| (m.id, m.client_ur_ls))
             .collect();
         urls.get(&id)?.first().cloned()
+    }
+
+    /// The member ID behind `url`, from its `Status` on a connection of its own.
+    async fn member_id_at(&self, url: &str) -> Option<u64> {
+        let conn = self.dial(url).await.ok()?;
+        let req = self.with_token(client_request::Request::Status(Default::default()));
+        let mut buf = Vec::new();
+        encode_frame(&req, &mut buf).ok()?;
+        let limit = self.inner.config.max_response_bytes;
+        let exchange = async {
+            let (mut send, mut recv) = conn.open_bi().await.ok()?;
+            send.write_all(&buf).await.ok()?;
+            let _ = send.finish();
+            read_frame::<ClientResponse, _>(&mut recv, limit)
+                .await
+                .ok()?
+        };
+        let resp = runtime::timeout(self.inner.config.dial_timeout, exchange)
+            .await
+            .ok()
+            .flatten();
+        conn.close(0u32.into(), b"");
+        match resp?.response {
+            Some(client_response::Response::Status(status)) => status.header.map(|h| h.member_id),
+            _ => None,
+        }
     }
 }
 

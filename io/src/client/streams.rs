@@ -148,14 +148,32 @@ pub struct LeaseKeepAlive {
 }
 
 impl LeaseKeepAlive {
-    /// Sends one keep-alive and waits for its answer (TTL 0 = the lease is gone).
+    /// Sends one keep-alive and waits for its answer (TTL 0 = the lease is gone). Only the
+    /// leader renews leases: a member that is not answers "not leader" with the leader's id,
+    /// and the stream moves there and asks again (a keep-alive is idempotent).
     pub async fn keep_alive(&mut self) -> Result<LeaseKeepAliveResponse, ClientError> {
         let timeout = self.client.inner.config.request_timeout;
-        match crate::runtime::timeout(timeout, self.exchange()).await {
+        match crate::runtime::timeout(timeout, self.exchange_on_leader()).await {
             Ok(result) => result,
             Err(_) => {
                 self.call = None;
                 Err(ClientError::Timeout)
+            }
+        }
+    }
+
+    async fn exchange_on_leader(&mut self) -> Result<LeaseKeepAliveResponse, ClientError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.exchange().await {
+                Err(error)
+                    if attempt <= self.client.inner.config.max_retries
+                        && self.client.follow_leader(&error).await =>
+                {
+                    self.client.pause(attempt).await;
+                }
+                result => return result,
             }
         }
     }

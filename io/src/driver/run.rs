@@ -6,8 +6,9 @@
 //! 3. while the core has raft work: send its `messages` (with snapshot data attached), then
 //!    write ONE LMDB transaction (one fsync) holding the snapshot, entries and hard state, the
 //!    committed entries applied by the core (`Server::advance_in`) with the applied index, and
-//!    the configuration they left in force; send the `persisted_messages` (acknowledgements —
-//!    only now that they are durable), then `advance` (raft moves on, reads are served);
+//!    the configuration they left in force — the answers to those entries leave while it syncs
+//!    (see `write_turn`); send the `persisted_messages` (acknowledgements — only now that they
+//!    are durable), then `advance` (raft moves on, reads are served);
 //! 4. deliver outputs: responses (all of them produced after the commits of step 3), watch
 //!    events to the watch hub, configuration changes to the transport;
 //! 5. catch up slow watchers a bounded step, push watch responses to their streams, publish
@@ -84,6 +85,22 @@ pub fn start(
     };
     let task = runtime::spawn(state.run(command_rx, peer_events, initial_peers));
     Ok(Driver { handle, task })
+}
+
+/// Sends every `Respond` of `outputs` to its waiting requester, keeping the other outputs.
+fn release_responses(
+    waiting: &mut HashMap<RequestId, oneshot::Sender<ClientResponse>>,
+    outputs: &mut Vec<Output>,
+) {
+    outputs.retain_mut(|output| {
+        let Output::Respond { id, response } = output else {
+            return true;
+        };
+        if let Some(reply) = waiting.remove(id) {
+            let _ = reply.send(std::mem::take(response));
+        }
+        false
+    });
 }
 
 /// Milliseconds for the core: wall-clock based at start (proposal IDs stay unique across
@@ -272,8 +289,14 @@ impl Loop {
         self.server.advance_in(&mut batch)?;
         let mut outputs = self.server.take_outputs();
         let stored_conf = persist::store_conf_states(&mut batch, &outputs)?;
-        batch.commit()?;
         outputs.retain(|output| !matches!(output, Output::ConfState(_)));
+        // Answers leave while the batch syncs. Each answers a committed entry, already durable
+        // in the raft log of a majority (the leader's own log included: it counts its own
+        // acknowledgement only after the turn that appended the entry committed); a crash
+        // before this commit replays the entry from the log to the same result. Reads are
+        // served by this task, after the commit, so a client still reads its own writes.
+        release_responses(&mut self.waiting, &mut outputs);
+        batch.commit()?;
         Ok((outputs, stored_conf))
     }
 
