@@ -390,7 +390,7 @@ impl<S: Storage> Applier<'_, S> {
                     };
                     self.versions.check_entry(entry.index, &request)?;
                     if is_version_request(&request) {
-                        let rejected = apply_version_entry(&mut self.versions, txn, &request)?;
+                        let rejected = apply_version_entry(self.versions, txn, &request)?;
                         if let Some(pending) = self.pending.proposals.remove(&request.id)
                             && let Some(client) = pending.client
                         {
@@ -425,12 +425,12 @@ impl<S: Storage> Applier<'_, S> {
                         continue;
                     };
                     let applied =
-                        apply_conf_change(&mut self.node, txn, ConfChangeProposal::V1(cc.clone()))?;
+                        apply_conf_change(self.node, txn, ConfChangeProposal::V1(cc.clone()))?;
                     let result = match applied {
                         Some(conf_state) => {
                             self.outputs.push(Output::ConfState(conf_state));
                             record_member_change(
-                                &mut self.state,
+                                self.state,
                                 txn,
                                 cc.r#type(),
                                 cc.node_id,
@@ -458,14 +458,14 @@ impl<S: Storage> Applier<'_, S> {
                         continue;
                     };
                     let Some(conf_state) =
-                        apply_conf_change(&mut self.node, txn, ConfChangeProposal::V2(cc.clone()))?
+                        apply_conf_change(self.node, txn, ConfChangeProposal::V2(cc.clone()))?
                     else {
                         continue;
                     };
                     self.outputs.push(Output::ConfState(conf_state));
                     for change in &cc.changes {
                         record_member_change(
-                            &mut self.state,
+                            self.state,
                             txn,
                             change.r#type(),
                             change.node_id,
