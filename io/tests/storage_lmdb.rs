@@ -58,6 +58,22 @@ fn export(storage: &LmdbStorage, chunk: usize) -> Vec<Vec<u8>> {
 }
 
 #[test]
+fn snapshot_stream_len_is_known_before_the_first_chunk() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    fill(&storage, 300, 100);
+    let announced = storage
+        .export_snapshot()
+        .expect("export")
+        .stream_len()
+        .expect("len");
+    for chunk in [64, 4096, 1 << 20] {
+        let sent: usize = export(&storage, chunk).iter().map(Vec::len).sum();
+        assert_eq!(announced, sent as u64, "chunks of {chunk} bytes");
+    }
+}
+
+#[test]
 fn snapshot_stream_round_trips_the_key_space_in_chunks() {
     let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
     let leader = open(&a);

@@ -1,8 +1,10 @@
 //! The gRPC listener's [`CoreHandle`] on top of the driver: unary calls take the same path as
-//! the QUIC client listener's; watch and lease keep-alive streams are bridged through channels.
+//! the QUIC client listener's; watch and lease keep-alive streams are bridged through channels;
+//! snapshots are pulled straight from storage ([`crate::grpc_snapshot`]).
 
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
+use futures::stream;
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use qraft_io::driver::DriverHandle;
@@ -14,6 +16,7 @@ use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use crate::grpc::{CallContext, CoreHandle, ResponseStream};
+use crate::grpc_snapshot::snapshot_responses;
 
 pub struct GrpcCore {
     pub handle: DriverHandle,
@@ -34,23 +37,36 @@ impl CoreHandle for GrpcCore {
         _ctx: CallContext,
         requests: BoxStream<'static, ClientRequest>,
     ) -> ResponseStream {
-        let (out, rx) = mpsc::unbounded();
         let handle = self.handle.clone();
-        // Detached: it ends when the client's requests end (keep-alive) or when the caller
-        // drops the response stream (watch).
-        drop(runtime::spawn(bridge(handle, requests, out)));
-        rx.boxed()
+        requests
+            .into_future()
+            .map(move |(first, rest)| match first {
+                // Pulled by the HTTP/2 body, so a slow reader holds the export back instead
+                // of the whole snapshot piling up in memory.
+                Some(ClientRequest {
+                    request: Some(In::Snapshot(_)),
+                    ..
+                }) => snapshot_responses(&handle),
+                Some(first) => {
+                    let (out, rx) = mpsc::unbounded();
+                    // Detached: it ends when the client's requests end (keep-alive) or when
+                    // the caller drops the response stream (watch).
+                    drop(runtime::spawn(bridge(handle, first, rest, out)));
+                    rx.boxed()
+                }
+                None => stream::empty().boxed(),
+            })
+            .flatten_stream()
+            .boxed()
     }
 }
 
 async fn bridge(
     handle: DriverHandle,
+    first: ClientRequest,
     mut requests: BoxStream<'static, ClientRequest>,
     out: mpsc::UnboundedSender<ClientResponse>,
 ) {
-    let Some(first) = requests.next().await else {
-        return;
-    };
     match first.request {
         Some(In::Watch(w)) => {
             let Ok((stream, mut rx)) = handle.open_watch().await else {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod ctl;
 pub mod grpc;
 pub mod grpc_core;
+pub mod grpc_snapshot;
 pub mod health;
 pub mod http;
 pub mod logging;

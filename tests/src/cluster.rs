@@ -109,6 +109,19 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` members from flags as a new cluster and waits until a leader serves writes.
     pub fn start(n: usize, options: ClusterOptions) -> Cluster {
+        let mut cluster = Cluster::spawn_with(n, options, |_| {});
+        cluster.wait_for_writes(Duration::from_secs(30));
+        cluster
+    }
+
+    /// Starts `n` members as [`Cluster::start`] does, after `configure` adjusted each one
+    /// (extra flags, ...), without waiting for them and without writing anything: the caller
+    /// decides what "ready" means (e.g. tests that compare revisions with etcd's).
+    pub fn spawn_with(
+        n: usize,
+        options: ClusterOptions,
+        mut configure: impl FnMut(&mut Node),
+    ) -> Cluster {
         let root = temp_root();
         let ca_dir = root.join("ca");
         make_ca(&ca_dir);
@@ -136,11 +149,11 @@ impl Cluster {
         };
         for i in 0..n {
             cluster.install_ca(i);
+            configure(&mut cluster.nodes[i]);
         }
         for i in 0..n {
             cluster.spawn(i, "new");
         }
-        cluster.wait_for_writes(Duration::from_secs(30));
         cluster
     }
 

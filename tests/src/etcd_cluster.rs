@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::etcd::etcd_binary;
 use crate::etcdctl::Etcdctl;
 
-pub const MEMBER_NAMES: [&str; 3] = ["m1", "m2", "m3"];
+/// The names qraft's test clusters give their members too, so member lists compare.
+pub const MEMBER_NAMES: [&str; 3] = ["m0", "m1", "m2"];
 
 /// A free TCP port on 127.0.0.1 (released before use, so another process could take it in
 /// between; acceptable on a test machine).

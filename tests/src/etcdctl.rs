@@ -1,7 +1,7 @@
-//! Runs the real etcdctl (Debian's `etcd-client` package, 3.4, `ETCDCTL_API=3`) and the
-//! compatibility script: the same commands against etcd and against qraft's gRPC listener,
-//! outputs as `-w json` with everything that legitimately differs between two clusters masked
-//! (ids, cluster/member ids, raft terms and indexes, sizes, timings, URLs, version strings).
+//! Runs the real etcdctl (Debian's `etcd-client` package, 3.4, `ETCDCTL_API=3`), with outputs
+//! as `-w json` and everything that legitimately differs between two clusters masked (ids,
+//! cluster/member ids, raft terms and indexes, sizes, timings, URLs, version strings). The
+//! command script itself is in [`crate::etcdctl_script`].
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -82,6 +82,18 @@ impl Etcdctl {
             .unwrap_or_else(|e| panic!("etcdctl did not finish: {e}"))
     }
 
+    /// etcdctl aimed at member `i` only (snapshot save needs exactly one endpoint).
+    pub fn only(&self, i: usize) -> Etcdctl {
+        Etcdctl {
+            endpoints: vec![self.endpoints[i].clone()],
+            cacert: self.cacert.clone(),
+        }
+    }
+
+    pub fn endpoints(&self) -> &[String] {
+        &self.endpoints
+    }
+
     pub fn succeeds(&self, args: &[&str]) -> bool {
         self.run(args, None).status.success()
     }
@@ -108,6 +120,17 @@ impl Etcdctl {
 
     /// The first JSON line `etcdctl watch` prints, then the watcher is killed.
     pub fn watch_first(&self, args: &[&str], wait: Duration) -> Result<Value, String> {
+        self.watch_while(args, wait, || {})
+    }
+
+    /// Starts `etcdctl watch`, runs `action` (e.g. a put the watch should see), and returns
+    /// the first JSON line the watcher prints; the watcher is then killed.
+    pub fn watch_while(
+        &self,
+        args: &[&str],
+        wait: Duration,
+        action: impl FnOnce(),
+    ) -> Result<Value, String> {
         let mut all = vec!["-w", "json", "watch"];
         all.extend_from_slice(args);
         let mut child = self
@@ -123,6 +146,7 @@ impl Etcdctl {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
+        action();
         let line = rx.recv_timeout(wait);
         let _ = child.kill();
         let _ = child.wait();
@@ -155,7 +179,6 @@ const MASKED_ANY: &[&str] = &[
     "Endpoint",
     "endpoint",
     "storageVersion",
-    "leases",
 ];
 
 /// Replaces what legitimately differs between clusters with `"<masked>"`. A zero number stays
@@ -178,107 +201,6 @@ pub fn mask(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(mask),
         _ => {}
     }
-}
-
-/// Sorts `members` by name so member lists compare independently of member ids.
-fn sort_members(value: &mut Value) {
-    if let Some(Value::Array(members)) = value.get_mut("members") {
-        members.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
-    }
-}
-
-const TXN_SUCCEEDS: &str = "value(\"a\") = \"1\"\n\nput a 11\n\nput a 0\n\n";
-const TXN_FAILS: &str = "value(\"a\") = \"1\"\n\nput a 12\n\nput b 22\n\n";
-
-/// Runs the compatibility script and returns its transcript: each command, then its masked
-/// output or error line.
-pub fn run_script(etcdctl: &Etcdctl) -> String {
-    let mut transcript = String::new();
-    let mut record = |command: &str, outcome: Result<Value, String>| {
-        transcript.push_str("$ etcdctl ");
-        transcript.push_str(command);
-        transcript.push('\n');
-        match outcome {
-            Ok(mut value) => {
-                sort_members(&mut value);
-                mask(&mut value);
-                transcript.push_str(&value.to_string());
-            }
-            Err(error) => transcript.push_str(&error),
-        }
-        transcript.push('\n');
-    };
-    let step = |args: &[&str], stdin: Option<&str>| {
-        let outcome = etcdctl.json(args, stdin);
-        let shown = args.join(" ");
-        (shown, outcome)
-    };
-    let plain: &[&[&str]] = &[
-        &["put", "foo", "bar"],
-        &["get", "foo"],
-        &["put", "foo", "baz", "--prev-kv"],
-        &["get", "foo", "--rev=2"],
-        &["get", "foo", "--rev=99"],
-        &["put", "a", "1"],
-        &["put", "b", "2"],
-        &["get", "a", "c"],
-        &["get", "", "--from-key", "--keys-only"],
-        &["get", "a", "--prefix", "--limit=1"],
-        &["del", "foo", "--prev-kv"],
-        &["del", "nothing"],
-    ];
-    for args in plain {
-        let (shown, outcome) = step(args, None);
-        record(&shown, outcome);
-    }
-    let (_, outcome) = step(&["txn"], Some(TXN_SUCCEEDS));
-    record("txn <<< value(a)=1 ? put a 11 : put a 0", outcome);
-    let (_, outcome) = step(&["txn"], Some(TXN_FAILS));
-    record("txn <<< value(a)=1 ? put a 12 : put b 22", outcome);
-
-    let grant = etcdctl.json(&["lease", "grant", "60"], None);
-    let lease = grant
-        .as_ref()
-        .ok()
-        .and_then(|v| v["ID"].as_i64())
-        .map(|id| format!("{id:x}"))
-        .unwrap_or_else(|| "0".into());
-    record("lease grant 60", grant);
-    let with_lease: &[&[&str]] = &[
-        &["put", "k", "v", "--lease=LEASE"],
-        &["lease", "keep-alive", "--once", "LEASE"],
-        &["lease", "revoke", "LEASE"],
-        &["get", "k"],
-        &["lease", "timetolive", "LEASE"],
-        &["lease", "revoke", "LEASE"],
-    ];
-    for args in with_lease {
-        let args: Vec<String> = args.iter().map(|a| a.replace("LEASE", &lease)).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let shown = args.join(" ").replace(&lease, "<lease>");
-        record(&shown, etcdctl.json(&args, None));
-    }
-    for args in [
-        &["compaction", "5"][..],
-        &["get", "foo", "--rev=2"],
-        &["get", "foo", "--rev=5"],
-    ] {
-        let (shown, outcome) = step(args, None);
-        record(&shown, outcome);
-    }
-    record(
-        "watch a --rev=5 (first response)",
-        etcdctl.watch_first(&["a", "--rev=5"], Duration::from_secs(15)),
-    );
-    let (shown, outcome) = step(&["member", "list"], None);
-    record(&shown, outcome);
-    let first = Etcdctl {
-        endpoints: etcdctl.endpoints[..1].to_vec(),
-        cacert: etcdctl.cacert.clone(),
-    };
-    record("endpoint status", first.json(&["endpoint", "status"], None));
-    record("endpoint health", first.json(&["endpoint", "health"], None));
-    transcript
 }
 
 #[cfg(test)]

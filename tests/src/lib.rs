@@ -1,10 +1,12 @@
 //! Shared helpers for qraft's cross-crate tests.
 
 pub mod cluster;
+pub mod cluster_grpc;
 pub mod etcd;
 pub mod etcd_cluster;
 pub mod etcd_json;
 pub mod etcdctl;
+pub mod etcdctl_script;
 pub mod http;
 pub mod kv_gen;
 pub mod raft_sim;

@@ -76,6 +76,23 @@ impl SnapshotExporter {
         applied_snapshot_metadata(&self.read, &self.raft)
     }
 
+    /// The exact length of the whole stream, counted from the same read transaction in one
+    /// pass over the keys that copies nothing, so a sender can announce how many bytes remain
+    /// (etcd's `SnapshotResponse.remaining_bytes`) before the first chunk goes out.
+    pub fn stream_len(&self) -> Result<u64> {
+        let header = (MAGIC.len() + 4) as u64;
+        let trailer = 1 + 8 + 4;
+        let mut len = header + trailer;
+        for table in Table::ALL {
+            let per_record = (1 + 1 + table.name().len() + 4 + 4) as u64;
+            for item in self.read.range(table, Bound::Unbounded, Bound::Unbounded)? {
+                let (key, value) = item?;
+                len += per_record + key.len() as u64 + value.len() as u64;
+            }
+        }
+        Ok(len)
+    }
+
     /// The next chunk of about `target_bytes` (a chunk ends after the record that crosses the
     /// target), or `None` after the last one.
     pub fn next_chunk(&mut self, target_bytes: usize) -> Result<Option<Vec<u8>>> {
