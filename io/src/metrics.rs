@@ -1,5 +1,5 @@
 //! The Prometheus metrics of a member: etcd's families, renamed `etcd_*` → `qraft_*`
-//! (`etcd_debugging_*` → `qraft_*` too), plus the standard `process_*` families.
+//! (`etcd_debugging_*` → `qraft_*` too), plus the process figures as `qraft_process_*`.
 //!
 //! One [`Metrics`] value per member, shared (`Arc`) by the driver, the storage, the transport
 //! and the HTTP endpoint. Recording is lock-free (atomics inside `prometheus-client`); label
@@ -8,8 +8,10 @@
 //! at scrape time. Labelled families (per peer, per request type) are rendered once a first
 //! label set has been recorded, as Prometheus clients do.
 //!
-//! The process families keep their standard, unprefixed names (`process_resident_memory_bytes`,
-//! `process_open_fds`) as etcd and every Prometheus client do, so stock dashboards work.
+//! Every family carries the `qraft_` prefix, the process ones too
+//! (`qraft_process_resident_memory_bytes`, `qraft_process_open_fds`): one prefix selects all of
+//! a member's metrics, and a qraft member never collides with another exporter's `process_*`
+//! in the same scrape.
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -139,8 +141,10 @@ impl Metrics {
         let lease = LeaseMetrics::default();
 
         let mut registry = Registry::default();
-        registry.register_collector(Box::new(ProcessCollector));
         let qraft = registry.sub_registry_with_prefix("qraft");
+        qraft
+            .sub_registry_with_prefix("process")
+            .register_collector(Box::new(ProcessCollector));
 
         let s = qraft.sub_registry_with_prefix("server");
         s.register(
@@ -311,12 +315,12 @@ impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let figures = [
             (
-                "process_resident_memory_bytes",
+                "resident_memory_bytes",
                 "Resident memory size in bytes.",
                 Self::resident_memory_bytes(),
             ),
             (
-                "process_open_fds",
+                "open_fds",
                 "Number of open file descriptors.",
                 Self::open_fds(),
             ),
@@ -361,10 +365,22 @@ mod tests {
             "qraft_network_peer_round_trip_time_seconds_count{peer=\"2\"} 1\n",
             "# TYPE qraft_lease_granted counter\n",
             "# TYPE qraft_mvcc_keys_total gauge\n",
-            "process_open_fds ",
-            "process_resident_memory_bytes ",
+            "qraft_process_open_fds ",
+            "qraft_process_resident_memory_bytes ",
         ] {
             assert!(text.contains(needle), "missing {needle:?} in\n{text}");
+        }
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            assert!(line.starts_with("qraft_"), "unprefixed sample {line:?}");
+        }
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("# TYPE ") || l.starts_with("# HELP "))
+        {
+            assert!(
+                line[7..].starts_with("qraft_"),
+                "unprefixed family {line:?}"
+            );
         }
         assert!(text.ends_with("# EOF\n"));
     }

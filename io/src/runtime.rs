@@ -62,6 +62,30 @@ pub async fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> 
     Ok((host, port).to_socket_addrs().await?.collect())
 }
 
+/// A connected TCP stream (futures-io `AsyncRead + AsyncWrite`), as the HTTP and gRPC endpoints
+/// serve them.
+pub use async_std::net::TcpStream;
+
+/// A TCP listener on the runtime (the HTTP endpoints and the gRPC listener).
+#[derive(Debug)]
+pub struct TcpListener(async_std::net::TcpListener);
+
+impl TcpListener {
+    /// Binds `addr`; port 0 picks a free port.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(TcpListener(async_std::net::TcpListener::bind(addr).await?))
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+
+    /// Waits for the next connection.
+    pub async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        self.0.accept().await
+    }
+}
+
 /// The QUIC runtime adapter quinn uses for its sockets and timers.
 pub fn quic_runtime() -> Arc<dyn quinn::Runtime> {
     Arc::new(quinn::AsyncStdRuntime)

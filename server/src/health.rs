@@ -18,6 +18,8 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The member as `/livez`, `/readyz`, `/health` and `/version` see it.
 pub struct MemberHealth {
     pub handle: DriverHandle,
+    /// What the member runs as (`--emulated-version` or the binary's version): reported until
+    /// the loop has published the state machine's own report.
     pub server_version: Version,
 }
 
@@ -62,23 +64,27 @@ impl HealthSource for MemberHealth {
     }
 
     fn alarms(&self) -> Vec<AlarmType> {
-        // Alarms are not replicated by the state machine yet.
-        Vec::new()
+        // Alarms are not replicated by the state machine yet, so this member reports the one it
+        // can see itself: its backend holds more than `--quota-backend-bytes` (NOSPACE).
+        match self.handle.storage().over_quota() {
+            Ok(true) => vec![AlarmType::Nospace],
+            Ok(false) => Vec::new(),
+            Err(err) => {
+                tracing::warn!(%err, "cannot read the backend size for the NOSPACE check");
+                Vec::new()
+            }
+        }
     }
 
     fn versions(&self) -> VersionReport {
-        let storage = self
-            .handle
-            .storage()
-            .storage_version()
-            .ok()
-            .flatten()
-            .and_then(|v| Version::parse(&v).ok());
-        VersionReport {
-            server: self.server_version,
-            cluster: Some(self.server_version.minor_only()),
-            storage,
-            downgrade: DowngradeInfo::default(),
-        }
+        self.handle
+            .info()
+            .versions
+            .unwrap_or_else(|| VersionReport {
+                server: self.server_version,
+                cluster: None,
+                storage: None,
+                downgrade: DowngradeInfo::default(),
+            })
     }
 }

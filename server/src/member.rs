@@ -15,7 +15,7 @@ use qraft_io::transport::{
 };
 use rustls::RootCertStore;
 
-use qraft_core::version::Version;
+use qraft_core::version::BINARY_VERSION;
 use qraft_io::metrics::Metrics;
 
 use crate::config::{ClusterState, Config, TlsSettings, TlsSource, Url, member_id};
@@ -83,12 +83,14 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         tracing::info!(members = initial.len(), "bootstrapped a new cluster");
     }
 
+    // What this member runs as; the state machine checks it against the data and the cluster.
+    let server_version = config.emulated_version.unwrap_or(BINARY_VERSION);
     let peer_listen = config.listen_peer_urls[0].bind_addr()?;
     // A joining member does not know the cluster's ID yet: it accepts any and learns it.
     let transport_cluster = if new_cluster { cluster_id } else { 0 };
     let mut peer_config =
         PeerTransportConfig::new(peer_listen, peer_identity, peer_ca, transport_cluster, me);
-    peer_config.server_version = env!("CARGO_PKG_VERSION").to_string();
+    peer_config.server_version = server_version.to_string();
     let (transport, peer_events) =
         QuicPeerTransport::start(peer_config).context("starting the peer listener")?;
 
@@ -97,6 +99,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     server.election_ticks = config.election_ticks() as usize;
     server.max_request_bytes = config.max_request_bytes as usize;
     server.snapshot_count = config.snapshot_count;
+    server.emulated_version = config.emulated_version;
     let driver_config = DriverConfig::new(server);
     let initial_peers = initial
         .iter()
@@ -123,7 +126,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     }
     let health = Arc::new(MemberHealth {
         handle: handle.clone(),
-        server_version: Version::parse(env!("CARGO_PKG_VERSION")).unwrap_or(Version::new(0, 1, 0)),
+        server_version,
     });
     let grpc = if config.listen_grpc_urls.is_empty() {
         None

@@ -137,7 +137,7 @@ impl Fixture {
         let metrics = Arc::new(Metrics::new());
         let addr: SocketAddr = "127.0.0.1:0".parse().unwrap();
         let server =
-            async_std::task::block_on(HttpServer::start(addr, member.clone(), metrics.clone()))
+            qraft_io::runtime::block_on(HttpServer::start(addr, member.clone(), metrics.clone()))
                 .unwrap();
         Fixture {
             member,
@@ -158,7 +158,7 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         if let Some(server) = self.server.take() {
-            async_std::task::block_on(server.shutdown());
+            qraft_io::runtime::block_on(server.shutdown());
         }
     }
 }
@@ -479,8 +479,8 @@ fn metrics_exposition() {
         ("qraft_lease_granted", "counter"),
         ("qraft_lease_revoked", "counter"),
         ("qraft_lease_renewed", "counter"),
-        ("process_resident_memory_bytes", "gauge"),
-        ("process_open_fds", "gauge"),
+        ("qraft_process_resident_memory_bytes", "gauge"),
+        ("qraft_process_open_fds", "gauge"),
     ] {
         assert_eq!(
             families.get(family).map(String::as_str),
@@ -501,7 +501,7 @@ fn metrics_exposition() {
     let rss_line = a
         .body
         .lines()
-        .find(|l| l.starts_with("process_resident_memory_bytes "))
+        .find(|l| l.starts_with("qraft_process_resident_memory_bytes "))
         .unwrap();
     let rss: f64 = rss_line.rsplit_once(' ').unwrap().1.parse().unwrap();
     assert!(rss > 1_000_000.0, "implausible RSS {rss}");

@@ -2,6 +2,7 @@
 
 pub mod cluster;
 pub mod cluster_grpc;
+pub mod cluster_ops;
 pub mod etcd;
 pub mod etcd_cluster;
 pub mod etcd_json;

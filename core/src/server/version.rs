@@ -170,16 +170,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
     }
 
     /// A `Maintenance.Downgrade` request that passed its linearizable barrier: decided by the
-    /// leader against its applied state.
+    /// member that received it against its applied state (which the barrier brought up to the
+    /// leader's commit point), as etcd's members do. Enable and cancel are proposed from here
+    /// (a follower forwards the proposal); enable is checked again when applied, so racing
+    /// requests on different members cannot both succeed.
     pub(crate) fn decide_downgrade(&mut self, client: RequestId, request: DowngradeRequest) {
-        if !self.is_leader() {
-            let hint = self.leader;
-            let err = if hint == 0 {
-                Error::NoLeader
-            } else {
-                Error::NotLeader
-            };
-            return self.respond_error(client, &err, hint);
+        if self.leader == 0 {
+            return self.respond_error(client, &Error::NoLeader, 0);
         }
         match self.versions.handle_downgrade(&request) {
             Err(err) => self.respond_error(client, &Error::Downgrade(err), 0),

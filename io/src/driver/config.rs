@@ -12,8 +12,6 @@ pub struct DriverConfig {
     /// Commands buffered between client tasks and the loop; a full queue makes callers wait,
     /// which is the back-pressure on clients.
     pub command_queue: usize,
-    /// The version this member publishes (`--emulated-version` or the binary's).
-    pub server_version: String,
 }
 
 impl DriverConfig {
@@ -22,7 +20,6 @@ impl DriverConfig {
             tick: Duration::from_millis(server.tick_ms),
             server,
             command_queue: 8192,
-            server_version: env!("CARGO_PKG_VERSION").to_string(),
         }
     }
 }

@@ -3,6 +3,8 @@
 
 use std::sync::{Arc, RwLock};
 
+use qraft_core::version::VersionReport;
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
     pub member_id: u64,
@@ -16,6 +18,9 @@ pub struct NodeInfo {
     pub compact_revision: i64,
     pub is_learner: bool,
     pub leader_changes: u64,
+    /// Server, cluster and storage versions and the downgrade state, as the state machine
+    /// knows them (`None` before the loop's first turn).
+    pub versions: Option<VersionReport>,
     /// The loop stopped (shutdown or a fatal storage error); the member serves nothing.
     pub stopped: bool,
     /// Why the loop stopped, when it was an error.

@@ -378,6 +378,7 @@ impl Loop {
             .and_then(|m| m.raft_attrs.as_ref())
             .is_some_and(|a| a.is_learner);
         let leader_changes = self.leader_changes;
+        let versions = self.server.versions().report();
         self.info.update(|i| {
             i.member_id = me;
             i.cluster_id = self.config.server.cluster_id;
@@ -389,6 +390,7 @@ impl Loop {
             i.compact_revision = state.mvcc.compact_revision();
             i.is_learner = is_learner;
             i.leader_changes = leader_changes;
+            i.versions = Some(versions);
         });
     }
 

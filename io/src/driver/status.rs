@@ -1,6 +1,7 @@
 //! `endpoint status`: answered from the member's published info and its storage sizes, without
 //! a trip through raft (etcd answers it locally too).
 
+use qraft_core::version::VersionReport;
 use qraft_proto::etcdserverpb::{ResponseHeader, StatusResponse};
 use qraft_proto::qraftpb::ClientResponse;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -27,13 +28,14 @@ pub fn status(handle: &DriverHandle) -> ClientResponse {
             (0, 0, 0)
         }
     };
+    let report = info.versions.as_ref();
     if let Some(fatal) = &info.fatal_error {
         errors.push(fatal.clone());
     }
     ClientResponse {
         response: Some(Out::Status(StatusResponse {
             header: Some(header(&info)),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: report.map(|r| r.server.to_string()).unwrap_or_default(),
             db_size: db_size as i64,
             leader: info.leader,
             raft_index: info.committed_index,
@@ -42,14 +44,12 @@ pub fn status(handle: &DriverHandle) -> ClientResponse {
             errors,
             db_size_in_use: in_use as i64,
             is_learner: info.is_learner,
-            storage_version: handle
-                .storage()
-                .storage_version()
-                .ok()
-                .flatten()
+            storage_version: report
+                .and_then(|r| r.storage)
+                .map(|v| v.minor_string())
                 .unwrap_or_default(),
             db_size_quota: quota as i64,
-            downgrade_info: None,
+            downgrade_info: report.map(VersionReport::downgrade_proto),
         })),
     }
 }

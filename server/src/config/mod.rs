@@ -12,6 +12,8 @@ pub use url::{Scheme, Url, UrlError, join_list, parse_list};
 
 use std::path::PathBuf;
 
+use qraft_core::version::{BINARY_VERSION, LocalVersion, Version};
+
 /// etcd's defaults (see ETCD-FACTS.md).
 pub const DEFAULT_NAME: &str = "default";
 pub const DEFAULT_CLIENT_URL: &str = "https://127.0.0.1:2379";
@@ -87,7 +89,9 @@ pub struct Config {
     pub client_tls: TlsSettings,
     pub peer_tls: TlsSettings,
     pub log_level: tracing::Level,
-    pub emulated_version: Option<(u32, u32)>,
+    /// `--emulated-version`: the older minor version this binary runs as (already checked to be
+    /// one it can emulate); `None` runs as the binary's own version.
+    pub emulated_version: Option<Version>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -302,7 +306,7 @@ impl Config {
         let emulated_version = s
             .emulated_version
             .as_deref()
-            .map(parse_major_minor)
+            .map(|text| parse_emulated_version(text, BINARY_VERSION))
             .transpose()?;
 
         Ok(Config {
@@ -499,7 +503,9 @@ fn parse_log_level(s: &str) -> Result<tracing::Level, ConfigError> {
     })
 }
 
-fn parse_major_minor(s: &str) -> Result<(u32, u32), ConfigError> {
+/// `--emulated-version`: `major.minor` (a leading `v` and a patch are tolerated, the patch is
+/// ignored), and only a version `binary` can run as: its own minor or the one before.
+fn parse_emulated_version(s: &str, binary: Version) -> Result<Version, ConfigError> {
     let bad = || {
         invalid(format!(
             "--emulated-version {s:?}: expected major.minor, e.g. 0.1"
@@ -508,13 +514,14 @@ fn parse_major_minor(s: &str) -> Result<(u32, u32), ConfigError> {
     let mut parts = s.trim_start_matches('v').split('.');
     let major = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
     let minor = parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad)?;
-    // A patch component is tolerated (and ignored): only major.minor is emulated.
     match parts.next() {
         None => {}
         Some(p) if p.parse::<u32>().is_ok() && parts.next().is_none() => {}
         Some(_) => return Err(bad()),
     }
-    Ok((major, minor))
+    let emulated = Version::new(major, minor, 0);
+    LocalVersion::new(binary, Some(emulated)).map_err(|e| invalid(e.to_string()))?;
+    Ok(emulated)
 }
 
 /// Member ID from its peer URLs and the cluster token, so that every member computes the same

@@ -148,9 +148,24 @@ fn log_level_and_emulated_version() {
         parse(&["--emulated-version", "0.1"])
             .unwrap()
             .emulated_version,
-        Some((0, 1))
+        Some(qraft_core::version::V0_1)
+    );
+    assert_eq!(
+        parse(&["--emulated-version", "v0.2.7"])
+            .unwrap()
+            .emulated_version,
+        Some(qraft_core::version::V0_2)
     );
     assert!(err(&["--emulated-version", "one"]).contains("major.minor"));
+    assert_eq!(
+        err(&["--emulated-version", "0.3"]),
+        "invalid --emulated-version 0.3.0: a binary cannot emulate a newer version (binary version 0.2.0)"
+    );
+    assert_eq!(
+        err(&["--emulated-version", "0.0"]),
+        "invalid --emulated-version 0.0.0: only the previous minor version can be emulated (binary version 0.2.0)"
+    );
+    assert!(err(&["--emulated-version", "1.1"]).contains("different major"));
 }
 
 #[test]
@@ -161,6 +176,7 @@ fn yaml_file_in_etcds_format() {
          listen-client-urls: https://127.0.0.1:3379\n\
          heartbeat-interval: 50\n\
          election-timeout: 500\n\
+         emulated-version: \"0.1\"\n\
          client-transport-security:\n  cert-file: c.pem\n  key-file: k.pem\n  \
          trusted-ca-file: ca.pem\n  client-cert-auth: true\n",
     )
@@ -169,6 +185,7 @@ fn yaml_file_in_etcds_format() {
     assert_eq!(c.name, "n1");
     assert_eq!(c.data_dir, PathBuf::from("/tmp/n1"));
     assert_eq!(c.heartbeat_interval_ms, 50);
+    assert_eq!(c.emulated_version, Some(qraft_core::version::V0_1));
     assert!(c.client_tls.client_cert_auth);
     assert!(matches!(c.client_tls.source, TlsSource::Files { .. }));
 

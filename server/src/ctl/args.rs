@@ -84,6 +84,9 @@ pub enum Command {
     Defrag(DefragArgs),
     /// Transfers leadership to another qraft cluster member.
     MoveLeader(MoveLeaderArgs),
+    /// Downgrade related commands.
+    #[command(subcommand)]
+    Downgrade(DowngradeCommand),
 }
 
 #[derive(Debug, Args)]
@@ -276,6 +279,28 @@ pub enum EndpointCommand {
 pub enum SnapshotCommand {
     /// Stores a snapshot of the member's key space to a file.
     Save { filename: PathBuf },
+}
+
+/// etcdctl's `downgrade` commands. The version is optional on the command line so that a
+/// missing one gets etcdctl's own message.
+#[derive(Debug, Subcommand)]
+pub enum DowngradeCommand {
+    /// Validate downgrade capability before starting downgrade.
+    Validate {
+        #[arg(value_name = "TARGET_VERSION")]
+        target_version: Option<String>,
+    },
+    /// Start a downgrade action to cluster.
+    Enable {
+        #[arg(value_name = "TARGET_VERSION")]
+        target_version: Option<String>,
+    },
+    /// Cancel the ongoing downgrade action to cluster.
+    Cancel {
+        /// Accepted and ignored (etcdctl cancels whatever downgrade is in progress).
+        #[arg(value_name = "TARGET_VERSION")]
+        target_version: Option<String>,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -144,7 +144,9 @@ async fn status(client: &Client, cli: &Cli, cluster: bool, p: &Printer) -> anyho
             "leader": s.leader, "raftIndex": s.raft_index, "raftTerm": s.raft_term,
             "raftAppliedIndex": s.raft_applied_index, "dbSizeInUse": s.db_size_in_use,
             "isLearner": s.is_learner, "storageVersion": s.storage_version,
-            "dbSizeQuota": s.db_size_quota, "errors": s.errors}}));
+            "dbSizeQuota": s.db_size_quota, "errors": s.errors,
+            "downgradeInfo": {"enabled": downgrade.enabled,
+                "targetVersion": downgrade.target_version}}}));
         rows.push(vec![
             ep.trim_start_matches("https://").to_string(),
             format!("{:x}", h.member_id),

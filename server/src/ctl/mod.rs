@@ -5,6 +5,7 @@
 //! `https://127.0.0.1:2379`, CA `./default.qraft/fixtures/client/ca.crt`.
 
 mod args;
+mod downgrade;
 mod hashkv;
 mod kv;
 mod lease;
@@ -54,6 +55,7 @@ async fn dispatch(client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()>
         Command::Snapshot(a) => maintenance::snapshot(client, a, p).await,
         Command::Defrag(_) => maintenance::defrag(client, cli, p).await,
         Command::MoveLeader(a) => maintenance::move_leader(client, a, p).await,
+        Command::Downgrade(a) => downgrade::run(client, a, p).await,
     }
 }
 

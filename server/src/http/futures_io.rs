@@ -1,4 +1,4 @@
-//! Lets hyper drive any `futures-io` stream (here async-std's `TcpStream`).
+//! Lets hyper drive any `futures-io` stream (here the runtime's `TcpStream`).
 //!
 //! hyper 1.x has its own IO traits; this is the small bridge (as `smol-hyper`'s `FuturesIo`),
 //! written without `unsafe`: reads go through a scratch buffer and are copied into hyper's

@@ -1,11 +1,9 @@
-//! The socket side: an async-std TCP listener whose connections hyper serves over HTTP/1.1.
-//! The only module of the HTTP endpoints that touches the runtime.
+//! The socket side: a TCP listener of the runtime (`qraft_io::runtime`) whose connections hyper
+//! serves over HTTP/1.1. The only module of the HTTP endpoints that touches the runtime.
 
 use super::futures_io::FuturesIo;
 use super::routes::{Endpoints, Reply};
 use super::source::HealthSource;
-use async_std::net::TcpListener;
-use async_std::task;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -13,6 +11,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use qraft_io::metrics::Metrics;
+use qraft_io::runtime::{self, Task, TcpListener};
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
@@ -22,7 +21,7 @@ use std::sync::Arc;
 /// side). Dropping it leaves it running; call [`HttpServer::shutdown`] to stop accepting.
 pub struct HttpServer {
     local_addr: SocketAddr,
-    accept_loop: task::JoinHandle<()>,
+    accept_loop: Task<()>,
 }
 
 impl HttpServer {
@@ -35,7 +34,7 @@ impl HttpServer {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let endpoints = Arc::new(Endpoints::new(source, metrics));
-        let accept_loop = task::spawn(accept(listener, endpoints));
+        let accept_loop = runtime::spawn(accept(listener, endpoints));
         Ok(HttpServer {
             local_addr,
             accept_loop,
@@ -59,12 +58,13 @@ async fn accept<S: HealthSource>(listener: TcpListener, endpoints: Arc<Endpoints
             Err(e) => {
                 // Typically EMFILE: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "http accept failed");
-                task::sleep(std::time::Duration::from_millis(100)).await;
+                runtime::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
         };
         let endpoints = endpoints.clone();
-        task::spawn(async move {
+        // Detached: a connection ends when its client closes it.
+        drop(runtime::spawn(async move {
             let service = service_fn(move |request| {
                 let endpoints = endpoints.clone();
                 async move { Ok::<_, Infallible>(handle(&endpoints, request).await) }
@@ -75,7 +75,7 @@ async fn accept<S: HealthSource>(listener: TcpListener, endpoints: Arc<Endpoints
             {
                 tracing::debug!(error = %e, "http connection ended with an error");
             }
-        });
+        }));
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! Mounting: implement [`HealthSource`] for the running member, keep one
 //! [`qraft_io::metrics::Metrics`] per member, and call
-//! `HttpServer::start(addr, Arc::new(source), metrics).await` on the async-std runtime.
+//! `HttpServer::start(addr, Arc::new(source), metrics).await` on the runtime (`qraft_io::runtime`).
 //! [`Endpoints::respond`] is the same logic without a socket.
 
 mod checks;
