@@ -1,7 +1,7 @@
 //! The state machine: raft node + application state, inputs in, outputs out.
 
 use prost::Message as _;
-use qraft_proto::etcdserverpb::LeaseRevokeRequest;
+use qraft_proto::etcdserverpb::{LeaseRevokeRequest, ResponseHeader};
 use qraft_proto::qraftpb::client_response::Response;
 use qraft_proto::qraftpb::internal_request::Request;
 use qraft_proto::qraftpb::{ConfChangeContext, InternalRequest, MemberRecord, RequestHeader};
@@ -372,6 +372,9 @@ impl<S: Storage> Applier<'_, S> {
         txn: &mut T,
         entries: &[Entry],
     ) -> Result<()> {
+        // (client, result, store revision right after its entry): a response names the
+        // revision its own write produced, as etcd's do, not the revision at the end of the
+        // batch (clients watch from it and compare it with the key's mod revision).
         let mut responses = Vec::new();
         let mut last = (self.state.applied_index, self.state.applied_term);
         for entry in entries {
@@ -394,7 +397,12 @@ impl<S: Storage> Applier<'_, S> {
                         if let Some(pending) = self.pending.proposals.remove(&request.id)
                             && let Some(client) = pending.client
                         {
-                            responses.push((client, rejected.map_or(Ok(pending.reply), Err)));
+                            let revision = self.state.mvcc.current_revision();
+                            responses.push((
+                                client,
+                                rejected.map_or(Ok(pending.reply), Err),
+                                revision,
+                            ));
                         }
                         continue;
                     }
@@ -417,7 +425,7 @@ impl<S: Storage> Applier<'_, S> {
                             (Some(reply), Ok(_)) => Ok(Some(reply)),
                             (_, result) => result,
                         };
-                        responses.push((client, result));
+                        responses.push((client, result, self.state.mvcc.current_revision()));
                     }
                 }
                 Ok(EntryType::EntryConfChange) => {
@@ -450,7 +458,7 @@ impl<S: Storage> Applier<'_, S> {
                     if let Some(pending) = self.pending.proposals.remove(&cc.id)
                         && let Some(client) = pending.client
                     {
-                        responses.push((client, result));
+                        responses.push((client, result, self.state.mvcc.current_revision()));
                     }
                 }
                 Ok(EntryType::EntryConfChangeV2) => {
@@ -483,10 +491,10 @@ impl<S: Storage> Applier<'_, S> {
         self.state.applied_index = last.0;
         self.state.applied_term = last.1;
         let header = self.header();
-        for (client, result) in responses {
+        for (client, result, revision) in responses {
             let response = match result {
                 Ok(Some(mut response)) => {
-                    set_header(&mut response, header);
+                    set_header(&mut response, ResponseHeader { revision, ..header });
                     ok_response(response)
                 }
                 Ok(None) => continue,
