@@ -115,7 +115,7 @@ impl Client {
     }
 
     /// Drops the current connection and moves to the next endpoint (or to `url`).
-    async fn switch_endpoint(&self, url: Option<&str>) {
+    pub(super) async fn switch_endpoint(&self, url: Option<&str>) {
         let mut active = self.inner.active.lock().await;
         let current = active.take().map(|(i, _)| i).unwrap_or(0);
         let mut urls = lock(&self.inner.urls);
@@ -151,12 +151,22 @@ impl Client {
         idempotent: bool,
     ) -> Result<ClientResponse, ClientError> {
         let req = self.with_token(request);
-        runtime::timeout(
+        match runtime::timeout(
             self.inner.config.request_timeout,
             self.call_retrying(req, idempotent),
         )
         .await
-        .map_err(|_| ClientError::Timeout)?
+        {
+            Ok(result) => result,
+            Err(_) => {
+                // QUIC over UDP learns of a killed member only at the idle timeout; until then
+                // its connection looks alive and swallows requests. A request that got no
+                // answer in time is the best evidence we have: later calls dial the next
+                // endpoint (calls in flight keep their own handle on the old connection).
+                self.switch_endpoint(None).await;
+                Err(ClientError::Timeout)
+            }
+        }
     }
 
     async fn call_retrying(

@@ -11,8 +11,10 @@ mod config;
 mod core;
 mod error;
 mod streams;
+mod watch;
 
 pub use config::ClientConfig;
 pub use core::Client;
 pub use error::ClientError;
-pub use streams::{LeaseKeepAlive, SnapshotStream, Watch};
+pub use streams::{LeaseKeepAlive, SnapshotStream};
+pub use watch::Watch;

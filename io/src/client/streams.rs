@@ -1,9 +1,8 @@
-//! Long-lived calls: watch, lease keep-alive and snapshot download, each on its own stream.
+//! Long-lived calls: lease keep-alive and snapshot download (watch: `watch.rs`), each on its
+//! own stream.
 
 use qraft_proto::etcdserverpb::{
     LeaseKeepAliveRequest, LeaseKeepAliveResponse, SnapshotRequest, SnapshotResponse,
-    WatchCancelRequest, WatchCreateRequest, WatchProgressRequest, WatchRequest, WatchResponse,
-    watch_request,
 };
 use qraft_proto::qraftpb::client_request::Request;
 use qraft_proto::qraftpb::client_response::Response;
@@ -13,14 +12,14 @@ use super::{Client, ClientError};
 use crate::transport::{encode_frame, read_frame};
 
 /// A request/response stream on one QUIC bidirectional stream.
-struct Call {
-    send: quinn::SendStream,
+pub(super) struct Call {
+    pub(super) send: quinn::SendStream,
     recv: quinn::RecvStream,
     limit: usize,
 }
 
 impl Call {
-    async fn open(client: &Client, request: Request) -> Result<Self, ClientError> {
+    pub(super) async fn open(client: &Client, request: Request) -> Result<Self, ClientError> {
         let req = client.with_token(request);
         let (send, recv, _) = client.open_request(&req).await?;
         Ok(Self {
@@ -30,7 +29,7 @@ impl Call {
         })
     }
 
-    async fn send(&mut self, req: &ClientRequest) -> Result<(), ClientError> {
+    pub(super) async fn send(&mut self, req: &ClientRequest) -> Result<(), ClientError> {
         let mut buf = Vec::new();
         encode_frame(req, &mut buf)?;
         self.send.write_all(&buf).await?;
@@ -38,7 +37,7 @@ impl Call {
     }
 
     /// The next response; a server error becomes `Err`, a clean end `None`.
-    async fn next(&mut self) -> Option<Result<Response, ClientError>> {
+    pub(super) async fn next(&mut self) -> Option<Result<Response, ClientError>> {
         match read_frame::<ClientResponse, _>(&mut self.recv, self.limit).await {
             Ok(Some(ClientResponse {
                 response: Some(Response::Error(e)),
@@ -53,26 +52,7 @@ impl Call {
     }
 }
 
-/// A watch stream: several watchers can be created and cancelled on it; events of all of them
-/// arrive through [`Watch::next`].
-pub struct Watch {
-    call: Call,
-    token: String,
-}
-
 impl Client {
-    /// Opens a watch stream with its first watcher.
-    pub async fn watch(&self, create: WatchCreateRequest) -> Result<Watch, ClientError> {
-        let request = Request::Watch(WatchRequest {
-            request_union: Some(watch_request::RequestUnion::CreateRequest(create)),
-        });
-        let token = self.token();
-        Ok(Watch {
-            call: Call::open(self, request).await?,
-            token,
-        })
-    }
-
     /// A keep-alive stream for `lease_id`; the stream opens on the first
     /// [`LeaseKeepAlive::keep_alive`].
     pub fn lease_keep_alive(&self, lease_id: i64) -> LeaseKeepAlive {
@@ -88,55 +68,6 @@ impl Client {
         Ok(SnapshotStream {
             call: Call::open(self, Request::Snapshot(SnapshotRequest {})).await?,
         })
-    }
-}
-
-impl Watch {
-    async fn request(&mut self, union: watch_request::RequestUnion) -> Result<(), ClientError> {
-        let req = ClientRequest {
-            token: self.token.clone(),
-            request: Some(Request::Watch(WatchRequest {
-                request_union: Some(union),
-            })),
-        };
-        self.call.send(&req).await
-    }
-
-    /// Adds a watcher to this stream.
-    pub async fn create(&mut self, create: WatchCreateRequest) -> Result<(), ClientError> {
-        self.request(watch_request::RequestUnion::CreateRequest(create))
-            .await
-    }
-
-    /// Cancels watcher `watch_id`.
-    pub async fn cancel(&mut self, watch_id: i64) -> Result<(), ClientError> {
-        self.request(watch_request::RequestUnion::CancelRequest(
-            WatchCancelRequest { watch_id },
-        ))
-        .await
-    }
-
-    /// Asks for a progress notification.
-    pub async fn request_progress(&mut self) -> Result<(), ClientError> {
-        self.request(watch_request::RequestUnion::ProgressRequest(
-            WatchProgressRequest {},
-        ))
-        .await
-    }
-
-    /// The next watch response (created/canceled notices, events, progress); `None` when the
-    /// server ended the stream.
-    pub async fn next(&mut self) -> Option<Result<WatchResponse, ClientError>> {
-        Some(match self.call.next().await? {
-            Ok(Response::Watch(w)) => Ok(w),
-            Ok(other) => Err(ClientError::unexpected("Watch", Some(other))),
-            Err(e) => Err(e),
-        })
-    }
-
-    /// Closes our side; the server cancels the stream's watchers.
-    pub fn close(mut self) {
-        let _ = self.call.send.finish();
     }
 }
 
