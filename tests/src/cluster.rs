@@ -103,6 +103,9 @@ pub struct Cluster {
     pub nodes: Vec<Node>,
     pub options: ClusterOptions,
     pub ca_dir: PathBuf,
+    /// Certificate and key every client of the test presents (`--cert`/`--key`); needed when
+    /// the members run with `--client-cert-auth`. `None` = clients present none.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
     token: String,
 }
 
@@ -145,6 +148,7 @@ impl Cluster {
             nodes,
             options,
             ca_dir,
+            client_cert: None,
             token,
         };
         for i in 0..n {
@@ -234,7 +238,11 @@ impl Cluster {
     }
 
     pub fn client_config(&self, endpoints: Vec<String>) -> ClientConfig {
-        let mut c = ClientConfig::from_files(endpoints, &self.ca_dir.join("ca.crt"), None)
+        let cert_key = self
+            .client_cert
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()));
+        let mut c = ClientConfig::from_files(endpoints, &self.ca_dir.join("ca.crt"), cert_key)
             .expect("client TLS config");
         c.request_timeout = Duration::from_secs(5);
         c
@@ -285,14 +293,15 @@ impl Cluster {
 
     /// Runs qraftctl against member `i`; returns (success, stdout, stderr).
     pub fn ctl(&self, i: usize, args: &[&str]) -> (bool, String, String) {
-        let out = Command::new(binary("qraftctl"))
-            .arg("--endpoints")
+        let mut cmd = Command::new(binary("qraftctl"));
+        cmd.arg("--endpoints")
             .arg(self.nodes[i].client_url())
             .arg("--cacert")
-            .arg(self.ca_dir.join("ca.crt"))
-            .args(args)
-            .output()
-            .expect("run qraftctl");
+            .arg(self.ca_dir.join("ca.crt"));
+        if let Some((cert, key)) = &self.client_cert {
+            cmd.arg("--cert").arg(cert).arg("--key").arg(key);
+        }
+        let out = cmd.args(args).output().expect("run qraftctl");
         (
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),

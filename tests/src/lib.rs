@@ -1,6 +1,7 @@
 //! Shared helpers for qraft's cross-crate tests.
 
 pub mod cluster;
+pub mod cluster_faults;
 pub mod cluster_grpc;
 pub mod cluster_ops;
 pub mod etcd;
@@ -10,5 +11,6 @@ pub mod etcdctl;
 pub mod etcdctl_script;
 pub mod http;
 pub mod kv_gen;
+pub mod quic_raw;
 pub mod raft_sim;
 pub mod transcript;
