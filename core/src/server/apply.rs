@@ -243,8 +243,19 @@ impl AppState {
     }
 }
 
-/// Sets the header of any response variant.
-pub fn set_header(response: &mut Response, header: ResponseHeader) {
+/// Sets the header of any response variant. Responses of etcd's Cluster service carry no
+/// revision (etcd fills only cluster id, member id and term there), so neither do ours.
+pub fn set_header(response: &mut Response, mut header: ResponseHeader) {
+    if matches!(
+        response,
+        Response::MemberAdd(_)
+            | Response::MemberRemove(_)
+            | Response::MemberUpdate(_)
+            | Response::MemberList(_)
+            | Response::MemberPromote(_)
+    ) {
+        header.revision = 0;
+    }
     macro_rules! set {
         ($($variant:ident),*) => {
             match response {

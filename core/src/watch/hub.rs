@@ -328,9 +328,11 @@ impl WatchHub {
         self.insert_watcher((stream, id), watcher);
     }
 
+    /// The cancellation of a watch that starts below the compaction: as etcd, its header
+    /// carries revision 0 (no revision was read for it).
     pub(crate) fn push_compacted(&mut self, stream: StreamId, id: i64, store: &MvccStore) {
         let response = WatchResponse {
-            header: header(store.current_revision()),
+            header: header(0),
             watch_id: id,
             canceled: true,
             compact_revision: store.compact_revision(),

@@ -21,10 +21,10 @@
 //! watch on a future revision stays silent until that revision exists; a delete at the
 //! compaction revision is still delivered to a watcher starting there.
 //!
-//! Deliberate differences from etcd: live events carry the `prev_kv` captured when the write
-//! happened (etcd re-reads it when sending, so it can be missing if compacted meanwhile), and
-//! every response header carries the current store revision (etcd sends 0 in compaction
-//! cancellations).
+//! Deliberate difference from etcd: live events carry the `prev_kv` captured when the write
+//! happened (etcd re-reads it when sending, so it can be missing if compacted meanwhile).
+//! Response headers carry the current store revision, except compaction cancellations, whose
+//! header revision is 0 as in etcd (etcdctl prints it).
 
 mod fragment;
 mod hub;

@@ -356,7 +356,8 @@ impl Loop {
             self.hub.sync(&self.server.state().mvcc, &txn)?;
         }
         for stream in self.hub.streams_with_responses() {
-            let responses = self.hub.take_responses(stream);
+            let mut responses = self.hub.take_responses(stream);
+            self.stamp_watch_headers(&mut responses);
             let gone = match self.watch_streams.get(&stream) {
                 Some(sink) => sink.unbounded_send(responses).is_err(),
                 None => true,
@@ -367,6 +368,16 @@ impl Loop {
             }
         }
         Ok(())
+    }
+
+    /// The hub knows revisions only; etcd's watch headers also name the cluster, the member
+    /// and the raft term (etcdctl prints them), filled here as for every other response.
+    fn stamp_watch_headers(&self, responses: &mut [WatchResponse]) {
+        for header in responses.iter_mut().filter_map(|r| r.header.as_mut()) {
+            header.cluster_id = self.config.server.cluster_id;
+            header.member_id = self.server.member_id();
+            header.raft_term = self.server.term();
+        }
     }
 
     fn publish_info(&self) {
