@@ -51,10 +51,15 @@ impl Transcript {
     }
 }
 
-/// Sorts `members` by name so member lists compare independently of member ids.
+/// Sorts `members` by name so member lists compare independently of member ids. Client URLs
+/// are masked whatever they are, also when absent: a qraft member lists other members' client
+/// URLs only once they have published them through raft (and they are QUIC URLs anyway).
 fn sort_members(value: &mut Value) {
     if let Some(Value::Array(members)) = value.get_mut("members") {
         members.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+        for member in members.iter_mut().filter_map(Value::as_object_mut) {
+            member.insert("clientURLs".into(), Value::String("<masked>".into()));
+        }
     }
 }
 
