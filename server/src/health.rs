@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use qraft_core::version::{DowngradeInfo, Version, VersionReport};
 use qraft_io::driver::DriverHandle;
+use qraft_io::metrics::Metrics;
 use qraft_io::runtime;
 use qraft_proto::etcdserverpb::{AlarmType, RangeRequest};
 use qraft_proto::qraftpb::ClientRequest;
@@ -73,6 +74,34 @@ impl HealthSource for MemberHealth {
                 tracing::warn!(%err, "cannot read the backend size for the NOSPACE check");
                 Vec::new()
             }
+        }
+    }
+
+    fn refresh_metrics(&self, metrics: &Metrics) {
+        let info = self.handle.info();
+        let server = &metrics.server;
+        server.has_leader.set(i64::from(info.leader != 0));
+        server
+            .is_leader
+            .set(i64::from(info.leader != 0 && info.leader == info.member_id));
+        let seen = server.leader_changes_seen.get();
+        server
+            .leader_changes_seen
+            .inc_by(info.leader_changes.saturating_sub(seen));
+        server.proposals_committed.set(info.committed_index as i64);
+        server.proposals_applied.set(info.applied_index as i64);
+        match self.handle.storage().size_info() {
+            Ok(size) => {
+                metrics
+                    .mvcc
+                    .db_total_size_in_bytes
+                    .set(size.file_bytes as i64);
+                metrics
+                    .mvcc
+                    .db_total_size_in_use_in_bytes
+                    .set(size.in_use_bytes as i64);
+            }
+            Err(err) => tracing::warn!(%err, "cannot read the backend size for /metrics"),
         }
     }
 

@@ -78,6 +78,11 @@ fn probes_of_a_healthy_member_and_of_one_cut_off_from_quorum() {
         );
     }
     assert!(metrics.contains("qraft_process_open_fds "), "{metrics}");
+    // The member's own state is mirrored: a leader is known and entries were applied.
+    assert!(metrics.contains("qraft_server_has_leader 1\n"), "{metrics}");
+    let applied = metric_value(&metrics, "qraft_server_proposals_applied_total");
+    assert!(applied > 0.0, "{metrics}");
+    assert!(metric_value(&metrics, "qraft_mvcc_db_total_size_in_bytes") > 0.0);
 
     // Cut member 0 off from quorum: it still answers from its own loop but is not ready.
     c.kill(1);
@@ -170,4 +175,12 @@ fn nospace_alarm_on_health_not_on_readiness() {
         get(&c, 0, "/readyz?verbose"),
         (200, READYZ_OK_VERBOSE.into())
     );
+}
+
+/// The value of an unlabelled sample `name` in a Prometheus text exposition.
+fn metric_value(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample {name} in {metrics}"))
 }

@@ -147,7 +147,10 @@ impl<S: HealthSource> Endpoints<S> {
             Route::Single(check) => self.probe(&[check], query::has(&query, "verbose")).await,
             Route::Health => self.health(&query).await,
             Route::Version => self.version(),
-            Route::Metrics => Reply::new(200, Metrics::CONTENT_TYPE, self.metrics.encode()),
+            Route::Metrics => {
+                self.source.refresh_metrics(&self.metrics);
+                Reply::new(200, Metrics::CONTENT_TYPE, self.metrics.encode())
+            }
         }
     }
 

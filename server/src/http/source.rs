@@ -2,6 +2,7 @@
 //! implements (and tests fake).
 
 use qraft_core::version::VersionReport;
+use qraft_io::metrics::Metrics;
 use qraft_proto::etcdserverpb::AlarmType;
 use std::future::Future;
 
@@ -30,4 +31,8 @@ pub trait HealthSource: Send + Sync + 'static {
 
     /// Server, cluster and storage versions for `/version`.
     fn versions(&self) -> VersionReport;
+
+    /// Brings the gauges that mirror the member's state up to date before `/metrics` renders
+    /// them (the loop publishes that state; counting it again on every turn would be waste).
+    fn refresh_metrics(&self, _metrics: &Metrics) {}
 }
