@@ -8,6 +8,7 @@ pub mod grpc_core;
 pub mod grpc_snapshot;
 pub mod health;
 pub mod http;
+pub mod join;
 pub mod logging;
 pub mod member;
 pub mod shutdown;

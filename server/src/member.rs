@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use qraft_core::server::ServerConfig;
-use qraft_io::driver::{self, DriverConfig, InitialMember, bootstrap_if_new};
+use qraft_io::driver::{self, DriverConfig, InitialMember};
+use qraft_proto::qraftpb::Attributes;
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, StorageConfig};
 use qraft_io::tls::{Identity, ensure_auto_tls, roots_from_pem_file};
@@ -22,6 +23,7 @@ use crate::config::{ClusterState, Config, TlsSettings, TlsSource, Url, member_id
 use crate::grpc::{GrpcLimits, GrpcServer};
 use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
+use crate::join::resolve_identity;
 use crate::http::HttpServer;
 use crate::shutdown::ShutdownSignal;
 
@@ -33,8 +35,6 @@ pub fn run(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
 async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let me = config.member_id();
-    let cluster_id = config.cluster_id();
 
     let client_hosts = hosts(&config.advertise_client_urls, &config.listen_client_urls);
     let peer_hosts = hosts(
@@ -79,17 +79,22 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         })
         .collect();
     let new_cluster = config.initial_cluster_state == ClusterState::New;
-    if bootstrap_if_new(&storage, &initial, new_cluster)? {
-        tracing::info!(members = initial.len(), "bootstrapped a new cluster");
-    }
+    let identity = resolve_identity(
+        &config,
+        &storage,
+        &initial,
+        new_cluster,
+        &peer_identity,
+        &peer_ca,
+    )
+    .await?;
+    let (me, cluster_id) = (identity.member_id, identity.cluster_id);
 
     // What this member runs as; the state machine checks it against the data and the cluster.
     let server_version = config.emulated_version.unwrap_or(BINARY_VERSION);
     let peer_listen = config.listen_peer_urls[0].bind_addr()?;
-    // A joining member does not know the cluster's ID yet: it accepts any and learns it.
-    let transport_cluster = if new_cluster { cluster_id } else { 0 };
     let mut peer_config =
-        PeerTransportConfig::new(peer_listen, peer_identity, peer_ca, transport_cluster, me);
+        PeerTransportConfig::new(peer_listen, peer_identity, peer_ca, cluster_id, me);
     peer_config.server_version = server_version.to_string();
     let (transport, peer_events) =
         QuicPeerTransport::start(peer_config).context("starting the peer listener")?;
@@ -100,18 +105,22 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     server.max_request_bytes = config.max_request_bytes as usize;
     server.snapshot_count = config.snapshot_count;
     server.emulated_version = config.emulated_version;
+    server.member_attrs = Some(Attributes {
+        name: config.name.clone(),
+        client_urls: config
+            .advertise_client_urls
+            .iter()
+            .map(Url::to_string)
+            .collect(),
+    });
     let driver_config = DriverConfig::new(server);
-    let initial_peers = initial
-        .iter()
-        .filter(|m| m.id != me)
-        .filter_map(|m| Some((m.id, m.peer_urls.first()?.clone())))
-        .collect();
+    // Every member's peers come from its stored member list (bootstrapped or joined).
     let driver = driver::start(
         driver_config,
         storage,
         transport.clone(),
         peer_events,
-        initial_peers,
+        Vec::new(),
     )?;
     let handle = driver.handle.clone();
 

@@ -49,7 +49,12 @@ impl Cluster {
                     arg("checkpoint-interval-ms").map_or(300_000, |v| v.parse().unwrap());
                 let snapshot_count = arg("snapshot-count").map_or(0, |v| v.parse().unwrap());
                 let out = std::mem::take(&mut self.out);
-                *self = Cluster::new(num(1) as u64, interval, snapshot_count);
+                *self = Cluster::new_with(
+                    num(1) as u64,
+                    interval,
+                    snapshot_count,
+                    flag("publish-attrs"),
+                );
                 self.out = out;
                 writeln!(self.out, "ok").unwrap();
             }
@@ -315,6 +320,9 @@ impl Cluster {
                 let now = self.now_ms;
                 let mut config = config(id, self.checkpoint_interval_ms, self.snapshot_count);
                 config.emulated_version = arg("emulate").map(|v| Version::parse(v).unwrap());
+                if self.publish_attrs {
+                    config.member_attrs = Some(cluster::member_attrs(id));
+                }
                 let member = self.members.get_mut(&id).unwrap();
                 match Server::new(config, member.storage.clone(), member.backend.clone(), now) {
                     Ok(server) => {
@@ -370,6 +378,21 @@ impl Cluster {
                     )
                     .unwrap();
                 }
+            }
+            // The member records one member holds: name and client URLs as applied.
+            "member-attrs" => {
+                let server = self.server(node(1));
+                let lines: Vec<String> = server
+                    .state()
+                    .members
+                    .values()
+                    .map(|m| {
+                        let attrs = m.member_attrs.clone().unwrap_or_default();
+                        format!("{} name={:?} client_urls={:?}", m.id, attrs.name, attrs.client_urls)
+                    })
+                    .collect();
+                let published = server.attributes_published();
+                writeln!(self.out, "{}\npublished={published}", lines.join("\n")).unwrap();
             }
             "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), ""),
             // compact N REV / hashkv N [REV]

@@ -135,6 +135,10 @@ impl AppState {
                 }
                 return Ok(None);
             }
+            Request::ClusterMemberAttrSet(r) => {
+                self.apply_member_attrs(txn, r)?;
+                return Ok(None);
+            }
             Request::Authenticate(r) => {
                 let token =
                     self.auth

@@ -2,6 +2,8 @@
 
 use crate::auth::AuthConfig;
 use crate::lease::LessorConfig;
+use qraft_proto::qraftpb::Attributes;
+
 use crate::version::Version;
 
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ pub struct ServerConfig {
     /// Ticks between version checks: each member publishes its versions if the replicated
     /// record differs, the leader decides the cluster version (etcd: every 5 s = 50 ticks).
     pub version_check_ticks: u64,
+    /// What this member publishes about itself through raft (name and advertised client
+    /// URLs, etcd's `publish`); `None` publishes nothing.
+    pub member_attrs: Option<Attributes>,
 }
 
 impl ServerConfig {
@@ -67,6 +72,7 @@ impl ServerConfig {
             emulated_version: None,
             binary_version: None,
             version_check_ticks: 50,
+            member_attrs: None,
         }
     }
 

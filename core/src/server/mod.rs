@@ -25,6 +25,7 @@ mod ids;
 mod membership;
 mod output;
 mod pending;
+mod publish;
 mod reads;
 mod request;
 mod response;

@@ -22,6 +22,7 @@ use super::config::ServerConfig;
 use super::ids::IdGenerator;
 use super::output::{Output, RaftWork, RequestId};
 use super::pending::{Pending, PendingProposal};
+use super::publish::is_own_attrs;
 use super::response::{error_response, header, ok_response};
 use super::state::AppState;
 use super::version::{apply_version_entry, is_version_request, open_versions};
@@ -65,6 +66,10 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) versions: VersionNegotiator,
     /// Ticks since the last version check.
     pub(crate) version_ticks: u64,
+    /// Ticks since this member last considered publishing its attributes.
+    pub(crate) publish_ticks: u64,
+    /// This member applied its own attributes since it started (`super::publish`).
+    pub(crate) attrs_applied: bool,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -89,6 +94,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let snapshot_index = state.applied_index;
         let rng = SmallRng::seed_from_u64(config.seed);
         let config_version_ticks = config.version_check_ticks;
+        let config_publish_ticks = config.election_ticks as u64;
         Ok(Server {
             ids: IdGenerator::new(config.member_id, now_ms),
             committed: state.applied_index,
@@ -113,6 +119,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
             rng,
             // The first check runs on the first tick with a known leader.
             version_ticks: config_version_ticks,
+            // As versions: the first publish goes out on the first tick with a leader.
+            publish_ticks: config_publish_ticks,
+            attrs_applied: false,
             versions,
         })
     }
@@ -193,6 +202,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.state.auth.sweep_tokens(self.now_ms);
         }
         self.version_tick();
+        self.publish_tick();
     }
 
     /// Starts an election now instead of waiting for the election timeout (e.g. a single
@@ -406,6 +416,7 @@ impl<S: Storage> Applier<'_, S> {
                         }
                         continue;
                     }
+                    self.attrs_applied |= is_own_attrs(&self.config, &request);
                     let ctx = ApplyContext {
                         index: entry.index,
                         term: entry.term,

@@ -24,6 +24,9 @@ pub enum DriverError {
     Transport(#[from] crate::transport::TransportError),
     #[error("the member has stopped")]
     Stopped,
+    /// The member applied its own removal, or a peer refused it as removed.
+    #[error("the member has been permanently removed from the cluster")]
+    Removed,
 }
 
 // Requests dominate the queue; boxing them would cost an allocation each for nothing.

@@ -14,6 +14,7 @@
 
 mod bootstrap;
 mod config;
+mod directory;
 mod handle;
 mod handler;
 mod info;
@@ -22,7 +23,9 @@ mod run;
 mod status;
 mod watch;
 
-pub use bootstrap::{InitialMember, bootstrap_if_new};
+pub use bootstrap::{
+    InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity,
+};
 pub use config::DriverConfig;
 pub use handle::{DriverError, DriverHandle};
 pub use info::NodeInfo;

@@ -27,6 +27,7 @@ use qraft_proto::etcdserverpb::WatchResponse;
 use qraft_proto::qraftpb::ClientResponse;
 
 use super::config::DriverConfig;
+use super::directory::{self, PublishedMembers};
 use super::handle::{Command, DriverError, DriverHandle};
 use super::info::SharedInfo;
 use super::persist;
@@ -82,6 +83,8 @@ pub fn start(
         peers: HashMap::new(),
         leader_changes: 0,
         last_leader: 0,
+        published_members: PublishedMembers::default(),
+        removed: false,
     };
     let task = runtime::spawn(state.run(command_rx, peer_events, initial_peers));
     Ok(Driver { handle, task })
@@ -142,6 +145,9 @@ struct Loop {
     peers: HashMap<u64, String>,
     leader_changes: u64,
     last_leader: u64,
+    published_members: PublishedMembers,
+    /// Set when this member learns it was removed; the loop then stops with an error.
+    removed: bool,
 }
 
 impl Loop {
@@ -211,6 +217,9 @@ impl Loop {
                 }
             }
             self.process().await?;
+            if self.removed {
+                return Err(DriverError::Removed);
+            }
             if stop {
                 return Ok(());
             }
@@ -222,6 +231,10 @@ impl Loop {
             PeerEvent::Message(message) => self.server.step(message),
             PeerEvent::Unreachable { to } => self.server.report_unreachable(to),
             PeerEvent::SnapshotStatus { to, ok } => self.server.report_snapshot(to, ok),
+            PeerEvent::Removed { by } => {
+                tracing::warn!(by = format_args!("{by:x}"), "a peer refused this member as removed");
+                self.removed = true;
+            }
         }
     }
 
@@ -271,6 +284,12 @@ impl Loop {
         if conf_changed {
             self.reconcile_peers().await;
         }
+        self.published_members.update(
+            self.transport.as_ref(),
+            &self.storage,
+            self.config.server.cluster_id,
+            &self.server.state().members,
+        )?;
         self.sync_watchers()?;
         self.publish_info();
         Ok(())
@@ -322,6 +341,7 @@ impl Loop {
                     self.storage
                         .write(|batch| batch.set_conf_state(&conf_state))?;
                     conf_changed = true;
+                    self.removed |= directory::removes(&conf_state, self.server.member_id());
                 }
                 Output::Snapshot {
                     index,

@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuar
 use heed::{Env, WithoutTls};
 use qraft_proto::raftpb::{Entry, SnapshotMetadata};
 
+use super::codec::decode_pair;
 use super::config::{StorageConfig, defrag_temp_path, round_to_pages};
 use super::env::{allocated_bytes, copy_compacted, lock_data_dir, map_size, open_env, page_size};
 use super::error::{Result, StorageError};
@@ -20,7 +21,7 @@ use super::raft_state::{LogBounds, PersistedRaftState};
 use super::read_txn::{ReadTxn, read_applied_index};
 use super::snapshot::SnapshotExporter;
 use super::snapshot_meta::applied_snapshot_metadata;
-use super::tables::{STORAGE_VERSION, Table, Tables};
+use super::tables::{KEY_IDENTITY, STORAGE_VERSION, Table, Tables};
 use super::write_batch::WriteBatch;
 
 #[derive(Clone)]
@@ -104,6 +105,13 @@ pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 
 fn mutex<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
     lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Who this member is: its ID and its cluster's ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberIdentity {
+    pub member_id: u64,
+    pub cluster_id: u64,
 }
 
 impl LmdbStorage {
@@ -198,6 +206,20 @@ impl LmdbStorage {
         let read = self.read()?;
         let version = read.get(Table::Meta, STORAGE_VERSION)?;
         Ok(version.map(|v| String::from_utf8_lossy(v).into_owned()))
+    }
+
+    /// The member and cluster IDs recorded when this storage was first set up; `None` for a
+    /// store that never was (or one written before IDs were recorded).
+    pub fn identity(&self) -> Result<Option<MemberIdentity>> {
+        let txn = self.shared.env.read_txn()?;
+        let Some(bytes) = self.shared.tables.raft_state.get(&txn, KEY_IDENTITY)? else {
+            return Ok(None);
+        };
+        let (member_id, cluster_id) = decode_pair("member identity", bytes)?;
+        Ok(Some(MemberIdentity {
+            member_id,
+            cluster_id,
+        }))
     }
 
     /// The committed raft bookkeeping (hard state, conf state, snapshot, log bounds).

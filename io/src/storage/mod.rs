@@ -65,7 +65,7 @@ mod write_batch;
 
 pub use config::{DEFAULT_QUOTA_BYTES, LMDB_SUBDIR, StorageConfig};
 pub use error::{GRPC_RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE, Result, StorageError};
-pub use lmdb::{LmdbStorage, SizeInfo};
+pub use lmdb::{LmdbStorage, MemberIdentity, SizeInfo};
 pub use raft_state::{LogPosition, PersistedRaftState};
 pub use read_txn::{ReadTxn, Visitor};
 pub use snapshot::{ChunksReader, SnapshotExporter};

@@ -7,6 +7,7 @@
 //! |              | `conf_state`             | prost `raftpb::ConfState`               |
 //! |              | `snapshot`               | prost `raftpb::SnapshotMetadata`        |
 //! |              | `log_start`              | index u64 BE ‖ term u64 BE (see below)  |
+//! |              | `identity`               | member ID u64 BE ‖ cluster ID u64 BE    |
 //! | `meta`       | `consistent_index`       | u64 BE: the applied index               |
 //! |              | `storageVersion`         | UTF-8 "major.minor"                     |
 //! |              | other keys               | the state machine's (`Backend` meta)    |
@@ -38,6 +39,10 @@ pub(crate) const KEY_HARD_STATE: &[u8] = b"hard_state";
 pub(crate) const KEY_CONF_STATE: &[u8] = b"conf_state";
 pub(crate) const KEY_SNAPSHOT: &[u8] = b"snapshot";
 pub(crate) const KEY_LOG_START: &[u8] = b"log_start";
+/// This member's ID and its cluster's ID, written once when the member's storage is first
+/// set up (etcd keeps them in the WAL metadata): a restart takes them from here, never from
+/// flags, and a snapshot from the leader never touches them.
+pub(crate) const KEY_IDENTITY: &[u8] = b"identity";
 
 pub use qraft_core::backend::Table;
 pub(crate) use qraft_core::backend::meta::{CONSISTENT_INDEX, STORAGE_VERSION};

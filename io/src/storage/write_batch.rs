@@ -18,13 +18,15 @@ use qraft_core::backend::meta::TERM;
 use qraft_core::server::install_image;
 use qraft_proto::raftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
+use super::codec::encode_pair;
 use super::error::{Result, StorageError};
+use super::lmdb::MemberIdentity;
 use super::lmdb::{Shared, write_lock};
 use super::raft_log;
 use super::raft_state::{PersistedRaftState, store_conf_state, store_hard_state};
 use super::read_txn::{Visitor, read_applied_index, scan};
 use super::snapshot::restore_key_space;
-use super::tables::{CONSISTENT_INDEX, STORAGE_VERSION, Table};
+use super::tables::{CONSISTENT_INDEX, KEY_IDENTITY, STORAGE_VERSION, Table};
 
 pub struct WriteBatch<'s> {
     // Field order matters: the transaction is aborted (if not committed) before the writer
@@ -121,6 +123,16 @@ impl<'s> WriteBatch<'s> {
             term: 1,
         };
         self.apply_snapshot(&meta)
+    }
+
+    /// Records this member's ID and its cluster's ID (see [`super::LmdbStorage::identity`]).
+    pub fn set_identity(&mut self, identity: MemberIdentity) -> Result<()> {
+        let value = encode_pair(identity.member_id, identity.cluster_id);
+        self.shared
+            .tables
+            .raft_state
+            .put(&mut self.txn, KEY_IDENTITY, &value)?;
+        Ok(())
     }
 
     /// Installs a snapshot's metadata from the leader: the log is reset to the snapshot's

@@ -6,6 +6,7 @@ mod client_listener;
 mod endpoint;
 mod frame;
 mod handler;
+mod members;
 mod peer;
 mod peer_recv;
 mod peer_send;
@@ -17,6 +18,7 @@ pub use frame::{
     CLIENT_REQUEST_FRAME_LIMIT, CLIENT_RESPONSE_FRAME_LIMIT, FrameError, PEER_FRAME_LIMIT,
     encode_frame, read_frame,
 };
+pub use members::fetch_members;
 pub use handler::{ClientContext, RequestHandler, RequestStream, ResponseSink, is_streaming};
 pub use peer::{PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport};
 
@@ -35,6 +37,8 @@ pub mod codes {
     pub const WRONG_CLUSTER: VarInt = VarInt::from_u32(2);
     /// The stream did not start with a hello, or spoke the wrong protocol.
     pub const PROTOCOL: VarInt = VarInt::from_u32(3);
+    /// The connecting member was removed from the cluster.
+    pub const REMOVED: VarInt = VarInt::from_u32(4);
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -66,4 +70,8 @@ pub enum TransportError {
     Stopped(String),
     #[error("timed out")]
     Timeout,
+    #[error("members request: {0}")]
+    Members(String),
+    #[error("this member has been removed from the cluster")]
+    Removed,
 }

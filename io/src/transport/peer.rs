@@ -15,9 +15,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures::channel::mpsc;
+use qraft_proto::qraftpb::MembersResponse;
 use qraft_proto::raftpb::Message;
 use rustls::RootCertStore;
 
+use super::members::Directory;
 use super::peer_send::{Dialer, run_link};
 use super::{PEER_FRAME_LIMIT, QuicSettings, TransportError, codes};
 use crate::runtime::{self, Task};
@@ -36,6 +38,9 @@ pub enum PeerEvent {
     /// A snapshot stream to `to` ended; `ok` when the peer received all of it
     /// (etcd's `ReportSnapshot`).
     SnapshotStatus { to: u64, ok: bool },
+    /// A peer refused this member because it was removed from the cluster: the member must
+    /// stop (etcd: "the member has been permanently removed from the cluster").
+    Removed { by: u64 },
 }
 
 /// Where a peer listens, and the name its certificate must carry (host of its peer URL).
@@ -66,6 +71,9 @@ pub trait PeerTransport: Send + Sync {
     fn remove_peer(&self, id: u64);
     /// Sets the cluster id checked against peers' hellos (0 = not known yet: accept any).
     fn set_cluster_id(&self, cluster_id: u64);
+    /// The applied configuration, to answer joining members' members requests with, and the
+    /// members removed from it, whose connections are refused.
+    fn publish_members(&self, _members: MembersResponse, _removed: Vec<u64>) {}
 }
 
 /// Settings of [`QuicPeerTransport`]; [`PeerTransportConfig::new`] fills in defaults.
@@ -132,6 +140,7 @@ pub(super) struct Shared {
     /// (a fresh clone per report would always find its own guaranteed slot free).
     reports: Mutex<mpsc::Sender<PeerEvent>>,
     pub config: PeerTransportConfig,
+    pub directory: Mutex<Directory>,
 }
 
 impl Shared {
@@ -184,6 +193,7 @@ impl QuicPeerTransport {
             reports: Mutex::new(events.clone()),
             events,
             config,
+            directory: Mutex::new(Directory::default()),
         });
         let accept = runtime::spawn(super::peer_recv::accept_loop(shared.clone()));
         let transport = Arc::new(Self {
@@ -266,6 +276,12 @@ impl PeerTransport for QuicPeerTransport {
 
     fn set_cluster_id(&self, cluster_id: u64) {
         self.shared.cluster_id.store(cluster_id, Ordering::Relaxed);
+    }
+
+    fn publish_members(&self, members: MembersResponse, removed: Vec<u64>) {
+        let mut directory = lock(&self.shared.directory);
+        directory.members = Some(members);
+        directory.removed = removed.into_iter().collect();
     }
 }
 

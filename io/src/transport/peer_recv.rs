@@ -27,6 +27,10 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
 }
 
 async fn serve_connection(shared: Arc<Shared>, conn: quinn::Connection) {
+    runtime::spawn(super::members::serve_members_streams(
+        shared.clone(),
+        conn.clone(),
+    ));
     loop {
         match conn.accept_uni().await {
             Ok(recv) => {
@@ -46,6 +50,7 @@ enum StreamEnd {
     Frame(FrameError),
     Protocol(&'static str),
     WrongCluster { ours: u64, theirs: u64 },
+    Removed(u64),
     DriverGone,
 }
 
@@ -68,6 +73,14 @@ async fn serve_stream(shared: Arc<Shared>, conn: quinn::Connection, mut recv: qu
                 "peer belongs to another cluster; connection closed"
             );
             conn.close(codes::WRONG_CLUSTER, b"cluster ID mismatch");
+        }
+        StreamEnd::Removed(member) => {
+            tracing::info!(
+                remote = %conn.remote_address(),
+                member = format_args!("{member:x}"),
+                "a removed member tried to connect; connection closed"
+            );
+            conn.close(codes::REMOVED, b"member removed from the cluster");
         }
     }
 }
@@ -96,6 +109,9 @@ async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd
         };
         let message = match frame {
             peer_frame::Frame::Hello(_) => return StreamEnd::Protocol("second hello"),
+            peer_frame::Frame::MembersRequest(_) | peer_frame::Frame::MembersResponse(_) => {
+                return StreamEnd::Protocol("members frame on a message stream");
+            }
             peer_frame::Frame::Message(m) => Some(m),
             peer_frame::Frame::SnapshotChunk(chunk) => {
                 let max = shared.config.max_snapshot_bytes;
@@ -130,6 +146,12 @@ fn check_hello(shared: &Shared, hello: &PeerHello) -> Option<StreamEnd> {
     }
     if hello.member_id == 0 || hello.member_id == shared.member_id {
         return Some(StreamEnd::Protocol("hello with an invalid member id"));
+    }
+    if super::peer::lock(&shared.directory)
+        .removed
+        .contains(&hello.member_id)
+    {
+        return Some(StreamEnd::Removed(hello.member_id));
     }
     None
 }

@@ -55,10 +55,11 @@ impl Dialer {
     pub async fn connection(&self) -> Result<quinn::Connection, TransportError> {
         let mut guard = self.conn.lock().await;
         if let Some(conn) = guard.as_ref() {
-            if conn.close_reason().is_none() {
-                return Ok(conn.clone());
+            match conn.close_reason() {
+                None => return Ok(conn.clone()),
+                Some(reason) if is_removed(&reason) => return Err(TransportError::Removed),
+                Some(_) => *guard = None,
             }
-            *guard = None;
         }
         let addr = lock(&self.addr).clone();
         let connecting = self.shared.endpoint.connect(addr.addr, &addr.server_name)?;
@@ -100,6 +101,12 @@ pub(super) async fn run_link(
                     stream = Some(s);
                     push_frame(&mut buf, peer_frame::Frame::Hello(shared.hello()));
                 }
+                Err(TransportError::Removed) => {
+                    tracing::warn!(peer = to, "the peer refused this member as removed");
+                    shared.report(PeerEvent::Removed { by: to });
+                    runtime::sleep(backoff.next_delay()).await;
+                    continue;
+                }
                 Err(e) => {
                     tracing::debug!(peer = to, error = %e, "peer unreachable");
                     shared.report(PeerEvent::Unreachable { to });
@@ -136,6 +143,11 @@ pub(super) async fn run_link(
     if let Some(mut s) = stream {
         let _ = s.finish();
     }
+}
+
+/// The peer closed the connection because this member was removed from the cluster.
+fn is_removed(reason: &quinn::ConnectionError) -> bool {
+    matches!(reason, quinn::ConnectionError::ApplicationClosed(close) if close.error_code == codes::REMOVED)
 }
 
 fn push_frame(buf: &mut Vec<u8>, frame: peer_frame::Frame) {

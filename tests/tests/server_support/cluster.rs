@@ -58,6 +58,9 @@ pub struct Cluster {
     pub partition: BTreeMap<u64, usize>,
     pub checkpoint_interval_ms: u64,
     pub snapshot_count: u64,
+    /// Members publish their attributes (`cluster N publish-attrs`); their bootstrap records
+    /// then know only each member's own client URLs, as the real server's do.
+    pub publish_attrs: bool,
     /// Tokens from Authenticate responses, by the alias the script gave (`as=NAME`).
     pub tokens: HashMap<String, String>,
     pub token_aliases: HashMap<u64, String>,
@@ -80,8 +83,25 @@ pub fn config(id: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> Serv
     config
 }
 
+/// The attributes member `id` publishes when the cluster publishes attributes.
+pub fn member_attrs(id: u64) -> Attributes {
+    Attributes {
+        name: format!("n{id}"),
+        client_urls: vec![format!("https://n{id}:2379")],
+    }
+}
+
 impl Cluster {
     pub fn new(size: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> Self {
+        Self::new_with(size, checkpoint_interval_ms, snapshot_count, false)
+    }
+
+    pub fn new_with(
+        size: u64,
+        checkpoint_interval_ms: u64,
+        snapshot_count: u64,
+        publish_attrs: bool,
+    ) -> Self {
         let voters: Vec<u64> = (1..=size).collect();
         let mut members = BTreeMap::new();
         for &id in &voters {
@@ -90,8 +110,12 @@ impl Cluster {
                 ..Default::default()
             });
             let backend = SharedBackend::default();
+            let mut member_config = config(id, checkpoint_interval_ms, snapshot_count);
+            if publish_attrs {
+                member_config.member_attrs = Some(member_attrs(id));
+            }
             let mut server = Server::new(
-                config(id, checkpoint_interval_ms, snapshot_count),
+                member_config,
                 storage.clone(),
                 backend.clone(),
                 0,
@@ -99,15 +123,19 @@ impl Cluster {
             .unwrap();
             let initial = voters
                 .iter()
-                .map(|&id| MemberRecord {
-                    id,
+                .map(|&other| MemberRecord {
+                    id: other,
                     raft_attrs: Some(RaftAttributes {
-                        peer_urls: vec![format!("https://n{id}:2380")],
+                        peer_urls: vec![format!("https://n{other}:2380")],
                         is_learner: false,
                     }),
                     member_attrs: Some(Attributes {
-                        name: format!("n{id}"),
-                        client_urls: vec![format!("https://n{id}:2379")],
+                        name: format!("n{other}"),
+                        client_urls: if publish_attrs && other != id {
+                            Vec::new()
+                        } else {
+                            vec![format!("https://n{other}:2379")]
+                        },
                     }),
                     server_version: String::new(),
                 })
@@ -130,6 +158,7 @@ impl Cluster {
             partition: BTreeMap::new(),
             checkpoint_interval_ms,
             snapshot_count,
+            publish_attrs,
             tokens: HashMap::new(),
             token_aliases: HashMap::new(),
             read_index_messages: 0,
