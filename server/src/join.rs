@@ -12,10 +12,12 @@
 //!   then brings it up to date from the leader by snapshot and appends.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use qraft_io::driver::{InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity};
+use qraft_io::driver::{
+    InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity,
+};
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, MemberIdentity};
 use qraft_io::tls::Identity;
@@ -25,10 +27,10 @@ use rustls::RootCertStore;
 
 use crate::config::{Config, Url};
 
-/// How long one members request may take, and how many rounds over the listed peers a
-/// joining member makes before giving up.
-const ASK_TIMEOUT: Duration = Duration::from_secs(3);
-const ASK_ROUNDS: usize = 3;
+/// How long one members request may take, and how long a joining member keeps going round
+/// the listed peers before giving up (peers may be starting, or the machine loaded).
+const ASK_TIMEOUT: Duration = Duration::from_secs(5);
+const ASK_BUDGET: Duration = Duration::from_secs(20);
 
 /// The member's identity, setting up its store first if it is new (see the module doc).
 pub async fn resolve_identity(
@@ -72,7 +74,12 @@ async fn join(
     peer_identity: &Identity,
     peer_ca: &RootCertStore,
 ) -> anyhow::Result<(MemberIdentity, MembersResponse)> {
-    let mine = normalized(config.initial_advertise_peer_urls.iter().map(Url::to_string));
+    let mine = normalized(
+        config
+            .initial_advertise_peer_urls
+            .iter()
+            .map(Url::to_string),
+    );
     let peers: Vec<String> = config
         .initial_cluster
         .iter()
@@ -118,8 +125,12 @@ async fn ask_any(
     peer_ca: &RootCertStore,
 ) -> anyhow::Result<MembersResponse> {
     let mut errors = Vec::new();
-    for round in 0..ASK_ROUNDS {
+    let deadline = Instant::now() + ASK_BUDGET;
+    for round in 0.. {
         if round > 0 {
+            if Instant::now() >= deadline {
+                break;
+            }
             runtime::sleep(Duration::from_millis(500)).await;
         }
         errors.clear();

@@ -7,13 +7,13 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use qraft_core::server::ServerConfig;
 use qraft_io::driver::{self, DriverConfig, InitialMember};
-use qraft_proto::qraftpb::Attributes;
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, StorageConfig};
 use qraft_io::tls::{Identity, ensure_auto_tls, roots_from_pem_file};
 use qraft_io::transport::{
     ClientListener, ClientListenerConfig, PeerTransportConfig, QuicPeerTransport,
 };
+use qraft_proto::qraftpb::Attributes;
 use rustls::RootCertStore;
 
 use qraft_core::version::BINARY_VERSION;
@@ -23,8 +23,8 @@ use crate::config::{ClusterState, Config, TlsSettings, TlsSource, Url, member_id
 use crate::grpc::{GrpcLimits, GrpcServer};
 use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
-use crate::join::resolve_identity;
 use crate::http::HttpServer;
+use crate::join::resolve_identity;
 use crate::shutdown::ShutdownSignal;
 
 /// Runs the member until a shutdown signal (or a fatal error in the loop).
@@ -105,6 +105,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     server.max_request_bytes = config.max_request_bytes as usize;
     server.snapshot_count = config.snapshot_count;
     server.emulated_version = config.emulated_version;
+    server.snapshot_catch_up_entries = config.snapshot_catchup_entries;
     server.member_attrs = Some(Attributes {
         name: config.name.clone(),
         client_urls: config

@@ -57,6 +57,20 @@ pub struct Node {
 }
 
 impl Node {
+    /// A member named `name` with fresh ports, its data dir and log under `root`; not started.
+    pub fn new(root: &Path, name: &str) -> Node {
+        Node {
+            data_dir: root.join(name),
+            log: root.join(format!("{name}.log")),
+            name: name.to_string(),
+            client_port: free_udp_port(),
+            peer_port: free_udp_port(),
+            metrics_port: free_udp_port(),
+            extra_args: Vec::new(),
+            child: None,
+        }
+    }
+
     pub fn client_url(&self) -> String {
         format!("https://127.0.0.1:{}", self.client_port)
     }
@@ -70,6 +84,13 @@ impl Node {
             Some(c) => matches!(c.try_wait(), Ok(None)),
             None => false,
         }
+    }
+
+    /// The exit code once the process has ended (`None` while it runs or was never started;
+    /// -1 when killed by a signal).
+    pub fn exit_code(&mut self) -> Option<i32> {
+        let status = self.child.as_mut()?.try_wait().ok()??;
+        Some(status.code().unwrap_or(-1))
     }
 
     /// The member's log so far (for assertion messages).
@@ -86,6 +107,8 @@ pub struct ClusterOptions {
     pub heartbeat_ms: u64,
     pub election_ms: u64,
     pub snapshot_count: u64,
+    /// More flags for every member (e.g. `--snapshot-catchup-entries 50`).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -94,6 +117,7 @@ impl Default for ClusterOptions {
             heartbeat_ms: 50,
             election_ms: 500,
             snapshot_count: 10_000,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -216,6 +240,7 @@ impl Cluster {
             "--snapshot-count",
             &o.snapshot_count.to_string(),
         ])
+        .args(&o.extra_args)
         .args(&node.extra_args)
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())

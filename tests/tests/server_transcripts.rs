@@ -388,7 +388,10 @@ impl Cluster {
                     .values()
                     .map(|m| {
                         let attrs = m.member_attrs.clone().unwrap_or_default();
-                        format!("{} name={:?} client_urls={:?}", m.id, attrs.name, attrs.client_urls)
+                        format!(
+                            "{} name={:?} client_urls={:?}",
+                            m.id, attrs.name, attrs.client_urls
+                        )
                     })
                     .collect();
                 let published = server.attributes_published();

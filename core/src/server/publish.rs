@@ -10,8 +10,8 @@
 //! table is ignored, as etcd ignores attributes of removed members.
 
 use prost::Message as _;
-use qraft_proto::qraftpb::{ClusterMemberAttrSetRequest, InternalRequest};
 use qraft_proto::qraftpb::internal_request::Request;
+use qraft_proto::qraftpb::{ClusterMemberAttrSetRequest, InternalRequest};
 
 use crate::backend::{Table, WriteTxn};
 use crate::error::Result;
@@ -61,7 +61,6 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.config.member_attrs.is_none() || self.attrs_applied
     }
 
-
     /// Every election timeout while a leader is known: propose this member's attributes if
     /// its applied record differs. A member that is not in its own members table yet (a
     /// learner before its first snapshot) waits.
@@ -74,8 +73,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let Some(attrs) = self.config.member_attrs.clone() else {
             return;
         };
-        if self.attributes_published() || !self.state.members.contains_key(&self.config.member_id)
-        {
+        if self.attributes_published() || !self.state.members.contains_key(&self.config.member_id) {
             return;
         }
         let request = Request::ClusterMemberAttrSet(ClusterMemberAttrSetRequest {

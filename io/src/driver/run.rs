@@ -228,11 +228,25 @@ impl Loop {
 
     fn on_peer(&mut self, event: PeerEvent) {
         match event {
-            PeerEvent::Message(message) => self.server.step(message),
+            PeerEvent::Message(message) => {
+                if let Some(snapshot) = &message.snapshot
+                    && !snapshot.data.is_empty()
+                {
+                    tracing::info!(
+                        from = format_args!("{:x}", message.from),
+                        bytes = snapshot.data.len(),
+                        "received a snapshot"
+                    );
+                }
+                self.server.step(message)
+            }
             PeerEvent::Unreachable { to } => self.server.report_unreachable(to),
             PeerEvent::SnapshotStatus { to, ok } => self.server.report_snapshot(to, ok),
             PeerEvent::Removed { by } => {
-                tracing::warn!(by = format_args!("{by:x}"), "a peer refused this member as removed");
+                tracing::warn!(
+                    by = format_args!("{by:x}"),
+                    "a peer refused this member as removed"
+                );
                 self.removed = true;
             }
         }

@@ -56,10 +56,9 @@ async fn answer(
     let limit = shared.config.max_frame;
     let hello = read_frame::<PeerFrame, _>(&mut recv, limit).await?;
     let request = read_frame::<PeerFrame, _>(&mut recv, limit).await?;
-    let (Some(peer_frame::Frame::Hello(_)), Some(peer_frame::Frame::MembersRequest(_))) = (
-        hello.and_then(|f| f.frame),
-        request.and_then(|f| f.frame),
-    ) else {
+    let (Some(peer_frame::Frame::Hello(_)), Some(peer_frame::Frame::MembersRequest(_))) =
+        (hello.and_then(|f| f.frame), request.and_then(|f| f.frame))
+    else {
         let _ = recv.stop(codes::PROTOCOL);
         return Err(TransportError::Members(
             "a bidirectional peer stream must carry a hello and a members request".into(),
@@ -110,7 +109,10 @@ pub async fn fetch_members(
     result
 }
 
-async fn ask(endpoint: &quinn::Endpoint, addr: &PeerAddr) -> Result<MembersResponse, TransportError> {
+async fn ask(
+    endpoint: &quinn::Endpoint,
+    addr: &PeerAddr,
+) -> Result<MembersResponse, TransportError> {
     let conn = endpoint.connect(addr.addr, &addr.server_name)?.await?;
     let (mut send, mut recv) = conn.open_bi().await?;
     let mut buf = Vec::new();

@@ -18,8 +18,8 @@ pub use frame::{
     CLIENT_REQUEST_FRAME_LIMIT, CLIENT_RESPONSE_FRAME_LIMIT, FrameError, PEER_FRAME_LIMIT,
     encode_frame, read_frame,
 };
-pub use members::fetch_members;
 pub use handler::{ClientContext, RequestHandler, RequestStream, ResponseSink, is_streaming};
+pub use members::fetch_members;
 pub use peer::{PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport};
 
 pub(crate) use endpoint::{bind, client_config, server_config};

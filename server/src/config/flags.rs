@@ -72,6 +72,10 @@ pub struct Flags {
     /// Number of committed transactions to trigger a snapshot [default: 10000].
     #[arg(long, env = "QRAFT_SNAPSHOT_COUNT")]
     pub snapshot_count: Option<u64>,
+    /// Number of entries kept behind a snapshot for slow followers to catch up with
+    /// [default: 5000].
+    #[arg(long, env = "QRAFT_SNAPSHOT_CATCHUP_ENTRIES")]
+    pub snapshot_catchup_entries: Option<u64>,
     /// Raise alarms when backend size exceeds the given quota (0 = 2 GiB) [default: 0].
     #[arg(long, env = "QRAFT_QUOTA_BACKEND_BYTES")]
     pub quota_backend_bytes: Option<u64>,

@@ -24,6 +24,7 @@ pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
 pub const DEFAULT_ELECTION_MS: u64 = 1000;
 pub const MAX_ELECTION_MS: u64 = 50_000;
 pub const DEFAULT_SNAPSHOT_COUNT: u64 = 10_000;
+pub const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES: u64 = 5_000;
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1_572_864;
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
@@ -84,6 +85,7 @@ pub struct Config {
     pub heartbeat_interval_ms: u64,
     pub election_timeout_ms: u64,
     pub snapshot_count: u64,
+    pub snapshot_catchup_entries: u64,
     pub quota_backend_bytes: u64,
     pub max_request_bytes: u64,
     pub client_tls: TlsSettings,
@@ -257,6 +259,9 @@ impl Config {
         if snapshot_count == 0 {
             return Err(invalid("--snapshot-count must be greater than 0"));
         }
+        let snapshot_catchup_entries = s
+            .snapshot_catchup_entries
+            .unwrap_or(DEFAULT_SNAPSHOT_CATCHUP_ENTRIES);
         let quota_backend_bytes = match s.quota_backend_bytes.unwrap_or(0) {
             0 => DEFAULT_QUOTA_BYTES,
             q => q,
@@ -324,6 +329,7 @@ impl Config {
             heartbeat_interval_ms,
             election_timeout_ms,
             snapshot_count,
+            snapshot_catchup_entries,
             quota_backend_bytes,
             max_request_bytes,
             client_tls,
@@ -579,7 +585,9 @@ fn ignored_flags(f: &Flags) -> Vec<&'static str> {
         initial_cluster => "--initial-cluster", initial_cluster_state => "--initial-cluster-state",
         initial_cluster_token => "--initial-cluster-token",
         heartbeat_interval => "--heartbeat-interval", election_timeout => "--election-timeout",
-        snapshot_count => "--snapshot-count", quota_backend_bytes => "--quota-backend-bytes",
+        snapshot_count => "--snapshot-count",
+        snapshot_catchup_entries => "--snapshot-catchup-entries",
+        quota_backend_bytes => "--quota-backend-bytes",
         max_request_bytes => "--max-request-bytes", cert_file => "--cert-file",
         key_file => "--key-file", trusted_ca_file => "--trusted-ca-file",
         client_cert_auth => "--client-cert-auth", auto_tls => "--auto-tls",

@@ -114,13 +114,8 @@ impl Cluster {
             if publish_attrs {
                 member_config.member_attrs = Some(member_attrs(id));
             }
-            let mut server = Server::new(
-                member_config,
-                storage.clone(),
-                backend.clone(),
-                0,
-            )
-            .unwrap();
+            let mut server =
+                Server::new(member_config, storage.clone(), backend.clone(), 0).unwrap();
             let initial = voters
                 .iter()
                 .map(|&other| MemberRecord {
