@@ -45,6 +45,14 @@ pub fn free_udp_port() -> u16 {
     s.local_addr().expect("local addr").port()
 }
 
+/// A free TCP port on 127.0.0.1, for the metrics (HTTP) listener: a port free for UDP may be
+/// taken for TCP (e.g. by some client's ephemeral port), which failed member starts with
+/// "Address already in use".
+pub fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
 pub struct Node {
     pub name: String,
     pub data_dir: PathBuf,
@@ -65,7 +73,7 @@ impl Node {
             name: name.to_string(),
             client_port: free_udp_port(),
             peer_port: free_udp_port(),
-            metrics_port: free_udp_port(),
+            metrics_port: free_tcp_port(),
             extra_args: Vec::new(),
             child: None,
         }
@@ -161,7 +169,7 @@ impl Cluster {
                 name,
                 client_port: free_udp_port(),
                 peer_port: free_udp_port(),
-                metrics_port: free_udp_port(),
+                metrics_port: free_tcp_port(),
                 extra_args: Vec::new(),
                 child: None,
             });
