@@ -370,6 +370,7 @@ struct Applier<'a, S: Storage> {
     versions: &'a mut VersionNegotiator,
     pending: &'a mut Pending,
     outputs: &'a mut Vec<Output>,
+    attrs_applied: &'a mut bool,
     now_ms: u64,
     term: u64,
 }
@@ -416,7 +417,7 @@ impl<S: Storage> Applier<'_, S> {
                         }
                         continue;
                     }
-                    self.attrs_applied |= is_own_attrs(&self.config, &request);
+                    *self.attrs_applied |= is_own_attrs(self.config, &request);
                     let ctx = ApplyContext {
                         index: entry.index,
                         term: entry.term,
@@ -542,6 +543,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 versions: &mut self.versions,
                 pending: &mut self.pending,
                 outputs: &mut self.outputs,
+                attrs_applied: &mut self.attrs_applied,
                 now_ms: self.now_ms,
                 term: self.term,
             },
