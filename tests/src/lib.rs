@@ -3,8 +3,8 @@
 pub mod cluster;
 pub mod cluster_faults;
 pub mod cluster_grpc;
-pub mod cluster_ops;
 pub mod cluster_members;
+pub mod cluster_ops;
 pub mod etcd;
 pub mod etcd_cluster;
 pub mod etcd_json;

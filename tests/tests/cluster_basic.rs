@@ -32,7 +32,6 @@ fn wait_local_value(c: &Cluster, i: usize, key: &str, want: &str) {
 }
 
 #[test]
-#[ignore = "multi-process: run with --ignored (not yet verified on the loaded CI machine)"]
 fn writes_on_any_member_are_read_from_all() {
     let c = Cluster::start(3, ClusterOptions::default());
     for writer in 0..3 {
@@ -50,7 +49,6 @@ fn writes_on_any_member_are_read_from_all() {
 }
 
 #[test]
-#[ignore = "multi-process: run with --ignored (not yet verified on the loaded CI machine)"]
 fn qraftctl_speaks_etcdctls_output() {
     let c = Cluster::start(3, ClusterOptions::default());
     let (ok, out, err) = c.ctl(1, &["put", "foo", "bar"]);

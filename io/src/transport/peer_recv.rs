@@ -122,6 +122,11 @@ async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd
             }
         };
         let Some(message) = message else { continue };
+        // A member removed while its stream was open is refused at its next frame, so it learns
+        // of its removal (the close code) even if it never applies the change itself.
+        if is_removed(shared, hello.member_id) {
+            return StreamEnd::Removed(hello.member_id);
+        }
         if message.from != hello.member_id {
             tracing::warn!(
                 from = message.from,
@@ -147,13 +152,16 @@ fn check_hello(shared: &Shared, hello: &PeerHello) -> Option<StreamEnd> {
     if hello.member_id == 0 || hello.member_id == shared.member_id {
         return Some(StreamEnd::Protocol("hello with an invalid member id"));
     }
-    if super::peer::lock(&shared.directory)
-        .removed
-        .contains(&hello.member_id)
-    {
+    if is_removed(shared, hello.member_id) {
         return Some(StreamEnd::Removed(hello.member_id));
     }
     None
+}
+
+fn is_removed(shared: &Shared, member_id: u64) -> bool {
+    super::peer::lock(&shared.directory)
+        .removed
+        .contains(&member_id)
 }
 
 /// A snapshot being received: its message and the data so far.
