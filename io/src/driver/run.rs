@@ -4,7 +4,8 @@
 //! 2. drain every other input already queued — all of it reaches the core before step 3, so
 //!    the turn's proposals become one raft append (group commit);
 //! 3. while the core has raft work: send its `messages` (with snapshot data attached), then
-//!    write ONE LMDB transaction (one fsync) holding the snapshot, entries and hard state, the
+//!    write ONE LMDB transaction (one fsync; without the meta page sync when raft needs nothing
+//!    durable: an apply-only turn) holding the snapshot, entries and hard state, the
 //!    committed entries applied by the core (`Server::advance_in`) with the applied index, and
 //!    the configuration they left in force — the answers to those entries leave while it syncs
 //!    (see `write_turn`); send the `persisted_messages` (acknowledgements — only now that they
@@ -329,7 +330,14 @@ impl Loop {
         // before this commit replays the entry from the log to the same result. Reads are
         // served by this task, after the commit, so a client still reads its own writes.
         release_responses(&mut self.waiting, &mut outputs);
-        batch.commit()?;
+        if work.must_sync {
+            batch.commit()?;
+        } else {
+            // Nothing here that raft needs durable before it goes on (no entries, vote or
+            // term): applied entries and a commit index that a power loss may undo, to be
+            // replayed from the durable raft log on restart. One device flush, not two.
+            batch.commit_unsynced_meta()?;
+        }
         Ok((outputs, stored_conf))
     }
 

@@ -400,4 +400,30 @@ mod tests {
         }
         assert!(format!("{storage:?}").contains("member/lmdb"));
     }
+
+    /// A batch committed without its meta sync is visible at once and after a reopen, and the
+    /// environment goes back to syncing every commit.
+    #[test]
+    fn a_commit_without_meta_sync_is_visible_and_leaves_the_flags_as_they_were() {
+        let dir = tempfile::tempdir().expect("dir");
+        let storage = LmdbStorage::open(StorageConfig::new(dir.path())).expect("open");
+        let mut batch = storage.begin_write().expect("batch");
+        batch.put(Table::Lease, b"k", b"applied").expect("put");
+        batch.commit_unsynced_meta().expect("commit");
+        let flags = storage.shared.env.get_flags().expect("flags");
+        assert_eq!(flags & EnvFlags::NO_META_SYNC.bits(), 0);
+        let read = storage.read().expect("read");
+        assert_eq!(
+            read.get(Table::Lease, b"k").expect("get"),
+            Some(&b"applied"[..])
+        );
+        drop(read);
+        drop(storage);
+        let storage = LmdbStorage::open(StorageConfig::new(dir.path())).expect("reopen");
+        let read = storage.read().expect("read");
+        assert_eq!(
+            read.get(Table::Lease, b"k").expect("get"),
+            Some(&b"applied"[..])
+        );
+    }
 }

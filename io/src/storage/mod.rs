@@ -43,8 +43,11 @@
 //!
 //! # Durability
 //!
-//! No `NO_SYNC`/`NO_META_SYNC`/`WRITE_MAP` flags: a committed batch survives kill -9 and power
-//! loss. Undecodable records give [`StorageError::Corrupt`], never a panic.
+//! No `NO_SYNC`/`WRITE_MAP` flags: a batch committed with [`WriteBatch::commit`] survives kill -9
+//! and power loss. [`WriteBatch::commit_unsynced_meta`] (the driver's apply-only turns) syncs
+//! the data pages but not the meta page: atomic and consistent at once, durable with the next
+//! commit; a power loss in between undoes that batch only, which a restart replays from the
+//! raft log. Undecodable records give [`StorageError::Corrupt`], never a panic.
 
 mod backend_impl;
 mod codec;

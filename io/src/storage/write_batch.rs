@@ -12,7 +12,7 @@ use std::ops::Bound;
 use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
-use heed::RwTxn;
+use heed::{EnvFlags, FlagSetMode, RwTxn};
 use qraft_core::backend::BackendError;
 use qraft_core::backend::meta::TERM;
 use qraft_core::server::install_image;
@@ -27,6 +27,13 @@ use super::raft_state::{PersistedRaftState, store_conf_state, store_hard_state};
 use super::read_txn::{Visitor, read_applied_index, scan};
 use super::snapshot::restore_key_space;
 use super::tables::{CONSISTENT_INDEX, KEY_IDENTITY, STORAGE_VERSION, Table};
+
+/// How much of a commit is synced to the device before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Durable,
+    DataOnly,
+}
 
 pub struct WriteBatch<'s> {
     // Field order matters: the transaction is aborted (if not committed) before the writer
@@ -49,11 +56,43 @@ impl<'s> WriteBatch<'s> {
         })
     }
 
-    /// Commits with one fsync, then publishes the new raft state to readers.
+    /// Commits durably (the data pages and the meta page synced), then publishes the new raft
+    /// state to readers.
     pub fn commit(self) -> Result<()> {
+        self.commit_with(Durability::Durable)
+    }
+
+    /// Commits with the data pages synced but the meta page written without a sync of its own:
+    /// one device flush instead of two. The batch is atomic and consistent at once, and it
+    /// becomes durable with the next commit of any kind (whose sync of the data file carries
+    /// this meta page); a power loss before that undoes it and nothing else (LMDB's
+    /// `MDB_NOMETASYNC` contract: it never reuses pages of the last two commits). For batches
+    /// whose loss a restart repairs on its own — applying committed entries that the raft log
+    /// already holds durably, or a commit index — never for raft entries, votes or terms.
+    pub fn commit_unsynced_meta(self) -> Result<()> {
+        self.commit_with(Durability::DataOnly)
+    }
+
+    // `set_flags` is unsafe only for its thread-safety requirement, which the writer lock meets.
+    #[allow(unsafe_code)]
+    fn commit_with(self, durability: Durability) -> Result<()> {
         let applied = read_applied_index(&self.txn, &self.shared.tables)?;
         let mut published = write_lock(&self.shared.raft);
-        self.txn.commit()?;
+        let env = &self.shared.env;
+        let committed = match durability {
+            Durability::Durable => self.txn.commit(),
+            Durability::DataOnly => {
+                // SAFETY: the flag is set and cleared while this batch holds the writer lock,
+                // so no other commit runs under it, and `NO_META_SYNC` keeps the environment
+                // consistent (see `commit_unsynced_meta`).
+                unsafe { env.set_flags(EnvFlags::NO_META_SYNC, FlagSetMode::Enable)? };
+                let committed = self.txn.commit();
+                // SAFETY: as above; every other commit syncs its meta page again.
+                unsafe { env.set_flags(EnvFlags::NO_META_SYNC, FlagSetMode::Disable)? };
+                committed
+            }
+        };
+        committed?;
         *published = self.raft;
         self.shared.applied_index.store(applied, Ordering::Release);
         Ok(())

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Interleaved A/B of put throughput and latency: etcd and one or more qraft builds, 3 members
+# each on 127.0.0.1, taking turns so that a change in the machine's load hits all of them alike.
+#
+#     bench/ab.sh before=/path/to/bindir after=/work/targets/x/release      # NAME=DIR of `qraft`
+#
+# A DIR holds a `qraft` binary (and, for the first one, `qraft-bench` built with feature `etcd`,
+# which drives every system). Per repetition and system: a fresh cluster (etcd: one cluster for
+# the whole run), then `put` with each client count of CLIENTS. Each row records qps, average,
+# p50 and p99 latency, the 1-minute load average, and the members' CPU time and context switches
+# per put (summed over the three processes, from /proc). Prints one table of means at the end;
+# the raw rows stay in $WORK/ab.jsonl. Knobs: REPS (default 3), CLIENTS (default "1 64 256"),
+# SKIP_ETCD=1, KEEP=1, WORK (default a fresh dir under $TMPDIR). Not part of CI.
+set -euo pipefail
+
+REPS=${REPS:-3}
+CLIENTS=${CLIENTS:-1 64 256}
+WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-ab.XXXXXX")}
+mkdir -p "$WORK"
+OUT="$WORK/ab.jsonl"
+: >"$OUT"
+declare -a SYSTEMS DIRS
+for arg in "$@"; do
+    SYSTEMS+=("${arg%%=*}")
+    DIRS+=("${arg#*=}")
+done
+((${#SYSTEMS[@]})) || { echo "usage: $0 NAME=BINDIR..." >&2; exit 2; }
+BENCH="${DIRS[0]}/qraft-bench"
+PIDS=()
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+TAKEN=" "
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        [[ "$TAKEN" == *" $port "* ]] && continue
+        [[ -z "$(ss -Htuln "sport = :$port")" ]] || continue
+        TAKEN+="$port "
+        echo "$port"
+        return
+    done
+}
+
+start_etcd() { # dir -> ETCD_EPS, MEMBER_PIDS
+    local w=$1 i cluster="" cps=() pps=()
+    mkdir -p "$w"
+    for i in 0 1 2; do
+        cps+=("$(free_port)")
+        pps+=("$(free_port)")
+        cluster+="${cluster:+,}e$i=http://127.0.0.1:${pps[$i]}"
+    done
+    ETCD_EPS=""
+    MEMBER_PIDS=()
+    for i in 0 1 2; do
+        etcd --name "e$i" --data-dir "$w/e$i" \
+            --listen-client-urls "http://127.0.0.1:${cps[$i]}" \
+            --advertise-client-urls "http://127.0.0.1:${cps[$i]}" \
+            --listen-peer-urls "http://127.0.0.1:${pps[$i]}" \
+            --initial-advertise-peer-urls "http://127.0.0.1:${pps[$i]}" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token qraft-ab --log-level error >"$w/e$i.log" 2>&1 &
+        PIDS+=($!)
+        MEMBER_PIDS+=($!)
+        ETCD_EPS+="${ETCD_EPS:+,}http://127.0.0.1:${cps[$i]}"
+    done
+}
+
+start_qraft() { # bindir dir -> QRAFT_EPS, MEMBER_PIDS, $dir/ca/ca.crt
+    local bin=$1 w=$2 i cluster="" cps=() pps=() cagen
+    mkdir -p "$w/ca"
+    "$bin/qraft" --name cagen --data-dir "$w/cagen" \
+        --listen-client-urls "https://127.0.0.1:$(free_port)" \
+        --listen-peer-urls "https://127.0.0.1:$(free_port)" >"$w/cagen.log" 2>&1 &
+    cagen=$!
+    for i in $(seq 1 100); do [[ -s "$w/cagen/fixtures/peer/ca.key" ]] && break; sleep 0.1; done
+    kill "$cagen" 2>/dev/null || true
+    wait "$cagen" 2>/dev/null || true
+    cp "$w/cagen/fixtures/peer/ca.crt" "$w/cagen/fixtures/peer/ca.key" "$w/ca/"
+    rm -rf "$w/cagen"
+    for i in 0 1 2; do
+        cps+=("$(free_port)")
+        pps+=("$(free_port)")
+        cluster+="${cluster:+,}q$i=https://127.0.0.1:${pps[$i]}"
+        for sub in peer client; do
+            mkdir -p "$w/q$i/fixtures/$sub"
+            cp "$w/ca/ca.crt" "$w/ca/ca.key" "$w/q$i/fixtures/$sub/"
+        done
+    done
+    QRAFT_EPS=""
+    MEMBER_PIDS=()
+    for i in 0 1 2; do
+        "$bin/qraft" --name "q$i" --data-dir "$w/q$i" \
+            --listen-client-urls "https://127.0.0.1:${cps[$i]}" \
+            --listen-peer-urls "https://127.0.0.1:${pps[$i]}" \
+            --listen-metrics-urls "http://127.0.0.1:$(free_port)" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token qraft-ab >"$w/q$i.log" 2>&1 &
+        PIDS+=($!)
+        MEMBER_PIDS+=($!)
+        QRAFT_EPS+="${QRAFT_EPS:+,}https://127.0.0.1:${cps[$i]}"
+    done
+}
+
+stop_members() {
+    local pid
+    for pid in "${MEMBER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${MEMBER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+
+# CPU ticks and context switches summed over the members' threads: "ticks switches".
+usage() {
+    local pid ticks=0 switches=0 t s
+    for pid in "$@"; do
+        t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        s=$(cat /proc/"$pid"/task/*/status 2>/dev/null |
+            awk '/ctxt_switches/ {n += $2} END {print n + 0}')
+        ticks=$((ticks + t))
+        switches=$((switches + s))
+    done
+    echo "$ticks $switches"
+}
+
+wait_ready() { # target endpoints [cacert]
+    local i
+    for i in $(seq 1 120); do
+        if "$BENCH" --target "$1" --endpoints "$2" ${3:+--cacert "$3"} --json --total 1 put \
+            2>/dev/null | jq -e '.errors == 0' >/dev/null; then
+            return 0
+        fi
+        sleep 0.5
+    done
+    return 1
+}
+
+run_puts() { # system rep target endpoints cacert-or-empty
+    local system=$1 rep=$2 target=$3 eps=$4 cacert=$5 n total before after result
+    for n in $CLIENTS; do
+        total=$((n == 1 ? 300 : n * 60))
+        before=$(usage "${MEMBER_PIDS[@]}")
+        result=$("$BENCH" --target "$target" --endpoints "$eps" ${cacert:+--cacert "$cacert"} \
+            --json --clients "$n" --conns $((n > 8 ? n / 8 : 1)) --total "$total" \
+            put --val-size 256 --key-size 8 --key-space-size 100000)
+        after=$(usage "${MEMBER_PIDS[@]}")
+        jq -c --arg sys "$system" --argjson rep "$rep" --argjson clients "$n" \
+            --argjson load "$(cut -d' ' -f1 /proc/loadavg)" \
+            --argjson total "$total" --arg before "$before" --arg after "$after" \
+            --argjson hz "$(getconf CLK_TCK)" '
+            ($before | split(" ") | map(tonumber)) as $b |
+            ($after | split(" ") | map(tonumber)) as $a |
+            {sys: $sys, rep: $rep, clients: $clients, load: $load, qps, avg_ms, p50_ms,
+             p99_ms, errors,
+             cpu_ms_per_put: (($a[0] - $b[0]) * 1000 / $hz / $total),
+             switches_per_put: (($a[1] - $b[1]) / $total)}' <<<"$result" | tee -a "$OUT" >&2
+    done
+}
+
+if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
+    start_etcd "$WORK/etcd"
+    ETCD_MEMBERS=("${MEMBER_PIDS[@]}")
+    wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
+fi
+for rep in $(seq 1 "$REPS"); do
+    if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
+        MEMBER_PIDS=("${ETCD_MEMBERS[@]}")
+        run_puts etcd "$rep" etcd "$ETCD_EPS" ""
+    fi
+    for i in "${!SYSTEMS[@]}"; do
+        w="$WORK/${SYSTEMS[$i]}"
+        rm -rf "$w"
+        start_qraft "${DIRS[$i]}" "$w"
+        if wait_ready qraft "$QRAFT_EPS" "$w/ca/ca.crt"; then
+            run_puts "${SYSTEMS[$i]}" "$rep" qraft "$QRAFT_EPS" "$w/ca/ca.crt"
+        else
+            echo "${SYSTEMS[$i]} did not serve writes" >&2
+        fi
+        stop_members
+        rm -rf "$w"
+    done
+done
+
+echo
+echo "put, 3 members each, $(nproc) cores, $(date -u +%FT%RZ), REPS=$REPS (means; qps [min-max])"
+echo
+jq -rs '
+  def r2: (. * 100 | round) / 100;
+  def mean(f): (map(f) | add / length);
+  group_by(.clients)[] | . as $c |
+  (map(select(.sys == "etcd" and .qps > 0)) | if length > 0 then mean(.qps) else null end) as $etcd |
+  group_by(.sys)[] |
+  "| \(.[0].clients) clients | \(.[0].sys) | \(mean(.qps) | round) [\(map(.qps) | min | round)-\(map(.qps) | max | round)] | \(if $etcd then (mean(.qps) / $etcd | r2 | tostring) + "x" else "" end) | \(mean(.avg_ms) | r2) | \(mean(.p50_ms) | r2) | \(map(.p99_ms | r2 | tostring) | join("/")) | \(mean(.cpu_ms_per_put) | r2) | \(mean(.switches_per_put) | r2) | \(map(.load | tostring) | join("/")) |"
+' "$OUT" | sed '1i | clients | system | qps [min-max] | /etcd | avg ms | p50 ms | p99 ms (each rep) | CPU ms/put | ctx switches/put | load (each rep) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|'
