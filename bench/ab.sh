@@ -10,10 +10,13 @@
 # p50 and p99 latency, the 1-minute load average, and the members' CPU time and context switches
 # per put (summed over the three processes, from /proc). Prints one table of means at the end;
 # the raw rows stay in $WORK/ab.jsonl. Knobs: REPS (default 3), CLIENTS (default "1 64 256"),
-# SKIP_ETCD=1, KEEP=1, WORK (default a fresh dir under $TMPDIR). Not part of CI.
+# PRELOAD (keys of 256 bytes put with 256 clients into each fresh cluster before the rows,
+# default 0; etcd's cluster is loaded once), SKIP_ETCD=1, KEEP=1, WORK (default a fresh dir
+# under $TMPDIR). Not part of CI.
 set -euo pipefail
 
 REPS=${REPS:-3}
+PRELOAD=${PRELOAD:-0}
 CLIENTS=${CLIENTS:-1 64 256}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-ab.XXXXXX")}
 mkdir -p "$WORK"
@@ -141,6 +144,13 @@ wait_ready() { # target endpoints [cacert]
     return 1
 }
 
+preload() { # target endpoints cacert-or-empty
+    ((PRELOAD > 0)) || return 0
+    "$BENCH" --target "$1" --endpoints "$2" ${3:+--cacert "$3"} --json --clients 256 --conns 32 \
+        --total "$PRELOAD" put --val-size 256 --key-size 8 --key-space-size "$PRELOAD" \
+        --key-order sequential | jq -c '{preload: .ok, qps, errors}' >&2
+}
+
 run_puts() { # system rep target endpoints cacert-or-empty
     local system=$1 rep=$2 target=$3 eps=$4 cacert=$5 n total before after result
     for n in $CLIENTS; do
@@ -167,6 +177,7 @@ if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
     start_etcd "$WORK/etcd"
     ETCD_MEMBERS=("${MEMBER_PIDS[@]}")
     wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
+    preload etcd "$ETCD_EPS" ""
 fi
 for rep in $(seq 1 "$REPS"); do
     if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
@@ -178,6 +189,7 @@ for rep in $(seq 1 "$REPS"); do
         rm -rf "$w"
         start_qraft "${DIRS[$i]}" "$w"
         if wait_ready qraft "$QRAFT_EPS" "$w/ca/ca.crt"; then
+            preload qraft "$QRAFT_EPS" "$w/ca/ca.crt"
             run_puts "${SYSTEMS[$i]}" "$rep" qraft "$QRAFT_EPS" "$w/ca/ca.crt"
         else
             echo "${SYSTEMS[$i]} did not serve writes" >&2

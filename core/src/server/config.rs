@@ -24,6 +24,11 @@ pub struct ServerConfig {
     /// Take a snapshot every this many applied entries (etcd's `--snapshot-count`: 10,000;
     /// 0 = never).
     pub snapshot_count: u64,
+    /// Whether [`super::Output::Snapshot`] carries the image of the applied state. An embedder
+    /// whose raft storage builds `MsgSnap` data itself when one is sent (the LMDB storage)
+    /// turns it off: encoding the whole key space every `snapshot_count` entries only to drop
+    /// it costs the loop a full scan each time.
+    pub snapshot_images: bool,
     /// Entries kept in the raft log behind a snapshot for slow followers (etcd: 5,000).
     pub snapshot_catch_up_entries: u64,
     /// How often the leader looks for expired leases (etcd: 500 ms).
@@ -59,6 +64,7 @@ impl ServerConfig {
             max_unapplied_entries: 5000,
             lease_check_interval_ms: 500,
             snapshot_count: 10_000,
+            snapshot_images: true,
             snapshot_catch_up_entries: 5_000,
             lessor: LessorConfig {
                 seed: member_id,

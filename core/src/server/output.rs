@@ -38,7 +38,7 @@ pub enum Output {
     ConfState(ConfState),
     /// A snapshot of the applied state at `index`: store it as the raft snapshot (with
     /// `conf_state`), then compact the raft log up to `compact_to` (entries after it stay for
-    /// slow followers).
+    /// slow followers). `data` is empty unless `ServerConfig::snapshot_images` is on.
     Snapshot {
         index: u64,
         conf_state: ConfState,

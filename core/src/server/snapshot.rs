@@ -121,9 +121,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
         {
             return Ok(());
         }
-        let data = {
+        let data = if self.config.snapshot_images {
             let txn = self.backend.read_txn()?;
             encode_image(&txn)?
+        } else {
+            Vec::new()
         };
         let conf_state = self.node.status().conf_state;
         self.last_snapshot_index = applied;

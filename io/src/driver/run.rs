@@ -54,8 +54,12 @@ pub fn start(
     initial_peers: Vec<(u64, String)>,
 ) -> Result<Driver, DriverError> {
     let clock = Clock::new();
+    let mut server_config = config.server.clone();
+    // `LmdbStorage::snapshot` builds the image when raft sends one; the periodic snapshot only
+    // records its index and compacts the log.
+    server_config.snapshot_images = false;
     let server = Server::new(
-        config.server.clone(),
+        server_config,
         storage.clone(),
         storage.clone(),
         clock.now_ms(),
