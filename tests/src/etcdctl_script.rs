@@ -134,15 +134,34 @@ fn kv_commands(etcdctl: &Etcdctl, t: &mut Transcript) {
     );
 }
 
+/// Keep-alive and time-to-live are answered by the leader, which alone tracks deadlines; a
+/// follower forwards them to it (etcd's and qraft's alike). The lease script runs once through
+/// the leader's endpoint and once through a follower's, each with a lease of its own.
 fn lease_commands(etcdctl: &Etcdctl, t: &mut Transcript) {
-    let grant = etcdctl.json(&["lease", "grant", "60"], None);
+    let leader = leader_index(etcdctl);
+    let follower = (leader + 1) % etcdctl.endpoints().len();
+    for (role, member) in [("leader", leader), ("follower", follower)] {
+        lease_script(&etcdctl.only(member), role, t);
+    }
+    // Below the minimum TTL: granted as the minimum (2 s with etcd's default timing). Last, so
+    // no later `lease list` depends on whether this short lease has expired yet.
+    t.record(
+        "lease grant 1",
+        etcdctl.json(&["lease", "grant", "1"], None),
+    );
+}
+
+/// Grant, list, attach, time-to-live, keep-alive, revoke, and the same calls on the revoked
+/// lease, all through `member` (named `role` in the transcript).
+fn lease_script(member: &Etcdctl, role: &str, t: &mut Transcript) {
+    let grant = member.json(&["lease", "grant", "60"], None);
     let lease = grant
         .as_ref()
         .ok()
         .and_then(|v| v["ID"].as_i64())
         .map(|id| format!("{id:x}"))
         .unwrap_or_else(|| "0".into());
-    t.record("lease grant 60", grant);
+    t.record(&format!("lease grant 60 (on the {role})"), grant);
     let script: &[&[&str]] = &[
         &["lease", "list"],
         &["put", "k", "v", "--lease=LEASE"],
@@ -153,18 +172,15 @@ fn lease_commands(etcdctl: &Etcdctl, t: &mut Transcript) {
         &["lease", "timetolive", "LEASE"],
         &["lease", "revoke", "LEASE"],
         &["lease", "keep-alive", "--once", "LEASE"],
-        // Below the minimum TTL: granted as the minimum (2 s with etcd's default timing).
-        &["lease", "grant", "1"],
     ];
-    // Keep-alive and time-to-live are answered by the leader, which alone tracks deadlines;
-    // until qraft's followers forward them (etcd's do), the script sends lease commands to
-    // the leader's endpoint on both systems.
-    let leader = etcdctl.only(leader_index(etcdctl));
     for args in script {
         let args: Vec<String> = args.iter().map(|a| a.replace("LEASE", &lease)).collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let shown = args.join(" ").replace(&lease, "<lease>");
-        t.record(&shown, leader.json(&args, None));
+        t.record(
+            &format!("{shown} (on the {role})"),
+            member.json(&args, None),
+        );
     }
 }
 

@@ -65,6 +65,24 @@ fn qraft_answers_etcdctl_like_etcd() {
         "qraft differs from etcd:\n{}\n\nqraft's whole transcript:\n{actual}",
         differences.join("\n")
     );
+    // The lease calls a follower forwarded to the leader were answered, not refused.
+    let answer_to = |command: &str| {
+        let command = format!("$ etcdctl {command}");
+        actual
+            .lines()
+            .skip_while(|line| *line != command)
+            .nth(1)
+            .unwrap_or_default()
+    };
+    assert!(
+        answer_to("lease keep-alive --once <lease> (on the follower)").contains("\"TTL\":60"),
+        "{actual}"
+    );
+    assert!(
+        answer_to("lease timetolive <lease> --keys (on the follower)")
+            .contains("\"ttl\":\"<remaining>\""),
+        "{actual}"
+    );
     for expected in [
         "snapshot file: ends with the sha256 of its data",
         "etcdserver: requested lease not found",

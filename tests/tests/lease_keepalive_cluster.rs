@@ -1,13 +1,7 @@
-//! Lease keep-alive on a real 3-member cluster, starting on a follower. Only the leader renews
-//! leases; the follower answers "not leader" with the leader's id and the client's keep-alive
-//! stream moves on to the leader (through the library and through `qraftctl lease
-//! keep-alive`), as unary calls already did.
-//!
-//! Members do not publish their client URLs to each other yet (`member list` on one member
-//! shows only its own), so a client learns the leader's URL only from its endpoint list: the
-//! endpoints here name the follower first and then the others. A server that forwards
-//! keep-alives to the leader (etcd's way, which needs the leader's address) would also serve a
-//! client that knows only the follower.
+//! Lease keep-alive on a real 3-member cluster, starting on a follower, with every member in
+//! the client's endpoint list (the follower first): the follower forwards the keep-alives to
+//! the leader and answers them itself, through the library and through `qraftctl lease
+//! keep-alive`. `cluster_lease_forward.rs` covers clients that know only the follower.
 
 use std::process::Command;
 

@@ -12,12 +12,18 @@ pub struct DriverConfig {
     /// Commands buffered between client tasks and the loop; a full queue makes callers wait,
     /// which is the back-pressure on clients.
     pub command_queue: usize,
+    /// How long a follower keeps trying to get a leader-only request (lease keep-alive and
+    /// time-to-live) answered by the leader (etcd's request timeout: 5 s + 2 election
+    /// timeouts).
+    pub forward_timeout: Duration,
 }
 
 impl DriverConfig {
     pub fn new(server: ServerConfig) -> Self {
+        let election = Duration::from_millis(server.election_timeout_ms());
         Self {
             tick: Duration::from_millis(server.tick_ms),
+            forward_timeout: Duration::from_millis(server.request_timeout_ms) + 2 * election,
             server,
             command_queue: 8192,
         }

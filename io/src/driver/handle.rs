@@ -7,6 +7,7 @@ use qraft_core::watch::StreamId;
 use qraft_proto::etcdserverpb::{WatchRequest, WatchResponse};
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
+use super::forward::{self, Forwarder};
 use super::info::{NodeInfo, SharedInfo};
 use crate::status::{Code, error_response};
 use crate::storage::LmdbStorage;
@@ -60,12 +61,25 @@ pub struct DriverHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) info: SharedInfo,
     pub(crate) storage: LmdbStorage,
+    /// How leader-only requests reach the leader; `None` in the handle that answers other
+    /// members' forwarded requests, so a request is forwarded at most once.
+    pub(crate) forwarder: Option<Forwarder>,
 }
 
 impl DriverHandle {
-    /// Sends one client request through the state machine and waits for its answer (which,
-    /// for writes, comes only after the entry is durable and applied).
+    /// Answers one client request (for writes, only after the entry is durable and applied).
+    /// A request only the leader serves is sent on to the leader when this member is not it.
     pub async fn request(&self, request: ClientRequest) -> ClientResponse {
+        match &self.forwarder {
+            Some(forwarder) if forward::is_leader_only(&request) => {
+                forward::serve(self, forwarder, request).await
+            }
+            _ => self.request_here(request).await,
+        }
+    }
+
+    /// Sends one client request through this member's state machine and waits for its answer.
+    pub(crate) async fn request_here(&self, request: ClientRequest) -> ClientResponse {
         let (reply, answer) = oneshot::channel();
         if self
             .send(Command::Request { request, reply })

@@ -15,6 +15,7 @@
 mod bootstrap;
 mod config;
 mod directory;
+mod forward;
 mod handle;
 mod handler;
 mod info;
@@ -27,6 +28,7 @@ pub use bootstrap::{
     InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity,
 };
 pub use config::DriverConfig;
+pub use forward::is_leader_only;
 pub use handle::{DriverError, DriverHandle};
 pub use info::NodeInfo;
 pub use run::{Driver, start};

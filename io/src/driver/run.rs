@@ -29,6 +29,7 @@ use qraft_proto::qraftpb::ClientResponse;
 
 use super::config::DriverConfig;
 use super::directory::{self, PublishedMembers};
+use super::forward::{ForwardedRequests, Forwarder};
 use super::handle::{Command, DriverError, DriverHandle};
 use super::info::SharedInfo;
 use super::persist;
@@ -70,6 +71,14 @@ pub fn start(
         commands,
         info: info.clone(),
         storage: storage.clone(),
+        forwarder: None,
+    };
+    transport.serve_requests(Arc::new(ForwardedRequests {
+        handle: handle.clone(),
+    }));
+    let handle = DriverHandle {
+        forwarder: Some(Forwarder::new(transport.clone(), &config)),
+        ..handle
     };
     let state = Loop {
         hub: WatchHub::new(WatchConfig {

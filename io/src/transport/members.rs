@@ -2,11 +2,10 @@
 //! data dir asks a running member for the cluster's ID and members (etcd's `GET /members`),
 //! so it can find its own ID by its peer URLs and adopt the cluster's ID.
 //!
-//! It uses a bidirectional stream on the ordinary peer connection, so the asker is
-//! authenticated by mutual TLS against the peer CA like any peer: `PeerHello` (member ID 0
-//! allowed: the asker does not know its ID yet), `MembersRequest`; the answer is one
-//! `MembersResponse` frame, or a stream finished without one while the answering member has
-//! not published its member list yet.
+//! It is a peer request ([`super::peer_request`]), so the asker is authenticated by mutual TLS
+//! against the peer CA like any peer; its hello may carry member ID 0 (the asker does not know
+//! its ID yet). The answer is a `MembersResponse`, or none while the answering member has not
+//! published its member list yet.
 //!
 //! The same published list tells the receiving side which members were removed: their
 //! connections are closed with [`codes::REMOVED`], which their sending side reports as
@@ -14,14 +13,15 @@
 
 use std::collections::HashSet;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
-use qraft_proto::qraftpb::{MembersRequest, MembersResponse, PeerFrame, PeerHello, peer_frame};
+use qraft_proto::qraftpb::{
+    MembersRequest, MembersResponse, PeerHello, PeerRequest, peer_request, peer_response,
+};
 use rustls::RootCertStore;
 
-use super::peer::{Shared, lock};
-use super::{PeerAddr, QuicSettings, TransportError, codes, encode_frame, read_frame};
+use super::peer_request::exchange;
+use super::{PeerAddr, QuicSettings, TransportError, codes};
 use crate::runtime;
 use crate::tls::{self, Identity};
 
@@ -33,52 +33,6 @@ const MEMBERS_FRAME_LIMIT: usize = 4 * 1024 * 1024;
 pub(super) struct Directory {
     pub members: Option<MembersResponse>,
     pub removed: HashSet<u64>,
-}
-
-/// Answers members requests on `conn`'s bidirectional streams until the connection ends.
-pub(super) async fn serve_members_streams(shared: Arc<Shared>, conn: quinn::Connection) {
-    while let Ok((send, recv)) = conn.accept_bi().await {
-        let shared = shared.clone();
-        let remote = conn.remote_address();
-        runtime::spawn(async move {
-            if let Err(e) = answer(&shared, send, recv).await {
-                tracing::warn!(%remote, error = %e, "members request failed");
-            }
-        });
-    }
-}
-
-async fn answer(
-    shared: &Shared,
-    mut send: quinn::SendStream,
-    mut recv: quinn::RecvStream,
-) -> Result<(), TransportError> {
-    let limit = shared.config.max_frame;
-    let hello = read_frame::<PeerFrame, _>(&mut recv, limit).await?;
-    let request = read_frame::<PeerFrame, _>(&mut recv, limit).await?;
-    let (Some(peer_frame::Frame::Hello(_)), Some(peer_frame::Frame::MembersRequest(_))) =
-        (hello.and_then(|f| f.frame), request.and_then(|f| f.frame))
-    else {
-        let _ = recv.stop(codes::PROTOCOL);
-        return Err(TransportError::Members(
-            "a bidirectional peer stream must carry a hello and a members request".into(),
-        ));
-    };
-    let members = lock(&shared.directory).members.clone();
-    if let Some(members) = members {
-        let mut buf = Vec::new();
-        encode_frame(
-            &PeerFrame {
-                frame: Some(peer_frame::Frame::MembersResponse(members)),
-            },
-            &mut buf,
-        )?;
-        send.write_all(&buf).await?;
-    }
-    send.finish()?;
-    // Keep the stream open until the asker has read the answer.
-    let _ = runtime::timeout(Duration::from_secs(5), send.stopped()).await;
-    Ok(())
 }
 
 /// Asks the member listening at `url` for the cluster's ID and members, over a short-lived
@@ -114,22 +68,15 @@ async fn ask(
     addr: &PeerAddr,
 ) -> Result<MembersResponse, TransportError> {
     let conn = endpoint.connect(addr.addr, &addr.server_name)?.await?;
-    let (mut send, mut recv) = conn.open_bi().await?;
-    let mut buf = Vec::new();
-    for frame in [
-        peer_frame::Frame::Hello(PeerHello::default()),
-        peer_frame::Frame::MembersRequest(MembersRequest {}),
-    ] {
-        encode_frame(&PeerFrame { frame: Some(frame) }, &mut buf)?;
-    }
-    send.write_all(&buf).await?;
-    send.finish()?;
-    let answer = read_frame::<PeerFrame, _>(&mut recv, MEMBERS_FRAME_LIMIT).await;
+    let request = PeerRequest {
+        request: Some(peer_request::Request::Members(MembersRequest {})),
+    };
+    let answer = exchange(&conn, PeerHello::default(), request, MEMBERS_FRAME_LIMIT).await;
     conn.close(codes::SHUTDOWN, b"done");
-    match answer?.and_then(|f| f.frame) {
-        Some(peer_frame::Frame::MembersResponse(members)) => Ok(members),
-        Some(_) => Err(TransportError::Members("unexpected answer frame".into())),
-        None => Err(TransportError::Members(
+    match answer?.and_then(|r| r.response) {
+        Some(peer_response::Response::Members(members)) => Ok(members),
+        Some(_) => Err(TransportError::PeerRequest("unexpected answer".into())),
+        None => Err(TransportError::PeerRequest(
             "the member has no configuration to share yet".into(),
         )),
     }

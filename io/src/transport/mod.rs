@@ -1,5 +1,6 @@
-//! QUIC transport: framing, the peer transport (raft messages and snapshots between members)
-//! and the client listener (one stream per request, long-lived streams for watch/keep-alive).
+//! QUIC transport: framing, the peer transport (raft messages and snapshots between members,
+//! and requests from one member to another) and the client listener (one stream per request,
+//! long-lived streams for watch/keep-alive).
 
 mod backoff;
 mod client_listener;
@@ -9,6 +10,7 @@ mod handler;
 mod members;
 mod peer;
 mod peer_recv;
+mod peer_request;
 mod peer_send;
 
 pub use backoff::Backoff;
@@ -21,6 +23,7 @@ pub use frame::{
 pub use handler::{ClientContext, RequestHandler, RequestStream, ResponseSink, is_streaming};
 pub use members::fetch_members;
 pub use peer::{PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport};
+pub use peer_request::PeerRequestHandler;
 
 pub(crate) use endpoint::{bind, client_config, server_config};
 
@@ -70,8 +73,10 @@ pub enum TransportError {
     Stopped(String),
     #[error("timed out")]
     Timeout,
-    #[error("members request: {0}")]
-    Members(String),
+    #[error("peer request: {0}")]
+    PeerRequest(String),
+    #[error("member {0:x} is not a known peer")]
+    UnknownPeer(u64),
     #[error("this member has been removed from the cluster")]
     Removed,
 }

@@ -14,12 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::FutureExt;
 use futures::channel::mpsc;
-use qraft_proto::qraftpb::MembersResponse;
+use futures::future::BoxFuture;
+use qraft_proto::qraftpb::{MembersResponse, PeerRequest, PeerResponse};
 use qraft_proto::raftpb::Message;
 use rustls::RootCertStore;
 
 use super::members::Directory;
+use super::peer_request::{PeerRequestHandler, exchange};
 use super::peer_send::{Dialer, run_link};
 use super::{PEER_FRAME_LIMIT, QuicSettings, TransportError, codes};
 use crate::runtime::{self, Task};
@@ -74,6 +77,18 @@ pub trait PeerTransport: Send + Sync {
     /// The applied configuration, to answer joining members' members requests with, and the
     /// members removed from it, whose connections are refused.
     fn publish_members(&self, _members: MembersResponse, _removed: Vec<u64>) {}
+    /// Sends `request` to member `to` and waits at most `timeout` for its answer (`None`: the
+    /// member finished without answering, e.g. it has no handler for it yet).
+    fn ask(
+        &self,
+        to: u64,
+        _request: PeerRequest,
+        _timeout: Duration,
+    ) -> BoxFuture<'static, Result<Option<PeerResponse>, TransportError>> {
+        futures::future::ready(Err(TransportError::UnknownPeer(to))).boxed()
+    }
+    /// Who answers the requests other members ask this one (see [`PeerRequestHandler`]).
+    fn serve_requests(&self, _handler: Arc<dyn PeerRequestHandler>) {}
 }
 
 /// Settings of [`QuicPeerTransport`]; [`PeerTransportConfig::new`] fills in defaults.
@@ -141,6 +156,7 @@ pub(super) struct Shared {
     reports: Mutex<mpsc::Sender<PeerEvent>>,
     pub config: PeerTransportConfig,
     pub directory: Mutex<Directory>,
+    pub request_handler: Mutex<Option<Arc<dyn PeerRequestHandler>>>,
 }
 
 impl Shared {
@@ -194,6 +210,7 @@ impl QuicPeerTransport {
             events,
             config,
             directory: Mutex::new(Directory::default()),
+            request_handler: Mutex::new(None),
         });
         let accept = runtime::spawn(super::peer_recv::accept_loop(shared.clone()));
         let transport = Arc::new(Self {
@@ -221,6 +238,8 @@ impl QuicPeerTransport {
         for link in links {
             link.task.cancel().await;
         }
+        // The handler holds the driver's handle: dropping it here breaks that cycle.
+        lock(&self.shared.request_handler).take();
         self.shared.endpoint.close(codes::SHUTDOWN, b"shutdown");
         let accept = lock(&self.accept_task).take();
         if let Some(task) = accept {
@@ -282,6 +301,31 @@ impl PeerTransport for QuicPeerTransport {
         let mut directory = lock(&self.shared.directory);
         directory.members = Some(members);
         directory.removed = removed.into_iter().collect();
+    }
+
+    fn ask(
+        &self,
+        to: u64,
+        request: PeerRequest,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Option<PeerResponse>, TransportError>> {
+        let dialer = lock(&self.links).get(&to).map(|link| link.dialer.clone());
+        let shared = self.shared.clone();
+        async move {
+            let dialer = dialer.ok_or(TransportError::UnknownPeer(to))?;
+            let asked = async {
+                let conn = dialer.connection().await?;
+                exchange(&conn, shared.hello(), request, shared.config.max_frame).await
+            };
+            runtime::timeout(timeout, asked)
+                .await
+                .unwrap_or(Err(TransportError::Timeout))
+        }
+        .boxed()
+    }
+
+    fn serve_requests(&self, handler: Arc<dyn PeerRequestHandler>) {
+        *lock(&self.shared.request_handler) = Some(handler);
     }
 }
 

@@ -27,7 +27,7 @@ pub(super) async fn accept_loop(shared: Arc<Shared>) {
 }
 
 async fn serve_connection(shared: Arc<Shared>, conn: quinn::Connection) {
-    runtime::spawn(super::members::serve_members_streams(
+    runtime::spawn(super::peer_request::serve_request_streams(
         shared.clone(),
         conn.clone(),
     ));
@@ -109,8 +109,8 @@ async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd
         };
         let message = match frame {
             peer_frame::Frame::Hello(_) => return StreamEnd::Protocol("second hello"),
-            peer_frame::Frame::MembersRequest(_) | peer_frame::Frame::MembersResponse(_) => {
-                return StreamEnd::Protocol("members frame on a message stream");
+            peer_frame::Frame::Request(_) | peer_frame::Frame::Response(_) => {
+                return StreamEnd::Protocol("peer request frame on a message stream");
             }
             peer_frame::Frame::Message(m) => Some(m),
             peer_frame::Frame::SnapshotChunk(chunk) => {
