@@ -7,14 +7,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Certs, certs, certs_same_ca, eventually, localhost};
+use futures::FutureExt;
 use futures::StreamExt;
 use futures::channel::mpsc;
+use futures::future::BoxFuture;
 use qraft_io::runtime;
 use qraft_io::transport::{
-    PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport, encode_frame,
+    PeerAddr, PeerEvent, PeerRequestHandler, PeerTransport, PeerTransportConfig, QuicPeerTransport,
+    TransportError, encode_frame,
 };
 use qraft_proto::Bytes;
-use qraft_proto::qraftpb::{PeerFrame, PeerHello, peer_frame};
+use qraft_proto::etcdserverpb::{LeaseKeepAliveRequest, LeaseKeepAliveResponse};
+use qraft_proto::qraftpb::{
+    ClientRequest, ClientResponse, MembersRequest, MembersResponse, PeerFrame, PeerHello,
+    PeerRequest, PeerResponse, client_request, client_response, peer_frame, peer_request,
+    peer_response,
+};
 use qraft_proto::raftpb::{Message, MessageType, Snapshot, SnapshotMetadata};
 
 const CLUSTER: u64 = 0xc1;
@@ -361,5 +369,109 @@ fn sender_reconnects_after_the_peer_restarts() {
         assert!(b2.messages()[0].commit >= 2);
         a.stop().await;
         b2.stop().await;
+    });
+}
+
+/// Answers forwarded keep-alives with the lease's id and the asker's member id as TTL, so the
+/// test sees that the request and the asker's identity arrived.
+struct EchoHandler;
+
+impl PeerRequestHandler for EchoHandler {
+    fn answer(
+        &self,
+        from: u64,
+        request: peer_request::Request,
+    ) -> BoxFuture<'static, Option<PeerResponse>> {
+        let answer = match request {
+            peer_request::Request::Forwarded(ClientRequest {
+                request: Some(client_request::Request::LeaseKeepAlive(r)),
+                ..
+            }) => Some(PeerResponse {
+                response: Some(peer_response::Response::Forwarded(ClientResponse {
+                    response: Some(client_response::Response::LeaseKeepAlive(
+                        LeaseKeepAliveResponse {
+                            id: r.id,
+                            ttl: from as i64,
+                            ..Default::default()
+                        },
+                    )),
+                })),
+            }),
+            _ => None,
+        };
+        futures::future::ready(answer).boxed()
+    }
+}
+
+fn forwarded_keep_alive(lease: i64) -> PeerRequest {
+    PeerRequest {
+        request: Some(peer_request::Request::Forwarded(ClientRequest {
+            request: Some(client_request::Request::LeaseKeepAlive(
+                LeaseKeepAliveRequest { id: lease },
+            )),
+            ..Default::default()
+        })),
+    }
+}
+
+#[test]
+fn peer_requests_are_answered_by_the_registered_handler_and_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs(&dir.path().join("a"));
+    let cb = certs_same_ca(&dir.path().join("a"), &dir.path().join("b"));
+    runtime::block_on(async {
+        let a = start(&ca, 1, CLUSTER, localhost());
+        let b = start(&cb, 2, CLUSTER, localhost());
+        a.transport.add_peer(2, b.addr.clone());
+        let wait = Duration::from_secs(10);
+
+        // No handler yet: the stream ends without an answer.
+        let answer = a.transport.ask(2, forwarded_keep_alive(7), wait).await;
+        assert_eq!(answer.unwrap(), None);
+
+        b.transport.serve_requests(Arc::new(EchoHandler));
+        let answer = a.transport.ask(2, forwarded_keep_alive(7), wait).await;
+        let expected = ClientResponse {
+            response: Some(client_response::Response::LeaseKeepAlive(
+                LeaseKeepAliveResponse {
+                    id: 7,
+                    ttl: 1,
+                    ..Default::default()
+                },
+            )),
+        };
+        assert_eq!(
+            answer.unwrap().and_then(|r| r.response),
+            Some(peer_response::Response::Forwarded(expected))
+        );
+
+        // Members requests are answered from what the driver published.
+        let members = MembersResponse {
+            cluster_id: CLUSTER,
+            members: Vec::new(),
+        };
+        b.transport.publish_members(members.clone(), Vec::new());
+        let ask_members = PeerRequest {
+            request: Some(peer_request::Request::Members(MembersRequest {})),
+        };
+        let answer = a.transport.ask(2, ask_members, wait).await;
+        assert_eq!(
+            answer.unwrap().and_then(|r| r.response),
+            Some(peer_response::Response::Members(members.clone()))
+        );
+
+        let unknown = a.transport.ask(9, forwarded_keep_alive(7), wait).await;
+        assert!(
+            matches!(unknown, Err(TransportError::UnknownPeer(9))),
+            "{unknown:?}"
+        );
+
+        // A removed member's requests are refused.
+        b.transport.publish_members(members, vec![1]);
+        let refused = a.transport.ask(2, forwarded_keep_alive(7), wait).await;
+        assert!(refused.is_err(), "{refused:?}");
+
+        a.stop().await;
+        b.stop().await;
     });
 }

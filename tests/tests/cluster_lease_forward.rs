@@ -172,26 +172,32 @@ fn lease_calls_without_a_quorum_answer_no_leader() {
         c.kill(i);
     }
     let asked = Instant::now();
-    match time_to_live(&client, lease) {
-        Err(ClientError::Status { code, message, .. }) => {
-            assert_eq!(code, Code::Unavailable);
-            assert_eq!(message, "etcdserver: no leader");
+    let mut stream = client.lease_keep_alive(lease);
+    let (ttl, renewal) = runtime::block_on(async {
+        let ttl = client.lease_time_to_live(LeaseTimeToLiveRequest {
+            id: lease,
+            keys: false,
+        });
+        futures::join!(ttl, stream.keep_alive())
+    });
+    for (what, error) in [
+        ("time to live", ttl.map(|_| ())),
+        ("keep-alive", renewal.map(|_| ())),
+    ] {
+        match error {
+            Err(ClientError::Status { code, message, .. }) => {
+                assert_eq!(
+                    (code, message.as_str()),
+                    (Code::Unavailable, "etcdserver: no leader"),
+                    "{what}"
+                );
+            }
+            other => panic!("{what} without a quorum: {other:?}"),
         }
-        other => panic!("time to live without a quorum: {other:?}"),
     }
     assert!(
         asked.elapsed() < Duration::from_secs(15),
         "answered after {:?}",
         asked.elapsed()
     );
-    let mut stream = client.lease_keep_alive(lease);
-    match runtime::block_on(stream.keep_alive()) {
-        Err(ClientError::Status { code, message, .. }) => {
-            assert_eq!(
-                (code, message.as_str()),
-                (Code::Unavailable, "etcdserver: no leader")
-            );
-        }
-        other => panic!("keep-alive without a quorum: {other:?}"),
-    }
 }

@@ -34,6 +34,7 @@ async fn connect(endpoints: Vec<String>) -> Client {
 /// gRPC status codes etcd uses for these errors.
 const OUT_OF_RANGE: i32 = 11;
 const NOT_FOUND: i32 = 5;
+const UNAVAILABLE: i32 = 14;
 
 fn status_of(error: Error) -> (i32, String) {
     match error {
@@ -108,6 +109,46 @@ fn lease_keep_alive_through_a_follower() {
         let (_, f) = roles(&endpoints).await;
         let mut through_follower = connect(vec![endpoints[f].clone()]).await;
         lease_with_keep_alive(&mut all, &mut through_follower).await;
+    });
+}
+
+/// A follower that lost its quorum has no leader to forward to: LeaseTimeToLive and the
+/// keep-alive stream end with etcd's `no leader` (UNAVAILABLE) at the forwarding deadline.
+#[test]
+fn lease_calls_through_a_follower_without_a_quorum_answer_no_leader() {
+    let mut cluster = GrpcCluster::start(3, ClusterOptions::default());
+    let endpoints = cluster.endpoints();
+    runtime().block_on(async {
+        let (_, f) = roles(&endpoints).await;
+        let mut follower = connect(vec![endpoints[f].clone()]).await;
+        let lease = follower.lease_grant(30, None).await.expect("grant").id();
+        let (mut keeper, mut responses) = within("keep-alive", follower.lease_keep_alive(lease))
+            .await
+            .expect("open keep-alive");
+        for i in (0..endpoints.len()).filter(|&i| i != f) {
+            cluster.cluster.kill(i);
+        }
+        let mut ttl_client = follower.clone();
+        let time_to_live = async {
+            within("time to live", ttl_client.lease_time_to_live(lease, None))
+                .await
+                .expect_err("no leader")
+        };
+        let keep_alive = async {
+            within("send keep-alive", keeper.keep_alive())
+                .await
+                .expect("send keep-alive");
+            within("keep-alive answer", responses.message())
+                .await
+                .expect_err("no leader")
+        };
+        let (ttl_error, keep_alive_error) = futures::join!(time_to_live, keep_alive);
+        for error in [ttl_error, keep_alive_error] {
+            assert_eq!(
+                status_of(error),
+                (UNAVAILABLE, "etcdserver: no leader".into())
+            );
+        }
     });
 }
 
