@@ -88,6 +88,9 @@ pub enum Error {
     FutureRevision,
     #[error("etcdserver: mvcc: database space exceeded")]
     NoSpace,
+    /// A CORRUPT alarm is active: the cluster refuses what goes through raft to the key space.
+    #[error("etcdserver: corrupt cluster")]
+    Corrupt,
     // --- lease
     #[error("etcdserver: requested lease not found")]
     LeaseNotFound,
@@ -208,6 +211,7 @@ impl Error {
             | TooManyLearners
             | BadLeaderTransferee => Code::FailedPrecondition,
             PermissionDenied => Code::PermissionDenied,
+            Corrupt => Code::DataLoss,
             InvalidAuthToken => Code::Unauthenticated,
             NoLeader | LeaderChanged | Timeout | NotCapable => Code::Unavailable,
             Backend(_) | PasswordHashing(_) | Raft(_) => Code::Internal,

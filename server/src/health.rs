@@ -65,16 +65,17 @@ impl HealthSource for MemberHealth {
     }
 
     fn alarms(&self) -> Vec<AlarmType> {
-        // Alarms are not replicated by the state machine yet, so this member reports the one it
-        // can see itself: its backend holds more than `--quota-backend-bytes` (NOSPACE).
-        match self.handle.storage().over_quota() {
-            Ok(true) => vec![AlarmType::Nospace],
-            Ok(false) => Vec::new(),
-            Err(err) => {
-                tracing::warn!(%err, "cannot read the backend size for the NOSPACE check");
-                Vec::new()
-            }
-        }
+        // The replicated alarms, as this member applied them (one entry per type).
+        let mut alarms: Vec<AlarmType> = self
+            .handle
+            .info()
+            .alarms
+            .iter()
+            .filter_map(|a| AlarmType::try_from(a.alarm).ok())
+            .collect();
+        alarms.sort_by_key(|a| *a as i32);
+        alarms.dedup();
+        alarms
     }
 
     fn refresh_metrics(&self, metrics: &Metrics) {

@@ -30,6 +30,10 @@ use qraft_proto::etcdserverpb::{
     CompactionRequest, DowngradeRequest, HashKvRequest, StatusRequest,
     downgrade_request::DowngradeAction,
 };
+use qraft_core::server::describe_alarm;
+use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
+use qraft_proto::etcdserverpb::request_op::Request as Op;
+use qraft_proto::etcdserverpb::{AlarmRequest, AlarmType, RequestOp, TxnRequest};
 use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request as In;
 
@@ -431,8 +435,61 @@ impl Cluster {
                 self.partition.clear();
                 writeln!(self.out, "ok").unwrap();
             }
+            // alarm N list|get|activate|deactivate [MEMBER] [nospace|corrupt]: Maintenance.Alarm.
+            "alarm" => {
+                let (action, member, alarm) = match words[2] {
+                    "list" => (AlarmAction::Get, 0, "none"),
+                    "get" => (AlarmAction::Get, 0, words[3]),
+                    "activate" => (AlarmAction::Activate, num(3) as u64, words[4]),
+                    _ => (AlarmAction::Deactivate, num(3) as u64, words[4]),
+                };
+                let request = In::Alarm(AlarmRequest {
+                    action: action as i32,
+                    member_id: member,
+                    alarm: alarm_type(alarm) as i32,
+                });
+                self.send(node(1), request, "");
+            }
+            // raise N nospace|corrupt: the member's shell found the condition (twice: the
+            // second call must not propose again while the first is in flight).
+            "raise" => {
+                let alarm = alarm_type(words[2]);
+                let server = self.server(node(1));
+                server.raise_alarm(alarm);
+                server.raise_alarm(alarm);
+                self.stabilize();
+                let alarms: Vec<String> = self
+                    .server(node(1))
+                    .alarms()
+                    .iter()
+                    .map(describe_alarm)
+                    .collect();
+                writeln!(self.out, "alarms: [{}]", alarms.join(", ")).unwrap();
+            }
+            // txn-put N KEY VALUE: a txn whose success branch puts.
+            "txn-put" => {
+                let request = In::Txn(TxnRequest {
+                    success: vec![RequestOp {
+                        request: Some(Op::RequestPut(PutRequest {
+                            key: words[2].as_bytes().to_vec().into(),
+                            value: words[3].as_bytes().to_vec().into(),
+                            ..Default::default()
+                        })),
+                    }],
+                    ..Default::default()
+                });
+                self.send(node(1), request, "");
+            }
             other => panic!("unknown command {other}"),
         }
+    }
+}
+
+fn alarm_type(name: &str) -> AlarmType {
+    match name {
+        "nospace" => AlarmType::Nospace,
+        "corrupt" => AlarmType::Corrupt,
+        _ => AlarmType::None,
     }
 }
 

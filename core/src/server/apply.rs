@@ -72,6 +72,9 @@ impl AppState {
         let Some(req) = &request.request else {
             return Err(Error::NotCapable);
         };
+        if let Some(refused) = self.alarms.refusal(req) {
+            return Err(refused);
+        }
         let lessor = &self.lessor;
         let leases = |id: i64| lessor.get(id).is_some();
         Ok(Some(match req {
@@ -135,6 +138,7 @@ impl AppState {
                 }
                 return Ok(None);
             }
+            Request::Alarm(r) => Response::Alarm(self.alarms.apply(txn, r)?),
             Request::ClusterMemberAttrSet(r) => {
                 self.apply_member_attrs(txn, r)?;
                 return Ok(None);

@@ -19,6 +19,7 @@
 //! a ReadIndex round and for the applied index to reach it. The leader proposes revokes of
 //! expired leases and lease checkpoints from `tick`.
 
+mod alarm;
 mod apply;
 mod config;
 mod ids;
@@ -36,6 +37,7 @@ mod snapshot;
 mod state;
 mod version;
 
+pub use alarm::{AlarmStore, describe_alarm};
 pub use apply::{ApplyContext, Outcome, set_header};
 pub use config::ServerConfig;
 pub use ids::IdGenerator;

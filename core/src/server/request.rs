@@ -229,6 +229,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
                 self.linearizable_read(id, ReadKind::Downgrade(r))
             }
+            // Every action, GET included, goes through raft as etcd's: the answer is the
+            // applied state, the same on every member.
+            In::Alarm(r) => self.propose(Some(id), Propose::Alarm(r), user),
             In::Status(_) => {
                 let response = self.status_response();
                 self.reply(id, Out::Status(response));

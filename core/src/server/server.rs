@@ -70,6 +70,8 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) publish_ticks: u64,
     /// This member applied its own attributes since it started (`super::publish`).
     pub(crate) attrs_applied: bool,
+    /// This member's own alarm proposals in flight (`super::alarm`).
+    pub(crate) alarm_raises: super::alarm::RaisesInFlight,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -122,6 +124,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             // As versions: the first publish goes out on the first tick with a leader.
             publish_ticks: config_publish_ticks,
             attrs_applied: false,
+            alarm_raises: Default::default(),
             versions,
         })
     }

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::lease::{Lessor, load_leases};
 use crate::mvcc::MvccStore;
 
+use super::alarm::AlarmStore;
 use super::config::ServerConfig;
 
 /// Everything applying entries changes. Opened from the backend on start, so a restarted
@@ -22,6 +23,8 @@ pub struct AppState {
     pub lessor: Lessor,
     pub auth: AuthStore,
     pub members: BTreeMap<u64, MemberRecord>,
+    /// The active alarms (`super::alarm`).
+    pub alarms: AlarmStore,
     /// Index and term of the last applied entry, as stored with the data.
     pub applied_index: u64,
     pub applied_term: u64,
@@ -47,11 +50,13 @@ impl AppState {
         let mut auth = AuthStore::new(config.auth.clone());
         auth.load(txn)?;
         let members = load_members(txn)?;
+        let alarms = AlarmStore::load(txn)?;
         Ok(AppState {
             mvcc,
             lessor,
             auth,
             members,
+            alarms,
             applied_index: meta::get_u64(txn, meta::CONSISTENT_INDEX)?.unwrap_or(0),
             applied_term: meta::get_u64(txn, meta::TERM)?.unwrap_or(0),
         })

@@ -220,6 +220,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .is_some_and(|r| r.is_learner),
             storage_version: report.storage.map(|v| v.minor_string()).unwrap_or_default(),
             downgrade_info: Some(report.downgrade_proto()),
+            errors: self
+                .state
+                .alarms
+                .list(qraft_proto::etcdserverpb::AlarmType::None)
+                .iter()
+                .map(super::alarm::describe_alarm)
+                .collect(),
             ..Default::default()
         }
     }

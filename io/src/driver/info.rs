@@ -4,6 +4,7 @@
 use std::sync::{Arc, RwLock};
 
 use qraft_core::version::VersionReport;
+use qraft_proto::etcdserverpb::AlarmMember;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -21,6 +22,8 @@ pub struct NodeInfo {
     /// Server, cluster and storage versions and the downgrade state, as the state machine
     /// knows them (`None` before the loop's first turn).
     pub versions: Option<VersionReport>,
+    /// The alarms active in the cluster, as this member has applied them.
+    pub alarms: Vec<AlarmMember>,
     /// The loop stopped (shutdown or a fatal storage error); the member serves nothing.
     pub stopped: bool,
     /// Why the loop stopped, when it was an error.

@@ -12,6 +12,7 @@
 //!
 //! The driver is runtime-agnostic apart from [`crate::runtime`] (spawn, sleep).
 
+mod alarm;
 mod bootstrap;
 mod config;
 mod directory;

@@ -99,6 +99,7 @@ pub fn start(
         last_leader: 0,
         published_members: PublishedMembers::default(),
         removed: false,
+        quota: Default::default(),
     };
     let task = runtime::spawn(state.run(command_rx, peer_events, initial_peers));
     Ok(Driver { handle, task })
@@ -162,6 +163,7 @@ struct Loop {
     published_members: PublishedMembers,
     /// Set when this member learns it was removed; the loop then stops with an error.
     removed: bool,
+    quota: super::alarm::QuotaWatch,
 }
 
 impl Loop {
@@ -222,6 +224,7 @@ impl Loop {
             let now = Instant::now();
             if now >= next_tick {
                 self.server.tick(self.clock.now_ms());
+                self.quota.tick(&self.storage, &mut self.server);
                 self.hub.tick(&self.server.state().mvcc);
                 next_tick += tick;
                 if next_tick < now {
@@ -457,6 +460,7 @@ impl Loop {
             i.is_learner = is_learner;
             i.leader_changes = leader_changes;
             i.versions = Some(versions);
+            i.alarms = self.server.alarms();
         });
     }
 

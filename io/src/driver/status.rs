@@ -29,6 +29,7 @@ pub fn status(handle: &DriverHandle) -> ClientResponse {
         }
     };
     let report = info.versions.as_ref();
+    errors.extend(info.alarms.iter().map(qraft_core::server::describe_alarm));
     if let Some(fatal) = &info.fatal_error {
         errors.push(fatal.clone());
     }

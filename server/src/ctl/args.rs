@@ -87,6 +87,18 @@ pub enum Command {
     /// Downgrade related commands.
     #[command(subcommand)]
     Downgrade(DowngradeCommand),
+    /// Alarm related commands.
+    #[command(subcommand)]
+    Alarm(AlarmCommand),
+}
+
+/// etcdctl's `alarm` commands.
+#[derive(Debug, Subcommand)]
+pub enum AlarmCommand {
+    /// Lists all alarms.
+    List,
+    /// Disarms all alarms.
+    Disarm,
 }
 
 #[derive(Debug, Args)]

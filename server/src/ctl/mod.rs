@@ -4,6 +4,7 @@
 //! The defaults talk to the README's server (`cargo run --bin qraft`): endpoint
 //! `https://127.0.0.1:2379`, CA `./default.qraft/fixtures/client/ca.crt`.
 
+mod alarm;
 mod args;
 mod downgrade;
 mod hashkv;
@@ -56,6 +57,7 @@ async fn dispatch(client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()>
         Command::Defrag(_) => maintenance::defrag(client, cli, p).await,
         Command::MoveLeader(a) => maintenance::move_leader(client, a, p).await,
         Command::Downgrade(a) => downgrade::run(client, a, p).await,
+        Command::Alarm(a) => alarm::run(client, a, p).await,
     }
 }
 

@@ -129,11 +129,24 @@ pub fn show_response(response: &ClientResponse) -> String {
             r.hash_revision,
             header(&r.header)
         ),
+        Some(Out::Alarm(r)) => {
+            let alarms: Vec<String> = r
+                .alarms
+                .iter()
+                .map(qraft_core::server::describe_alarm)
+                .collect();
+            format!("alarms [{}] {}", alarms.join(", "), header(&r.header))
+        }
         Some(Out::Downgrade(r)) => format!("downgrade ok version={}", r.version),
         Some(Out::Status(r)) => {
             let info = r.downgrade_info.clone().unwrap_or_default();
+            let errors = if r.errors.is_empty() {
+                String::new()
+            } else {
+                format!(" errors={:?}", r.errors)
+            };
             format!(
-                "status version={} storageVersion={} downgradeInfo=(enabled={} target={:?}) leader={}",
+                "status version={} storageVersion={} downgradeInfo=(enabled={} target={:?}) leader={}{errors}",
                 r.version, r.storage_version, info.enabled, info.target_version, r.leader
             )
         }
