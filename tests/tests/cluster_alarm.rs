@@ -66,7 +66,7 @@ fn nospace_alarm_refuses_growth_until_space_is_freed_and_disarmed() {
     let mut n = 0;
     let refused = wait_until("a put refused for space", Duration::from_secs(90), || {
         if n >= 400 {
-            return Ok(Err(format!("400 puts and no refusal")));
+            return Ok(Err("400 puts and no refusal".to_string()));
         }
         n += 1;
         match put(&client, &format!("big/{n}"), &value) {
@@ -133,7 +133,10 @@ fn nospace_alarm_refuses_growth_until_space_is_freed_and_disarmed() {
         .unwrap_or_else(|| panic!("no revision in {out}"));
     let (ok, out, err) = c.ctl(0, &["compaction", &revision.to_string()]);
     assert!(ok, "compaction: {err}");
-    assert!(out.contains(&format!("compacted revision {revision}")), "{out}");
+    assert!(
+        out.contains(&format!("compacted revision {revision}")),
+        "{out}"
+    );
     for i in 0..3 {
         wait_until(
             &format!("m{i}'s data in use under the quota"),
@@ -151,12 +154,14 @@ fn nospace_alarm_refuses_growth_until_space_is_freed_and_disarmed() {
         "{out}"
     );
     for i in 0..3 {
-        wait_until(&format!("m{i} healthy"), Duration::from_secs(20), || {
-            match health(&c, i) {
+        wait_until(
+            &format!("m{i} healthy"),
+            Duration::from_secs(20),
+            || match health(&c, i) {
                 (200, _) => Ok(()),
                 other => Err(format!("{other:?}")),
-            }
-        });
+            },
+        );
         assert!(alarm_list(&c, i).is_empty());
         let client = c.client(i);
         let result = put(&client, &format!("again/{i}"), "v");

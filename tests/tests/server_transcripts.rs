@@ -16,9 +16,13 @@ use format::prefix_end;
 use std::fmt::Write as _;
 
 use qraft_core::server::Server;
+use qraft_core::server::describe_alarm;
 use qraft_core::version::Version;
 use qraft_proto::authpb::Permission;
 use qraft_proto::authpb::permission::Type as PermType;
+use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
+use qraft_proto::etcdserverpb::request_op::Request as Op;
+use qraft_proto::etcdserverpb::{AlarmRequest, AlarmType, RequestOp, TxnRequest};
 use qraft_proto::etcdserverpb::{
     AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest,
     AuthStatusRequest, AuthUserAddRequest, AuthUserGrantRoleRequest, AuthenticateRequest,
@@ -30,10 +34,6 @@ use qraft_proto::etcdserverpb::{
     CompactionRequest, DowngradeRequest, HashKvRequest, StatusRequest,
     downgrade_request::DowngradeAction,
 };
-use qraft_core::server::describe_alarm;
-use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
-use qraft_proto::etcdserverpb::request_op::Request as Op;
-use qraft_proto::etcdserverpb::{AlarmRequest, AlarmType, RequestOp, TxnRequest};
 use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request as In;
 

@@ -242,10 +242,16 @@ mod tests {
         let mut store = AlarmStore::default();
         let mut txn = backend.write_txn().unwrap();
         store
-            .apply(&mut txn, &request(AlarmAction::Activate, 7, AlarmType::Nospace))
+            .apply(
+                &mut txn,
+                &request(AlarmAction::Activate, 7, AlarmType::Nospace),
+            )
             .unwrap();
         store
-            .apply(&mut txn, &request(AlarmAction::Activate, 3, AlarmType::Corrupt))
+            .apply(
+                &mut txn,
+                &request(AlarmAction::Activate, 3, AlarmType::Corrupt),
+            )
             .unwrap();
         txn.commit().unwrap();
         let reloaded = AlarmStore::load(&backend.read_txn().unwrap()).unwrap();
@@ -255,11 +261,17 @@ mod tests {
 
         let mut txn = backend.write_txn().unwrap();
         let gone = store
-            .apply(&mut txn, &request(AlarmAction::Deactivate, 7, AlarmType::Nospace))
+            .apply(
+                &mut txn,
+                &request(AlarmAction::Deactivate, 7, AlarmType::Nospace),
+            )
             .unwrap();
         assert_eq!(gone.alarms.len(), 1);
         let again = store
-            .apply(&mut txn, &request(AlarmAction::Deactivate, 7, AlarmType::Nospace))
+            .apply(
+                &mut txn,
+                &request(AlarmAction::Deactivate, 7, AlarmType::Nospace),
+            )
             .unwrap();
         assert!(again.alarms.is_empty());
         txn.commit().unwrap();
@@ -294,6 +306,9 @@ mod tests {
             store.refusal(&Request::DeleteRange(Default::default())),
             None
         );
-        assert_eq!(store.refusal(&Request::Compaction(Default::default())), None);
+        assert_eq!(
+            store.refusal(&Request::Compaction(Default::default())),
+            None
+        );
     }
 }

@@ -21,7 +21,11 @@ pub(crate) struct QuotaWatch {
 impl QuotaWatch {
     /// Called on every tick; every few ticks compares the data in use with the quota and
     /// asks the core to raise NOSPACE when it is exceeded.
-    pub fn tick<S: Storage, B: Backend>(&mut self, storage: &LmdbStorage, server: &mut Server<S, B>) {
+    pub fn tick<S: Storage, B: Backend>(
+        &mut self,
+        storage: &LmdbStorage,
+        server: &mut Server<S, B>,
+    ) {
         self.ticks += 1;
         if self.ticks < QUOTA_CHECK_TICKS {
             return;
