@@ -14,6 +14,16 @@ use serde_json::{Map, Value, json};
 use super::args::{CompactionArgs, DelArgs, GetArgs, PutArgs, parse_hex_id};
 use super::output::{Printer, header_json, kv_json, put_nonzero_i};
 
+/// The request key for `key`: etcd's client turns an empty key with `--prefix` or
+/// `--from-key` into `\0` (the first key), so `get "" --prefix` means every key instead of
+/// the server's "key is not provided".
+pub fn range_key(key: &str, prefix: bool, from_key: bool) -> Vec<u8> {
+    if key.is_empty() && (prefix || from_key) {
+        return vec![0];
+    }
+    key.as_bytes().to_vec()
+}
+
 /// etcd's key-range conventions: `--prefix` ends at the prefix + 1, `--from-key` at `\0`.
 pub fn range_end(key: &str, end: Option<&str>, prefix: bool, from_key: bool) -> Vec<u8> {
     if let Some(end) = end {
@@ -112,7 +122,7 @@ pub fn range_request(a: &GetArgs) -> anyhow::Result<RangeRequest> {
         anyhow::bail!("`--prefix` and `--from-key` cannot be set at the same time, choose one");
     }
     Ok(RangeRequest {
-        key: a.key.clone().into_bytes().into(),
+        key: range_key(&a.key, a.prefix, a.from_key).into(),
         range_end: range_end(&a.key, a.range_end.as_deref(), a.prefix, a.from_key).into(),
         limit: a.limit,
         revision: a.rev,
@@ -168,7 +178,7 @@ pub async fn del(client: &Client, a: &DelArgs, p: &Printer) -> anyhow::Result<()
     }
     let resp = client
         .delete_range(DeleteRangeRequest {
-            key: a.key.clone().into_bytes().into(),
+            key: range_key(&a.key, a.prefix, a.from_key).into(),
             range_end: range_end(&a.key, a.range_end.as_deref(), a.prefix, a.from_key).into(),
             prev_kv: a.prev_kv,
         })
@@ -223,5 +233,14 @@ mod tests {
         assert_eq!(prefix_end(b"\xff"), vec![0]);
         assert_eq!(range_end("k", None, false, true), vec![0]);
         assert_eq!(range_end("k", Some("z"), true, false), b"z");
+    }
+
+    #[test]
+    fn an_empty_key_with_prefix_or_from_key_starts_at_the_first_key() {
+        assert_eq!(range_key("", true, false), vec![0]);
+        assert_eq!(range_key("", false, true), vec![0]);
+        assert_eq!(range_end("", None, true, false), vec![0]);
+        assert_eq!(range_key("", false, false), b"");
+        assert_eq!(range_key("k", true, false), b"k");
     }
 }
