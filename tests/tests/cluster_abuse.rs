@@ -332,7 +332,7 @@ fn peer_abuse(c: &Cluster, cluster_id: u64) {
             !matches!(out, StreamOutcome::ConnectionClosed(_)),
             "{out:?}"
         );
-        // Bidirectional streams carry only the join handshake (hello + members request):
+        // Bidirectional streams carry member-to-member requests (a hello and a request):
         // anything else gets no answer, the stream is ended.
         for junk in [b"junk".to_vec(), {
             let mut b = hello(cluster_id, 0);
@@ -405,7 +405,7 @@ fn garbage_on_both_ports_never_crashes_a_member() {
         "peer message with a foreign sender dropped",
         "peer belongs to another cluster; connection closed",
         "peer handshake failed",
-        "members request failed",
+        "peer request failed",
         "client handshake failed",
     ] {
         assert!(log.contains(refusal), "m{TARGET} never logged {refusal:?}");
