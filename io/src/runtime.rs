@@ -33,6 +33,15 @@ where
     Task(async_std::task::spawn(fut))
 }
 
+/// Runs blocking work (disk maintenance) on a thread where it cannot stall the async tasks.
+pub async fn spawn_blocking<F, T>(work: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    async_std::task::spawn_blocking(work).await
+}
+
 /// Runs `fut` to completion on the current thread (binaries' `main`, tests, benches).
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     async_std::task::block_on(fut)

@@ -3,8 +3,9 @@
 //! watch, lease keep-alive and snapshot streams are served here.
 
 use std::future::Future;
+use std::time::Duration;
 
-use qraft_proto::etcdserverpb::{MoveLeaderResponse, SnapshotResponse};
+use qraft_proto::etcdserverpb::{DefragmentResponse, MoveLeaderResponse, SnapshotResponse};
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
@@ -14,12 +15,9 @@ use super::{status, watch};
 use crate::status::{Code, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
 
-/// Why `Defragment` is refused: the storage is rewritten only while no process has it open.
-/// LMDB reuses freed pages, so space freed by compaction is reused without it; defragmenting
-/// only returns the free pages to the file system.
-pub const ONLINE_DEFRAG: &str = "qraft: online defragmentation is not supported; free pages are \
-reused after compaction. To shrink the file, stop the member and run \
-`qraftctl defrag --data-dir <dir>`";
+/// How long a defrag waits for open read transactions (snapshot streams, watch catch-up) to end
+/// before it gives up and leaves the file as it was.
+const DEFRAG_READER_WAIT: Duration = Duration::from_secs(5);
 
 /// Bytes of key space per snapshot chunk sent to `qraftctl snapshot save`.
 const SNAPSHOT_CHUNK: usize = 256 * 1024;
@@ -35,7 +33,7 @@ impl RequestHandler for DriverHandle {
             match &req.request {
                 Some(In::Status(_)) => status::status(&handle),
                 Some(In::MoveLeader(r)) => move_leader(&handle, r.target_id).await,
-                Some(In::Defragment(_)) => error_response(Code::Unimplemented, ONLINE_DEFRAG),
+                Some(In::Defragment(_)) => defragment(&handle).await,
                 _ => handle.request(req).await,
             }
         }
@@ -76,6 +74,31 @@ async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
             })),
         },
         Err(message) => error_response(Code::FailedPrecondition, message),
+    }
+}
+
+/// etcd's online defrag: the member's file is rewritten without its free pages while it keeps
+/// serving; writes wait until the copy is in place (see `LmdbStorage::defrag`).
+async fn defragment(handle: &DriverHandle) -> ClientResponse {
+    let storage = handle.storage().clone();
+    let result = crate::runtime::spawn_blocking(move || storage.defrag(DEFRAG_READER_WAIT)).await;
+    match result {
+        Ok((before, after)) => {
+            tracing::info!(
+                before = before.file_bytes,
+                after = after.file_bytes,
+                "defragmented the backend"
+            );
+            ClientResponse {
+                response: Some(Out::Defragment(DefragmentResponse {
+                    header: Some(status::header(&handle.info())),
+                })),
+            }
+        }
+        Err(err @ crate::storage::StorageError::Busy(_)) => {
+            error_response(Code::Unavailable, err.to_string())
+        }
+        Err(err) => error_response(Code::Internal, err.to_string()),
     }
 }
 

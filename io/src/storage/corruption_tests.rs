@@ -33,9 +33,11 @@ fn storage_with_log(dir: &TempDir) -> LmdbStorage {
 
 /// Runs raw LMDB writes against the storage's own databases.
 fn tamper(storage: &LmdbStorage, f: impl FnOnce(&mut heed::RwTxn<'_>, &super::tables::Tables)) {
-    let shared = storage.shared();
-    let mut txn = shared.env.write_txn().expect("txn");
-    f(&mut txn, &shared.tables);
+    let read = storage.read().expect("read");
+    let (env, tables) = (read.env().clone(), *read.tables());
+    drop(read);
+    let mut txn = env.write_txn().expect("txn");
+    f(&mut txn, &tables);
     txn.commit().expect("commit");
 }
 

@@ -10,6 +10,7 @@ use heed::{CompactionOption, Env, EnvOpenOptions, WithoutTls};
 
 use super::config::{StorageConfig, round_to_pages};
 use super::error::{Result, StorageError};
+use super::opened::Opened;
 use super::tables::{MAX_DBS, Tables};
 
 /// Concurrent read transactions allowed (LMDB's reader table size).
@@ -32,7 +33,7 @@ pub(crate) fn lock_data_dir(config: &StorageConfig) -> Result<File> {
 }
 
 /// Opens the environment; the caller must hold the data directory lock.
-pub(crate) fn open_env(config: &StorageConfig) -> Result<(Env<WithoutTls>, Tables)> {
+pub(crate) fn open_env(config: &StorageConfig) -> Result<Opened> {
     let dir = config.env_dir();
     fs::create_dir_all(&dir)?;
     sync_dirs(config)?;
@@ -57,7 +58,7 @@ pub(crate) fn open_env(config: &StorageConfig) -> Result<(Env<WithoutTls>, Table
     let env = unsafe { options.open(&dir) }?;
 
     let tables = Tables::create(&env)?;
-    Ok((env, tables))
+    Ok(Opened { env, tables })
 }
 
 /// Makes the directory entries of a fresh data directory durable (the files' own contents are

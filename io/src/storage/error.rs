@@ -60,6 +60,10 @@ pub enum StorageError {
     #[error("invalid snapshot stream: {0}")]
     BadSnapshot(String),
 
+    /// A defrag could not reopen the environment; the member must restart.
+    #[error("storage closed after a failed defrag reopen; restart the member")]
+    Closed,
+
     /// Maintenance (defrag, map growth) could not get exclusive access in time.
     #[error("storage busy: {0}")]
     Busy(&'static str),

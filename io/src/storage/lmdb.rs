@@ -7,21 +7,22 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
-use heed::{Env, WithoutTls};
 use qraft_proto::raftpb::{Entry, SnapshotMetadata};
 
 use super::codec::decode_pair;
 use super::config::{StorageConfig, defrag_temp_path, round_to_pages};
 use super::env::{allocated_bytes, copy_compacted, lock_data_dir, map_size, open_env, page_size};
 use super::error::{Result, StorageError};
+use super::opened::{Opened, OpenedCell, WriterGuard};
 use super::raft_log;
 use super::raft_state::{LogBounds, PersistedRaftState};
 use super::read_txn::{ReadTxn, read_applied_index};
 use super::snapshot::SnapshotExporter;
 use super::snapshot_meta::applied_snapshot_metadata;
-use super::tables::{KEY_IDENTITY, STORAGE_VERSION, Table, Tables};
+use super::tables::{KEY_IDENTITY, STORAGE_VERSION, Table};
 use super::write_batch::WriteBatch;
 
 #[derive(Clone)]
@@ -30,17 +31,14 @@ pub struct LmdbStorage {
 }
 
 pub(crate) struct Shared {
-    pub env: Env<WithoutTls>,
-    pub tables: Tables,
+    /// The environment and its handles, with the writer lock and reader count that guard
+    /// them; replaced only by [`LmdbStorage::defrag`].
+    pub cell: OpenedCell,
     config: StorageConfig,
     /// The committed raft bookkeeping. Replaced while a commit is published, so a reader holding
     /// it sees the same state as a transaction begun under it.
     pub raft: RwLock<PersistedRaftState>,
     pub applied_index: AtomicU64,
-    /// One write batch at a time, so each starts from the last published raft state.
-    writer: Mutex<()>,
-    /// Live read transactions; the map may only be resized while this is zero.
-    readers: Mutex<usize>,
     /// Exclusive advisory lock on the data directory; declared last so it is released only
     /// after the environment is closed.
     _dir_lock: File,
@@ -56,28 +54,28 @@ impl std::fmt::Debug for LmdbStorage {
     }
 }
 
-/// Counts a live [`ReadTxn`] so map growth waits for it.
+/// Counts a live [`ReadTxn`] so map growth and defrag wait for it.
 pub(crate) struct ReaderSlot {
     shared: Arc<Shared>,
 }
 
 impl ReaderSlot {
     pub fn acquire(shared: &Arc<Shared>) -> ReaderSlot {
-        *mutex(&shared.readers) += 1;
+        shared.cell.acquire_reader();
         ReaderSlot {
             shared: Arc::clone(shared),
         }
     }
 
-    pub fn shared(&self) -> &Shared {
-        &self.shared
+    /// The environment this slot keeps in place; `None` only after a failed defrag reopen.
+    pub fn opened(&self) -> Result<&Opened> {
+        self.shared.cell.for_reader().ok_or(StorageError::Closed)
     }
 }
 
 impl Drop for ReaderSlot {
     fn drop(&mut self) {
-        let mut readers = mutex(&self.shared.readers);
-        *readers = readers.saturating_sub(1);
+        self.shared.cell.release_reader();
     }
 }
 
@@ -103,10 +101,6 @@ pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn mutex<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
-    lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// Who this member is: its ID and its cluster's ID.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemberIdentity {
@@ -127,31 +121,17 @@ impl LmdbStorage {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
             _ => {}
         }
-        let (env, tables) = open_env(&config)?;
-        let (raft, applied) = {
-            let txn = env.read_txn()?;
-            (
-                PersistedRaftState::load(&txn, &tables)?,
-                read_applied_index(&txn, &tables)?,
-            )
-        };
+        let opened = open_env(&config)?;
+        let (raft, applied) = load_raft_state(&opened)?;
         Ok(LmdbStorage {
             shared: Arc::new(Shared {
-                env,
-                tables,
+                cell: OpenedCell::new(opened),
                 config,
                 raft: RwLock::new(raft),
                 applied_index: AtomicU64::new(applied),
-                writer: Mutex::new(()),
-                readers: Mutex::new(0),
                 _dir_lock: dir_lock,
             }),
         })
-    }
-
-    #[cfg(test)]
-    pub(crate) fn shared(&self) -> &Shared {
-        &self.shared
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -165,19 +145,17 @@ impl LmdbStorage {
     /// Starts the write batch of this loop turn, waiting for a running one to finish. Commit
     /// it with [`WriteBatch::commit`] (one fsync); dropping it writes nothing.
     pub fn begin_write(&self) -> Result<WriteBatch<'_>> {
-        let writer = mutex(&self.shared.writer);
-        self.maybe_grow();
+        let writer = self.shared.cell.lock_writer();
+        self.maybe_grow(&writer);
         WriteBatch::new(&self.shared, writer)
     }
 
     /// Like [`Self::begin_write`] but `None` instead of waiting when a batch is open.
     pub fn try_begin_write(&self) -> Result<Option<WriteBatch<'_>>> {
-        let writer = match self.shared.writer.try_lock() {
-            Ok(guard) => guard,
-            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
-            Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+        let Some(writer) = self.shared.cell.try_lock_writer() else {
+            return Ok(None);
         };
-        self.maybe_grow();
+        self.maybe_grow(&writer);
         WriteBatch::new(&self.shared, writer).map(Some)
     }
 
@@ -211,8 +189,8 @@ impl LmdbStorage {
     /// The member and cluster IDs recorded when this storage was first set up; `None` for a
     /// store that never was (or one written before IDs were recorded).
     pub fn identity(&self) -> Result<Option<MemberIdentity>> {
-        let txn = self.shared.env.read_txn()?;
-        let Some(bytes) = self.shared.tables.raft_state.get(&txn, KEY_IDENTITY)? else {
+        let read = self.read()?;
+        let Some(bytes) = read.tables().raft_state.get(read.raw(), KEY_IDENTITY)? else {
             return Ok(None);
         };
         let (member_id, cluster_id) = decode_pair("member identity", bytes)?;
@@ -291,9 +269,9 @@ impl LmdbStorage {
     }
 
     pub fn size_info(&self) -> Result<SizeInfo> {
-        let env = &self.shared.env;
-        let tables = &self.shared.tables;
         let read = self.read()?; // counted, so the map never resizes under it
+        let env = read.env();
+        let tables = read.tables();
         let txn = read.raw();
         let mut pages = 2; // the two meta pages
         let mut add = |stat: heed::DatabaseStat| {
@@ -322,59 +300,106 @@ impl LmdbStorage {
     /// Grows the map by the headroom when less than half the headroom is left. LMDB allows this
     /// only with no transaction running in the process: the caller holds the writer lock, and
     /// if read transactions are live it tries again at the next batch.
-    fn maybe_grow(&self) {
-        let env = &self.shared.env;
+    fn maybe_grow(&self, writer: &WriterGuard<'_>) {
+        let Some(opened) = self.shared.cell.for_writer(writer) else {
+            return;
+        };
+        let env = &opened.env;
         let headroom = self.shared.config.headroom_bytes();
         if allocated_bytes(env) + headroom / 2 <= map_size(env) {
-            return;
-        }
-        let readers = mutex(&self.shared.readers);
-        if *readers != 0 {
             return;
         }
         let Ok(new_size) = round_to_pages(map_size(env) + headroom) else {
             return;
         };
-        // SAFETY: no write transaction exists (our caller holds the writer lock and has not begun
-        // one), no read transaction exists (count is zero) and none can begin while we hold the
-        // reader count lock. Internal reads (`size_info`, `open`) never overlap a batch start.
-        #[allow(unsafe_code)]
-        let resized = unsafe { env.resize(new_size) };
-        drop(readers);
+        let resized = self.shared.cell.with_no_readers(Duration::ZERO, |_| {
+            // SAFETY: no write transaction exists (our caller holds the writer lock and has not
+            // begun one) and no read transaction exists or can begin (count locked at zero).
+            #[allow(unsafe_code)]
+            unsafe {
+                env.resize(new_size)
+            }
+        });
         match resized {
-            Ok(()) => tracing::info!(new_size, "grew the LMDB map"),
-            Err(err) => tracing::warn!(%err, "could not grow the LMDB map"),
+            Some(Ok(())) => tracing::info!(new_size, "grew the LMDB map"),
+            Some(Err(err)) => tracing::warn!(%err, "could not grow the LMDB map"),
+            None => {}
         }
     }
 
-    /// Online defragmentation: closes this storage, rewrites the data file without its free
-    /// pages and reopens it, so the file shrinks to about the size in use. Needs the only handle
-    /// (no clones, no live `ReadTxn`): the driver drops the others, defrags, and rebuilds what it
-    /// derived from them, as on restart. Returns the reopened storage and sizes before/after.
-    pub fn defrag(self) -> Result<(LmdbStorage, SizeInfo, SizeInfo)> {
+    /// Defragmentation: rewrites the data file without its free pages and reopens it in place,
+    /// so the file shrinks to about the size in use. Works while the storage is shared: writes
+    /// wait for the writer lock for the whole run (as etcd's defrag blocks writes), reads only
+    /// while the environment is swapped. Fails with [`StorageError::Busy`] (nothing changed) if
+    /// read transactions stay open past `reader_wait`. Returns the sizes before and after.
+    ///
+    /// Crash safety: the compacted copy is synced before it is renamed over `data.mdb` (an
+    /// atomic replace), so a crash leaves either the old file or the new one; a leftover copy
+    /// is removed at the next open.
+    pub fn defrag(&self, reader_wait: Duration) -> Result<(SizeInfo, SizeInfo)> {
         let before = self.size_info()?;
-        let shared = Arc::try_unwrap(self.shared)
-            .map_err(|_| StorageError::Busy("defrag needs the only storage handle"))?;
-        let config = shared.config.clone();
-        // Copy while the lock is still ours, then close before replacing the file.
-        let temp = defrag_temp_path(&config.env_dir());
-        copy_compacted(&shared.env, &temp)?;
-        let Shared { env, _dir_lock, .. } = shared;
-        env.prepare_for_closing().wait();
-        fs::rename(&temp, config.env_dir().join("data.mdb"))?;
-        File::open(config.env_dir())?.sync_all()?;
-        drop(_dir_lock);
-        let storage = LmdbStorage::open(config)?;
-        let after = storage.size_info()?;
-        Ok((storage, before, after))
+        let writer = self.shared.cell.lock_writer();
+        let temp = defrag_temp_path(&self.env_dir());
+        {
+            let opened = self
+                .shared
+                .cell
+                .for_writer(&writer)
+                .ok_or(StorageError::Closed)?;
+            // Writes are held off by the writer lock, so the copy is the current state.
+            copy_compacted(&opened.env, &temp)?;
+        }
+        let swapped = self
+            .shared
+            .cell
+            .with_no_readers(reader_wait, |access| self.swap_in(&writer, access, &temp));
+        let Some(swapped) = swapped else {
+            let _ = fs::remove_file(&temp);
+            return Err(StorageError::Busy(
+                "defrag: read transactions stayed open; try again",
+            ));
+        };
+        swapped?;
+        drop(writer);
+        let after = self.size_info()?;
+        Ok((before, after))
+    }
+
+    /// Closes the environment, moves the compacted copy over the data file and opens it. If the
+    /// rename fails the old file is reopened; if reopening fails the storage stays closed (the
+    /// member stops; a restart opens whichever file the rename left). The published raft state
+    /// and applied index stay valid: the copy holds exactly the committed data.
+    fn swap_in(
+        &self,
+        writer: &WriterGuard<'_>,
+        access: &mut super::opened::ExclusiveAccess<'_>,
+        temp: &Path,
+    ) -> Result<()> {
+        let Some(old) = access.take(writer) else {
+            return Err(StorageError::Closed);
+        };
+        old.env.prepare_for_closing().wait();
+        let renamed = fs::rename(temp, self.env_dir().join("data.mdb"))
+            .and_then(|()| File::open(self.env_dir())?.sync_all());
+        let opened = open_env(&self.shared.config)?;
+        access.put(writer, opened);
+        renamed?;
+        Ok(())
     }
 
     /// Offline defragmentation of a data directory no process has open.
     pub fn defrag_dir(config: &StorageConfig) -> Result<(SizeInfo, SizeInfo)> {
-        let storage = LmdbStorage::open(config.clone())?;
-        let (_storage, before, after) = storage.defrag()?;
-        Ok((before, after))
+        LmdbStorage::open(config.clone())?.defrag(Duration::ZERO)
     }
+}
+
+/// The raft bookkeeping and applied index stored in a freshly opened environment.
+fn load_raft_state(opened: &Opened) -> Result<(PersistedRaftState, u64)> {
+    let txn = opened.env.read_txn()?;
+    Ok((
+        PersistedRaftState::load(&txn, &opened.tables)?,
+        read_applied_index(&txn, &opened.tables)?,
+    ))
 }
 
 #[cfg(test)]
@@ -389,7 +414,8 @@ mod tests {
     fn the_environment_syncs_every_commit() {
         let dir = tempfile::tempdir().expect("dir");
         let storage = LmdbStorage::open(StorageConfig::new(dir.path())).expect("open");
-        let flags = storage.shared.env.get_flags().expect("flags");
+        let read = storage.read().expect("read");
+        let flags = read.env().get_flags().expect("flags");
         for unsafe_flag in [
             EnvFlags::NO_SYNC,
             EnvFlags::NO_META_SYNC,

@@ -57,6 +57,7 @@ mod corruption_tests;
 mod env;
 mod error;
 mod lmdb;
+mod opened;
 mod raft_log;
 mod raft_state;
 mod raft_storage_impl;

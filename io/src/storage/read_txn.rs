@@ -8,7 +8,7 @@
 use std::ops::{Bound, ControlFlow};
 use std::sync::Arc;
 
-use heed::{RoTxn, WithoutTls};
+use heed::{Env, RoTxn, WithoutTls};
 
 use super::codec::decode_u64;
 use super::error::Result;
@@ -19,20 +19,34 @@ use super::tables::{CONSISTENT_INDEX, Table, Tables};
 pub type Visitor<'v> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'v;
 
 pub struct ReadTxn {
-    // Field order matters: the transaction ends before its reader slot is released.
+    // Field order matters: the transaction and its environment handle end before the reader
+    // slot is released (a defrag waits for the slot, then closes the environment).
     txn: RoTxn<'static, WithoutTls>,
-    slot: ReaderSlot,
+    env: Env<WithoutTls>,
+    tables: Tables,
+    _slot: ReaderSlot,
 }
 
 impl ReadTxn {
     pub(crate) fn begin(shared: &Arc<Shared>) -> Result<ReadTxn> {
         let slot = ReaderSlot::acquire(shared);
-        let txn = shared.env.clone().static_read_txn()?;
-        Ok(ReadTxn { txn, slot })
+        let opened = slot.opened()?;
+        let (env, tables) = (opened.env.clone(), opened.tables);
+        let txn = env.clone().static_read_txn()?;
+        Ok(ReadTxn {
+            txn,
+            env,
+            tables,
+            _slot: slot,
+        })
     }
 
     pub(crate) fn tables(&self) -> &Tables {
-        &self.slot.shared().tables
+        &self.tables
+    }
+
+    pub(crate) fn env(&self) -> &Env<WithoutTls> {
+        &self.env
     }
 
     pub(crate) fn raw(&self) -> &RoTxn<'static, WithoutTls> {

@@ -9,10 +9,9 @@
 
 use std::io::Read;
 use std::ops::Bound;
-use std::sync::MutexGuard;
 use std::sync::atomic::Ordering;
 
-use heed::{EnvFlags, FlagSetMode, RwTxn};
+use heed::{Env, EnvFlags, FlagSetMode, RwTxn, WithoutTls};
 use qraft_core::backend::BackendError;
 use qraft_core::backend::meta::TERM;
 use qraft_core::server::install_image;
@@ -22,11 +21,12 @@ use super::codec::encode_pair;
 use super::error::{Result, StorageError};
 use super::lmdb::MemberIdentity;
 use super::lmdb::{Shared, write_lock};
+use super::opened::WriterGuard;
 use super::raft_log;
 use super::raft_state::{PersistedRaftState, store_conf_state, store_hard_state};
 use super::read_txn::{Visitor, read_applied_index, scan};
 use super::snapshot::restore_key_space;
-use super::tables::{CONSISTENT_INDEX, KEY_IDENTITY, STORAGE_VERSION, Table};
+use super::tables::{CONSISTENT_INDEX, KEY_IDENTITY, STORAGE_VERSION, Table, Tables};
 
 /// How much of a commit is synced to the device before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,17 +40,26 @@ pub struct WriteBatch<'s> {
     // guard lets the next batch start.
     txn: RwTxn<'s>,
     raft: PersistedRaftState,
+    tables: Tables,
+    env: &'s Env<WithoutTls>,
     shared: &'s Shared,
-    _writer: MutexGuard<'s, ()>,
+    _writer: WriterGuard<'s>,
 }
 
 impl<'s> WriteBatch<'s> {
-    pub(crate) fn new(shared: &'s Shared, writer: MutexGuard<'s, ()>) -> Result<Self> {
-        let txn = shared.env.write_txn()?;
+    pub(crate) fn new(shared: &'s Shared, writer: WriterGuard<'s>) -> Result<Self> {
+        // The environment stays in place while this batch holds the writer guard.
+        let opened = shared
+            .cell
+            .for_writer(&writer)
+            .ok_or(StorageError::Closed)?;
+        let txn = opened.env.write_txn()?;
         let raft = super::lmdb::read_lock(&shared.raft).clone();
         Ok(WriteBatch {
             txn,
             raft,
+            tables: opened.tables,
+            env: &opened.env,
             shared,
             _writer: writer,
         })
@@ -76,9 +85,9 @@ impl<'s> WriteBatch<'s> {
     // `set_flags` is unsafe only for its thread-safety requirement, which the writer lock meets.
     #[allow(unsafe_code)]
     fn commit_with(self, durability: Durability) -> Result<()> {
-        let applied = read_applied_index(&self.txn, &self.shared.tables)?;
+        let applied = read_applied_index(&self.txn, &self.tables)?;
         let mut published = write_lock(&self.shared.raft);
-        let env = &self.shared.env;
+        let env = self.env;
         let committed = match durability {
             Durability::Durable => self.txn.commit(),
             Durability::DataOnly => {
@@ -108,18 +117,18 @@ impl<'s> WriteBatch<'s> {
     /// Appends consecutive entries, replacing any stored entry at or after the first one (the
     /// conflicting suffix). Entries at or below the log start are skipped. Error on a gap.
     pub fn append(&mut self, entries: &[Entry]) -> Result<()> {
-        raft_log::append(&mut self.txn, &self.shared.tables, &mut self.raft, entries)
+        raft_log::append(&mut self.txn, &self.tables, &mut self.raft, entries)
     }
 
     pub fn set_hard_state(&mut self, hard_state: &HardState) -> Result<()> {
-        store_hard_state(&mut self.txn, &self.shared.tables, hard_state)?;
+        store_hard_state(&mut self.txn, &self.tables, hard_state)?;
         self.raft.hard_state = *hard_state;
         Ok(())
     }
 
     /// The configuration in force after applying a conf change; a restart resumes with it.
     pub fn set_conf_state(&mut self, conf_state: &ConfState) -> Result<()> {
-        store_conf_state(&mut self.txn, &self.shared.tables, conf_state)?;
+        store_conf_state(&mut self.txn, &self.tables, conf_state)?;
         self.raft.conf_state = conf_state.clone();
         Ok(())
     }
@@ -134,7 +143,7 @@ impl<'s> WriteBatch<'s> {
     ) -> Result<SnapshotMetadata> {
         raft_log::create_snapshot(
             &mut self.txn,
-            &self.shared.tables,
+            &self.tables,
             &mut self.raft,
             index,
             conf_state,
@@ -144,7 +153,7 @@ impl<'s> WriteBatch<'s> {
     /// Discards log entries up to and including `index`, which must not pass the latest
     /// snapshot. [`super::StorageError::Compacted`] if already compacted that far.
     pub fn compact(&mut self, index: u64) -> Result<()> {
-        raft_log::compact(&mut self.txn, &self.shared.tables, &mut self.raft, index)
+        raft_log::compact(&mut self.txn, &self.tables, &mut self.raft, index)
     }
 
     /// Bootstraps a new member's log with `conf_state`, as `MemStorage::new_with_conf_state`:
@@ -167,8 +176,7 @@ impl<'s> WriteBatch<'s> {
     /// Records this member's ID and its cluster's ID (see [`super::LmdbStorage::identity`]).
     pub fn set_identity(&mut self, identity: MemberIdentity) -> Result<()> {
         let value = encode_pair(identity.member_id, identity.cluster_id);
-        self.shared
-            .tables
+        self.tables
             .raft_state
             .put(&mut self.txn, KEY_IDENTITY, &value)?;
         Ok(())
@@ -178,7 +186,7 @@ impl<'s> WriteBatch<'s> {
     /// position, its conf state adopted, and the hard state's term/commit raised to it. Restore
     /// the data with [`Self::restore_key_space`] in the same batch.
     pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<()> {
-        raft_log::apply_snapshot(&mut self.txn, &self.shared.tables, &mut self.raft, meta)
+        raft_log::apply_snapshot(&mut self.txn, &self.tables, &mut self.raft, meta)
     }
 
     /// Installs a snapshot received from the leader in this batch, log and data together: the
@@ -205,14 +213,14 @@ impl<'s> WriteBatch<'s> {
     /// stream (see [`super::snapshot`]). Returns the number of key-value records restored. A
     /// malformed stream is an error; dropping the batch then leaves the store untouched.
     pub fn restore_key_space(&mut self, stream: impl Read) -> Result<u64> {
-        restore_key_space(&mut self.txn, &self.shared.tables, stream)
+        restore_key_space(&mut self.txn, &self.tables, stream)
     }
 
     // ---- state machine -------------------------------------------------------------------------
 
     /// The last applied raft index, as of this batch.
     pub fn applied_index(&self) -> Result<u64> {
-        read_applied_index(&self.txn, &self.shared.tables)
+        read_applied_index(&self.txn, &self.tables)
     }
 
     /// Stored in the same transaction as the effects of the entries it covers, so a crash never
@@ -234,20 +242,16 @@ impl<'s> WriteBatch<'s> {
     }
 
     pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>> {
-        Ok(self.shared.tables.data(table).get(&self.txn, key)?)
+        Ok(self.tables.data(table).get(&self.txn, key)?)
     }
 
     pub fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
-        Ok(self
-            .shared
-            .tables
-            .data(table)
-            .put(&mut self.txn, key, value)?)
+        Ok(self.tables.data(table).put(&mut self.txn, key, value)?)
     }
 
     /// Returns whether the key existed.
     pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
-        Ok(self.shared.tables.data(table).delete(&mut self.txn, key)?)
+        Ok(self.tables.data(table).delete(&mut self.txn, key)?)
     }
 
     /// Deletes the keys within the bounds; returns how many were deleted.
@@ -258,7 +262,6 @@ impl<'s> WriteBatch<'s> {
         end: Bound<&[u8]>,
     ) -> Result<usize> {
         Ok(self
-            .shared
             .tables
             .data(table)
             .delete_range(&mut self.txn, &(start, end))?)
@@ -272,6 +275,6 @@ impl<'s> WriteBatch<'s> {
         end: Option<&[u8]>,
         visit: &mut Visitor<'_>,
     ) -> Result<()> {
-        scan(&self.txn, &self.shared.tables, table, start, end, visit)
+        scan(&self.txn, &self.tables, table, start, end, visit)
     }
 }
