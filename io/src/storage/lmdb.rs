@@ -436,9 +436,9 @@ mod tests {
         let mut batch = storage.begin_write().expect("batch");
         batch.put(Table::Lease, b"k", b"applied").expect("put");
         batch.commit_unsynced_meta().expect("commit");
-        let flags = storage.shared.env.get_flags().expect("flags");
-        assert_eq!(flags & EnvFlags::NO_META_SYNC.bits(), 0);
         let read = storage.read().expect("read");
+        let flags = read.env().get_flags().expect("flags");
+        assert_eq!(flags & EnvFlags::NO_META_SYNC.bits(), 0);
         assert_eq!(
             read.get(Table::Lease, b"k").expect("get"),
             Some(&b"applied"[..])
