@@ -80,8 +80,9 @@ pub struct LeaseKeepAlive {
 
 impl LeaseKeepAlive {
     /// Sends one keep-alive and waits for its answer (TTL 0 = the lease is gone). Only the
-    /// leader renews leases: a member that is not answers "not leader" with the leader's id,
-    /// and the stream moves there and asks again (a keep-alive is idempotent).
+    /// leader renews leases; a follower forwards the keep-alive to it and answers itself. A
+    /// member that still answers "not leader" or "no leader" makes the stream move to another
+    /// endpoint (the named leader when known) and ask again (a keep-alive is idempotent).
     pub async fn keep_alive(&mut self) -> Result<LeaseKeepAliveResponse, ClientError> {
         let timeout = self.client.inner.config.request_timeout;
         match crate::runtime::timeout(timeout, self.exchange_on_leader()).await {

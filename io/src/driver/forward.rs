@@ -31,7 +31,7 @@ use super::config::DriverConfig;
 use super::handle::{DriverHandle, MSG_STOPPED, stopped};
 use crate::runtime;
 use crate::status::{Code, core_error_response, error_response};
-use crate::transport::{PeerRequestHandler, PeerTransport, TransportError};
+use crate::transport::{PeerRequestHandler, PeerTransport};
 
 /// Pause between attempts, so an unreachable leader is not asked in a busy loop.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
@@ -139,12 +139,10 @@ async fn ask_leader(
                 response: Some(peer_response::Response::Forwarded(response)),
             })) => Ok(response),
             Ok(_) => Err(Miss::TimedOut),
+            // Unreachable or silent: etcd retries such a leader and calls the end a timeout.
             Err(err) => {
                 tracing::debug!(leader = format_args!("{leader:x}"), %err, "forwarding to the leader failed");
-                Err(match err {
-                    TransportError::Timeout => Miss::TimedOut,
-                    _ => Miss::LeaderChanged,
-                })
+                Err(Miss::TimedOut)
             }
         },
         futures::future::Either::Right(_) => Err(Miss::LeaderChanged),
@@ -214,5 +212,68 @@ impl PeerRequestHandler for ForwardedRequests {
             })
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qraft_proto::etcdserverpb::LeaseKeepAliveResponse;
+
+    use super::*;
+
+    fn error(err: &Error) -> ClientResponse {
+        core_error_response(err)
+    }
+
+    #[test]
+    fn refusals_to_act_as_leader_are_retried_and_everything_else_is_final() {
+        let renewed = ClientResponse {
+            response: Some(Out::LeaseKeepAlive(LeaseKeepAliveResponse {
+                id: 7,
+                ttl: 10,
+                ..Default::default()
+            })),
+        };
+        assert_eq!(final_answer(renewed.clone()), Ok(renewed));
+        let not_found = error(&Error::LeaseNotFound);
+        assert_eq!(final_answer(not_found.clone()), Ok(not_found));
+        assert_eq!(final_answer(error(&Error::NoLeader)), Err(Miss::NoLeader));
+        for changed in [Error::NotLeader, Error::LeaderChanged] {
+            assert_eq!(final_answer(error(&changed)), Err(Miss::LeaderChanged));
+        }
+        assert_eq!(final_answer(stopped()), Err(Miss::LeaderChanged));
+        assert_eq!(final_answer(error(&Error::Timeout)), Err(Miss::TimedOut));
+    }
+
+    #[test]
+    fn misses_end_in_etcds_errors_with_unavailable() {
+        for (miss, message) in [
+            (Miss::NoLeader, "etcdserver: no leader"),
+            (Miss::LeaderChanged, "etcdserver: leader changed"),
+            (Miss::TimedOut, "etcdserver: request timed out"),
+        ] {
+            let err = miss.error();
+            assert_eq!(
+                (err.code(), err.to_string().as_str()),
+                (Code::Unavailable, message)
+            );
+        }
+    }
+
+    #[test]
+    fn only_lease_renewals_and_time_to_live_are_leader_only() {
+        let with = |request| ClientRequest {
+            request: Some(request),
+            ..Default::default()
+        };
+        assert!(is_leader_only(&with(
+            In::LeaseKeepAlive(Default::default())
+        )));
+        assert!(is_leader_only(&with(In::LeaseTimeToLive(
+            Default::default()
+        ))));
+        assert!(!is_leader_only(&with(In::LeaseLeases(Default::default()))));
+        assert!(!is_leader_only(&with(In::Range(Default::default()))));
+        assert!(!is_leader_only(&ClientRequest::default()));
     }
 }

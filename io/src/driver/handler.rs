@@ -1,6 +1,8 @@
 //! The client listener's [`RequestHandler`] on top of the driver: unary requests go through
 //! the loop (or, for `Status` and `MoveLeader`, are answered from the member's own view);
-//! watch, lease keep-alive and snapshot streams are served here.
+//! watch, lease keep-alive and snapshot streams are served here. Leader-only requests (lease
+//! keep-alive and time-to-live) reach the leader through [`DriverHandle::request`], which
+//! forwards them when this member does not lead.
 
 use std::future::Future;
 use std::time::Duration;
