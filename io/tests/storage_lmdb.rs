@@ -18,6 +18,20 @@ fn open(dir: &TempDir) -> LmdbStorage {
     LmdbStorage::open(StorageConfig::new(dir.path())).expect("open")
 }
 
+/// A store whose raft state holds a one-voter configuration.
+fn open_bootstrapped(dir: &TempDir) -> LmdbStorage {
+    let storage = open(dir);
+    storage
+        .write(|b| {
+            b.bootstrap(ConfState {
+                voters: vec![1],
+                ..Default::default()
+            })
+        })
+        .expect("boot");
+    storage
+}
+
 fn fill(storage: &LmdbStorage, n: u64, value_len: usize) {
     storage
         .write(|b| {
@@ -342,15 +356,7 @@ fn defrag_gives_up_while_a_read_stays_open_and_changes_nothing() {
 #[test]
 fn defrag_runs_while_other_threads_read_and_write() {
     let dir = TempDir::new().expect("dir");
-    let storage = open(&dir);
-    storage
-        .write(|b| {
-            b.bootstrap(ConfState {
-                voters: vec![1],
-                ..Default::default()
-            })
-        })
-        .expect("boot");
+    let storage = open_bootstrapped(&dir);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let storage = storage.clone();
@@ -441,15 +447,7 @@ fn the_schema_version_is_left_to_the_version_layer() {
 #[test]
 fn a_failed_batch_leaves_log_state_and_data_untouched() {
     let dir = TempDir::new().expect("dir");
-    let storage = open(&dir);
-    storage
-        .write(|b| {
-            b.bootstrap(ConfState {
-                voters: vec![1],
-                ..Default::default()
-            })
-        })
-        .expect("boot");
+    let storage = open_bootstrapped(&dir);
     let before = (storage.raft_state(), dump(&storage));
     let result = storage.write(|b| {
         b.append(&[Entry {

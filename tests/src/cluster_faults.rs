@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use qraft_io::client::{Client, ClientConfig};
 use qraft_io::runtime;
 use qraft_proto::etcdserverpb::{
-    PutRequest, RangeRequest, RequestOp, StatusResponse, TxnRequest, request_op,
+    PutRequest, RangeRequest, RangeResponse, RequestOp, StatusResponse, TxnRequest, request_op,
 };
 use qraft_proto::mvccpb::KeyValue;
 
@@ -97,6 +97,20 @@ pub struct Dump {
     pub kvs: BTreeMap<Vec<u8>, KeyValue>,
 }
 
+impl Dump {
+    /// The revision and keys of one range answer.
+    pub fn from_range(resp: RangeResponse) -> Dump {
+        Dump {
+            revision: resp.header.map_or(0, |h| h.revision),
+            kvs: resp
+                .kvs
+                .into_iter()
+                .map(|kv| (kv.key.to_vec(), kv))
+                .collect(),
+        }
+    }
+}
+
 /// Serializable read of every key on member `i`.
 pub fn dump(c: &Cluster, i: usize) -> Option<Dump> {
     let client = try_client(c, i)?;
@@ -108,15 +122,7 @@ pub fn dump(c: &Cluster, i: usize) -> Option<Dump> {
     }))
     .ok();
     client.close();
-    let resp = resp?;
-    Some(Dump {
-        revision: resp.header.map_or(0, |h| h.revision),
-        kvs: resp
-            .kvs
-            .into_iter()
-            .map(|kv| (kv.key.to_vec(), kv))
-            .collect(),
-    })
+    resp.map(Dump::from_range)
 }
 
 /// Waits until every member holds the same revision and the same keys and values (every

@@ -2,8 +2,6 @@
 //! HTTP endpoints and keep a bounded write load running (downgrade, probes). Kept apart from
 //! `cluster.rs`, which they only use through its public API.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -38,26 +36,7 @@ pub fn wait_until<T>(
 
 /// `GET http://127.0.0.1:{port}{path}` over HTTP/1.0 (the body is everything until close).
 pub fn http_get(port: u16, path: &str) -> std::io::Result<HttpResponse> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
-    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    let request = format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes())?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other(format!("malformed HTTP response: {text:.200}")))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no status in {head:.200}")))?;
-    Ok(HttpResponse {
-        status,
-        body: body.to_owned(),
-    })
+    crate::http::get(&format!("127.0.0.1:{port}"), path)
 }
 
 /// A path on member `i`'s metrics listener.

@@ -89,14 +89,7 @@ fn leader_killed_during_writes_fails_over_without_losing_acknowledged_writes() {
         ..Default::default()
     }))
     .expect("linearizable range");
-    let linearizable = qraft_tests::cluster_faults::Dump {
-        revision: resp.header.map_or(0, |h| h.revision),
-        kvs: resp
-            .kvs
-            .into_iter()
-            .map(|kv| (kv.key.to_vec(), kv))
-            .collect(),
-    };
+    let linearizable = qraft_tests::cluster_faults::Dump::from_range(resp);
     let problems = check_writes(&linearizable, "fo", &logs_);
     assert!(problems.is_empty(), "{problems:#?}");
 

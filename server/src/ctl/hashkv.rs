@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::maintenance::targets;
 use super::output::{Format, Printer, header_json, table};
-use super::{Cli, connect_to};
+use super::{Cli, call_endpoint};
 
 pub async fn hashkv(
     client: &Client,
@@ -19,12 +19,9 @@ pub async fn hashkv(
     let mut json_rows = Vec::new();
     let mut failed = Vec::new();
     for ep in targets(client, cli, cluster).await? {
-        let result = async {
-            let c = connect_to(cli, vec![ep.clone()]).await?;
-            let r = c.hash_kv(HashKvRequest { revision }).await;
-            c.close();
-            Ok::<_, anyhow::Error>(r?)
-        }
+        let result = call_endpoint(cli, &ep, async |c| {
+            c.hash_kv(HashKvRequest { revision }).await
+        })
         .await;
         match result {
             Ok(h) => {

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::args::{EndpointCommand, MoveLeaderArgs, SnapshotCommand, parse_hex_id};
 use super::output::{Format, Printer, header_json, human_bytes, table};
-use super::{Cli, connect_to, endpoints, normalize_endpoint};
+use super::{Cli, call_endpoint, connect_to, endpoints, normalize_endpoint};
 
 /// The endpoints a command addresses: the flag's, or with `--cluster` every member's client URLs.
 pub(super) async fn targets(
@@ -118,13 +118,7 @@ async fn status(client: &Client, cli: &Cli, cluster: bool, p: &Printer) -> anyho
     let mut json_rows = Vec::new();
     let mut failed = Vec::new();
     for ep in targets(client, cli, cluster).await? {
-        let result = async {
-            let c = connect_to(cli, vec![ep.clone()]).await?;
-            let r = c.status(StatusRequest {}).await;
-            c.close();
-            Ok::<_, anyhow::Error>(r?)
-        }
-        .await;
+        let result = call_endpoint(cli, &ep, async |c| c.status(StatusRequest {}).await).await;
         let s = match result {
             Ok(s) => s,
             Err(e) => {
@@ -233,13 +227,8 @@ pub async fn snapshot(client: &Client, cmd: &SnapshotCommand, p: &Printer) -> an
 pub async fn defrag(_client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()> {
     let mut failed = 0;
     for ep in endpoints(cli) {
-        let result = async {
-            let c = connect_to(cli, vec![ep.clone()]).await?;
-            let r = c.defragment(DefragmentRequest {}).await;
-            c.close();
-            Ok::<_, anyhow::Error>(r?)
-        }
-        .await;
+        let result =
+            call_endpoint(cli, &ep, async |c| c.defragment(DefragmentRequest {}).await).await;
         match result {
             Ok(_) if p.is_json() => p.print_json(&json!({"endpoint": ep, "ok": true})),
             Ok(_) => println!("Finished defragmenting etcd member[{ep}]"),

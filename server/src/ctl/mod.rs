@@ -83,6 +83,19 @@ async fn connect(cli: &Cli) -> anyhow::Result<Client> {
     connect_to(cli, endpoints(cli)).await
 }
 
+/// Runs one call against endpoint `ep` alone, on a connection of its own that is closed after
+/// (the per-endpoint commands: status, hashkv, defrag).
+pub async fn call_endpoint<T>(
+    cli: &Cli,
+    ep: &str,
+    call: impl AsyncFnOnce(&Client) -> Result<T, qraft_io::client::ClientError>,
+) -> anyhow::Result<T> {
+    let c = connect_to(cli, vec![ep.to_string()]).await?;
+    let r = call(&c).await;
+    c.close();
+    Ok(r?)
+}
+
 /// A client for `endpoints` with the TLS material and timeouts of the command line.
 pub async fn connect_to(cli: &Cli, endpoints: Vec<String>) -> anyhow::Result<Client> {
     let cacert = cli.cacert.clone().unwrap_or_else(|| DEFAULT_CACERT.into());
