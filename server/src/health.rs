@@ -79,18 +79,8 @@ impl HealthSource for MemberHealth {
     }
 
     fn refresh_metrics(&self, metrics: &Metrics) {
-        let info = self.handle.info();
-        let server = &metrics.server;
-        server.has_leader.set(i64::from(info.leader != 0));
-        server
-            .is_leader
-            .set(i64::from(info.leader != 0 && info.leader == info.member_id));
-        let seen = server.leader_changes_seen.get();
-        server
-            .leader_changes_seen
-            .inc_by(info.leader_changes.saturating_sub(seen));
-        server.proposals_committed.set(info.committed_index as i64);
-        server.proposals_applied.set(info.applied_index as i64);
+        // The backend's size is a property of the file, read when scraped; every other family
+        // is recorded where its event happens (driver, transport, client listeners).
         match self.handle.storage().size_info() {
             Ok(size) => {
                 metrics

@@ -89,6 +89,9 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     )
     .await?;
     let (me, cluster_id) = (identity.member_id, identity.cluster_id);
+    // One set of metrics for the whole member: recorded by the transport, the loop and the
+    // client listeners, rendered by the metrics listener.
+    let metrics = Arc::new(Metrics::new());
 
     // What this member runs as; the state machine checks it against the data and the cluster.
     let server_version = config.emulated_version.unwrap_or(BINARY_VERSION);
@@ -96,6 +99,8 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     let mut peer_config =
         PeerTransportConfig::new(peer_listen, peer_identity, peer_ca, cluster_id, me);
     peer_config.server_version = server_version.to_string();
+    peer_config.heartbeat_interval = Duration::from_millis(config.heartbeat_interval_ms);
+    peer_config.metrics = metrics.clone();
     let (transport, peer_events) =
         QuicPeerTransport::start(peer_config).context("starting the peer listener")?;
 
@@ -114,7 +119,8 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             .map(Url::to_string)
             .collect(),
     });
-    let driver_config = DriverConfig::new(server);
+    let mut driver_config = DriverConfig::new(server);
+    driver_config.metrics = metrics.clone();
     // Every member's peers come from its stored member list (bootstrapped or joined).
     let driver = driver::start(
         driver_config,
@@ -130,6 +136,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         let mut listener_config =
             ClientListenerConfig::new(url.bind_addr()?, client_identity.clone(), client_ca.clone());
         listener_config.max_request_bytes = config.max_request_bytes as usize;
+        listener_config.metrics = metrics.clone();
         let listener = ClientListener::start(listener_config, Arc::new(handle.clone()))
             .with_context(|| format!("starting the client listener on {url}"))?;
         listeners.push(listener);
@@ -153,10 +160,10 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             }),
             GrpcLimits::for_max_request_bytes(config.max_request_bytes),
         )
-        .await?;
+        .await?
+        .with_metrics(metrics.clone());
         Some(runtime::spawn(server.run()))
     };
-    let metrics = Arc::new(Metrics::new());
     let mut http = Vec::new();
     for url in &config.listen_metrics_urls {
         let server = HttpServer::start(url.bind_addr()?, health.clone(), metrics.clone())

@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is a failed test
 
 use qraft_core::version::{DowngradeInfo, Version, VersionReport};
-use qraft_io::metrics::{ClientRequestLabels, Metrics, PeerLabel};
+use qraft_io::metrics::Metrics;
 use qraft_proto::etcdserverpb::AlarmType;
 use qraft_server::http::{HealthSource, HttpServer};
 use std::collections::BTreeMap;
@@ -430,27 +430,12 @@ fn metrics_exposition() {
         .disk
         .backend_commit_duration_seconds
         .observe(0.0007);
-    f.metrics
-        .network
-        .peer_received_bytes
-        .get_or_create(&PeerLabel::new(0x2a))
-        .inc_by(512);
+    f.metrics.network.received_from(0x2a).inc_by(512);
     // Labelled families appear once a label set has been recorded.
-    let peer = PeerLabel::new(3);
-    f.metrics.network.peer_sent_bytes.get_or_create(&peer).inc();
-    f.metrics
-        .network
-        .peer_round_trip_time_seconds
-        .get_or_create(&peer)
-        .observe(0.0002);
-    f.metrics
-        .server
-        .client_requests
-        .get_or_create(&ClientRequestLabels {
-            r#type: "unary".into(),
-            client_api_version: "3.6".into(),
-        })
-        .inc();
+    f.metrics.network.sent_to(3).inc();
+    f.metrics.network.round_trip_to(3).observe(0.0002);
+    let put = qraft_proto::qraftpb::client_request::Request::Put(Default::default());
+    f.metrics.client.received(Some(&put), 20);
     let a = get(f.addr(), "/metrics");
     assert_eq!(a.status, 200);
     assert_eq!(a.headers["content-type"], Metrics::CONTENT_TYPE);
@@ -476,6 +461,8 @@ fn metrics_exposition() {
         ("qraft_network_peer_round_trip_time_seconds", "histogram"),
         ("qraft_network_peer_sent_bytes", "counter"),
         ("qraft_network_peer_received_bytes", "counter"),
+        ("qraft_network_client_grpc_received_bytes", "counter"),
+        ("qraft_network_client_grpc_sent_bytes", "counter"),
         ("qraft_lease_granted", "counter"),
         ("qraft_lease_revoked", "counter"),
         ("qraft_lease_renewed", "counter"),
@@ -493,8 +480,10 @@ fn metrics_exposition() {
         "qraft_server_proposals_committed_total 17\n",
         "qraft_lease_granted_total 1\n",
         "qraft_disk_backend_commit_duration_seconds_bucket{le=\"0.001\"} 1\n",
-        "qraft_network_peer_received_bytes_total{peer=\"2a\"} 512\n",
-        "qraft_server_client_requests_total{type=\"unary\",client_api_version=\"3.6\"} 1\n",
+        "qraft_network_peer_received_bytes_total{From=\"2a\"} 512\n",
+        "qraft_network_peer_sent_bytes_total{To=\"3\"} 1\n",
+        "qraft_server_client_requests_total{type=\"put\"} 1\n",
+        "qraft_network_client_grpc_received_bytes_total 20\n",
     ] {
         assert!(a.body.contains(sample), "missing {sample:?}");
     }

@@ -12,6 +12,7 @@ pub mod etcdctl;
 pub mod etcdctl_script;
 pub mod http;
 pub mod kv_gen;
+pub mod prometheus;
 pub mod quic_raw;
 pub mod raft_sim;
 pub mod transcript;

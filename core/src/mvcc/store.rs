@@ -107,6 +107,21 @@ impl MvccStore {
         self.index.len()
     }
 
+    /// Number of keys live at the current revision (one walk of the index: for a baseline
+    /// at start or after a snapshot install, not for every turn).
+    pub fn live_keys(&self) -> usize {
+        let mut count = 0;
+        let all = KeyRange::Span {
+            start: &[],
+            end: None,
+        };
+        self.index.visit(all, self.current_revision, &mut |_, _| {
+            count += 1;
+            true
+        });
+        count
+    }
+
     /// Reads `range` at revision `rev` as seen by a reader whose current revision is
     /// `current` (inside a write transaction that already changed something, `current` is the
     /// revision being written). `rev <= 0` means `current`. `limit = 0` means no limit.

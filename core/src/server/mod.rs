@@ -35,6 +35,7 @@ mod server;
 mod shell;
 mod snapshot;
 mod state;
+mod stats;
 mod version;
 
 pub use alarm::{AlarmStore, describe_alarm};
@@ -47,3 +48,4 @@ pub use response::{error_response, header, ok_response};
 pub use server::Server;
 pub use snapshot::{encode_image, install_image};
 pub use state::AppState;
+pub use stats::ServerStats;

@@ -41,6 +41,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             .lessor
             .keep_alive(lease, self.now_ms)
             .map_err(|err| (err, self.leader))?;
+        self.stats.leases_renewed += 1;
         if self.state.lessor.take_urgent_checkpoint(lease) && self.lease_checkpoints_enabled() {
             // The lease had a checkpointed remainder. Answer only once "no remainder" is
             // replicated, or a new leader could still start the renewed lease from the old,

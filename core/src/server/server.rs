@@ -25,6 +25,7 @@ use super::pending::{Pending, PendingProposal};
 use super::publish::is_own_attrs;
 use super::response::{error_response, header, ok_response};
 use super::state::AppState;
+use super::stats::ServerStats;
 use super::version::{apply_version_entry, is_version_request, open_versions};
 use crate::version::VersionNegotiator;
 
@@ -72,6 +73,7 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) attrs_applied: bool,
     /// This member's own alarm proposals in flight (`super::alarm`).
     pub(crate) alarm_raises: super::alarm::RaisesInFlight,
+    pub(crate) stats: ServerStats,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -126,6 +128,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             attrs_applied: false,
             alarm_raises: Default::default(),
             versions,
+            stats: ServerStats::default(),
         })
     }
 
@@ -185,9 +188,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         self.node.tick();
+        let proposals = self.pending.proposals.len();
         for client in self.pending.expire(self.now_ms) {
             self.respond_error(client, &Error::Timeout, 0);
         }
+        self.stats.proposals_failed += (proposals - self.pending.proposals.len()) as u64;
         if self.is_leader() && self.now_ms >= self.next_lease_check_ms {
             self.next_lease_check_ms = self.now_ms + self.config.lease_check_interval_ms;
             for id in self.state.lessor.expired(self.now_ms) {
@@ -340,6 +345,16 @@ impl<S: Storage, B: Backend> Server<S, B> {
         !self.to_apply.is_empty()
     }
 
+    /// Counters for the shell's metrics.
+    pub fn stats(&self) -> ServerStats {
+        self.stats
+    }
+
+    /// Proposals waiting to be applied (etcd's `proposals_pending`).
+    pub fn pending_proposals(&self) -> usize {
+        self.pending.proposals.len()
+    }
+
     /// Responses and events produced so far.
     pub fn take_outputs(&mut self) -> Vec<Output> {
         std::mem::take(&mut self.outputs)
@@ -374,6 +389,7 @@ struct Applier<'a, S: Storage> {
     pending: &'a mut Pending,
     outputs: &'a mut Vec<Output>,
     attrs_applied: &'a mut bool,
+    stats: &'a mut ServerStats,
     now_ms: u64,
     term: u64,
 }
@@ -427,6 +443,13 @@ impl<S: Storage> Applier<'_, S> {
                         now_ms: self.now_ms,
                     };
                     let outcome = self.state.apply(txn, &request, ctx)?;
+                    if outcome.result.is_ok() {
+                        match &request.request {
+                            Some(Request::LeaseGrant(_)) => self.stats.leases_granted += 1,
+                            Some(Request::LeaseRevoke(_)) => self.stats.leases_revoked += 1,
+                            _ => {}
+                        }
+                    }
                     if !outcome.events.is_empty() {
                         self.outputs.push(Output::Events {
                             revision: self.state.mvcc.current_revision(),
@@ -547,6 +570,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 pending: &mut self.pending,
                 outputs: &mut self.outputs,
                 attrs_applied: &mut self.attrs_applied,
+                stats: &mut self.stats,
                 now_ms: self.now_ms,
                 term: self.term,
             },
@@ -581,6 +605,20 @@ impl<S: Storage, B: Backend> Server<S, B> {
 
     /// As [`Server::propose`], answering `client` with `reply` once the request is applied.
     pub(crate) fn propose_with_reply(
+        &mut self,
+        client: Option<RequestId>,
+        request: Request,
+        username: String,
+        reply: Option<Response>,
+    ) -> std::result::Result<(), (Error, u64)> {
+        let result = self.submit_proposal(client, request, username, reply);
+        if result.is_err() {
+            self.stats.proposals_failed += 1;
+        }
+        result
+    }
+
+    fn submit_proposal(
         &mut self,
         client: Option<RequestId>,
         request: Request,

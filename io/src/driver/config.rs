@@ -1,8 +1,11 @@
 //! Settings of the driver (the core's own settings travel in `ServerConfig`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use qraft_core::server::ServerConfig;
+
+use crate::metrics::Metrics;
 
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
@@ -16,6 +19,8 @@ pub struct DriverConfig {
     /// time-to-live) answered by the leader (etcd's request timeout: 5 s + 2 election
     /// timeouts).
     pub forward_timeout: Duration,
+    /// Where the loop records its metrics (share it with the HTTP endpoint that renders them).
+    pub metrics: Arc<Metrics>,
 }
 
 impl DriverConfig {
@@ -26,6 +31,7 @@ impl DriverConfig {
             forward_timeout: Duration::from_millis(server.request_timeout_ms) + 2 * election,
             server,
             command_queue: 8192,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }

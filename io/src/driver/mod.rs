@@ -20,6 +20,7 @@ mod forward;
 mod handle;
 mod handler;
 mod info;
+mod metrics;
 mod persist;
 mod run;
 mod status;

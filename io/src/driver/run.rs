@@ -32,6 +32,7 @@ use super::directory::{self, PublishedMembers};
 use super::forward::{ForwardedRequests, Forwarder};
 use super::handle::{Command, DriverError, DriverHandle};
 use super::info::SharedInfo;
+use super::metrics::LoopMetrics;
 use super::persist;
 use crate::runtime::{self, Task};
 use crate::storage::LmdbStorage;
@@ -80,7 +81,13 @@ pub fn start(
         forwarder: Some(Forwarder::new(transport.clone(), &config)),
         ..handle
     };
+    let metrics = LoopMetrics::new(
+        config.metrics.clone(),
+        server.stats(),
+        server.state().mvcc.live_keys(),
+    );
     let state = Loop {
+        metrics,
         hub: WatchHub::new(WatchConfig {
             progress_interval_ticks: (600_000 / config.server.tick_ms.max(1)).max(1),
             ..WatchConfig::default()
@@ -164,6 +171,7 @@ struct Loop {
     /// Set when this member learns it was removed; the loop then stops with an error.
     removed: bool,
     quota: super::alarm::QuotaWatch,
+    metrics: LoopMetrics,
 }
 
 impl Loop {
@@ -323,6 +331,7 @@ impl Loop {
         )?;
         self.sync_watchers()?;
         self.publish_info();
+        self.metrics.after_turn(&self.server, &self.hub);
         Ok(())
     }
 
@@ -331,12 +340,15 @@ impl Loop {
     /// in force. Returns the outputs produced so far — responses among them, which may go out
     /// only now that they are durable — and whether a configuration was stored.
     fn write_turn(&mut self, work: &RaftWork) -> Result<(Vec<Output>, bool), DriverError> {
-        if !persist::needs_write(work) && !self.server.has_entries_to_apply() {
+        let applies = self.server.has_entries_to_apply();
+        if !persist::needs_write(work) && !applies {
             return Ok((self.server.take_outputs(), false));
         }
         let mut batch = self.storage.begin_write()?;
         persist::persist_into(&mut batch, work)?;
+        let apply_start = Instant::now();
         self.server.advance_in(&mut batch)?;
+        self.metrics.applied(apply_start.elapsed());
         let mut outputs = self.server.take_outputs();
         let stored_conf = persist::store_conf_states(&mut batch, &outputs)?;
         outputs.retain(|output| !matches!(output, Output::ConfState(_)));
@@ -346,6 +358,7 @@ impl Loop {
         // before this commit replays the entry from the log to the same result. Reads are
         // served by this task, after the commit, so a client still reads its own writes.
         release_responses(&mut self.waiting, &mut outputs);
+        let commit_start = Instant::now();
         if work.must_sync {
             batch.commit()?;
         } else {
@@ -354,6 +367,8 @@ impl Loop {
             // replayed from the durable raft log on restart. One device flush, not two.
             batch.commit_unsynced_meta()?;
         }
+        self.metrics
+            .committed(commit_start.elapsed(), work.must_sync, applies);
         Ok((outputs, stored_conf))
     }
 
@@ -374,7 +389,10 @@ impl Loop {
                         let _ = reply.send(response);
                     }
                 }
-                Output::Events { events, .. } => self.hub.notify(&events),
+                Output::Events { events, .. } => {
+                    self.metrics.events(&events);
+                    self.hub.notify(&events);
+                }
                 Output::ConfState(conf_state) => {
                     self.storage
                         .write(|batch| batch.set_conf_state(&conf_state))?;
@@ -390,6 +408,8 @@ impl Loop {
                 Output::SnapshotInstalled { index, revision } => {
                     tracing::info!(index, revision, "installed the leader's snapshot");
                     self.hub.resync();
+                    self.metrics
+                        .rebase_keys(self.server.state().mvcc.live_keys());
                 }
                 Output::LeaderChanged { leader, term } => {
                     if leader != self.last_leader {
@@ -397,6 +417,8 @@ impl Loop {
                         if leader != 0 {
                             self.leader_changes += 1;
                         }
+                        self.metrics
+                            .leader_changed(leader, self.server.member_id(), leader != 0);
                         tracing::info!(leader = format_args!("{leader:x}"), term, "leader changed");
                     }
                 }
@@ -416,10 +438,14 @@ impl Loop {
         for stream in self.hub.streams_with_responses() {
             let mut responses = self.hub.take_responses(stream);
             self.stamp_watch_headers(&mut responses);
+            let events = responses.iter().map(|r| r.events.len()).sum();
             let gone = match self.watch_streams.get(&stream) {
                 Some(sink) => sink.unbounded_send(responses).is_err(),
                 None => true,
             };
+            if !gone {
+                self.metrics.watch_events_sent(events);
+            }
             if gone {
                 self.hub.close_stream(stream);
                 self.watch_streams.remove(&stream);

@@ -13,8 +13,9 @@ use rustls::pki_types::CertificateDer;
 use super::handler::{RequestStream, ResponseSink};
 use super::{
     ClientContext, FrameError, QuicSettings, RequestHandler, TransportError, codes, encode_frame,
-    is_streaming, read_frame,
+    is_streaming, read_sized_frame,
 };
+use crate::metrics::Metrics;
 use crate::runtime::{self, Task};
 use crate::status::{Code, core_error_response, error_response};
 use crate::tls::{self, Identity};
@@ -32,6 +33,8 @@ pub struct ClientListenerConfig {
     pub quic: QuicSettings,
     /// Requests whose encoding is larger get etcd's "request is too large" error.
     pub max_request_bytes: usize,
+    /// Where client requests and bytes are recorded.
+    pub metrics: Arc<Metrics>,
 }
 
 impl ClientListenerConfig {
@@ -42,6 +45,7 @@ impl ClientListenerConfig {
             client_ca,
             quic: QuicSettings::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            metrics: Arc::new(Metrics::new()),
         }
     }
 
@@ -150,20 +154,25 @@ async fn serve_stream<H: RequestHandler>(
     handler: Arc<H>,
 ) {
     let limit = config.frame_limit();
-    let rejection = match read_frame::<ClientRequest, _>(&mut recv, limit).await {
+    let metrics = &config.metrics;
+    let first = read_sized_frame::<ClientRequest, _>(&mut recv, limit).await;
+    if let Ok(Some((req, bytes))) = &first {
+        metrics.client.received(req.request.as_ref(), *bytes);
+    }
+    let rejection = match first.map(|frame| frame.map(|(req, _)| req)) {
         Ok(Some(req)) if req.encoded_len() > config.max_request_bytes => {
             core_error_response(&Error::RequestTooLarge)
         }
         Ok(Some(req)) if is_streaming(&req) => {
-            let requests = RequestStream::new(recv, limit);
-            let sink = ResponseSink::new(send);
+            let requests = RequestStream::new(recv, limit, metrics.clone());
+            let sink = ResponseSink::new(send, metrics.clone());
             handler.stream(ctx, req, requests, sink).await;
             return;
         }
         Ok(Some(req)) => {
             let resp = handler.handle(ctx, req).await;
             let _ = recv.stop(codes::SHUTDOWN);
-            respond(&mut send, &resp).await;
+            respond(&mut send, &resp, metrics).await;
             return;
         }
         Ok(None) => {
@@ -183,10 +192,10 @@ async fn serve_stream<H: RequestHandler>(
     };
     // The rest of a rejected stream is not read: stop it so the client learns at once.
     let _ = recv.stop(codes::BAD_FRAME);
-    respond(&mut send, &rejection).await;
+    respond(&mut send, &rejection, metrics).await;
 }
 
-async fn respond(send: &mut quinn::SendStream, resp: &ClientResponse) {
+async fn respond(send: &mut quinn::SendStream, resp: &ClientResponse, metrics: &Metrics) {
     let mut buf = Vec::new();
     if let Err(e) = encode_frame(resp, &mut buf) {
         tracing::warn!(error = %e, "response not encodable");
@@ -194,6 +203,7 @@ async fn respond(send: &mut quinn::SendStream, resp: &ClientResponse) {
         return;
     }
     if send.write_all(&buf).await.is_ok() {
+        metrics.client.sent(buf.len());
         let _ = send.finish();
     }
 }

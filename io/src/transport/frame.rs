@@ -49,6 +49,19 @@ where
     M: Message + Default,
     R: AsyncRead + Unpin,
 {
+    Ok(read_sized_frame(recv, limit).await?.map(|(msg, _)| msg))
+}
+
+/// As [`read_frame`], with the frame's size on the wire (length prefix included), for the
+/// traffic metrics.
+pub async fn read_sized_frame<M, R>(
+    recv: &mut R,
+    limit: usize,
+) -> Result<Option<(M, usize)>, FrameError>
+where
+    M: Message + Default,
+    R: AsyncRead + Unpin,
+{
     let mut header = [0u8; HEADER];
     let mut filled = 0;
     while filled < HEADER {
@@ -73,7 +86,7 @@ where
             std::io::ErrorKind::UnexpectedEof => FrameError::Truncated,
             _ => FrameError::Io(e),
         })?;
-    Ok(Some(M::decode(Bytes::from(body))?))
+    Ok(Some((M::decode(Bytes::from(body))?, HEADER + len)))
 }
 
 #[cfg(test)]

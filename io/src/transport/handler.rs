@@ -8,7 +8,8 @@ use std::sync::Arc;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse, client_request};
 use rustls::pki_types::CertificateDer;
 
-use super::{FrameError, TransportError, encode_frame, read_frame};
+use super::{FrameError, TransportError, encode_frame, read_sized_frame};
+use crate::metrics::Metrics;
 use crate::status::{Code, error_response};
 
 /// Who is asking: the client's address and, with client-certificate auth, its verified
@@ -77,16 +78,30 @@ pub trait RequestHandler: Send + Sync + 'static {
 pub struct RequestStream {
     recv: quinn::RecvStream,
     limit: usize,
+    metrics: Arc<Metrics>,
 }
 
 impl RequestStream {
-    pub(super) fn new(recv: quinn::RecvStream, limit: usize) -> Self {
-        Self { recv, limit }
+    pub(super) fn new(recv: quinn::RecvStream, limit: usize, metrics: Arc<Metrics>) -> Self {
+        Self {
+            recv,
+            limit,
+            metrics,
+        }
     }
 
     /// The next request; `None` once the client finished its side of the stream.
     pub async fn next(&mut self) -> Option<Result<ClientRequest, FrameError>> {
-        read_frame(&mut self.recv, self.limit).await.transpose()
+        let frame = read_sized_frame::<ClientRequest, _>(&mut self.recv, self.limit).await;
+        match frame.transpose()? {
+            Ok((request, bytes)) => {
+                self.metrics
+                    .client
+                    .received(request.request.as_ref(), bytes);
+                Some(Ok(request))
+            }
+            Err(e) => Some(Err(e)),
+        }
     }
 }
 
@@ -94,13 +109,15 @@ impl RequestStream {
 pub struct ResponseSink {
     send: quinn::SendStream,
     buf: Vec<u8>,
+    metrics: Arc<Metrics>,
 }
 
 impl ResponseSink {
-    pub(super) fn new(send: quinn::SendStream) -> Self {
+    pub(super) fn new(send: quinn::SendStream, metrics: Arc<Metrics>) -> Self {
         Self {
             send,
             buf: Vec::new(),
+            metrics,
         }
     }
 
@@ -116,6 +133,7 @@ impl ResponseSink {
             encode_frame(resp, &mut self.buf)?;
         }
         self.send.write_all(&self.buf).await?;
+        self.metrics.client.sent(self.buf.len());
         Ok(())
     }
 

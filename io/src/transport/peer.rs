@@ -12,19 +12,20 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::FutureExt;
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use qraft_proto::qraftpb::{MembersResponse, PeerRequest, PeerResponse};
-use qraft_proto::raftpb::Message;
+use qraft_proto::raftpb::{Message, MessageType};
 use rustls::RootCertStore;
 
 use super::members::Directory;
 use super::peer_request::{PeerRequestHandler, exchange};
-use super::peer_send::{Dialer, run_link};
+use super::peer_send::{Dialer, run_link, sample_round_trips};
 use super::{PEER_FRAME_LIMIT, QuicSettings, TransportError, codes};
+use crate::metrics::{HeartbeatClock, Metrics};
 use crate::runtime::{self, Task};
 use crate::tls::{self, Identity};
 
@@ -113,6 +114,13 @@ pub struct PeerTransportConfig {
     pub backoff_max: Duration,
     pub dial_timeout: Duration,
     pub events_capacity: usize,
+    /// The raft heartbeat interval: a leader's heartbeat to a peer more than twice this after
+    /// the previous one counts as a heartbeat send failure.
+    pub heartbeat_interval: Duration,
+    /// How often the round-trip time of each peer connection is sampled.
+    pub rtt_sample_interval: Duration,
+    /// Where peer traffic is recorded.
+    pub metrics: Arc<Metrics>,
 }
 
 impl PeerTransportConfig {
@@ -140,6 +148,9 @@ impl PeerTransportConfig {
             backoff_max: Duration::from_secs(2),
             dial_timeout: Duration::from_secs(3),
             events_capacity: 4096,
+            heartbeat_interval: Duration::from_millis(100),
+            rtt_sample_interval: Duration::from_secs(1),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -178,6 +189,9 @@ struct Link {
     queue: mpsc::Sender<Message>,
     dialer: Arc<Dialer>,
     task: Task<()>,
+    /// Samples the connection's round-trip time; ends by itself once the dialer is gone.
+    rtt_task: Task<()>,
+    heartbeats: HeartbeatClock,
 }
 
 /// The quinn implementation of [`PeerTransport`].
@@ -237,6 +251,7 @@ impl QuicPeerTransport {
         let links: Vec<Link> = lock(&self.links).drain().map(|(_, l)| l).collect();
         for link in links {
             link.task.cancel().await;
+            link.rtt_task.cancel().await;
         }
         // The handler holds the driver's handle: dropping it here breaks that cycle.
         lock(&self.shared.request_handler).take();
@@ -255,7 +270,14 @@ impl PeerTransport for QuicPeerTransport {
         for msg in msgs {
             let to = msg.to;
             let delivered = match links.get_mut(&to) {
-                Some(link) => link.queue.try_send(msg).is_ok(),
+                Some(link) => {
+                    if msg.r#type == MessageType::MsgHeartbeat as i32
+                        && link.heartbeats.sent(msg.term, Instant::now())
+                    {
+                        self.heartbeat_late(to);
+                    }
+                    link.queue.try_send(msg).is_ok()
+                }
                 None => false,
             };
             if !delivered {
@@ -274,12 +296,20 @@ impl PeerTransport for QuicPeerTransport {
         let (queue, rx) = mpsc::channel(self.shared.config.queue_len);
         let dialer = Arc::new(Dialer::new(self.shared.clone(), id, addr));
         let task = runtime::spawn(run_link(self.shared.clone(), dialer.clone(), rx));
+        let config = &self.shared.config;
+        let rtt_task = runtime::spawn(sample_round_trips(
+            Arc::downgrade(&dialer),
+            config.metrics.network.round_trip_to(id),
+            config.rtt_sample_interval,
+        ));
         links.insert(
             id,
             Link {
                 queue,
                 dialer,
                 task,
+                rtt_task,
+                heartbeats: HeartbeatClock::new(config.heartbeat_interval),
             },
         );
     }
@@ -290,6 +320,7 @@ impl PeerTransport for QuicPeerTransport {
             // Dropping the queue ends the writer; the task is detached, not awaited.
             drop(link.queue);
             drop(link.task);
+            drop(link.rtt_task);
         }
     }
 
@@ -326,6 +357,23 @@ impl PeerTransport for QuicPeerTransport {
 
     fn serve_requests(&self, handler: Arc<dyn PeerRequestHandler>) {
         *lock(&self.shared.request_handler) = Some(handler);
+    }
+}
+
+impl QuicPeerTransport {
+    /// etcd's check (see [`HeartbeatClock`]): the leader's loop fell behind, likely on a slow
+    /// disk.
+    fn heartbeat_late(&self, to: u64) {
+        self.shared
+            .config
+            .metrics
+            .server
+            .heartbeat_send_failures
+            .inc();
+        tracing::warn!(
+            to = format_args!("{to:x}"),
+            "leader failed to send out heartbeat on time; took too long, leader is overloaded likely from slow disk"
+        );
     }
 }
 

@@ -10,7 +10,7 @@ use qraft_proto::qraftpb::{PeerFrame, PeerHello, SnapshotChunk, peer_frame};
 use qraft_proto::raftpb::Message;
 
 use super::peer::{PeerEvent, Shared};
-use super::{FrameError, codes, read_frame};
+use super::{FrameError, codes, read_sized_frame};
 use crate::runtime;
 
 pub(super) async fn accept_loop(shared: Arc<Shared>) {
@@ -87,10 +87,13 @@ async fn serve_stream(shared: Arc<Shared>, conn: quinn::Connection, mut recv: qu
 
 async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd {
     let limit = shared.config.max_frame;
-    let hello = match read_frame::<PeerFrame, _>(recv, limit).await {
-        Ok(Some(PeerFrame {
-            frame: Some(peer_frame::Frame::Hello(hello)),
-        })) => hello,
+    let (hello, hello_bytes) = match read_sized_frame::<PeerFrame, _>(recv, limit).await {
+        Ok(Some((
+            PeerFrame {
+                frame: Some(peer_frame::Frame::Hello(hello)),
+            },
+            bytes,
+        ))) => (hello, bytes),
         Ok(None) => return StreamEnd::Clean,
         Ok(Some(_)) => return StreamEnd::Protocol("stream did not start with a hello"),
         Err(e) => return StreamEnd::Frame(e),
@@ -98,12 +101,17 @@ async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd
     if let Some(end) = check_hello(shared, &hello) {
         return end;
     }
+    let received = shared.config.metrics.network.received_from(hello.member_id);
+    received.inc_by(hello_bytes as u64);
     let mut events = shared.events.clone();
     let mut snapshot: Option<SnapshotAssembly> = None;
     loop {
-        let frame = match read_frame::<PeerFrame, _>(recv, limit).await {
-            Ok(Some(PeerFrame { frame: Some(f) })) => f,
-            Ok(Some(PeerFrame { frame: None })) => return StreamEnd::Protocol("empty frame"),
+        let frame = match read_sized_frame::<PeerFrame, _>(recv, limit).await {
+            Ok(Some((PeerFrame { frame: Some(f) }, bytes))) => {
+                received.inc_by(bytes as u64);
+                f
+            }
+            Ok(Some((PeerFrame { frame: None }, _))) => return StreamEnd::Protocol("empty frame"),
             Ok(None) => return StreamEnd::Clean,
             Err(e) => return StreamEnd::Frame(e),
         };

@@ -1,9 +1,11 @@
 //! The sending half of the peer transport: one writer task per peer, plus a task per snapshot.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc;
+use prometheus_client::metrics::histogram::Histogram;
 use qraft_proto::qraftpb::{PeerFrame, SnapshotChunk, peer_frame};
 use qraft_proto::raftpb::{Message, MessageType};
 use qraft_proto::{Bytes, Message as _};
@@ -71,6 +73,14 @@ impl Dialer {
         Ok(conn)
     }
 
+    /// The round-trip time QUIC measures on the live connection, if there is one (and no dial
+    /// is in progress).
+    fn round_trip_time(&self) -> Option<Duration> {
+        let guard = self.conn.try_lock()?;
+        let conn = guard.as_ref()?;
+        conn.close_reason().is_none().then(|| conn.rtt())
+    }
+
     async fn open_stream(&self) -> Result<quinn::SendStream, TransportError> {
         let conn = self.connection().await?;
         Ok(conn.open_uni().await?)
@@ -93,6 +103,7 @@ pub(super) async fn run_link(
     );
     let mut stream: Option<quinn::SendStream> = None;
     let mut buf = Vec::with_capacity(shared.config.batch_bytes);
+    let sent = shared.config.metrics.network.sent_to(to);
     while let Some(first) = queue.next().await {
         buf.clear();
         if stream.is_none() {
@@ -131,7 +142,10 @@ pub(super) async fn run_link(
         }
         let Some(s) = stream.as_mut() else { continue };
         match s.write_all(&buf).await {
-            Ok(()) => backoff.reset(),
+            Ok(()) => {
+                sent.inc_by(buf.len() as u64);
+                backoff.reset();
+            }
             Err(e) => {
                 tracing::debug!(peer = to, error = %e, "peer stream failed");
                 stream = None;
@@ -142,6 +156,24 @@ pub(super) async fn run_link(
     }
     if let Some(mut s) = stream {
         let _ = s.finish();
+    }
+}
+
+/// Observes the connection's round-trip time to the peer every `every` (etcd probes its
+/// peers every few seconds for the same histogram), until the dialer is gone.
+pub(super) async fn sample_round_trips(
+    dialer: Weak<Dialer>,
+    histogram: Histogram,
+    every: Duration,
+) {
+    loop {
+        runtime::sleep(every).await;
+        let Some(dialer) = dialer.upgrade() else {
+            return;
+        };
+        if let Some(rtt) = dialer.round_trip_time() {
+            histogram.observe(rtt.as_secs_f64());
+        }
     }
 }
 
@@ -184,6 +216,7 @@ async fn stream_snapshot(
         .map(|s| std::mem::take(&mut s.data))
         .unwrap_or_default();
     let mut stream = dialer.open_stream().await?;
+    let sent = shared.config.metrics.network.sent_to(dialer.id);
     let mut buf = Vec::new();
     push_frame(&mut buf, peer_frame::Frame::Hello(shared.hello()));
     let chunk_size = shared.config.snapshot_chunk.max(1);
@@ -201,6 +234,7 @@ async fn stream_snapshot(
         buf.reserve(chunk.encoded_len() + 4);
         push_frame(&mut buf, peer_frame::Frame::SnapshotChunk(chunk));
         stream.write_all(&buf).await?;
+        sent.inc_by(buf.len() as u64);
         buf.clear();
         offset = end;
         if last {

@@ -103,7 +103,7 @@ async fn watch_loop(
                 break;
             }
         }
-        match async_std::future::timeout(POLL, stream.next()).await {
+        match qraft_io::runtime::timeout(POLL, stream.next()).await {
             Err(_elapsed) => continue,
             Ok(Ok(Some(values))) => {
                 let now = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);

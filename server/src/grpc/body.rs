@@ -2,11 +2,13 @@
 
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::channel::oneshot;
 use futures::stream::{self, BoxStream, StreamExt};
 use hyper::body::{Body, Bytes, Frame};
+use qraft_io::metrics::Metrics;
 
 use super::codec::encode_frame;
 use super::handler::ResponseStream;
@@ -50,10 +52,12 @@ impl GrpcBody {
     /// A streaming answer. Ends with OK when the core ends the stream, with the core's status
     /// at its first error, or with the status the request decoder reports through `abort`
     /// (bad frame, oversized message) — whichever comes first.
+    /// `metrics` counts the bytes of every message sent.
     pub fn stream(
         responses: ResponseStream,
         encode: EncodeFn,
         abort: oneshot::Receiver<Status>,
+        metrics: Arc<Metrics>,
     ) -> Self {
         enum Event {
             Response(Option<qraft_proto::qraftpb::ClientResponse>),
@@ -72,7 +76,11 @@ impl GrpcBody {
                 }
                 let frame = match event {
                     Event::Response(Some(response)) => match encode(response) {
-                        Ok(message) => Frame::data(encode_frame(&message)),
+                        Ok(message) => {
+                            let frame = encode_frame(&message);
+                            metrics.client.sent(frame.len());
+                            Frame::data(frame)
+                        }
                         Err(status) => {
                             *finished = true;
                             Frame::trailers(status.to_trailers())

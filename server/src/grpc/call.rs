@@ -11,17 +11,18 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{HeaderMap, Method as HttpMethod, Request, Response, StatusCode};
 use qraft_proto::qraftpb::ClientRequest;
 
-use super::GrpcLimits;
+use qraft_io::metrics::Metrics;
+
 use super::body::GrpcBody;
-use super::codec::FrameDecoder;
-use super::handler::{CallContext, CoreHandle};
+use super::codec::{FrameDecoder, PREFIX_LEN};
+use super::handler::CallContext;
+use super::listener::Serving;
 use super::methods::{self, Method, Shape};
 use super::status::{Code, Status};
 
 /// Serves one call. Never fails at the HTTP level except for requests that are not gRPC.
-pub async fn serve_call(
-    core: Arc<dyn CoreHandle>,
-    limits: GrpcLimits,
+pub(super) async fn serve_call(
+    serving: Serving,
     ctx: CallContext,
     request: Request<Incoming>,
 ) -> Response<GrpcBody> {
@@ -36,7 +37,7 @@ pub async fn serve_call(
     if !is_grpc {
         return plain_http(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    let body = match prepare(&core, limits, ctx, request).await {
+    let body = match prepare(&serving, ctx, request).await {
         Ok(body) => body,
         Err(status) => GrpcBody::status(status),
     };
@@ -44,11 +45,15 @@ pub async fn serve_call(
 }
 
 async fn prepare(
-    core: &Arc<dyn CoreHandle>,
-    limits: GrpcLimits,
+    serving: &Serving,
     ctx: CallContext,
     request: Request<Incoming>,
 ) -> Result<GrpcBody, Status> {
+    let Serving {
+        core,
+        limits,
+        metrics,
+    } = serving;
     if let Some(encoding) = request.headers().get("grpc-encoding")
         && encoding != "identity"
     {
@@ -65,24 +70,37 @@ async fn prepare(
     let mut messages = request_messages(request.into_body(), limits.max_recv_message_bytes);
     match method.shape {
         Shape::Unary => {
-            let request = single_request(&mut messages, method, token).await?;
+            let request = single_request(&mut messages, method, token, metrics).await?;
             let response = core.call(ctx, request).await;
             Ok(match (method.encode)(response) {
-                Ok(message) => GrpcBody::message(message),
+                Ok(message) => {
+                    metrics.client.sent(PREFIX_LEN + message.len());
+                    GrpcBody::message(message)
+                }
                 Err(status) => GrpcBody::status(status),
             })
         }
         Shape::ServerStream => {
-            let request = single_request(&mut messages, method, token).await?;
+            let request = single_request(&mut messages, method, token, metrics).await?;
             let responses = core.open_stream(ctx, stream::iter([request]).boxed());
             let (_no_abort, abort) = oneshot::channel();
-            Ok(GrpcBody::stream(responses, method.encode, abort))
+            Ok(GrpcBody::stream(
+                responses,
+                method.encode,
+                abort,
+                metrics.clone(),
+            ))
         }
         Shape::Bidirectional => {
             let (abort_tx, abort) = oneshot::channel();
-            let requests = request_stream(messages, method, token, abort_tx);
+            let requests = request_stream(messages, method, token, abort_tx, metrics.clone());
             let responses = core.open_stream(ctx, requests);
-            Ok(GrpcBody::stream(responses, method.encode, abort))
+            Ok(GrpcBody::stream(
+                responses,
+                method.encode,
+                abort,
+                metrics.clone(),
+            ))
         }
     }
 }
@@ -97,13 +115,21 @@ fn auth_token(headers: &HeaderMap) -> String {
         .to_owned()
 }
 
-fn decode_request(method: Method, token: &str, message: Bytes) -> Result<ClientRequest, Status> {
+/// Decodes one request message, counting it (by type) and its bytes for the metrics.
+fn decode_request(
+    method: Method,
+    token: &str,
+    message: Bytes,
+    metrics: &Metrics,
+) -> Result<ClientRequest, Status> {
+    let wire_bytes = PREFIX_LEN + message.len();
     let request = (method.decode)(message).map_err(|error| {
         Status::new(
             Code::Internal,
             format!("grpc: error unmarshalling request: {error}"),
         )
     })?;
+    metrics.client.received(Some(&request), wire_bytes);
     Ok(ClientRequest {
         token: token.to_owned(),
         request: Some(request),
@@ -116,6 +142,7 @@ async fn single_request(
     messages: &mut BoxStream<'static, Result<Bytes, Status>>,
     method: Method,
     token: String,
+    metrics: &Metrics,
 ) -> Result<ClientRequest, Status> {
     let Some(first) = messages.next().await else {
         return Err(Status::new(
@@ -123,7 +150,7 @@ async fn single_request(
             "grpc: client sent no request message",
         ));
     };
-    let request = decode_request(method, &token, first?)?;
+    let request = decode_request(method, &token, first?, metrics)?;
     if messages.next().await.transpose()?.is_some() {
         return Err(Status::new(
             Code::Internal,
@@ -140,12 +167,14 @@ fn request_stream(
     method: Method,
     token: String,
     abort: oneshot::Sender<Status>,
+    metrics: Arc<Metrics>,
 ) -> BoxStream<'static, ClientRequest> {
     stream::unfold((messages, Some(abort)), move |(mut messages, mut abort)| {
         let token = token.clone();
+        let metrics = metrics.clone();
         async move {
             let outcome = match messages.next().await? {
-                Ok(message) => decode_request(method, &token, message),
+                Ok(message) => decode_request(method, &token, message, &metrics),
                 Err(status) => Err(status),
             };
             match outcome {

@@ -1,15 +1,17 @@
 //! The etcd-compatible gRPC listener: TCP (plaintext only for `http://` URLs), TLS with ALPN
-//! `h2` for `https://`, HTTP/2 by hyper driven on the server's async-std runtime.
+//! `h2` for `https://`, HTTP/2 by hyper. Sockets, tasks and timers come from
+//! [`qraft_io::runtime`], so the runtime stays replaceable in one place.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_std::net::{TcpListener, TcpStream};
 use futures::future::join_all;
 use futures::{AsyncRead, AsyncWrite};
 use futures_rustls::TlsAcceptor;
 use hyper::service::service_fn;
+use qraft_io::metrics::Metrics;
+use qraft_io::runtime::{self, TcpListener, TcpStream};
 
 use super::GrpcLimits;
 use super::call::serve_call;
@@ -48,6 +50,7 @@ pub struct GrpcServer {
     listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
     core: Arc<dyn CoreHandle>,
     limits: GrpcLimits,
+    metrics: Arc<Metrics>,
 }
 
 impl GrpcServer {
@@ -90,7 +93,15 @@ impl GrpcServer {
             listeners,
             core,
             limits,
+            metrics: Arc::new(Metrics::new()),
         })
+    }
+
+    /// Records client requests and bytes in the member's `metrics` (by default they go to a
+    /// registry of their own that nobody renders).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Where the listeners are bound (useful with port 0).
@@ -111,38 +122,45 @@ impl GrpcServer {
                 "serving etcd v3 gRPC"
             );
         }
-        let core = self.core;
-        let limits = self.limits;
+        let serving = Serving {
+            core: self.core,
+            limits: self.limits,
+            metrics: self.metrics,
+        };
         join_all(
             self.listeners
                 .into_iter()
-                .map(|(listener, tls)| accept_loop(listener, tls, core.clone(), limits)),
+                .map(|(listener, tls)| accept_loop(listener, tls, serving.clone())),
         )
         .await;
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<TlsAcceptor>,
-    core: Arc<dyn CoreHandle>,
-    limits: GrpcLimits,
-) {
+/// What every connection of a running server shares.
+#[derive(Clone)]
+pub(super) struct Serving {
+    pub core: Arc<dyn CoreHandle>,
+    pub limits: GrpcLimits,
+    pub metrics: Arc<Metrics>,
+}
+
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: Serving) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
                 let tls = tls.clone();
-                let core = core.clone();
-                async_std::task::spawn(async move {
-                    if let Err(error) = serve_connection(stream, peer, tls, core, limits).await {
+                let serving = serving.clone();
+                // Detached: the connection lives as long as the client keeps it.
+                drop(runtime::spawn(async move {
+                    if let Err(error) = serve_connection(stream, peer, tls, serving).await {
                         tracing::debug!(%peer, %error, "gRPC connection ended");
                     }
-                });
+                }));
             }
             Err(error) => {
                 tracing::warn!(%error, "gRPC accept failed");
-                async_std::task::sleep(ACCEPT_BACKOFF).await;
+                runtime::sleep(ACCEPT_BACKOFF).await;
             }
         }
     }
@@ -152,8 +170,7 @@ async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
     tls: Option<TlsAcceptor>,
-    core: Arc<dyn CoreHandle>,
-    limits: GrpcLimits,
+    serving: Serving,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     match tls {
         None => {
@@ -161,10 +178,10 @@ async fn serve_connection(
                 remote,
                 peer_certificates: None,
             };
-            serve_http2(stream, ctx, core, limits).await
+            serve_http2(stream, ctx, serving).await
         }
         Some(acceptor) => {
-            let stream = async_std::future::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+            let stream = runtime::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                 .await
                 .map_err(|_| "TLS handshake timed out")??;
             let ctx = CallContext {
@@ -175,7 +192,7 @@ async fn serve_connection(
                     .peer_certificates()
                     .map(|chain| Arc::new(chain.to_vec())),
             };
-            serve_http2(stream, ctx, core, limits).await
+            serve_http2(stream, ctx, serving).await
         }
     }
 }
@@ -183,16 +200,15 @@ async fn serve_connection(
 async fn serve_http2<S>(
     stream: S,
     ctx: CallContext,
-    core: Arc<dyn CoreHandle>,
-    limits: GrpcLimits,
+    serving: Serving,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let service = service_fn(move |request| {
-        let core = core.clone();
+        let serving = serving.clone();
         let ctx = ctx.clone();
-        async move { Ok::<_, std::convert::Infallible>(serve_call(core, limits, ctx, request).await) }
+        async move { Ok::<_, std::convert::Infallible>(serve_call(serving, ctx, request).await) }
     });
     hyper::server::conn::http2::Builder::new(SpawnExecutor)
         .serve_connection(FuturesIo::new(stream), service)
@@ -210,6 +226,6 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, future: F) {
-        async_std::task::spawn(future);
+        drop(runtime::spawn(future));
     }
 }

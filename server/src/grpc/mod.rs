@@ -6,8 +6,8 @@
 //! mapping. The binary wires it as
 //! `GrpcServer::bind(&config.listen_grpc_urls, client_tls, core, GrpcLimits::for_max_request_bytes(..))`
 //! then runs [`GrpcServer::run`] on its runtime when the URL list is not empty.
-//! HTTP/2 is hyper 1 driven by async-std through [`crate::http::FuturesIo`], so there is
-//! no second async runtime.
+//! HTTP/2 is hyper 1 on [`qraft_io::runtime`]'s sockets and tasks through
+//! [`crate::http::FuturesIo`], so there is no second async runtime.
 
 mod body;
 mod call;

@@ -1,48 +1,39 @@
 //! The Prometheus metrics of a member: etcd's families, renamed `etcd_*` → `qraft_*`
 //! (`etcd_debugging_*` → `qraft_*` too), plus the process figures as `qraft_process_*`.
+//! `docs/metrics.md` lists every family, what it means and where it is recorded.
 //!
-//! One [`Metrics`] value per member, shared (`Arc`) by the driver, the storage, the transport
-//! and the HTTP endpoint. Recording is lock-free (atomics inside `prometheus-client`); label
-//! families take a short lock the first time a label set appears. Scraping renders everything in
-//! the OpenMetrics text format ([`Metrics::encode`]); the process figures are read from `/proc`
-//! at scrape time. Labelled families (per peer, per request type) are rendered once a first
-//! label set has been recorded, as Prometheus clients do.
+//! One [`Metrics`] value per member, shared (`Arc`) by the driver, the peer transport, the
+//! client listeners and the HTTP endpoint. Every value is recorded where its event happens,
+//! with an atomic add or a histogram observation (lock-free inside `prometheus-client`);
+//! labelled families take the family's lock only when a label set is first used — per-peer
+//! and per-type handles are resolved once and kept by the recorder. Scraping renders
+//! everything in the OpenMetrics text format ([`Metrics::encode`]); the process figures are
+//! read from `/proc` at scrape time. Labelled families are rendered once a first label set has
+//! been recorded, as Prometheus clients do.
 //!
 //! Every family carries the `qraft_` prefix, the process ones too
 //! (`qraft_process_resident_memory_bytes`, `qraft_process_open_fds`): one prefix selects all of
 //! a member's metrics, and a qraft member never collides with another exporter's `process_*`
 //! in the same scrape.
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+mod client;
+mod peer;
+mod process;
+
+use std::time::Duration;
+
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Label of per-peer network families (etcd uses `To` / `From`; qraft uses one `peer` label, the
-/// peer's member id in hex).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct PeerLabel {
-    pub peer: String,
-}
+pub use client::{ClientMetrics, REQUEST_TYPES, RequestTypeLabel, request_type};
+pub use peer::{FromPeer, HeartbeatClock, ToPeer};
 
-impl PeerLabel {
-    pub fn new(member_id: u64) -> Self {
-        PeerLabel {
-            peer: format!("{member_id:x}"),
-        }
-    }
-}
-
-/// Labels of `qraft_server_client_requests_total` (etcd: `type`, `client_api_version`).
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ClientRequestLabels {
-    /// "unary" or "stream".
-    pub r#type: String,
-    pub client_api_version: String,
-}
+/// An apply of one batch of committed entries that takes longer counts as slow (etcd warns
+/// about applies over 100 ms).
+pub const SLOW_APPLY: Duration = Duration::from_millis(100);
 
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -69,15 +60,15 @@ pub struct ServerMetrics {
     pub proposals_failed: Counter,
     pub slow_apply: Counter,
     pub heartbeat_send_failures: Counter,
-    pub client_requests: Family<ClientRequestLabels, Counter>,
 }
 
 /// `qraft_disk_*`: durability costs.
 #[derive(Debug)]
 pub struct DiskMetrics {
-    /// Seconds per fsync of the raft log (here: per LMDB commit that carries log entries).
+    /// Seconds per LMDB commit that makes raft log entries or hard state durable (the commit
+    /// is the fsync of qraft's log).
     pub wal_fsync_duration_seconds: Histogram,
-    /// Seconds per backend (state) commit.
+    /// Seconds per LMDB commit that carries applied entries (the state machine's backend).
     pub backend_commit_duration_seconds: Histogram,
 }
 
@@ -86,18 +77,40 @@ pub struct DiskMetrics {
 pub struct MvccMetrics {
     pub db_total_size_in_bytes: Gauge,
     pub db_total_size_in_use_in_bytes: Gauge,
-    /// Gauge named `keys_total` as etcd's `etcd_debugging_mvcc_keys_total`.
+    /// Gauge named `keys_total` as etcd's `etcd_debugging_mvcc_keys_total`: live keys.
     pub keys_total: Gauge,
     pub watcher_total: Gauge,
+    /// Watch events sent to watchers.
     pub events: Counter,
 }
 
-/// `qraft_network_*`: peer traffic.
+/// `qraft_network_*`: peer traffic (per peer) and client traffic.
 #[derive(Debug)]
 pub struct NetworkMetrics {
-    pub peer_round_trip_time_seconds: HistogramFamily<PeerLabel>,
-    pub peer_sent_bytes: Family<PeerLabel, Counter>,
-    pub peer_received_bytes: Family<PeerLabel, Counter>,
+    peer_round_trip_time_seconds: HistogramFamily<ToPeer>,
+    peer_sent_bytes: Family<ToPeer, Counter>,
+    peer_received_bytes: Family<FromPeer, Counter>,
+}
+
+impl NetworkMetrics {
+    /// The round-trip-time histogram of the connection to `member` (keep the handle: looking
+    /// it up takes the family's lock).
+    pub fn round_trip_to(&self, member: u64) -> Histogram {
+        self.peer_round_trip_time_seconds
+            .get_or_create_owned(&ToPeer::new(member))
+    }
+
+    /// The counter of bytes sent to `member` (keep the handle).
+    pub fn sent_to(&self, member: u64) -> Counter {
+        self.peer_sent_bytes
+            .get_or_create_owned(&ToPeer::new(member))
+    }
+
+    /// The counter of bytes received from `member` (keep the handle).
+    pub fn received_from(&self, member: u64) -> Counter {
+        self.peer_received_bytes
+            .get_or_create_owned(&FromPeer::new(member))
+    }
 }
 
 /// `qraft_lease_*`.
@@ -115,6 +128,7 @@ pub struct Metrics {
     pub disk: DiskMetrics,
     pub mvcc: MvccMetrics,
     pub network: NetworkMetrics,
+    pub client: ClientMetrics,
     pub lease: LeaseMetrics,
     registry: Registry,
 }
@@ -138,13 +152,14 @@ impl Metrics {
             peer_sent_bytes: Family::default(),
             peer_received_bytes: Family::default(),
         };
+        let client = ClientMetrics::default();
         let lease = LeaseMetrics::default();
 
         let mut registry = Registry::default();
         let qraft = registry.sub_registry_with_prefix("qraft");
         qraft
             .sub_registry_with_prefix("process")
-            .register_collector(Box::new(ProcessCollector));
+            .register_collector(Box::new(process::ProcessCollector));
 
         let s = qraft.sub_registry_with_prefix("server");
         s.register(
@@ -187,11 +202,15 @@ impl Metrics {
             "The total number of slow apply requests (likely overloaded from slow disk).",
             server.slow_apply.clone(),
         );
-        s.register("heartbeat_send_failures", "The total number of leader heartbeat send failures (likely overloaded from slow disk).", server.heartbeat_send_failures.clone());
+        s.register(
+            "heartbeat_send_failures",
+            "The total number of leader heartbeat send failures (likely overloaded from slow disk).",
+            server.heartbeat_send_failures.clone(),
+        );
         s.register(
             "client_requests",
-            "The total number of client requests per client version.",
-            server.client_requests.clone(),
+            "The total number of client requests per request type.",
+            client.requests.clone(),
         );
 
         let d = qraft.sub_registry_with_prefix("disk");
@@ -249,6 +268,16 @@ impl Metrics {
             "The total number of bytes received from peers.",
             network.peer_received_bytes.clone(),
         );
+        n.register(
+            "client_grpc_received_bytes",
+            "The total number of bytes received from clients.",
+            client.received_bytes.clone(),
+        );
+        n.register(
+            "client_grpc_sent_bytes",
+            "The total number of bytes sent to clients.",
+            client.sent_bytes.clone(),
+        );
 
         let l = qraft.sub_registry_with_prefix("lease");
         l.register(
@@ -272,6 +301,7 @@ impl Metrics {
             disk,
             mvcc,
             network,
+            client,
             lease,
             registry,
         }
@@ -292,50 +322,6 @@ impl Metrics {
         "application/openmetrics-text; version=1.0.0; charset=utf-8";
 }
 
-/// Reads the process figures from `/proc/self` at scrape time. On systems without `/proc` the
-/// families are left out rather than reported as zero.
-#[derive(Debug)]
-struct ProcessCollector;
-
-impl ProcessCollector {
-    fn resident_memory_bytes() -> Option<i64> {
-        let status = std::fs::read_to_string("/proc/self/status").ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-        let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kib * 1024)
-    }
-
-    fn open_fds() -> Option<i64> {
-        let count = std::fs::read_dir("/proc/self/fd").ok()?.count();
-        i64::try_from(count).ok()
-    }
-}
-
-impl Collector for ProcessCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let figures = [
-            (
-                "resident_memory_bytes",
-                "Resident memory size in bytes.",
-                Self::resident_memory_bytes(),
-            ),
-            (
-                "open_fds",
-                "Number of open file descriptors.",
-                Self::open_fds(),
-            ),
-        ];
-        for (name, help, value) in figures {
-            if let Some(value) = value {
-                let gauge = ConstGauge::new(value);
-                let metric = encoder.encode_descriptor(name, help, None, gauge.metric_type())?;
-                gauge.encode(metric)?;
-            }
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,23 +332,20 @@ mod tests {
         metrics.server.has_leader.set(1);
         metrics.server.leader_changes_seen.inc();
         metrics.disk.wal_fsync_duration_seconds.observe(0.0025);
-        metrics
-            .network
-            .peer_sent_bytes
-            .get_or_create(&PeerLabel::new(0xabc))
-            .inc_by(42);
-        metrics
-            .network
-            .peer_round_trip_time_seconds
-            .get_or_create(&PeerLabel::new(2))
-            .observe(0.0003);
+        metrics.network.sent_to(0xabc).inc_by(42);
+        metrics.network.received_from(0xabc).inc_by(7);
+        metrics.network.round_trip_to(2).observe(0.0003);
+        metrics.client.received(None, 3);
         let text = metrics.encode();
         for needle in [
             "qraft_server_has_leader 1\n",
             "qraft_server_leader_changes_seen_total 1\n",
             "qraft_disk_wal_fsync_duration_seconds_bucket{le=\"0.004\"} 1\n",
-            "qraft_network_peer_sent_bytes_total{peer=\"abc\"} 42\n",
-            "qraft_network_peer_round_trip_time_seconds_count{peer=\"2\"} 1\n",
+            "qraft_network_peer_sent_bytes_total{To=\"abc\"} 42\n",
+            "qraft_network_peer_received_bytes_total{From=\"abc\"} 7\n",
+            "qraft_network_peer_round_trip_time_seconds_count{To=\"2\"} 1\n",
+            "qraft_network_client_grpc_received_bytes_total 3\n",
+            "qraft_server_client_requests_total{type=\"unknown\"} 1\n",
             "# TYPE qraft_lease_granted counter\n",
             "# TYPE qraft_mvcc_keys_total gauge\n",
             "qraft_process_open_fds ",
