@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_ops::{member_get, restart_with, wait_serving, wait_until, wait_versions};
+use qraft_tests::prometheus::Scrape;
 
 const READYZ_OK_VERBOSE: &str = "[+]data_corruption ok\n[+]serializable_read ok\n\
     [+]linearizable_read ok\n[+]non_learner ok\nok\n";
@@ -77,9 +78,9 @@ fn probes_of_a_healthy_member_and_of_one_cut_off_from_quorum() {
             "unprefixed metric line {line:?}"
         );
     }
-    assert!(metrics.contains("qraft_process_open_fds "), "{metrics}");
-    // The member's own state is mirrored: a leader is known and entries were applied.
-    assert!(metrics.contains("qraft_server_has_leader 1\n"), "{metrics}");
+    assert!(metric_value(&metrics, "qraft_process_open_fds") > 0.0);
+    // The member's own state is recorded: a leader is known and entries were applied.
+    assert_eq!(metric_value(&metrics, "qraft_server_has_leader"), 1.0);
     let applied = metric_value(&metrics, "qraft_server_proposals_applied_total");
     assert!(applied > 0.0, "{metrics}");
     assert!(metric_value(&metrics, "qraft_mvcc_db_total_size_in_bytes") > 0.0);
@@ -179,8 +180,8 @@ fn nospace_alarm_on_health_not_on_readiness() {
 
 /// The value of an unlabelled sample `name` in a Prometheus text exposition.
 fn metric_value(metrics: &str, name: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    Scrape::parse(metrics)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .value(name, &[])
         .unwrap_or_else(|| panic!("no sample {name} in {metrics}"))
 }
