@@ -65,7 +65,7 @@ pub struct ServerMetrics {
 /// `qraft_disk_*`: durability costs.
 #[derive(Debug)]
 pub struct DiskMetrics {
-    /// Seconds per LMDB commit that makes raft log entries or hard state durable (the commit
+    /// Seconds per LMDB commit that makes raft log entries, vote or term durable (the commit
     /// is the fsync of qraft's log).
     pub wal_fsync_duration_seconds: Histogram,
     /// Seconds per LMDB commit that carries applied entries (the state machine's backend).
