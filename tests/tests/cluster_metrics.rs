@@ -1,6 +1,7 @@
 //! `/metrics` of a live three-member cluster after a known workload: N puts through a
 //! follower (with a watch open on it), a lease granted, kept alive and revoked through the
-//! leader, then a put the cut-off leader cannot commit. Each family is checked on the member
+//! leader, a restart of the follower (live keys counted from its data), then a put the
+//! cut-off leader cannot commit. Each family is checked on the member
 //! where the event happens, by parsing the Prometheus text ([`Scrape`]): counters moved by at
 //! least the expected amounts, histograms have observations, per-peer families carry the peer's
 //! member id in hex under `To` / `From`.
@@ -13,7 +14,7 @@ use qraft_io::runtime;
 use qraft_proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, WatchCreateRequest};
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_faults::{status, try_client, wait_leader};
-use qraft_tests::cluster_ops::{member_get, wait_until};
+use qraft_tests::cluster_ops::{member_get, wait_serving, wait_until};
 use qraft_tests::prometheus::Scrape;
 
 /// Puts of the workload.
@@ -237,6 +238,17 @@ fn metrics_follow_a_known_workload() {
     }
     assert!(value(&l, "qraft_mvcc_db_total_size_in_bytes") > 0.0);
     assert!(value(&l, "qraft_mvcc_db_total_size_in_use_in_bytes") > 0.0);
+
+    // A restarted member counts its live keys from its data: the same number as before.
+    let keys = value(&f, "qraft_mvcc_keys_total");
+    c.restart(follower);
+    wait_serving(&c, follower);
+    wait_scrape(&c, follower, "the live keys counted at start", |s| {
+        let now = value(s, "qraft_mvcc_keys_total");
+        (now == keys)
+            .then_some(())
+            .ok_or_else(|| format!("keys_total {now}, want {keys}"))
+    });
 
     // A leader cut off from its quorum cannot commit: its proposals fail.
     for i in (0..3).filter(|&i| i != leader) {
