@@ -351,6 +351,12 @@ impl Loop {
         self.metrics.applied(apply_start.elapsed());
         let mut outputs = self.server.take_outputs();
         let stored_conf = persist::store_conf_states(&mut batch, &outputs)?;
+        // The configurations are consumed here, so this is where a member sees its own removal
+        // (a leader that removes itself hears of it from nobody else).
+        let me = self.server.member_id();
+        self.removed |= outputs
+            .iter()
+            .any(|output| matches!(output, Output::ConfState(cs) if directory::removes(cs, me)));
         outputs.retain(|output| !matches!(output, Output::ConfState(_)));
         // Answers leave while the batch syncs. Each answers a committed entry, already durable
         // in the raft log of a majority (the leader's own log included: it counts its own
