@@ -69,7 +69,8 @@ impl ClientListener {
     ) -> Result<Self, TransportError> {
         let tls = tls::client_listener_config(&config.identity, config.client_ca.as_ref())?;
         let server = super::server_config(tls, &config.quic)?;
-        let endpoint = super::bind(config.listen, Some(server), None)?;
+        let endpoint =
+            super::bind_restartable(config.listen, &config.identity, "client", server, None)?;
         let task = runtime::spawn(accept_loop(endpoint.clone(), Arc::new(config), handler));
         Ok(Self {
             endpoint,

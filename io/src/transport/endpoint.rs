@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{EndpointConfig, TransportConfig, VarInt};
+use quinn_proto::HashedConnectionIdGenerator;
+use ring::hmac;
 
 use super::TransportError;
 use crate::runtime;
+use crate::tls::Identity;
 
 /// QUIC settings shared by both protocols: keep-alives well inside the idle timeout so a live
 /// but quiet connection is never dropped, while a dead peer is noticed within `idle_timeout`.
@@ -70,15 +73,55 @@ pub(crate) fn bind(
     server: Option<quinn::ServerConfig>,
     client: Option<quinn::ClientConfig>,
 ) -> Result<quinn::Endpoint, TransportError> {
+    bind_with(addr, EndpointConfig::default(), server, client)
+}
+
+/// [`bind`] for a member's long-lived listener, with [`restartable_config`].
+pub(crate) fn bind_restartable(
+    addr: SocketAddr,
+    identity: &Identity,
+    role: &str,
+    server: quinn::ServerConfig,
+    client: Option<quinn::ClientConfig>,
+) -> Result<quinn::Endpoint, TransportError> {
+    bind_with(
+        addr,
+        restartable_config(identity, role),
+        Some(server),
+        client,
+    )
+}
+
+/// An endpoint configuration that lets a restarted member end, at once, the connections its
+/// previous process held. After a crash the other side keeps sending on the old connection;
+/// the new process answers those packets with a QUIC stateless reset, which the other side
+/// accepts only if it carries the token the old process issued. Both the reset key and the
+/// connection-ID key are therefore derived from the member's TLS private key (secret, and the
+/// same across restarts) instead of being random per process; without this the old
+/// connection lingers until its idle timeout (seconds during which raft's messages to the
+/// restarted member are lost). `role` keeps the keys of the member's listeners apart.
+fn restartable_config(identity: &Identity, role: &str) -> EndpointConfig {
+    let secret = hmac::Key::new(hmac::HMAC_SHA256, identity.key.secret_der());
+    let derive = |label: &str| hmac::sign(&secret, format!("qraft quic {role} {label}").as_bytes());
+    let reset_key = hmac::Key::new(hmac::HMAC_SHA256, derive("stateless reset").as_ref());
+    let mut cid_key = [0u8; 8];
+    cid_key.copy_from_slice(&derive("connection id").as_ref()[..8]);
+    let cid_key = u64::from_le_bytes(cid_key);
+    let mut config = EndpointConfig::new(Arc::new(reset_key));
+    config.cid_generator(move || Box::new(HashedConnectionIdGenerator::from_key(cid_key)));
+    config
+}
+
+fn bind_with(
+    addr: SocketAddr,
+    config: EndpointConfig,
+    server: Option<quinn::ServerConfig>,
+    client: Option<quinn::ClientConfig>,
+) -> Result<quinn::Endpoint, TransportError> {
     let socket =
         std::net::UdpSocket::bind(addr).map_err(|source| TransportError::Bind { addr, source })?;
-    let mut endpoint = quinn::Endpoint::new(
-        EndpointConfig::default(),
-        server,
-        socket,
-        runtime::quic_runtime(),
-    )
-    .map_err(|source| TransportError::Bind { addr, source })?;
+    let mut endpoint = quinn::Endpoint::new(config, server, socket, runtime::quic_runtime())
+        .map_err(|source| TransportError::Bind { addr, source })?;
     if let Some(client) = client {
         endpoint.set_default_client_config(client);
     }

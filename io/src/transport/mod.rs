@@ -25,7 +25,7 @@ pub use members::fetch_members;
 pub use peer::{PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport};
 pub use peer_request::PeerRequestHandler;
 
-pub(crate) use endpoint::{bind, client_config, server_config};
+pub(crate) use endpoint::{bind, bind_restartable, client_config, server_config};
 
 use std::net::SocketAddr;
 

@@ -209,9 +209,11 @@ impl QuicPeerTransport {
     ) -> Result<(Arc<Self>, mpsc::Receiver<PeerEvent>), TransportError> {
         let server_tls = tls::peer_server_config(&config.identity, &config.peer_ca)?;
         let client_tls = tls::peer_client_config(&config.identity, &config.peer_ca)?;
-        let endpoint = super::bind(
+        let endpoint = super::bind_restartable(
             config.listen,
-            Some(super::server_config(server_tls, &config.quic)?),
+            &config.identity,
+            "peer",
+            super::server_config(server_tls, &config.quic)?,
             Some(super::client_config(client_tls, &config.quic)?),
         )?;
         let (events, events_rx) = mpsc::channel(config.events_capacity);
