@@ -19,11 +19,11 @@ fn main() -> anyhow::Result<()> {
         tracing::warn!("{note}");
     }
     let shutdown = ShutdownSignal::install().context("installing signal handlers")?;
+    // No IDs here: those computed from the flags are wrong for a member that joined an
+    // existing cluster or restarts with stored ones; the "serving" line logs the IDs in force.
     tracing::info!(
         name = %config.name,
         data_dir = %config.data_dir.display(),
-        member_id = format_args!("{:x}", config.member_id()),
-        cluster_id = format_args!("{:x}", config.cluster_id()),
         "starting qraft"
     );
     qraft_server::member::run(config, shutdown)
