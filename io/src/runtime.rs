@@ -42,6 +42,35 @@ where
     async_std::task::spawn_blocking(work).await
 }
 
+/// Sizes the pool of executor threads for a member, before anything runs on it: one per core
+/// but one, which the driver loop keeps for itself (it runs on a thread of its own, see
+/// [`spawn_dedicated`]), and at least one. Fewer threads than tasks that wake each other means
+/// fewer hand-offs between threads: on 2 cores, one pool thread runs the network tasks and
+/// drives the reactor itself while the loop syncs to disk. `ASYNC_STD_THREAD_COUNT` still
+/// overrides it. Without this call the pool has one thread per core.
+pub fn size_pool_for_member() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    async_global_executor::init_with_config(
+        async_global_executor::GlobalExecutorConfig::default()
+            .with_env_var("ASYNC_STD_THREAD_COUNT")
+            .with_min_threads(cores.saturating_sub(1).max(1))
+            .with_thread_name_fn(|| "async-std/runtime".to_string()),
+    );
+}
+
+/// Runs `fut` on a thread of its own rather than on the pool: for a task that blocks its thread
+/// (the driver loop's fsyncs), so that it never holds up the tasks the pool serves. Its
+/// [`Task::cancel`] waits for it to finish instead of stopping it.
+pub fn spawn_dedicated<F>(fut: F) -> Task<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    Task(async_std::task::spawn_blocking(move || {
+        async_std::task::block_on(fut)
+    }))
+}
+
 /// Runs `fut` to completion on the current thread (binaries' `main`, tests, benches).
 pub fn block_on<F: Future>(fut: F) -> F::Output {
     async_std::task::block_on(fut)

@@ -108,7 +108,7 @@ pub fn start(
         removed: false,
         quota: Default::default(),
     };
-    let task = runtime::spawn(state.run(command_rx, peer_events, initial_peers));
+    let task = runtime::spawn_dedicated(state.run(command_rx, peer_events, initial_peers));
     Ok(Driver { handle, task })
 }
 

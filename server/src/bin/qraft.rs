@@ -14,6 +14,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
+    qraft_io::runtime::size_pool_for_member();
     logging::init(config.log_level);
     for note in notes {
         tracing::warn!("{note}");
