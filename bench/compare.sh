@@ -8,7 +8,11 @@
 # mode), runs the same qraft-bench workloads against both, and prints both results with the
 # qraft/etcd ratio. Not part of CI. Knobs (environment): SCALE (multiplies every total, default
 # 1), WORK (where data goes, default a fresh dir under $TMPDIR), KEEP=1 (keep WORK), SKIP_QRAFT=1
-# or SKIP_ETCD=1 (run one side only). Everything started here is killed on exit.
+# or SKIP_ETCD=1 (run one side only), QRAFT_BIN (a directory with prebuilt `qraft` and
+# `qraft-bench`, feature etcd; default: build them). Everything started here is killed on exit.
+# The last column is the 1-minute load average when each row finished: the etcd half runs
+# first, then the qraft half, so a load that changes in between skews the ratios (bench/ab.sh
+# interleaves puts).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -42,9 +46,13 @@ if ((${#need_pkgs[@]})); then
 fi
 # Debian's etcd-server starts a system etcd on 2379/2380; ours use other ports, so it may stay.
 
-log "building qraft and qraft-bench (release, feature etcd)"
-(cd "$ROOT" && cargo build --release -q -p qraft-server --features etcd --bin qraft --bin qraft-bench)
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+if [[ -n "${QRAFT_BIN:-}" ]]; then
+    BIN=$QRAFT_BIN # a directory with prebuilt `qraft` and `qraft-bench` (feature etcd)
+else
+    log "building qraft and qraft-bench (release, feature etcd)"
+    (cd "$ROOT" && cargo build --release -q -p qraft-server --features etcd --bin qraft --bin qraft-bench)
+    BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
+fi
 BENCH="$BIN/qraft-bench"
 
 # --- ports ---------------------------------------------------------------------------------
@@ -146,8 +154,9 @@ bench() {
     log "$system: $row"
     if out=$("$BENCH" --target "$system" --endpoints "$eps" ${CACERT:+--cacert "$CACERT"} \
         --json "$@" 2>>"$WORK/bench-$system.err"); then
-        jq -c --arg row "$row" --arg system "$system" '. + {row: $row, system: $system}' \
-            <<<"$out" >>"$RESULTS"
+        jq -c --arg row "$row" --arg system "$system" \
+            --argjson load "$(cut -d' ' -f1 /proc/loadavg)" \
+            '. + {row: $row, system: $system, load: $load}' <<<"$out" >>"$RESULTS"
     else
         log "$system: $row failed (see $WORK/bench-$system.err)"
     fi
@@ -229,12 +238,12 @@ jq -rs '
   (reduce .[] as $r ({order: [], rows: {}};
       (if .rows[$r.row] == null then .order += [$r.row] else . end)
       | .rows[$r.row][$r.system] = $r)) as $t |
-  "| workload | etcd qps | qraft qps | qraft/etcd | etcd p99 ms | qraft p99 ms | qraft/etcd | etcd avg ms | qraft avg ms | errors etcd/qraft |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+  "| workload | etcd qps | qraft qps | qraft/etcd | etcd p99 ms | qraft p99 ms | qraft/etcd | etcd avg ms | qraft avg ms | errors etcd/qraft | load etcd/qraft |",
+  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
   ($t.order[] as $row | $t.rows[$row] as $x |
     if ($x.etcd.value // $x.qraft.value) != null then
-      "| \($row) | \($x.etcd.value | f) | \($x.qraft.value | f) | \(ratio($x.qraft.value; $x.etcd.value)) | | | | | | |"
+      "| \($row) | \($x.etcd.value | f) | \($x.qraft.value | f) | \(ratio($x.qraft.value; $x.etcd.value)) | | | | | | | |"
     else
-      "| \($row) | \($x.etcd.qps | f) | \($x.qraft.qps | f) | \(ratio($x.qraft.qps; $x.etcd.qps)) | \($x.etcd.p99_ms | f) | \($x.qraft.p99_ms | f) | \(ratio($x.qraft.p99_ms; $x.etcd.p99_ms)) | \($x.etcd.avg_ms | f) | \($x.qraft.avg_ms | f) | \($x.etcd.errors // "n/a")/\($x.qraft.errors // "n/a") |"
+      "| \($row) | \($x.etcd.qps | f) | \($x.qraft.qps | f) | \(ratio($x.qraft.qps; $x.etcd.qps)) | \($x.etcd.p99_ms | f) | \($x.qraft.p99_ms | f) | \(ratio($x.qraft.p99_ms; $x.etcd.p99_ms)) | \($x.etcd.avg_ms | f) | \($x.qraft.avg_ms | f) | \($x.etcd.errors // "n/a")/\($x.qraft.errors // "n/a") | \($x.etcd.load // "n/a")/\($x.qraft.load // "n/a") |"
     end)
 ' "$RESULTS"
