@@ -111,6 +111,10 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     server.snapshot_count = config.snapshot_count;
     server.emulated_version = config.emulated_version;
     server.snapshot_catch_up_entries = config.snapshot_catchup_entries;
+    server.initial_corrupt_check = config.initial_corrupt_check;
+    server.corrupt_check_ticks = config
+        .corrupt_check_ms
+        .div_ceil(config.heartbeat_interval_ms.max(1));
     server.member_attrs = Some(Attributes {
         name: config.name.clone(),
         client_urls: config

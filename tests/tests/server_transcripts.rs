@@ -324,6 +324,8 @@ impl Cluster {
                 let now = self.now_ms;
                 let mut config = config(id, self.checkpoint_interval_ms, self.snapshot_count);
                 config.emulated_version = arg("emulate").map(|v| Version::parse(v).unwrap());
+                config.corrupt_check_ticks = arg("corrupt-check").map_or(0, |v| v.parse().unwrap());
+                config.initial_corrupt_check = flag("initial-check");
                 if self.publish_attrs {
                     config.member_attrs = Some(cluster::member_attrs(id));
                 }
@@ -465,6 +467,31 @@ impl Cluster {
                     .map(describe_alarm)
                     .collect();
                 writeln!(self.out, "alarms: [{}]", alarms.join(", ")).unwrap();
+            }
+            // tamper N KEY VALUE: changes the stored value of every revision of KEY in member
+            // N's backend behind raft's back (what a disk corruption does).
+            "tamper" => {
+                use prost::Message as _;
+                use qraft_core::backend::{
+                    Backend as _, ReadTxn as _, Table, Visit, WriteTxn as _,
+                };
+                let backend = &self.members[&node(1)].backend;
+                let mut txn = backend.write_txn().unwrap();
+                let mut rows = Vec::new();
+                txn.scan(Table::Key, &[], None, &mut |k, v| {
+                    let kv = qraft_proto::mvccpb::KeyValue::decode(v).unwrap();
+                    if kv.key.as_ref() == words[2].as_bytes() {
+                        rows.push((k.to_vec(), kv));
+                    }
+                    Visit::Continue(())
+                })
+                .unwrap();
+                for (k, mut kv) in rows {
+                    kv.value = words[3].as_bytes().to_vec().into();
+                    txn.put(Table::Key, &k, &kv.encode_to_vec()).unwrap();
+                }
+                txn.commit().unwrap();
+                writeln!(self.out, "ok").unwrap();
             }
             // txn-put N KEY VALUE: a txn whose success branch puts.
             "txn-put" => {

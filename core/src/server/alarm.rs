@@ -182,8 +182,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// activation unless the alarm is already active for this member or a proposal of it is
     /// still in flight; cheap to call on every check.
     pub fn raise_alarm(&mut self, alarm: AlarmType) {
-        let me = self.config.member_id;
-        if alarm == AlarmType::None || self.state.alarms.has(me, alarm) {
+        self.raise_alarm_for(self.config.member_id, alarm);
+    }
+
+    /// As [`Server::raise_alarm`], naming `member` (0 for the cluster as a whole).
+    pub(crate) fn raise_alarm_for(&mut self, member: u64, alarm: AlarmType) {
+        if alarm == AlarmType::None || self.state.alarms.has(member, alarm) {
             self.alarm_raises.remove(&(alarm as i32));
             return;
         }
@@ -196,7 +200,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
         let request = Request::Alarm(AlarmRequest {
             action: AlarmAction::Activate as i32,
-            member_id: me,
+            member_id: member,
             alarm: alarm as i32,
         });
         let proposed = self.propose(None, request, crate::auth::ROOT.to_string());

@@ -139,6 +139,10 @@ impl AppState {
                 return Ok(None);
             }
             Request::Alarm(r) => Response::Alarm(self.alarms.apply(txn, r)?),
+            Request::HashCheck(r) => {
+                self.check_hash(&*txn, r);
+                return Ok(None);
+            }
             Request::ClusterMemberAttrSet(r) => {
                 self.apply_member_attrs(txn, r)?;
                 return Ok(None);

@@ -49,6 +49,12 @@ pub struct ServerConfig {
     /// What this member publishes about itself through raft (name and advertised client
     /// URLs, etcd's `publish`); `None` publishes nothing.
     pub member_attrs: Option<Attributes>,
+    /// `--experimental-corrupt-check-time` in ticks: the leader proposes its key-space hash
+    /// this often for every member to compare (`super::corrupt`); 0 = never (etcd's default).
+    pub corrupt_check_ticks: u64,
+    /// `--experimental-initial-corrupt-check`: the member proposes its hash once it first
+    /// knows a leader after starting.
+    pub initial_corrupt_check: bool,
 }
 
 impl ServerConfig {
@@ -79,6 +85,8 @@ impl ServerConfig {
             binary_version: None,
             version_check_ticks: 50,
             member_attrs: None,
+            corrupt_check_ticks: 0,
+            initial_corrupt_check: false,
         }
     }
 

@@ -22,6 +22,7 @@
 mod alarm;
 mod apply;
 mod config;
+mod corrupt;
 mod ids;
 mod membership;
 mod output;

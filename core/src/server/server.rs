@@ -74,6 +74,8 @@ pub struct Server<S: Storage, B: Backend> {
     /// This member's own alarm proposals in flight (`super::alarm`).
     pub(crate) alarm_raises: super::alarm::RaisesInFlight,
     pub(crate) stats: ServerStats,
+    /// The corruption check's schedule (`super::corrupt`).
+    pub(crate) corrupt: super::corrupt::CorruptCheck,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -99,6 +101,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let rng = SmallRng::seed_from_u64(config.seed);
         let config_version_ticks = config.version_check_ticks;
         let config_publish_ticks = config.election_ticks as u64;
+        let config_initial_corrupt_check = config.initial_corrupt_check;
         Ok(Server {
             ids: IdGenerator::new(config.member_id, now_ms),
             committed: state.applied_index,
@@ -127,6 +130,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             publish_ticks: config_publish_ticks,
             attrs_applied: false,
             alarm_raises: Default::default(),
+            corrupt: super::corrupt::CorruptCheck::new(config_initial_corrupt_check),
             versions,
             stats: ServerStats::default(),
         })
@@ -211,6 +215,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
         self.version_tick();
         self.publish_tick();
+        self.corrupt_tick();
     }
 
     /// Starts an election now instead of waiting for the election timeout (e.g. a single

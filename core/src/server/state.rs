@@ -25,6 +25,9 @@ pub struct AppState {
     pub members: BTreeMap<u64, MemberRecord>,
     /// The active alarms (`super::alarm`).
     pub alarms: AlarmStore,
+    /// This member's key space disagreed with a proposed hash (`super::corrupt`): not
+    /// replicated state, a finding the member acts on by raising CORRUPT through raft.
+    pub hash_mismatch: bool,
     /// Index and term of the last applied entry, as stored with the data.
     pub applied_index: u64,
     pub applied_term: u64,
@@ -57,6 +60,7 @@ impl AppState {
             auth,
             members,
             alarms,
+            hash_mismatch: false,
             applied_index: meta::get_u64(txn, meta::CONSISTENT_INDEX)?.unwrap_or(0),
             applied_term: meta::get_u64(txn, meta::TERM)?.unwrap_or(0),
         })

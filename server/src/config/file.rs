@@ -39,6 +39,8 @@ struct FileSettings {
     self_signed_cert_validity: Option<u32>,
     log_level: Option<String>,
     emulated_version: Option<String>,
+    experimental_initial_corrupt_check: Option<bool>,
+    experimental_corrupt_check_time: Option<String>,
     client_transport_security: Option<TransportSecurity>,
     peer_transport_security: Option<TransportSecurity>,
 }
@@ -109,5 +111,7 @@ pub fn parse(text: &str) -> Result<Flags, serde_norway::Error> {
         self_signed_cert_validity: f.self_signed_cert_validity,
         log_level: f.log_level,
         emulated_version: f.emulated_version,
+        experimental_initial_corrupt_check: f.experimental_initial_corrupt_check,
+        experimental_corrupt_check_time: f.experimental_corrupt_check_time,
     })
 }

@@ -126,4 +126,11 @@ pub struct Flags {
     /// the published version all as that version.
     #[arg(long, env = "QRAFT_EMULATED_VERSION")]
     pub emulated_version: Option<String>,
+    /// Check the key space against the other members' once after starting [default: false].
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_INITIAL_CORRUPT_CHECK", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub experimental_initial_corrupt_check: Option<bool>,
+    /// How often the leader checks the members' key spaces against its own, e.g. `5m`, `30s`,
+    /// `500ms` (0 = never) [default: 0s].
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_CORRUPT_CHECK_TIME")]
+    pub experimental_corrupt_check_time: Option<String>,
 }

@@ -94,6 +94,10 @@ pub struct Config {
     /// `--emulated-version`: the older minor version this binary runs as (already checked to be
     /// one it can emulate); `None` runs as the binary's own version.
     pub emulated_version: Option<Version>,
+    /// `--experimental-initial-corrupt-check`.
+    pub initial_corrupt_check: bool,
+    /// `--experimental-corrupt-check-time` in milliseconds (0 = off).
+    pub corrupt_check_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -313,6 +317,14 @@ impl Config {
             .as_deref()
             .map(|text| parse_emulated_version(text, BINARY_VERSION))
             .transpose()?;
+        let corrupt_check_ms = match s.experimental_corrupt_check_time.as_deref() {
+            None => 0,
+            Some(text) => parse_duration_ms(text).ok_or_else(|| {
+                invalid(format!(
+                    "invalid --experimental-corrupt-check-time {text:?} (e.g. 5m, 30s, 500ms)"
+                ))
+            })?,
+        };
 
         Ok(Config {
             name,
@@ -336,6 +348,8 @@ impl Config {
             peer_tls,
             log_level,
             emulated_version,
+            initial_corrupt_check: s.experimental_initial_corrupt_check.unwrap_or(false),
+            corrupt_check_ms,
         })
     }
 
@@ -511,6 +525,24 @@ fn parse_log_level(s: &str) -> Result<tracing::Level, ConfigError> {
 
 /// `--emulated-version`: `major.minor` (a leading `v` and a patch are tolerated, the patch is
 /// ignored), and only a version `binary` can run as: its own minor or the one before.
+/// A duration as etcd's flags write them, one unit: `0`, `500ms`, `30s`, `5m`, `1h`.
+fn parse_duration_ms(text: &str) -> Option<u64> {
+    if text == "0" {
+        return Some(0);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
+
 fn parse_emulated_version(s: &str, binary: Version) -> Result<Version, ConfigError> {
     let bad = || {
         invalid(format!(
@@ -596,9 +628,29 @@ fn ignored_flags(f: &Flags) -> Vec<&'static str> {
         peer_client_cert_auth => "--peer-client-cert-auth", peer_auto_tls => "--peer-auto-tls",
         self_signed_cert_validity => "--self-signed-cert-validity", log_level => "--log-level",
         emulated_version => "--emulated-version",
+        experimental_initial_corrupt_check => "--experimental-initial-corrupt-check",
+        experimental_corrupt_check_time => "--experimental-corrupt-check-time",
     );
     v
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration_ms;
+
+    #[test]
+    fn etcd_style_durations() {
+        assert_eq!(parse_duration_ms("0"), Some(0));
+        assert_eq!(parse_duration_ms("0s"), Some(0));
+        assert_eq!(parse_duration_ms("500ms"), Some(500));
+        assert_eq!(parse_duration_ms("30s"), Some(30_000));
+        assert_eq!(parse_duration_ms("5m"), Some(300_000));
+        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+        assert_eq!(parse_duration_ms("5"), None);
+        assert_eq!(parse_duration_ms("s"), None);
+        assert_eq!(parse_duration_ms("1d"), None);
+    }
+}
