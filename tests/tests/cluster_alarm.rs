@@ -3,7 +3,7 @@
 //! with etcd's "database space exceeded" on every member while reads, deletes and compaction
 //! work; `alarm list`, `/health` and `endpoint status` show the alarm; it survives a restart
 //! (of a member that would not raise it by itself); and etcd's recovery — delete, compact,
-//! `alarm disarm` — makes puts succeed again.
+//! defrag, `alarm disarm` — makes puts succeed again.
 //!
 //! Needs the binaries of the same profile: `cargo build --release -p qraft-server --bins`.
 
@@ -36,6 +36,13 @@ fn alarm_list(c: &Cluster, i: usize) -> Vec<String> {
     let (ok, out, err) = c.ctl(i, &["alarm", "list"]);
     assert!(ok, "alarm list on m{i}: {err}");
     out.lines().map(str::to_string).collect()
+}
+
+fn db_size(c: &Cluster, i: usize) -> u64 {
+    let status = endpoint_status(c, i).expect("endpoint status");
+    status["dbSize"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no dbSize in {status}"))
 }
 
 fn in_use_bytes(c: &Cluster, i: usize) -> Result<u64, String> {
@@ -121,7 +128,7 @@ fn nospace_alarm_refuses_growth_until_space_is_freed_and_disarmed() {
         "{after_restart:?}"
     );
 
-    // etcd's recovery: free space (delete, compact), then disarm.
+    // etcd's recovery: free space (delete, compact, defrag), then disarm.
     let (ok, out, err) = c.ctl(0, &["del", "big/", "--prefix"]);
     assert!(ok, "del: {err}");
     assert!(out.trim().parse::<u64>().is_ok_and(|d| d > 0), "{out}");
@@ -145,6 +152,19 @@ fn nospace_alarm_refuses_growth_until_space_is_freed_and_disarmed() {
                 used if used < QUOTA => Ok(()),
                 used => Err(format!("{used} bytes in use")),
             },
+        );
+        // Defragmenting is allowed while NOSPACE is raised and shrinks the file.
+        let size_before = db_size(&c, i);
+        let (ok, out, err) = c.ctl(i, &["defrag"]);
+        assert!(ok, "defrag on m{i}: {err}");
+        assert!(
+            out.starts_with("Finished defragmenting etcd member["),
+            "{out}"
+        );
+        let size_after = db_size(&c, i);
+        assert!(
+            size_after < size_before,
+            "m{i}: {size_before} -> {size_after}"
         );
     }
     let (ok, out, err) = c.ctl(1, &["alarm", "disarm"]);
