@@ -281,21 +281,13 @@ fn a_write_past_the_map_is_nospace_and_writes_nothing() {
 #[test]
 fn compaction_frees_pages_and_defrag_shrinks_the_file() {
     let dir = TempDir::new().expect("dir");
-    let storage = open(&dir);
+    let storage = open_bootstrapped(&dir);
     let entry = |i: u64| Entry {
         index: i,
         term: 1,
         data: Bytes::from(vec![9u8; 4000]),
         ..Default::default()
     };
-    storage
-        .write(|b| {
-            b.bootstrap(ConfState {
-                voters: vec![1],
-                ..Default::default()
-            })
-        })
-        .expect("boot");
     let entries: Vec<Entry> = (2..=3001).map(entry).collect();
     storage.write(|b| b.append(&entries)).expect("append");
     let full = storage.size_info().expect("size");
