@@ -41,6 +41,10 @@ impl CoreHandle for GrpcCore {
         requests
             .into_future()
             .map(move |(first, rest)| match first {
+                // A learner refuses every stream but the snapshot, as etcd's.
+                Some(first) if let Some(refusal) = handle.learner_refusal(&first) => {
+                    stream::iter([refusal]).boxed()
+                }
                 // Pulled by the HTTP/2 body, so a slow reader holds the export back instead
                 // of the whole snapshot piling up in memory.
                 Some(ClientRequest {

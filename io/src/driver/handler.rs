@@ -2,7 +2,8 @@
 //! the loop (or, for `Status` and `MoveLeader`, are answered from the member's own view);
 //! watch, lease keep-alive and snapshot streams are served here. Leader-only requests (lease
 //! keep-alive and time-to-live) reach the leader through [`DriverHandle::request`], which
-//! forwards them when this member does not lead.
+//! forwards them when this member does not lead. A learner refuses what etcd's learners
+//! refuse before any of that ([`DriverHandle::learner_refusal`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -32,6 +33,9 @@ impl RequestHandler for DriverHandle {
     ) -> impl Future<Output = ClientResponse> + Send {
         let handle = self.clone();
         async move {
+            if let Some(refusal) = handle.learner_refusal(&req) {
+                return refusal;
+            }
             match &req.request {
                 Some(In::Status(_)) => status::status(&handle),
                 Some(In::MoveLeader(r)) => move_leader(&handle, r.target_id).await,
@@ -50,6 +54,12 @@ impl RequestHandler for DriverHandle {
     ) -> impl Future<Output = ()> + Send {
         let handle = self.clone();
         async move {
+            if let Some(refusal) = handle.learner_refusal(&first) {
+                let mut responses = responses;
+                let _ = responses.send(&refusal).await;
+                responses.finish();
+                return;
+            }
             match first.request {
                 Some(In::Watch(w)) => watch::serve(handle, w, requests, responses).await,
                 Some(In::LeaseKeepAlive(_)) => keep_alive(handle, first, requests, responses).await,
