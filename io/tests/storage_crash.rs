@@ -2,8 +2,13 @@
 //! commit on stdout; the parent kills it with SIGKILL at a random point, reopens the data
 //! directory and checks that every reported commit is there and the store is consistent.
 //!
+//! Two shapes of child: one LMDB batch per index holding everything (entry, hard state, data,
+//! applied index), and the driver's shape — the entry and hard state appended to the raft
+//! journal, then a batch applying the previous entry committed without its meta-page sync.
+//!
 //! Rounds: `QRAFT_CRASH_ROUNDS` (default 6). The child is this test binary itself, running the
-//! `crash_child` test with `QRAFT_CRASH_CHILD_DIR` set (without it that test does nothing).
+//! `crash_child` test with `QRAFT_CRASH_CHILD_DIR` set (without it that test does nothing) and
+//! `QRAFT_CRASH_CHILD_JOURNAL` for the journal shape.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -17,6 +22,7 @@ use qraft_proto::raftpb::{ConfState, Entry, HardState};
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
 const CHILD_ENV: &str = "QRAFT_CRASH_CHILD_DIR";
+const JOURNAL_ENV: &str = "QRAFT_CRASH_CHILD_JOURNAL";
 const MAX_CHILD_BATCHES: u64 = 20_000;
 /// Every this many batches the child snapshots and compacts, so kills also hit those.
 const SNAPSHOT_EVERY: u64 = 37;
@@ -51,6 +57,10 @@ fn crash_child() {
             })
             .expect("bootstrap");
     }
+    if std::env::var(JOURNAL_ENV).is_ok() {
+        journal_child(&storage);
+        return;
+    }
     let mut out = std::io::stdout().lock();
     let start = storage.last_index() + 1;
     for i in start..start + MAX_CHILD_BATCHES {
@@ -84,6 +94,114 @@ fn crash_child() {
     }
 }
 
+/// The driver's turn: entry `i` with the hard state committing `i - 1` goes to the journal
+/// (reported once it returns: durable), then one batch applies entry `i - 1` and commits with
+/// its data pages synced only; every `SNAPSHOT_EVERY` the snapshot and compaction batch
+/// commits durably.
+fn journal_child(storage: &LmdbStorage) {
+    let mut out = std::io::stdout().lock();
+    let start = storage.last_index() + 1;
+    for i in start..start + MAX_CHILD_BATCHES {
+        let entry = Entry {
+            index: i,
+            term: 1,
+            data: Bytes::from(payload(i)),
+            ..Default::default()
+        };
+        let hard_state = HardState {
+            term: 1,
+            vote: 1,
+            commit: i - 1,
+        };
+        storage
+            .journal_append(&[entry], Some(&hard_state), true)
+            .expect("child journal");
+        writeln!(out, "committed {i}").expect("stdout");
+        out.flush().expect("flush");
+        let mut batch = storage.begin_write().expect("child batch");
+        for applied in storage.applied_index() + 1..i {
+            batch
+                .put(Table::Key, &key(applied), &payload(applied))
+                .expect("put");
+            batch
+                .put(Table::Lease, &key(applied), &applied.to_le_bytes())
+                .expect("put");
+            batch.set_applied_index(applied).expect("applied");
+        }
+        batch.commit_unsynced_meta().expect("child apply");
+        if i % SNAPSHOT_EVERY == 0 {
+            storage
+                .write(|b| {
+                    b.create_snapshot(i - 1, None)?;
+                    b.compact(i - KEEP_AFTER_COMPACT)
+                })
+                .expect("child snapshot");
+        }
+    }
+}
+
+/// The journal shape's recovered state: every reported entry, the applied data exactly up to
+/// the applied index, which never passes the commit index.
+fn verify_journal(dir: &Path, reported: u64) -> u64 {
+    let storage = LmdbStorage::open(StorageConfig::new(dir)).expect("reopen after kill");
+    let state = storage.raft_state();
+    let last = storage.last_index();
+    let applied = storage.applied_index();
+    assert!(
+        last >= reported,
+        "lost an acknowledged entry: reported {reported}, last index {last}"
+    );
+    assert!(
+        applied <= state.hard_state.commit,
+        "applied past the commit index"
+    );
+    assert!(
+        state.hard_state.commit < last.max(2),
+        "commit index past the log"
+    );
+    check_entries(&storage, last);
+    check_data(&storage, applied);
+    last
+}
+
+fn check_entries(storage: &LmdbStorage, last: u64) {
+    let first = storage.first_index();
+    assert!(
+        first - 1 <= storage.raft_state().snapshot.index,
+        "compacted past the snapshot"
+    );
+    let entries = Storage::entries(storage, first, last + 1, u64::MAX).expect("entries");
+    assert_eq!(entries.len() as u64, last + 1 - first);
+    for e in &entries {
+        assert_eq!(
+            e.data,
+            Bytes::from(payload(e.index)),
+            "entry {} content",
+            e.index
+        );
+    }
+}
+
+fn check_data(storage: &LmdbStorage, applied: u64) {
+    let read = storage.read().expect("read");
+    for i in 2..=applied {
+        assert_eq!(
+            read.get(Table::Key, &key(i)).expect("get"),
+            Some(&payload(i)[..]),
+            "key {i}"
+        );
+        assert_eq!(
+            read.get(Table::Lease, &key(i)).expect("get"),
+            Some(&i.to_le_bytes()[..])
+        );
+    }
+    assert_eq!(
+        read.get(Table::Key, &key(applied + 1)).expect("get"),
+        None,
+        "applied past the applied index"
+    );
+}
+
 fn verify(dir: &Path, reported: u64) -> u64 {
     let storage = LmdbStorage::open(StorageConfig::new(dir)).expect("reopen after kill");
     let state = storage.raft_state();
@@ -98,38 +216,8 @@ fn verify(dir: &Path, reported: u64) -> u64 {
         "applied index and log committed in different transactions"
     );
     assert_eq!(state.hard_state.commit, last, "hard state and log diverged");
-    let first = storage.first_index();
-    assert!(
-        first - 1 <= state.snapshot.index,
-        "compacted past the snapshot"
-    );
-    let entries = Storage::entries(&storage, first, last + 1, u64::MAX).expect("entries");
-    assert_eq!(entries.len() as u64, last + 1 - first);
-    for e in &entries {
-        assert_eq!(
-            e.data,
-            Bytes::from(payload(e.index)),
-            "entry {} content",
-            e.index
-        );
-    }
-    let read = storage.read().expect("read");
-    for i in 2..=last {
-        assert_eq!(
-            read.get(Table::Key, &key(i)).expect("get"),
-            Some(&payload(i)[..]),
-            "key {i}"
-        );
-        assert_eq!(
-            read.get(Table::Lease, &key(i)).expect("get"),
-            Some(&i.to_le_bytes()[..])
-        );
-    }
-    assert_eq!(
-        read.get(Table::Key, &key(last + 1)).expect("get"),
-        None,
-        "applied past the log"
-    );
+    check_entries(&storage, last);
+    check_data(&storage, applied);
     last
 }
 
@@ -138,6 +226,18 @@ fn kill_9_at_random_points_loses_no_committed_batch() {
     if std::env::var(CHILD_ENV).is_ok() {
         return;
     }
+    kill_rounds(false, verify);
+}
+
+#[test]
+fn kill_9_at_random_points_loses_no_journaled_entry() {
+    if std::env::var(CHILD_ENV).is_ok() {
+        return;
+    }
+    kill_rounds(true, verify_journal);
+}
+
+fn kill_rounds(journal: bool, verify: fn(&Path, u64) -> u64) {
     let rounds: u64 = std::env::var("QRAFT_CRASH_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
@@ -151,9 +251,14 @@ fn kill_9_at_random_points_loses_no_committed_batch() {
     let exe = std::env::current_exe().expect("test binary");
     let mut last_verified = 0;
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
+        let mut command = Command::new(&exe);
+        command
             .args(["crash_child", "--exact", "--nocapture", "--test-threads=1"])
-            .env(CHILD_ENV, dir.path())
+            .env(CHILD_ENV, dir.path());
+        if journal {
+            command.env(JOURNAL_ENV, "1");
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

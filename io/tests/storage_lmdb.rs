@@ -8,8 +8,8 @@ use prost::bytes::Bytes;
 use qraft_core::backend::meta;
 use qraft_core::raft::Storage;
 use qraft_io::storage::{
-    ChunksReader, LmdbStorage, NO_SPACE_MESSAGE, StorageConfig, StorageError, Table,
-    snapshot::SnapshotExporter,
+    ChunksReader, JOURNAL_SUBDIR, LmdbStorage, NO_SPACE_MESSAGE, StorageConfig, StorageError,
+    Table, snapshot::SnapshotExporter,
 };
 use qraft_proto::raftpb::{ConfState, Entry};
 use tempfile::TempDir;
@@ -522,4 +522,40 @@ fn a_raft_snapshot_carries_the_applied_state_and_installs_in_one_batch() {
         "{result:?}"
     );
     assert_eq!((follower.raft_state(), dump(&follower)), before);
+}
+
+/// The journal keeps only what LMDB may still need: once batches have folded its records in
+/// and a later commit made that durable, whole segments are deleted, and a reopen still finds
+/// every entry.
+#[test]
+fn journal_segments_are_deleted_once_lmdb_holds_their_records() {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage = open_bootstrapped(&dir);
+    let entry = |index| Entry {
+        index,
+        term: 1,
+        data: Bytes::from(vec![index as u8; 1 << 20]),
+        ..Default::default()
+    };
+    let journal_dir = dir.path().join(JOURNAL_SUBDIR);
+    let mut most_segments = 0;
+    for index in 2..40 {
+        storage
+            .journal_append(&[entry(index)], None, true)
+            .expect("journal");
+        assert_eq!(storage.last_index(), index);
+        storage
+            .begin_write()
+            .expect("batch")
+            .commit_unsynced_meta()
+            .expect("fold");
+        most_segments = most_segments.max(std::fs::read_dir(&journal_dir).expect("dir").count());
+    }
+    // 38 MiB of records in 8 MiB segments, never more than the current one and the one before.
+    assert!(most_segments <= 2, "{most_segments} segments at once");
+    drop(storage);
+    let storage = open(&dir);
+    assert_eq!(storage.last_index(), 39);
+    let entries = Storage::entries(&storage, 2, 40, u64::MAX).expect("entries");
+    assert_eq!(entries, (2..40).map(entry).collect::<Vec<_>>());
 }

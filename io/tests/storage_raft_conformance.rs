@@ -1,6 +1,9 @@
 //! The raft `Storage` contract, checked on core's `MemStorage` and on the LMDB storage with the
 //! same scenarios. The LMDB harness also closes and reopens the environment at every
-//! checkpoint, so each scenario doubles as a restart test.
+//! checkpoint, so each scenario doubles as a restart test. It runs twice: with appends and hard
+//! states written by LMDB batches, and written to the raft journal (as the driver does), where
+//! the batches of compaction and snapshots fold the journal's tail in and each reopen replays
+//! what is left of it.
 
 use prost::bytes::Bytes;
 use qraft_core::raft::{MemStorage, Storage, StorageError, entry_size};
@@ -47,9 +50,18 @@ impl Harness for MemStorage {
 struct Lmdb {
     dir: TempDir,
     storage: Option<LmdbStorage>,
+    /// Appends and hard states go to the journal instead of an LMDB batch.
+    journal: bool,
 }
 
 impl Lmdb {
+    fn journaled(conf: Option<ConfState>) -> Lmdb {
+        Lmdb {
+            journal: true,
+            ..Lmdb::new(conf)
+        }
+    }
+
     fn new(conf: Option<ConfState>) -> Lmdb {
         let dir = tempfile::tempdir().expect("temp dir");
         let storage = LmdbStorage::open(StorageConfig::new(dir.path())).expect("open");
@@ -59,6 +71,7 @@ impl Lmdb {
         Lmdb {
             dir,
             storage: Some(storage),
+            journal: false,
         }
     }
 
@@ -90,9 +103,18 @@ impl Storage for Lmdb {
 
 impl Harness for Lmdb {
     fn append(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        if self.journal {
+            return Ok(self.s().journal_append(entries, None, true)?);
+        }
         Ok(self.s().write(|b| b.append(entries))?)
     }
     fn set_hard_state(&mut self, hs: HardState) {
+        if self.journal {
+            self.s()
+                .journal_append(&[], Some(&hs), true)
+                .expect("set hard state");
+            return;
+        }
         self.s()
             .write(|b| b.set_hard_state(&hs))
             .expect("set hard state");
@@ -303,6 +325,10 @@ macro_rules! suite {
         mod lmdb {
             use super::*;
             $(#[test] fn $scenario() { super::$scenario(&mut Lmdb::new(Some(conf(&[1, 2, 3])))); })*
+        }
+        mod journal {
+            use super::*;
+            $(#[test] fn $scenario() { super::$scenario(&mut Lmdb::journaled(Some(conf(&[1, 2, 3])))); })*
         }
     };
 }

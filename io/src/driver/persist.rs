@@ -1,8 +1,8 @@
-//! Carrying out the raft half of a loop turn on LMDB: the turn's snapshot, entries and hard
-//! state go into the turn's write batch (with the committed entries applied by the core and the
-//! configuration they produced — one fsync in all); storing the state machine's periodic
-//! snapshots and compacting the log. (`MsgSnap` data comes from the storage's `snapshot()`
-//! itself.)
+//! Carrying out the raft half of a loop turn on storage: what goes to disk, a snapshot turn's
+//! writes into its batch (entries and hard state otherwise go to the journal, see
+//! `LmdbStorage::journal_append`), the configurations applied entries produced, storing the
+//! state machine's periodic snapshots and compacting the log. (`MsgSnap` data comes from the
+//! storage's `snapshot()` itself.)
 
 use qraft_core::server::{Output, RaftWork};
 use qraft_proto::raftpb::ConfState;

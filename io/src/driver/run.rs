@@ -3,13 +3,13 @@
 //! 1. wait for any input (peer event, command, or the next tick);
 //! 2. drain every other input already queued — all of it reaches the core before step 3, so
 //!    the turn's proposals become one raft append (group commit);
-//! 3. while the core has raft work: send its `messages` (with snapshot data attached), then
-//!    write ONE LMDB transaction (one fsync; without the meta page sync when raft needs nothing
-//!    durable: an apply-only turn) holding the snapshot, entries and hard state, the
-//!    committed entries applied by the core (`Server::advance_in`) with the applied index, and
-//!    the configuration they left in force — the answers to those entries leave while it syncs
-//!    (see `write_turn`); send the `persisted_messages` (acknowledgements — only now that they
-//!    are durable), then `advance` (raft moves on, reads are served);
+//! 3. while the core has raft work: send its `messages` (with snapshot data attached); append
+//!    the entries and hard state to the raft journal (one `fdatasync`) and send the
+//!    `persisted_messages` (acknowledgements — only now that they are durable); then write ONE
+//!    LMDB transaction (syncing its data pages only) holding the committed entries applied by
+//!    the core (`Server::advance_in`) with the applied index, the configuration they left in
+//!    force and the journal's tail — the answers to those entries leave while it syncs (see
+//!    `write_turn`); then `advance` (raft moves on, reads are served);
 //! 4. deliver outputs: responses (all of them produced after the commits of step 3), watch
 //!    events to the watch hub, configuration changes to the transport;
 //! 5. catch up slow watchers a bounded step, push watch responses to their streams, publish
@@ -190,6 +190,9 @@ impl Loop {
             self.server.campaign();
         }
         let result = self.turns(&mut commands, &mut peer_events).await;
+        if let Err(err) = self.storage.fold_journal() {
+            tracing::warn!(%err, "could not fold the raft journal into LMDB at stop");
+        }
         if let Err(err) = &result {
             tracing::error!(%err, "member loop stopped on a fatal error");
         }
@@ -312,8 +315,9 @@ impl Loop {
             // Appends go out before the leader's own write: raft lets it persist in parallel
             // with replication (its own acknowledgement counts only after `advance`).
             self.transport.send(std::mem::take(&mut work.messages));
-            let (outputs, stored_conf) = self.write_turn(&work)?;
-            self.transport.send(work.persisted_messages);
+            let (outputs, stored_conf) = self.write_turn(&mut work)?;
+            self.transport
+                .send(std::mem::take(&mut work.persisted_messages));
             self.server.advance()?;
             conf_changed |= stored_conf;
             conf_changed |= self.deliver(outputs)?;
@@ -335,17 +339,35 @@ impl Loop {
         Ok(())
     }
 
-    /// The turn's one write batch (one fsync): `work`'s snapshot, entries and hard state, the
-    /// committed entries the core applies into the same batch, and the configuration they left
-    /// in force. Returns the outputs produced so far — responses among them, which may go out
-    /// only now that they are durable — and whether a configuration was stored.
-    fn write_turn(&mut self, work: &RaftWork) -> Result<(Vec<Output>, bool), DriverError> {
+    /// The turn's writes. Raft's part — entries and hard state — goes to the journal (one
+    /// `fdatasync`), after which the acknowledgements (`persisted_messages`) leave at once. Then
+    /// one LMDB batch takes the committed entries the core applies, the configuration they left
+    /// in force and the journal's tail, and commits syncing its data pages only: a power loss
+    /// may undo that commit, and the restart replays it from the journal. A snapshot from the
+    /// leader is the exception: it goes into the batch with the turn's entries and hard state,
+    /// committed durably, the journal untouched. Returns the outputs produced so far —
+    /// responses among them, which may go out only now that they are durable — and whether a
+    /// configuration was stored.
+    fn write_turn(&mut self, work: &mut RaftWork) -> Result<(Vec<Output>, bool), DriverError> {
         let applies = self.server.has_entries_to_apply();
-        if !persist::needs_write(work) && !applies {
+        let snapshot = work.snapshot.is_some();
+        if !snapshot && persist::needs_write(work) {
+            let start = Instant::now();
+            self.storage
+                .journal_append(&work.entries, work.hard_state.as_ref(), work.must_sync)?;
+            if work.must_sync {
+                self.metrics.committed(start.elapsed(), true, false);
+            }
+            self.transport
+                .send(std::mem::take(&mut work.persisted_messages));
+        }
+        if !snapshot && !applies {
             return Ok((self.server.take_outputs(), false));
         }
         let mut batch = self.storage.begin_write()?;
-        persist::persist_into(&mut batch, work)?;
+        if snapshot {
+            persist::persist_into(&mut batch, work)?;
+        }
         let apply_start = Instant::now();
         self.server.advance_in(&mut batch)?;
         self.metrics.applied(apply_start.elapsed());
@@ -359,22 +381,19 @@ impl Loop {
             .any(|output| matches!(output, Output::ConfState(cs) if directory::removes(cs, me)));
         outputs.retain(|output| !matches!(output, Output::ConfState(_)));
         // Answers leave while the batch syncs. Each answers a committed entry, already durable
-        // in the raft log of a majority (the leader's own log included: it counts its own
-        // acknowledgement only after the turn that appended the entry committed); a crash
-        // before this commit replays the entry from the log to the same result. Reads are
-        // served by this task, after the commit, so a client still reads its own writes.
+        // in the raft log of a majority (the leader's own journal included: it counts its own
+        // acknowledgement only after the turn that appended the entry); a crash before this
+        // commit replays the entry from the journal to the same result. Reads are served by
+        // this task, after the commit, so a client still reads its own writes.
         release_responses(&mut self.waiting, &mut outputs);
         let commit_start = Instant::now();
-        if work.must_sync {
+        if snapshot {
             batch.commit()?;
         } else {
-            // Nothing here that raft needs durable before it goes on (no entries, vote or
-            // term): applied entries and a commit index that a power loss may undo, to be
-            // replayed from the durable raft log on restart. One device flush, not two.
             batch.commit_unsynced_meta()?;
         }
         self.metrics
-            .committed(commit_start.elapsed(), work.must_sync, applies);
+            .committed(commit_start.elapsed(), snapshot, applies);
         Ok((outputs, stored_conf))
     }
 

@@ -10,6 +10,9 @@ pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 /// Where the environment lives inside `--data-dir`.
 pub const LMDB_SUBDIR: &str = "member/lmdb";
 
+/// Where the raft journal lives inside `--data-dir`.
+pub const JOURNAL_SUBDIR: &str = "member/journal";
+
 #[derive(Debug, Clone)]
 pub struct StorageConfig {
     /// The member's `--data-dir`; the environment is `<data_dir>/member/lmdb`.
@@ -36,6 +39,11 @@ impl StorageConfig {
 
     pub fn env_dir(&self) -> PathBuf {
         self.data_dir.join(LMDB_SUBDIR)
+    }
+
+    /// The raft journal's segments: `<data_dir>/member/journal`.
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir.join(JOURNAL_SUBDIR)
     }
 
     /// The quota with 0 replaced by the default.

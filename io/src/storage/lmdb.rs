@@ -7,22 +7,25 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
-use qraft_proto::raftpb::{Entry, SnapshotMetadata};
+use qraft_proto::raftpb::{Entry, HardState, SnapshotMetadata};
 
 use super::codec::decode_pair;
 use super::config::{StorageConfig, defrag_temp_path, round_to_pages};
 use super::env::{allocated_bytes, copy_compacted, lock_data_dir, map_size, open_env, page_size};
 use super::error::{Result, StorageError};
+use super::journal::{Journal, JournalPosition};
+use super::journal_record::JournalRecord;
+use super::log_tail::LogTail;
 use super::opened::{Opened, OpenedCell, WriterGuard};
 use super::raft_log;
-use super::raft_state::{LogBounds, PersistedRaftState};
+use super::raft_state::PersistedRaftState;
 use super::read_txn::{ReadTxn, read_applied_index};
 use super::snapshot::SnapshotExporter;
 use super::snapshot_meta::applied_snapshot_metadata;
-use super::tables::{KEY_IDENTITY, STORAGE_VERSION, Table};
+use super::tables::{KEY_IDENTITY, KEY_JOURNAL_POSITION, STORAGE_VERSION, Table};
 use super::write_batch::WriteBatch;
 
 #[derive(Clone)]
@@ -35,9 +38,13 @@ pub(crate) struct Shared {
     /// them; replaced only by [`LmdbStorage::defrag`].
     pub cell: OpenedCell,
     config: StorageConfig,
-    /// The committed raft bookkeeping. Replaced while a commit is published, so a reader holding
-    /// it sees the same state as a transaction begun under it.
+    /// The raft bookkeeping as raft sees it: LMDB's last commit plus the journal's tail. Replaced
+    /// while a commit is published, so a reader holding it sees the same state as a transaction
+    /// begun under it. Lock order: `raft`, then `tail`, then `journal`.
     pub raft: RwLock<PersistedRaftState>,
+    /// What the journal holds beyond LMDB; changed only under the writer lock.
+    pub tail: RwLock<LogTail>,
+    pub journal: Mutex<Journal>,
     pub applied_index: AtomicU64,
     /// Exclusive advisory lock on the data directory; declared last so it is released only
     /// after the environment is closed.
@@ -122,16 +129,86 @@ impl LmdbStorage {
             _ => {}
         }
         let opened = open_env(&config)?;
-        let (raft, applied) = load_raft_state(&opened)?;
-        Ok(LmdbStorage {
+        let (raft, applied, position) = load_raft_state(&opened)?;
+        let recovered = Journal::open(&config.journal_dir(), position)?;
+        let storage = LmdbStorage {
             shared: Arc::new(Shared {
                 cell: OpenedCell::new(opened),
                 config,
                 raft: RwLock::new(raft),
+                tail: RwLock::new(LogTail::new(position)),
+                journal: Mutex::new(recovered.journal),
                 applied_index: AtomicU64::new(applied),
                 _dir_lock: dir_lock,
             }),
-        })
+        };
+        storage.replay(recovered.records)?;
+        Ok(storage)
+    }
+
+    /// Folds the journal's records past LMDB's position into LMDB, durably: after a crash, the
+    /// entries and hard states of the turns whose state machine commit did not happen (or did
+    /// not survive).
+    fn replay(&self, records: Vec<(JournalRecord, JournalPosition)>) -> Result<()> {
+        let Some(last) = records.last().map(|(_, position)| *position) else {
+            return Ok(());
+        };
+        let writer = self.shared.cell.lock_writer();
+        {
+            let mut raft = write_lock(&self.shared.raft);
+            let mut tail = write_lock(&self.shared.tail);
+            for (record, _) in &records {
+                LogTail::check(&raft, &record.entries)?;
+                tail.absorb(&mut raft, &record.entries, record.hard_state.as_ref(), None);
+            }
+            tail.absorb(&mut raft, &[], None, Some(last));
+        }
+        tracing::info!(
+            records = records.len(),
+            last_index = self.last_index(),
+            "replayed the raft journal into LMDB"
+        );
+        WriteBatch::new(&self.shared, writer)?.commit()
+    }
+
+    /// Makes a loop turn's raft entries and hard state durable in the journal — one record, one
+    /// `fdatasync` — and visible to raft; the next write batch folds them into LMDB. With
+    /// `sync` false (raft needs nothing durable: a commit index only) nothing is written and the
+    /// hard state waits in memory for that batch.
+    pub fn journal_append(
+        &self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+        sync: bool,
+    ) -> Result<()> {
+        let _writer = self.shared.cell.lock_writer();
+        LogTail::check(&read_lock(&self.shared.raft), entries)?;
+        let end = if sync || !entries.is_empty() {
+            let record = JournalRecord {
+                entries: entries.to_vec(),
+                hard_state: hard_state.copied(),
+            };
+            Some(self.journal().append(&record)?)
+        } else {
+            None
+        };
+        let mut raft = write_lock(&self.shared.raft);
+        write_lock(&self.shared.tail).absorb(&mut raft, entries, hard_state, end);
+        Ok(())
+    }
+
+    /// Folds the journal's tail into LMDB with a durable commit, so that LMDB alone holds the
+    /// member's whole state (a clean stop does this).
+    pub fn fold_journal(&self) -> Result<()> {
+        let pending = read_lock(&self.shared.tail).is_pending();
+        if pending {
+            self.begin_write()?.commit()?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn journal(&self) -> MutexGuard<'_, Journal> {
+        lock_journal(&self.shared)
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -218,14 +295,45 @@ impl LmdbStorage {
         read_lock(&self.shared.raft).last_index
     }
 
-    /// Entries `lo..hi`, at most `max_bytes` of them (but at least one).
+    /// Entries `lo..hi`, at most `max_bytes` of them (but at least one): LMDB's below the
+    /// journal tail, the tail's from there.
     pub fn entries(&self, lo: u64, hi: u64, max_bytes: u64) -> Result<Vec<Entry>> {
-        let (bounds, txn) = self.bounds_and_txn()?;
-        raft_log::entries(txn.raw(), txn.tables(), bounds, lo, hi, max_bytes)
+        let raft = read_lock(&self.shared.raft);
+        let tail = read_lock(&self.shared.tail);
+        if lo <= raft.log_start.index {
+            return Err(StorageError::Compacted);
+        }
+        if hi > raft.last_index + 1 {
+            return Err(StorageError::Unavailable);
+        }
+        let mut out = Vec::new();
+        let mut budget = max_bytes;
+        if !tail.covers(lo) {
+            let bounds = tail.lmdb_bounds(&raft);
+            let lmdb_hi = hi.min(bounds.last_index + 1);
+            let txn = self.read()?;
+            out = raft_log::entries(txn.raw(), txn.tables(), bounds, lo, lmdb_hi, max_bytes)?;
+            if (out.len() as u64) < lmdb_hi.saturating_sub(lo) {
+                return Ok(out);
+            }
+            let used: u64 = out
+                .iter()
+                .map(|e| prost::Message::encoded_len(e) as u64)
+                .sum();
+            budget = max_bytes.saturating_sub(used);
+        }
+        tail.extend_entries(&mut out, lo, hi, &mut budget);
+        Ok(out)
     }
 
     pub fn term(&self, index: u64) -> Result<u64> {
-        let (bounds, txn) = self.bounds_and_txn()?;
+        let raft = read_lock(&self.shared.raft);
+        let tail = read_lock(&self.shared.tail);
+        if tail.covers(index) {
+            return tail.term(index).ok_or(StorageError::Unavailable);
+        }
+        let bounds = tail.lmdb_bounds(&raft);
+        let txn = self.read()?;
         raft_log::term(txn.raw(), txn.tables(), bounds, index)
     }
 
@@ -234,13 +342,6 @@ impl LmdbStorage {
         let raft = read_lock(&self.shared.raft);
         let txn = self.read()?;
         Ok((raft.clone(), txn))
-    }
-
-    /// The published log bounds and a transaction that sees exactly that log.
-    fn bounds_and_txn(&self) -> Result<(LogBounds, ReadTxn)> {
-        let raft = read_lock(&self.shared.raft);
-        let txn = self.read()?;
-        Ok((raft.bounds(), txn))
     }
 
     /// The whole key space as a stream of chunks, from one read transaction.
@@ -393,12 +494,25 @@ impl LmdbStorage {
     }
 }
 
-/// The raft bookkeeping and applied index stored in a freshly opened environment.
-fn load_raft_state(opened: &Opened) -> Result<(PersistedRaftState, u64)> {
+pub(crate) fn lock_journal(shared: &Shared) -> MutexGuard<'_, Journal> {
+    shared
+        .journal
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The raft bookkeeping, applied index and journal position stored in a freshly opened
+/// environment.
+fn load_raft_state(opened: &Opened) -> Result<(PersistedRaftState, u64, JournalPosition)> {
     let txn = opened.env.read_txn()?;
+    let position = match opened.tables.raft_state.get(&txn, KEY_JOURNAL_POSITION)? {
+        Some(bytes) => JournalPosition::decode(bytes)?,
+        None => JournalPosition::default(),
+    };
     Ok((
         PersistedRaftState::load(&txn, &opened.tables)?,
         read_applied_index(&txn, &opened.tables)?,
+        position,
     ))
 }
 

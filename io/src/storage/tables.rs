@@ -8,6 +8,7 @@
 //! |              | `snapshot`               | prost `raftpb::SnapshotMetadata`        |
 //! |              | `log_start`              | index u64 BE ‖ term u64 BE (see below)  |
 //! |              | `identity`               | member ID u64 BE ‖ cluster ID u64 BE    |
+//! |              | `journal_position`       | segment u64 BE ‖ offset u64 BE          |
 //! | `meta`       | `consistent_index`       | u64 BE: the applied index               |
 //! |              | `storageVersion`         | UTF-8 "major.minor"                     |
 //! |              | other keys               | the state machine's (`Backend` meta)    |
@@ -43,6 +44,9 @@ pub(crate) const KEY_LOG_START: &[u8] = b"log_start";
 /// set up (etcd keeps them in the WAL metadata): a restart takes them from here, never from
 /// flags, and a snapshot from the leader never touches them.
 pub(crate) const KEY_IDENTITY: &[u8] = b"identity";
+/// The raft journal position up to which this environment holds every record (see
+/// `super::journal`); recovery replays the records after it.
+pub(crate) const KEY_JOURNAL_POSITION: &[u8] = b"journal_position";
 
 pub use qraft_core::backend::Table;
 pub(crate) use qraft_core::backend::meta::{CONSISTENT_INDEX, STORAGE_VERSION};

@@ -19,14 +19,17 @@ use qraft_proto::raftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadat
 
 use super::codec::encode_pair;
 use super::error::{Result, StorageError};
+use super::journal::JournalPosition;
 use super::lmdb::MemberIdentity;
-use super::lmdb::{Shared, write_lock};
+use super::lmdb::{Shared, lock_journal, read_lock, write_lock};
 use super::opened::WriterGuard;
 use super::raft_log;
 use super::raft_state::{PersistedRaftState, store_conf_state, store_hard_state};
 use super::read_txn::{Visitor, read_applied_index, scan};
 use super::snapshot::restore_key_space;
-use super::tables::{CONSISTENT_INDEX, KEY_IDENTITY, STORAGE_VERSION, Table, Tables};
+use super::tables::{
+    CONSISTENT_INDEX, KEY_IDENTITY, KEY_JOURNAL_POSITION, STORAGE_VERSION, Table, Tables,
+};
 
 /// How much of a commit is synced to the device before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +43,8 @@ pub struct WriteBatch<'s> {
     // guard lets the next batch start.
     txn: RwTxn<'s>,
     raft: PersistedRaftState,
+    /// The journal position this batch makes LMDB hold (`None`: unchanged).
+    folds_journal_to: Option<JournalPosition>,
     tables: Tables,
     env: &'s Env<WithoutTls>,
     shared: &'s Shared,
@@ -53,11 +58,13 @@ impl<'s> WriteBatch<'s> {
             .cell
             .for_writer(&writer)
             .ok_or(StorageError::Closed)?;
-        let txn = opened.env.write_txn()?;
-        let raft = super::lmdb::read_lock(&shared.raft).clone();
+        let mut txn = opened.env.write_txn()?;
+        let mut raft = read_lock(&shared.raft).clone();
+        let folds_journal_to = fold_journal_tail(shared, &mut txn, &opened.tables, &mut raft)?;
         Ok(WriteBatch {
             txn,
             raft,
+            folds_journal_to,
             tables: opened.tables,
             env: &opened.env,
             shared,
@@ -104,7 +111,20 @@ impl<'s> WriteBatch<'s> {
         committed?;
         *published = self.raft;
         self.shared.applied_index.store(applied, Ordering::Release);
-        Ok(())
+        let mut tail = write_lock(&self.shared.tail);
+        // A commit of either kind makes the one before it durable (its sync carries the
+        // previous meta page); a durable commit is durable itself.
+        let durable = match durability {
+            Durability::Durable => self.folds_journal_to.unwrap_or(tail.lmdb_position()),
+            Durability::DataOnly => tail.lmdb_position(),
+        };
+        if self.folds_journal_to.is_some() {
+            tail.folded();
+        }
+        drop(tail);
+        drop(published);
+        // Old segments go only once LMDB can no longer fall back behind them.
+        lock_journal(self.shared).release_before(durable)
     }
 
     /// The raft state as it will be after this batch commits.
@@ -277,4 +297,29 @@ impl<'s> WriteBatch<'s> {
     ) -> Result<()> {
         scan(&self.txn, &self.tables, table, start, end, visit)
     }
+}
+
+/// Writes what the journal holds beyond LMDB into `txn` — the entries (replacing a conflicting
+/// suffix), the hard state and the journal position — so that this batch's commit makes LMDB
+/// whole again. The published state already includes the tail, so `raft` needs no change but
+/// the log's last index. Returns the position the batch records, if the tail had anything.
+fn fold_journal_tail(
+    shared: &Shared,
+    txn: &mut RwTxn<'_>,
+    tables: &Tables,
+    raft: &mut PersistedRaftState,
+) -> Result<Option<JournalPosition>> {
+    let tail = read_lock(&shared.tail);
+    if !tail.is_pending() {
+        return Ok(None);
+    }
+    raft_log::append(txn, tables, raft, tail.entries())?;
+    if let Some(hard_state) = tail.hard_state() {
+        store_hard_state(txn, tables, hard_state)?;
+    }
+    let position = tail.journal_end();
+    tables
+        .raft_state
+        .put(txn, KEY_JOURNAL_POSITION, &position.encode())?;
+    Ok(Some(position))
 }
