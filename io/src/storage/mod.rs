@@ -6,34 +6,28 @@
 //! leases, alarms, auth, members, cluster records); see [`tables`] for the layout. Because it
 //! is one environment, the log, the applied index and the data it produced commit atomically.
 //!
-//! # Group commit
+//! # The raft journal and group commit
 //!
-//! Every change goes through a [`WriteBatch`] — one LMDB write transaction — committed with one
-//! fsync. A driver loop turn over core's `Server<LmdbStorage, LmdbStorage>`:
+//! A driver loop turn over core's `Server<LmdbStorage, LmdbStorage>`:
 //!
 //! ```ignore
 //! let work = server.ready();                          // RaftWork
-//! let mut batch = storage.begin_write()?;
-//! if let Some(snap) = &work.snapshot {
-//!     batch.install_snapshot(snap)?;                  // log reset + data image, atomically
-//! }
-//! batch.append(&work.entries)?;                       // truncates a conflicting suffix
-//! if let Some(hs) = &work.hard_state { batch.set_hard_state(hs)?; }
-//! batch.commit()?;                                    // one fsync; then persisted_messages
-//! server.advance()?;                                  // applies via Backend::write_txn
-//! for out in server.take_outputs() {
-//!     if let Output::Snapshot { index, conf_state, compact_to, .. } = out {
-//!         storage.write(|b| { b.create_snapshot(index, Some(conf_state))?; b.compact(compact_to) })?;
-//!     }
-//! }
+//! storage.journal_append(&work.entries, work.hard_state.as_ref(), work.must_sync)?;
+//! transport.send(work.persisted_messages);            // durable: one fdatasync
+//! let mut batch = storage.begin_write()?;             // folds the journal's tail into LMDB
+//! server.advance_in(&mut batch)?;                     // applies committed entries into it
+//! batch.commit_unsynced_meta()?;                      // data pages synced, meta page not
+//! server.advance()?;
 //! ```
 //!
-//! Because a [`WriteBatch`] is also the `Backend`'s write transaction, state machine code that
-//! takes `&mut impl WriteTxn` can apply committed entries into the same batch as the raft
-//! append, so one fsync covers the whole turn (today `Server::advance` opens its own write
-//! transaction: two fsyncs per turn until it accepts the caller's). [`LmdbStorage::write`] is
-//! the closure form of begin/commit. Commit latency is dominated by the fsync, so batching a
-//! turn's work is what makes throughput; see `benches/lmdb.rs`.
+//! The journal (`journal.rs`) makes raft's part durable with one device flush; LMDB takes the
+//! same entries and hard state in the next batch, whose commit may be undone by a power loss
+//! (only its meta page is unsynced) because the journal still holds them: at open, the records
+//! past the position LMDB recorded are replayed. Raft reads (`entries`, `term`, `last_index`)
+//! see LMDB's log followed by the journal's tail (`log_tail.rs`). A snapshot from the leader, the
+//! periodic snapshot and compaction, and other writes go through LMDB batches committed durably
+//! ([`WriteBatch::commit`]); every batch first folds the tail in, so LMDB never lags behind a
+//! batch. [`LmdbStorage::write`] is the closure form of begin/commit. See `benches/lmdb.rs`.
 //!
 //! # Snapshots
 //!
@@ -44,10 +38,13 @@
 //! # Durability
 //!
 //! No `NO_SYNC`/`WRITE_MAP` flags: a batch committed with [`WriteBatch::commit`] survives kill -9
-//! and power loss. [`WriteBatch::commit_unsynced_meta`] (the driver's apply-only turns) syncs
-//! the data pages but not the meta page: atomic and consistent at once, durable with the next
-//! commit; a power loss in between undoes that batch only, which a restart replays from the
-//! raft log. Undecodable records give [`StorageError::Corrupt`], never a panic.
+//! and power loss; so does a record [`LmdbStorage::journal_append`] returned from.
+//! [`WriteBatch::commit_unsynced_meta`] (the driver's turns) syncs the data pages but not the
+//! meta page: atomic and consistent at once, durable with the next commit; a power loss in
+//! between undoes that batch only, which a restart replays from the journal and the raft log.
+//! Journal segments are deleted only once a commit that can no longer be undone holds their
+//! records. Undecodable records give [`StorageError::Corrupt`], never a panic; a journal record
+//! torn by a crash is cut off at the next open.
 
 mod backend_impl;
 mod codec;
