@@ -450,7 +450,7 @@ impl Cluster {
                     member_id: member,
                     alarm: alarm_type(alarm) as i32,
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, arg("token").unwrap_or(""));
             }
             // raise N nospace|corrupt: the member's shell found the condition (twice: the
             // second call must not propose again while the first is in flight).

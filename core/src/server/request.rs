@@ -1,6 +1,7 @@
 //! Client requests: answered locally, proposed through raft, or read through ReadIndex.
 
 use prost::Message as _;
+use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
 use qraft_proto::etcdserverpb::{
     AuthRoleListResponse, AuthUserListResponse, HashKvResponse, LeaseTimeToLiveResponse,
     MemberListResponse, TxnRequest,
@@ -230,8 +231,18 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.linearizable_read(id, ReadKind::Downgrade(r))
             }
             // Every action, GET included, goes through raft as etcd's: the answer is the
-            // applied state, the same on every member.
-            In::Alarm(r) => self.propose(Some(id), Propose::Alarm(r), user),
+            // applied state, the same on every member. With auth enabled, etcd 3.6 lets any
+            // signed-in user list alarms and only the root role raise or disarm them; it checks
+            // where the call enters, so a member's own raises (`raise_alarm`) are not checked.
+            In::Alarm(r) => {
+                if r.action == AlarmAction::Get as i32 {
+                    self.state.auth.check_authenticated(auth.as_ref())
+                } else {
+                    self.state.auth.check_admin(auth.as_ref())
+                }
+                .map_err(plain)?;
+                self.propose(Some(id), Propose::Alarm(r), user)
+            }
             In::Status(_) => {
                 let response = self.status_response();
                 self.reply(id, Out::Status(response));
