@@ -87,6 +87,7 @@ fn qraft_answers_etcdctl_like_etcd() {
         "snapshot file: ends with the sha256 of its data",
         "etcdserver: requested lease not found",
         "\"TTL\":2",
+        "Finished defragmenting etcd member[<endpoint>]",
     ] {
         assert!(actual.contains(expected), "{expected} in:\n{actual}");
     }
