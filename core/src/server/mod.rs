@@ -20,6 +20,7 @@
 //! expired leases and lease checkpoints from `tick`.
 
 mod alarm;
+mod applier;
 mod apply;
 mod config;
 mod corrupt;
@@ -27,8 +28,10 @@ mod ids;
 mod membership;
 mod output;
 mod pending;
+mod propose;
 mod publish;
 mod reads;
+mod ready;
 mod request;
 mod response;
 #[allow(clippy::module_inception)]

@@ -1,0 +1,106 @@
+//! Proposing: a request becomes a `qraftpb::InternalRequest` entry with an ID unique to this
+//! member, carrying the proposer's user and auth revision for the checks at apply; the client
+//! waits among the pending proposals until the entry is applied or its deadline passes. Refused before
+//! raft sees it when there is no leader or too much is committed but not yet applied (etcd's
+//! "too many requests").
+
+use prost::Message as _;
+use qraft_proto::qraftpb::client_response::Response;
+use qraft_proto::qraftpb::internal_request::Request;
+use qraft_proto::qraftpb::{InternalRequest, RequestHeader};
+
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::raft::Storage;
+
+use super::output::RequestId;
+use super::pending::PendingProposal;
+use super::server::Server;
+
+impl<S: Storage, B: Backend> Server<S, B> {
+    /// Proposes a request; `client` is answered when it is applied (or times out).
+    pub(crate) fn propose(
+        &mut self,
+        client: Option<RequestId>,
+        request: Request,
+        username: String,
+    ) -> std::result::Result<(), (Error, u64)> {
+        self.propose_with_reply(client, request, username, None)
+    }
+
+    /// As [`Server::propose`], answering `client` with `reply` once the request is applied.
+    pub(crate) fn propose_with_reply(
+        &mut self,
+        client: Option<RequestId>,
+        request: Request,
+        username: String,
+        reply: Option<Response>,
+    ) -> std::result::Result<(), (Error, u64)> {
+        let result = self.submit_proposal(client, request, username, reply);
+        if result.is_err() {
+            self.stats.proposals_failed += 1;
+        }
+        result
+    }
+
+    fn submit_proposal(
+        &mut self,
+        client: Option<RequestId>,
+        request: Request,
+        username: String,
+        reply: Option<Response>,
+    ) -> std::result::Result<(), (Error, u64)> {
+        if self.leader == 0 {
+            return Err((Error::NoLeader, 0));
+        }
+        if self.committed.saturating_sub(self.state.applied_index)
+            > self.config.max_unapplied_entries
+        {
+            return Err((Error::TooManyRequests, 0));
+        }
+        let id = self.ids.next_id();
+        let internal = InternalRequest {
+            header: Some(RequestHeader {
+                id,
+                username,
+                auth_revision: self.state.auth.revision(),
+            }),
+            id,
+            request: Some(request),
+        };
+        match self.node.propose(internal.encode_to_vec().into()) {
+            Ok(()) => {
+                self.pending.proposals.insert(
+                    id,
+                    PendingProposal {
+                        client,
+                        deadline_ms: self.now_ms + self.config.request_timeout_ms,
+                        reply,
+                    },
+                );
+                Ok(())
+            }
+            Err(crate::raft::RaftError::ProposalDropped { leader_hint }) => Err((
+                if leader_hint == 0 {
+                    Error::NoLeader
+                } else {
+                    Error::NotLeader
+                },
+                leader_hint,
+            )),
+            Err(err) => Err((Error::Raft(err.to_string()), 0)),
+        }
+    }
+
+    /// Proposals the member makes on its own behalf run with root authority, as etcd's.
+    pub(super) fn propose_internal(&mut self, request: Request) {
+        let _ = self.propose(None, request, crate::auth::ROOT.to_string());
+    }
+
+    /// Issues a ReadIndex for a linearizable read; the read is served once applied ≥ index.
+    pub(crate) fn next_read_ctx(&mut self) -> u64 {
+        let ctx = self.next_read_ctx;
+        self.next_read_ctx += 1;
+        ctx
+    }
+}

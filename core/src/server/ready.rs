@@ -1,0 +1,134 @@
+//! The raft cycle as the shell drives it: [`Server::ready`] hands out the work (messages,
+//! entries and hard state to persist, a snapshot to install, committed entries), the shell
+//! carries it out, and [`Server::advance`] (or [`Server::advance_in`], inside the shell's own
+//! transaction) applies what was committed and lets raft move on. Leadership changes seen in
+//! a ready move lease tracking between members here.
+
+use crate::backend::{Backend, WriteTxn};
+use crate::error::Result;
+use crate::raft::{StateRole, Storage};
+
+use super::output::{Output, RaftWork};
+use super::server::Server;
+
+impl<S: Storage, B: Backend> Server<S, B> {
+    /// Raft work for the shell, if any (see [`RaftWork`] for the order to carry it out in).
+    /// Call [`Server::advance`] once it is done.
+    pub fn ready(&mut self) -> Option<RaftWork> {
+        if !self.node.has_ready() {
+            return None;
+        }
+        let ready = self.node.ready();
+        if let Some(soft) = ready.soft_state {
+            self.on_soft_state(soft.leader_id, soft.role);
+        }
+        if let Some(hard) = &ready.hard_state {
+            self.committed = self.committed.max(hard.commit);
+            self.term = hard.term;
+        }
+        if (self.leader, self.term) != self.reported_leader {
+            self.reported_leader = (self.leader, self.term);
+            self.outputs.push(Output::LeaderChanged {
+                leader: self.leader,
+                term: self.term,
+            });
+        }
+        for read in &ready.read_states {
+            if let Ok(bytes) = <[u8; 8]>::try_from(read.request_ctx.as_ref()) {
+                self.read_round_done(u64::from_be_bytes(bytes), read.index);
+            }
+        }
+        self.to_apply = ready.committed_entries;
+        self.to_install = ready.snapshot.clone();
+        Some(RaftWork {
+            messages: ready.messages,
+            snapshot: ready.snapshot,
+            entries: ready.entries,
+            hard_state: ready.hard_state,
+            must_sync: ready.must_sync,
+            persisted_messages: ready.persisted_messages,
+        })
+    }
+
+    /// The shell has carried out the last [`RaftWork`]: apply the committed entries (one backend
+    /// write transaction, with the applied index), serve reads that became possible, and let
+    /// raft move on. A backend error is fatal for the member. A shell that called
+    /// [`Server::advance_in`] for this work calls this after committing that transaction; the
+    /// entries applied there are not applied again.
+    pub fn advance(&mut self) -> Result<()> {
+        if let Some(snapshot) = self.to_install.take() {
+            self.install_snapshot(&snapshot)?;
+        }
+        let entries = std::mem::take(&mut self.to_apply);
+        if !entries.is_empty() {
+            let (backend, mut applier) = self.applier();
+            let mut txn = backend.write_txn()?;
+            applier.apply_entries(&mut txn, &entries)?;
+            txn.commit()?;
+            self.applied_in_batch = true;
+        }
+        if std::mem::take(&mut self.applied_in_batch) {
+            self.migrate_storage()?;
+            self.maybe_snapshot()?;
+        }
+        self.node.advance();
+        if let Some(index) = self.lease_catch_up_index
+            && self.state.applied_index >= index
+        {
+            // Checkpoints committed by the previous leader are applied only now; promoting
+            // again starts every lease from its latest remainder (never earlier than now +
+            // election timeout + remainder, so still no early expiry).
+            self.lease_catch_up_index = None;
+            self.state
+                .lessor
+                .promote(self.config.election_timeout_ms(), self.now_ms);
+        }
+        self.serve_reads();
+        Ok(())
+    }
+
+    /// Group commit: applies the committed entries of the last [`Server::ready`] inside the
+    /// shell's own write transaction `txn` — the one that also persists that ready's entries
+    /// and hard state — so a turn costs one commit (one fsync) instead of two. The shell must
+    /// commit `txn` before it delivers the outputs produced here (responses, events,
+    /// `ConfState`, which it should store in the same `txn`), then call [`Server::advance`].
+    /// A dropped (uncommitted) `txn` is a fatal error for the member: the in-memory state has
+    /// already moved on.
+    ///
+    /// A ready that carries a snapshot from the leader is not applied here (installing it
+    /// reopens the state from the backend): [`Server::advance`] then does all of it in its own
+    /// transactions. Atomicity makes applying in the appending transaction safe: the applied
+    /// index and the entries it covers become durable together, or neither does.
+    pub fn advance_in<T: WriteTxn + ?Sized>(&mut self, txn: &mut T) -> Result<()> {
+        if self.to_install.is_some() || self.to_apply.is_empty() {
+            return Ok(());
+        }
+        let entries = std::mem::take(&mut self.to_apply);
+        self.applier().1.apply_entries(txn, &entries)?;
+        self.applied_in_batch = true;
+        Ok(())
+    }
+
+    /// Whether the last [`Server::ready`] handed out committed entries still to apply.
+    pub fn has_entries_to_apply(&self) -> bool {
+        !self.to_apply.is_empty()
+    }
+
+    fn on_soft_state(&mut self, leader: u64, role: StateRole) {
+        let was_leader = self.is_leader();
+        self.leader = leader;
+        let is_leader = role == StateRole::Leader;
+        if is_leader && !was_leader {
+            // Clients get an election timeout to find the new leader before anything expires.
+            self.state
+                .lessor
+                .promote(self.config.election_timeout_ms(), self.now_ms);
+            self.next_lease_check_ms = self.now_ms;
+            self.lease_catch_up_index = Some(self.node.raft.raft_log.last_index());
+        } else if !is_leader && was_leader {
+            self.state.lessor.demote();
+            self.lease_catch_up_index = None;
+        }
+        self.reissue_unanswered_reads();
+    }
+}
