@@ -5,6 +5,12 @@ use clap::Parser;
 use qraft_server::config::{Config, Flags};
 use qraft_server::{logging, shutdown::ShutdownSignal};
 
+/// mimalloc instead of glibc's malloc: a member allocates and frees many small buffers per
+/// request (frames, entries, responses), and glibc's bookkeeping (`_int_malloc`, `_int_free`,
+/// `malloc_consolidate`) took about 14% of a member's CPU under a 256-client put load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let flags = Flags::parse();
     let (config, notes) = match Config::from_flags(flags) {
