@@ -5,19 +5,24 @@
 #     bench/ab.sh before=/path/to/bindir after=/work/targets/x/release      # NAME=DIR of `qraft`
 #
 # A DIR holds a `qraft` binary (and, for the first one, `qraft-bench` built with feature `etcd`,
-# which drives every system). Per repetition and system: a fresh cluster (etcd: one cluster for
+# which drives every system, and `qraftctl`). Per repetition and system: a fresh cluster (etcd: one cluster for
 # the whole run), then `put` with each client count of CLIENTS. Each row records qps, average,
 # p50 and p99 latency, the 1-minute load average, and the members' CPU time and context switches
 # per put (summed over the three processes, from /proc). Prints one table of means at the end;
 # the raw rows stay in $WORK/ab.jsonl. Knobs: REPS (default 3), CLIENTS (default "1 64 256"),
 # PRELOAD (keys of 256 bytes put with 256 clients into each fresh cluster before the rows,
-# default 0; etcd's cluster is loaded once), SKIP_ETCD=1, KEEP=1, WORK (default a fresh dir
-# under $TMPDIR). Not part of CI.
+# default 0; etcd's cluster is loaded once), ENDPOINTS (`leader`, the default: every client
+# talks to the leader, found after the start; `all`: the three endpoints — etcd's client then
+# balances over them, qraft's uses the first), ETCD_TLS (1, the default: etcd encrypts like
+# qraft — https for clients, mutual TLS between peers; 0: plain http), SKIP_ETCD=1, KEEP=1,
+# WORK (default a fresh dir under $TMPDIR). Not part of CI.
 set -euo pipefail
 
 REPS=${REPS:-3}
 PRELOAD=${PRELOAD:-0}
 CLIENTS=${CLIENTS:-1 64 256}
+ENDPOINTS=${ENDPOINTS:-leader}
+ETCD_TLS=${ETCD_TLS:-1}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-ab.XXXXXX")}
 mkdir -p "$WORK"
 OUT="$WORK/ab.jsonl"
@@ -29,6 +34,7 @@ for arg in "$@"; do
 done
 ((${#SYSTEMS[@]})) || { echo "usage: $0 NAME=BINDIR..." >&2; exit 2; }
 BENCH="${DIRS[0]}/qraft-bench"
+CTL="${DIRS[0]}/qraftctl"
 PIDS=()
 
 cleanup() {
@@ -40,78 +46,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-TAKEN=" "
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        [[ "$TAKEN" == *" $port "* ]] && continue
-        [[ -z "$(ss -Htuln "sport = :$port")" ]] || continue
-        TAKEN+="$port "
-        echo "$port"
-        return
-    done
-}
-
-start_etcd() { # dir -> ETCD_EPS, MEMBER_PIDS
-    local w=$1 i cluster="" cps=() pps=()
-    mkdir -p "$w"
-    for i in 0 1 2; do
-        cps+=("$(free_port)")
-        pps+=("$(free_port)")
-        cluster+="${cluster:+,}e$i=http://127.0.0.1:${pps[$i]}"
-    done
-    ETCD_EPS=""
-    MEMBER_PIDS=()
-    for i in 0 1 2; do
-        etcd --name "e$i" --data-dir "$w/e$i" \
-            --listen-client-urls "http://127.0.0.1:${cps[$i]}" \
-            --advertise-client-urls "http://127.0.0.1:${cps[$i]}" \
-            --listen-peer-urls "http://127.0.0.1:${pps[$i]}" \
-            --initial-advertise-peer-urls "http://127.0.0.1:${pps[$i]}" \
-            --initial-cluster "$cluster" --initial-cluster-state new \
-            --initial-cluster-token qraft-ab --log-level error >"$w/e$i.log" 2>&1 &
-        PIDS+=($!)
-        MEMBER_PIDS+=($!)
-        ETCD_EPS+="${ETCD_EPS:+,}http://127.0.0.1:${cps[$i]}"
-    done
-}
-
-start_qraft() { # bindir dir -> QRAFT_EPS, MEMBER_PIDS, $dir/ca/ca.crt
-    local bin=$1 w=$2 i cluster="" cps=() pps=() cagen
-    mkdir -p "$w/ca"
-    "$bin/qraft" --name cagen --data-dir "$w/cagen" \
-        --listen-client-urls "https://127.0.0.1:$(free_port)" \
-        --listen-peer-urls "https://127.0.0.1:$(free_port)" >"$w/cagen.log" 2>&1 &
-    cagen=$!
-    for i in $(seq 1 100); do [[ -s "$w/cagen/fixtures/peer/ca.key" ]] && break; sleep 0.1; done
-    kill "$cagen" 2>/dev/null || true
-    wait "$cagen" 2>/dev/null || true
-    cp "$w/cagen/fixtures/peer/ca.crt" "$w/cagen/fixtures/peer/ca.key" "$w/ca/"
-    rm -rf "$w/cagen"
-    for i in 0 1 2; do
-        cps+=("$(free_port)")
-        pps+=("$(free_port)")
-        cluster+="${cluster:+,}q$i=https://127.0.0.1:${pps[$i]}"
-        for sub in peer client; do
-            mkdir -p "$w/q$i/fixtures/$sub"
-            cp "$w/ca/ca.crt" "$w/ca/ca.key" "$w/q$i/fixtures/$sub/"
-        done
-    done
-    QRAFT_EPS=""
-    MEMBER_PIDS=()
-    for i in 0 1 2; do
-        "$bin/qraft" --name "q$i" --data-dir "$w/q$i" \
-            --listen-client-urls "https://127.0.0.1:${cps[$i]}" \
-            --listen-peer-urls "https://127.0.0.1:${pps[$i]}" \
-            --listen-metrics-urls "http://127.0.0.1:$(free_port)" \
-            --initial-cluster "$cluster" --initial-cluster-state new \
-            --initial-cluster-token qraft-ab >"$w/q$i.log" 2>&1 &
-        PIDS+=($!)
-        MEMBER_PIDS+=($!)
-        QRAFT_EPS+="${QRAFT_EPS:+,}https://127.0.0.1:${cps[$i]}"
-    done
-}
+# shellcheck source=bench/cluster.sh
+source "$(dirname "$0")/cluster.sh"
 
 stop_members() {
     local pid
@@ -174,21 +110,29 @@ run_puts() { # system rep target endpoints cacert-or-empty
 }
 
 if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
-    start_etcd "$WORK/etcd"
+    ETCD_CA=""
+    if [[ $ETCD_TLS == 1 ]]; then
+        make_ca "${DIRS[0]}" "$WORK/etcd"
+        ETCD_CA="$WORK/etcd/ca/ca.crt"
+    fi
+    start_etcd "$WORK/etcd" qraft-ab "${ETCD_CA:+$WORK/etcd/ca}"
     ETCD_MEMBERS=("${MEMBER_PIDS[@]}")
-    wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
-    preload etcd "$ETCD_EPS" ""
+    wait_ready etcd "$ETCD_EPS" "$ETCD_CA" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
+    [[ $ENDPOINTS == leader ]] && ETCD_EPS=$(leader_endpoint etcd "$ETCD_EPS" "$ETCD_CA")
+    preload etcd "$ETCD_EPS" "$ETCD_CA"
 fi
 for rep in $(seq 1 "$REPS"); do
     if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
         MEMBER_PIDS=("${ETCD_MEMBERS[@]}")
-        run_puts etcd "$rep" etcd "$ETCD_EPS" ""
+        run_puts etcd "$rep" etcd "$ETCD_EPS" "$ETCD_CA"
     fi
     for i in "${!SYSTEMS[@]}"; do
         w="$WORK/${SYSTEMS[$i]}"
         rm -rf "$w"
-        start_qraft "${DIRS[$i]}" "$w"
+        start_qraft "${DIRS[$i]}" "$w" qraft-ab
         if wait_ready qraft "$QRAFT_EPS" "$w/ca/ca.crt"; then
+            [[ $ENDPOINTS == leader ]] &&
+                QRAFT_EPS=$(leader_endpoint qraft "$QRAFT_EPS" "$w/ca/ca.crt" "$CTL")
             preload qraft "$QRAFT_EPS" "$w/ca/ca.crt"
             run_puts "${SYSTEMS[$i]}" "$rep" qraft "$QRAFT_EPS" "$w/ca/ca.crt"
         else
@@ -200,7 +144,7 @@ for rep in $(seq 1 "$REPS"); do
 done
 
 echo
-echo "put, 3 members each, $(nproc) cores, $(date -u +%FT%RZ), REPS=$REPS (means; qps [min-max])"
+echo "put, 3 members each, $(nproc) cores, $(date -u +%FT%RZ), REPS=$REPS, ENDPOINTS=$ENDPOINTS, ETCD_TLS=$ETCD_TLS (means; qps [min-max])"
 echo
 jq -rs '
   def r2: (. * 100 | round) / 100;

@@ -9,7 +9,12 @@
 # qraft/etcd ratio. Not part of CI. Knobs (environment): SCALE (multiplies every total, default
 # 1), WORK (where data goes, default a fresh dir under $TMPDIR), KEEP=1 (keep WORK), SKIP_QRAFT=1
 # or SKIP_ETCD=1 (run one side only), QRAFT_BIN (a directory with prebuilt `qraft` and
-# `qraft-bench`, feature etcd; default: build them). Everything started here is killed on exit.
+# `qraft-bench`, feature etcd; default: build them), ENDPOINTS (`leader`, the default: the
+# clients of both systems talk to the leader, found after the start — the path the latency
+# targets are about; `all`: the three endpoints, which etcd's client balances over and qraft's
+# client uses the first of), ETCD_TLS (1, the default: etcd encrypts like qraft always does —
+# https for clients, mutual TLS between peers, certificates from one CA; 0: plain http).
+# Everything started here is killed on exit.
 # The last column is the 1-minute load average when each row finished: the etcd half runs
 # first, then the qraft half, so a load that changes in between skews the ratios (bench/ab.sh
 # interleaves puts).
@@ -47,27 +52,17 @@ fi
 # Debian's etcd-server starts a system etcd on 2379/2380; ours use other ports, so it may stay.
 
 if [[ -n "${QRAFT_BIN:-}" ]]; then
-    BIN=$QRAFT_BIN # a directory with prebuilt `qraft` and `qraft-bench` (feature etcd)
+    BIN=$QRAFT_BIN # a directory with prebuilt `qraft`, `qraftctl` and `qraft-bench` (feature etcd)
 else
     log "building qraft and qraft-bench (release, feature etcd)"
-    (cd "$ROOT" && cargo build --release -q -p qraft-server --features etcd --bin qraft --bin qraft-bench)
+    (cd "$ROOT" && cargo build --release -q -p qraft-server --features etcd --bin qraft \
+        --bin qraft-bench --bin qraftctl)
     BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 fi
 BENCH="$BIN/qraft-bench"
 
-# --- ports ---------------------------------------------------------------------------------
-TAKEN=" "
-free_port() {
-    local port
-    while :; do
-        port=$((20000 + RANDOM % 40000))
-        [[ "$TAKEN" == *" $port "* ]] && continue
-        [[ -z "$(ss -Htuln "sport = :$port")" ]] || continue
-        TAKEN+="$port "
-        echo "$port"
-        return
-    done
-}
+# shellcheck source=bench/cluster.sh
+source "$ROOT/bench/cluster.sh"
 
 wait_ready() { # system endpoints
     local i
@@ -79,71 +74,6 @@ wait_ready() { # system endpoints
         sleep 0.5
     done
     return 1
-}
-
-# --- etcd ----------------------------------------------------------------------------------
-start_etcd() {
-    local i cluster="" cps=() pps=()
-    for i in 0 1 2; do
-        cps+=("$(free_port)")
-        pps+=("$(free_port)")
-        cluster+="${cluster:+,}e$i=http://127.0.0.1:${pps[$i]}"
-    done
-    ETCD_EPS=""
-    for i in 0 1 2; do
-        etcd --name "e$i" --data-dir "$WORK/etcd/e$i" \
-            --listen-client-urls "http://127.0.0.1:${cps[$i]}" \
-            --advertise-client-urls "http://127.0.0.1:${cps[$i]}" \
-            --listen-peer-urls "http://127.0.0.1:${pps[$i]}" \
-            --initial-advertise-peer-urls "http://127.0.0.1:${pps[$i]}" \
-            --initial-cluster "$cluster" --initial-cluster-state new \
-            --initial-cluster-token qraft-compare --quota-backend-bytes 8589934592 \
-            --logger zap --log-outputs stderr --log-level error \
-            >"$WORK/etcd-e$i.log" 2>&1 &
-        PIDS+=($!)
-        ETCD_PIDS[$i]=$!
-        ETCD_EPS+="${ETCD_EPS:+,}http://127.0.0.1:${cps[$i]}"
-    done
-}
-
-# --- qraft ---------------------------------------------------------------------------------
-start_qraft() {
-    local i cluster="" cps=() pps=() mps=()
-    mkdir -p "$WORK/ca"
-    # One CA for the three members (auto-TLS makes only the leaves when ca.key exists). The CA
-    # must come from qraft's own auto-TLS (it rebuilds the issuer from ca.key with its own
-    # parameters), so a throw-away single member generates it.
-    "$BIN/qraft" --name cagen --data-dir "$WORK/cagen" >"$WORK/cagen.log" 2>&1 &
-    local cagen=$!
-    PIDS+=("$cagen")
-    for i in $(seq 1 100); do [[ -s "$WORK/cagen/fixtures/peer/ca.key" ]] && break; sleep 0.1; done
-    kill "$cagen" 2>/dev/null || true
-    wait "$cagen" 2>/dev/null || true
-    cp "$WORK/cagen/fixtures/peer/ca.crt" "$WORK/cagen/fixtures/peer/ca.key" "$WORK/ca/"
-    rm -rf "$WORK/cagen"
-    for i in 0 1 2; do
-        cps+=("$(free_port)")
-        pps+=("$(free_port)")
-        mps+=("$(free_port)")
-        cluster+="${cluster:+,}q$i=https://127.0.0.1:${pps[$i]}"
-        for sub in peer client; do
-            mkdir -p "$WORK/qraft/q$i/fixtures/$sub"
-            cp "$WORK/ca/ca.crt" "$WORK/ca/ca.key" "$WORK/qraft/q$i/fixtures/$sub/"
-        done
-    done
-    QRAFT_EPS=""
-    for i in 0 1 2; do
-        "$BIN/qraft" --name "q$i" --data-dir "$WORK/qraft/q$i" \
-            --listen-client-urls "https://127.0.0.1:${cps[$i]}" \
-            --listen-peer-urls "https://127.0.0.1:${pps[$i]}" \
-            --listen-metrics-urls "http://127.0.0.1:${mps[$i]}" \
-            --initial-cluster "$cluster" --initial-cluster-state new \
-            --initial-cluster-token qraft-compare \
-            >"$WORK/qraft-q$i.log" 2>&1 &
-        PIDS+=($!)
-        QRAFT_PIDS[$i]=$!
-        QRAFT_EPS+="${QRAFT_EPS:+,}https://127.0.0.1:${cps[$i]}"
-    done
 }
 
 # --- workloads -----------------------------------------------------------------------------
@@ -205,30 +135,41 @@ run_suite() { # system endpoints pid...
         --total "$(total 20000)" lease-keepalive
 }
 
-declare -a ETCD_PIDS QRAFT_PIDS
+ENDPOINTS=${ENDPOINTS:-leader}
+ETCD_TLS=${ETCD_TLS:-1}
 if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
-    log "starting 3-member etcd $(etcd --version | head -1)"
-    start_etcd
-    wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd-e*.log >&2; exit 1; }
-    run_suite etcd "$ETCD_EPS" "${ETCD_PIDS[@]}"
-    for pid in "${ETCD_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    log "starting 3-member etcd $(etcd --version | head -1) (TLS: $ETCD_TLS)"
+    if [[ $ETCD_TLS == 1 ]]; then
+        make_ca "$BIN" "$WORK/etcd"
+        CACERT="$WORK/etcd/ca/ca.crt"
+    fi
+    start_etcd "$WORK/etcd" qraft-compare "${CACERT:+$WORK/etcd/ca}"
+    wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
+    [[ $ENDPOINTS == leader ]] && ETCD_EPS=$(leader_endpoint etcd "$ETCD_EPS" "${CACERT:-}")
+    log "etcd endpoints: $ETCD_EPS"
+    run_suite etcd "$ETCD_EPS" "${MEMBER_PIDS[@]}"
+    for pid in "${MEMBER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    unset CACERT
 fi
 if [[ "${SKIP_QRAFT:-0}" != 1 ]]; then
     log "starting 3-member qraft"
-    start_qraft
-    CACERT="$WORK/ca/ca.crt"
+    start_qraft "$BIN" "$WORK/qraft" qraft-compare
+    CACERT="$WORK/qraft/ca/ca.crt"
     if wait_ready qraft "$QRAFT_EPS"; then
-        run_suite qraft "$QRAFT_EPS" "${QRAFT_PIDS[@]}"
+        [[ $ENDPOINTS == leader ]] &&
+            QRAFT_EPS=$(leader_endpoint qraft "$QRAFT_EPS" "$CACERT" "$BIN/qraftctl")
+        log "qraft endpoints: $QRAFT_EPS"
+        run_suite qraft "$QRAFT_EPS" "${MEMBER_PIDS[@]}"
     else
         log "qraft did not serve writes; its rows stay empty"
-        tail -n 5 "$WORK"/qraft-q*.log >&2 || true
+        tail -n 5 "$WORK"/qraft/q*.log >&2 || true
     fi
     unset CACERT
 fi
 
 # --- the table -----------------------------------------------------------------------------
 echo
-echo "qraft vs etcd, 3 members each on 127.0.0.1, $(nproc) cores, $(date -u +%FT%RZ), SCALE=$SCALE"
+echo "qraft vs etcd, 3 members each on 127.0.0.1, $(nproc) cores, $(date -u +%FT%RZ), SCALE=$SCALE, ENDPOINTS=$ENDPOINTS, ETCD_TLS=$ETCD_TLS"
 echo
 jq -rs '
   def f: if . == null then "n/a" elif . >= 100 then (. | round | tostring)

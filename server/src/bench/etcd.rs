@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use etcd_client::{Client, GetOptions, Txn, TxnOp};
+use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, TlsOptions, Txn, TxnOp};
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
@@ -18,18 +18,33 @@ const EVENT_BUFFER: usize = 1024;
 pub struct EtcdTarget {
     endpoints: Vec<String>,
     runtime: Arc<tokio::runtime::Runtime>,
+    /// TLS towards `https://` endpoints, trusting this CA (PEM).
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl EtcdTarget {
-    /// `endpoints` like `http://127.0.0.1:2379`. `threads` sizes the client runtime.
-    pub fn new(endpoints: Vec<String>, threads: usize) -> anyhow::Result<Self> {
+    /// `endpoints` like `http://127.0.0.1:2379`, or `https://…` with `cacert` (the CA that
+    /// signed etcd's client certificate, so the comparison can run both systems encrypted).
+    /// `threads` sizes the client runtime.
+    pub fn new(
+        endpoints: Vec<String>,
+        threads: usize,
+        cacert: Option<&std::path::Path>,
+    ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
             .enable_all()
             .build()?;
+        let ca_pem = match cacert {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                anyhow::anyhow!("reading the CA certificate {}: {e}", path.display())
+            })?),
+            None => None,
+        };
         Ok(Self {
             endpoints,
             runtime: Arc::new(runtime),
+            ca_pem,
         })
     }
 }
@@ -62,8 +77,12 @@ impl Target for EtcdTarget {
     fn connect(&self) -> BoxFut<'_, Box<dyn Conn>> {
         let endpoints = self.endpoints.clone();
         let runtime = self.runtime.clone();
+        let options = self.ca_pem.as_ref().map(|pem| {
+            ConnectOptions::new()
+                .with_tls(TlsOptions::new().ca_certificate(Certificate::from_pem(pem.clone())))
+        });
         let connecting = on_runtime(&self.runtime, async move {
-            Client::connect(endpoints, None).await.map_err(err)
+            Client::connect(endpoints, options).await.map_err(err)
         });
         Box::pin(async move {
             let client = connecting.await?;

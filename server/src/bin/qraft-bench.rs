@@ -23,7 +23,8 @@ struct Cli {
     /// Client URLs, comma separated.
     #[arg(long, value_delimiter = ',', default_value = "https://127.0.0.1:2379")]
     endpoints: Vec<String>,
-    /// CA certificate of qraft's client listener [default: ./default.qraft/fixtures/client/ca.crt].
+    /// CA certificate of the client listener [qraft's default:
+    /// ./default.qraft/fixtures/client/ca.crt]; for etcd, given only with https endpoints.
     #[arg(long)]
     cacert: Option<std::path::PathBuf>,
     /// Print the summary as one JSON object (for scripts).
@@ -71,6 +72,7 @@ fn make_target(cli: &Cli) -> anyhow::Result<Box<dyn Target>> {
         TargetKind::Etcd => Ok(Box::new(bench::etcd::EtcdTarget::new(
             cli.endpoints.clone(),
             2,
+            cli.cacert.as_deref(),
         )?)),
         #[cfg(not(feature = "etcd"))]
         TargetKind::Etcd => anyhow::bail!("built without the `etcd` feature"),

@@ -1,0 +1,123 @@
+# Starting 3-member etcd and qraft clusters on 127.0.0.1 for the benchmark scripts (sourced by
+# bench/compare.sh and bench/ab.sh, not run on its own). Every process started is appended to
+# the caller's PIDS array, which the caller's exit trap kills.
+#
+#   make_ca BINDIR DIR              -> DIR/ca/{ca.crt,ca.key,server.crt,server.key}
+#   start_etcd DIR TOKEN [CADIR]    -> ETCD_EPS (comma-separated), MEMBER_PIDS
+#   start_qraft BINDIR DIR TOKEN    -> QRAFT_EPS, MEMBER_PIDS, DIR/ca/ca.crt
+#   leader_endpoint SYSTEM EPS [CACERT] [CTL]  prints the endpoint of the current leader
+#
+# Both clusters fsync on commit (etcd's default, qraft's only mode) and keep their data under
+# DIR, so both sit on the same disk. qraft always runs TLS (QUIC needs it): server-side TLS
+# towards clients, mutual TLS between peers. Given CADIR (from make_ca), etcd runs the same:
+# https for clients, https with client-certificate checks between peers.
+
+TAKEN=" "
+free_port() {
+    local port
+    while :; do
+        port=$((20000 + RANDOM % 40000))
+        [[ "$TAKEN" == *" $port "* ]] && continue
+        [[ -z "$(ss -Htuln "sport = :$port")" ]] || continue
+        TAKEN+="$port "
+        echo "$port"
+        return
+    done
+}
+
+start_etcd() { # dir token [cadir]
+    local w=$1 token=$2 ca=${3:-} scheme=http i cluster="" cps=() pps=() tls=()
+    if [[ -n $ca ]]; then
+        scheme=https
+        tls=(--cert-file "$ca/server.crt" --key-file "$ca/server.key"
+            --peer-cert-file "$ca/server.crt" --peer-key-file "$ca/server.key"
+            --peer-trusted-ca-file "$ca/ca.crt" --peer-client-cert-auth)
+    fi
+    mkdir -p "$w"
+    for i in 0 1 2; do
+        cps+=("$(free_port)")
+        pps+=("$(free_port)")
+        cluster+="${cluster:+,}e$i=$scheme://127.0.0.1:${pps[$i]}"
+    done
+    ETCD_EPS=""
+    MEMBER_PIDS=()
+    for i in 0 1 2; do
+        etcd --name "e$i" --data-dir "$w/e$i" \
+            --listen-client-urls "$scheme://127.0.0.1:${cps[$i]}" \
+            --advertise-client-urls "$scheme://127.0.0.1:${cps[$i]}" \
+            --listen-peer-urls "$scheme://127.0.0.1:${pps[$i]}" \
+            --initial-advertise-peer-urls "$scheme://127.0.0.1:${pps[$i]}" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token "$token" --quota-backend-bytes 8589934592 "${tls[@]}" \
+            --logger zap --log-outputs stderr --log-level error >"$w/e$i.log" 2>&1 &
+        PIDS+=($!)
+        MEMBER_PIDS+=($!)
+        ETCD_EPS+="${ETCD_EPS:+,}$scheme://127.0.0.1:${cps[$i]}"
+    done
+}
+
+# A CA made by qraft's own auto-TLS (qraft rebuilds the issuer from ca.key with its own
+# parameters, so the CA must come from it), by a throw-away single member, with that member's
+# server certificate for 127.0.0.1 (server and client authentication), which etcd can use.
+make_ca() { # bindir dir
+    local bin=$1 w=$2 i cagen
+    mkdir -p "$w/ca"
+    "$bin/qraft" --name cagen --data-dir "$w/cagen" \
+        --listen-client-urls "https://127.0.0.1:$(free_port)" \
+        --listen-peer-urls "https://127.0.0.1:$(free_port)" \
+        --listen-metrics-urls "http://127.0.0.1:$(free_port)" >"$w/cagen.log" 2>&1 &
+    cagen=$!
+    PIDS+=("$cagen")
+    for i in $(seq 1 100); do [[ -s "$w/cagen/fixtures/peer/server.key" ]] && break; sleep 0.1; done
+    kill "$cagen" 2>/dev/null || true
+    wait "$cagen" 2>/dev/null || true
+    cp "$w"/cagen/fixtures/peer/{ca.crt,ca.key,server.crt,server.key} "$w/ca/"
+    rm -rf "$w/cagen"
+}
+
+start_qraft() { # bindir dir token
+    local bin=$1 w=$2 token=$3 i cluster="" cps=() pps=()
+    # One CA for the three members (auto-TLS makes only the leaves when ca.key exists).
+    make_ca "$bin" "$w"
+    for i in 0 1 2; do
+        cps+=("$(free_port)")
+        pps+=("$(free_port)")
+        cluster+="${cluster:+,}q$i=https://127.0.0.1:${pps[$i]}"
+        for sub in peer client; do
+            mkdir -p "$w/q$i/fixtures/$sub"
+            cp "$w/ca/ca.crt" "$w/ca/ca.key" "$w/q$i/fixtures/$sub/"
+        done
+    done
+    QRAFT_EPS=""
+    MEMBER_PIDS=()
+    for i in 0 1 2; do
+        "$bin/qraft" --name "q$i" --data-dir "$w/q$i" \
+            --listen-client-urls "https://127.0.0.1:${cps[$i]}" \
+            --listen-peer-urls "https://127.0.0.1:${pps[$i]}" \
+            --listen-metrics-urls "http://127.0.0.1:$(free_port)" \
+            --initial-cluster "$cluster" --initial-cluster-state new \
+            --initial-cluster-token "$token" >"$w/q$i.log" 2>&1 &
+        PIDS+=($!)
+        MEMBER_PIDS+=($!)
+        QRAFT_EPS+="${QRAFT_EPS:+,}https://127.0.0.1:${cps[$i]}"
+    done
+}
+
+# The leader's endpoint among EPS, asked of each member (etcd through its JSON gateway, qraft
+# through `qraftctl endpoint status`); the first endpoint if none answers as leader.
+leader_endpoint() { # system eps [cacert] [qraftctl]
+    local system=$1 eps=$2 cacert=${3:-} ctl=${4:-} ep status
+    for ep in ${eps//,/ }; do
+        if [[ $system == etcd ]]; then
+            status=$(curl -sf ${cacert:+--cacert "$cacert"} -X POST -d '{}' \
+                "$ep/v3/maintenance/status" 2>/dev/null) || continue
+            jq -e '.leader == .header.member_id' <<<"$status" >/dev/null && { echo "$ep"; return; }
+        else
+            status=$("$ctl" --endpoints "$ep" --cacert "$cacert" endpoint status -w json \
+                2>/dev/null) || continue
+            jq -e '.[0].Status.leader == .[0].Status.header.member_id' <<<"$status" \
+                >/dev/null && { echo "$ep"; return; }
+        fi
+    done
+    echo "${eps%%,*}"
+}
