@@ -143,14 +143,8 @@ fn journal_child(storage: &LmdbStorage) {
 /// The journal shape's recovered state: every reported entry, the applied data exactly up to
 /// the applied index, which never passes the commit index.
 fn verify_journal(dir: &Path, reported: u64) -> u64 {
-    let storage = LmdbStorage::open(StorageConfig::new(dir)).expect("reopen after kill");
+    let (storage, last, applied) = reopen(dir, reported);
     let state = storage.raft_state();
-    let last = storage.last_index();
-    let applied = storage.applied_index();
-    assert!(
-        last >= reported,
-        "lost an acknowledged entry: reported {reported}, last index {last}"
-    );
     assert!(
         applied <= state.hard_state.commit,
         "applied past the commit index"
@@ -202,15 +196,22 @@ fn check_data(storage: &LmdbStorage, applied: u64) {
     );
 }
 
-fn verify(dir: &Path, reported: u64) -> u64 {
+/// Reopens the store the child left and checks that no reported entry is missing; returns it
+/// with its last and applied index.
+fn reopen(dir: &Path, reported: u64) -> (LmdbStorage, u64, u64) {
     let storage = LmdbStorage::open(StorageConfig::new(dir)).expect("reopen after kill");
-    let state = storage.raft_state();
     let last = storage.last_index();
     let applied = storage.applied_index();
     assert!(
         last >= reported,
-        "lost committed entry: reported {reported}, last index {last}"
+        "lost a reported entry: reported {reported}, last index {last}"
     );
+    (storage, last, applied)
+}
+
+fn verify(dir: &Path, reported: u64) -> u64 {
+    let (storage, last, applied) = reopen(dir, reported);
+    let state = storage.raft_state();
     assert_eq!(
         applied, last,
         "applied index and log committed in different transactions"

@@ -22,6 +22,12 @@ fn record(first: u64, count: u64, size: usize) -> JournalRecord {
     }
 }
 
+fn fresh(dir: &std::path::Path) -> Journal {
+    Journal::open(dir, JournalPosition::default())
+        .expect("open")
+        .journal
+}
+
 fn indexes(records: &[(JournalRecord, JournalPosition)]) -> Vec<u64> {
     records
         .iter()
@@ -32,9 +38,7 @@ fn indexes(records: &[(JournalRecord, JournalPosition)]) -> Vec<u64> {
 #[test]
 fn records_come_back_after_a_reopen_from_the_given_position() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut journal = Journal::open(dir.path(), JournalPosition::default())
-        .expect("open")
-        .journal;
+    let mut journal = fresh(dir.path());
     let first = journal.append(&record(1, 2, 10)).expect("append");
     let second = journal.append(&record(3, 1, 10)).expect("append");
     assert!(first < second);
@@ -52,9 +56,7 @@ fn records_come_back_after_a_reopen_from_the_given_position() {
 #[test]
 fn records_roll_into_new_segments_and_old_ones_are_released() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut journal = Journal::open(dir.path(), JournalPosition::default())
-        .expect("open")
-        .journal;
+    let mut journal = fresh(dir.path());
     // 1 MiB records: eight segments' worth, and one record larger than a segment.
     let mut positions = Vec::new();
     for i in 0..20 {
@@ -79,9 +81,7 @@ fn records_roll_into_new_segments_and_old_ones_are_released() {
 #[test]
 fn a_torn_last_record_is_cut_off_and_zeroed() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut journal = Journal::open(dir.path(), JournalPosition::default())
-        .expect("open")
-        .journal;
+    let mut journal = fresh(dir.path());
     let kept = journal.append(&record(1, 1, 100)).expect("append");
     let torn = journal.append(&record(2, 1, 100)).expect("append");
     drop(journal);
@@ -107,9 +107,7 @@ fn a_torn_last_record_is_cut_off_and_zeroed() {
 #[test]
 fn damage_before_the_last_segment_is_corruption() {
     let dir = tempfile::tempdir().expect("dir");
-    let mut journal = Journal::open(dir.path(), JournalPosition::default())
-        .expect("open")
-        .journal;
+    let mut journal = fresh(dir.path());
     for i in 0..10 {
         journal.append(&record(i + 1, 1, 1 << 20)).expect("append");
     }
@@ -128,9 +126,7 @@ fn damage_before_the_last_segment_is_corruption() {
 #[test]
 fn a_position_the_segments_do_not_cover_is_corruption() {
     let dir = tempfile::tempdir().expect("dir");
-    let journal = Journal::open(dir.path(), JournalPosition::default())
-        .expect("open")
-        .journal;
+    let journal = fresh(dir.path());
     drop(journal);
     let ahead = JournalPosition {
         segment: 9,
