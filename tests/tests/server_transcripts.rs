@@ -31,8 +31,8 @@ use qraft_proto::etcdserverpb::{
     MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest, RangeRequest,
 };
 use qraft_proto::etcdserverpb::{
-    CompactionRequest, DowngradeRequest, HashKvRequest, StatusRequest,
-    downgrade_request::DowngradeAction,
+    CompactionRequest, DefragmentRequest, DowngradeRequest, HashKvRequest, HashRequest,
+    MoveLeaderRequest, SnapshotRequest, StatusRequest, downgrade_request::DowngradeAction,
 };
 use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -47,6 +47,8 @@ impl Cluster {
                 .find_map(|w| w.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
         };
         let flag = |name: &str| words.contains(&name);
+        // token=ALIAS (from `auth … as=ALIAS`) or a literal token, on any request command.
+        let token = arg("token").unwrap_or("");
         match words[0] {
             "cluster" => {
                 let interval =
@@ -116,7 +118,7 @@ impl Cluster {
                     prev_kv: flag("prev"),
                     ..Default::default()
                 });
-                self.send(node(1), request, arg("token").unwrap_or(""));
+                self.send(node(1), request, token);
             }
             "get" => {
                 let key = if words[2] == "''" {
@@ -140,7 +142,7 @@ impl Cluster {
                     serializable: flag("serializable"),
                     ..Default::default()
                 });
-                self.send(node(1), request, arg("token").unwrap_or(""));
+                self.send(node(1), request, token);
             }
             // get-many N KEY...: linearizable reads sent together, then the cluster runs; they
             // share ReadIndex rounds.
@@ -176,24 +178,24 @@ impl Cluster {
                     key: words[2].as_bytes().to_vec().into(),
                     ..Default::default()
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             "grant" => {
                 let request = In::LeaseGrant(LeaseGrantRequest {
                     ttl: num(2),
                     id: arg("id").map_or(0, |v| v.parse().unwrap()),
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             "revoke" => self.send(
                 node(1),
                 In::LeaseRevoke(LeaseRevokeRequest { id: num(2) }),
-                "",
+                token,
             ),
             "keepalive" => self.send(
                 node(1),
                 In::LeaseKeepAlive(LeaseKeepAliveRequest { id: num(2) }),
-                "",
+                token,
             ),
             "ttl" => self.send(
                 node(1),
@@ -201,9 +203,9 @@ impl Cluster {
                     id: num(2),
                     keys: true,
                 }),
-                "",
+                token,
             ),
-            "leases" => self.send(node(1), In::LeaseLeases(LeaseLeasesRequest {}), ""),
+            "leases" => self.send(node(1), In::LeaseLeases(LeaseLeasesRequest {}), token),
             // auth N NAME PASSWORD as=ALIAS: the token is kept under ALIAS for `token=ALIAS`.
             "auth" => {
                 if let Some(alias) = arg("as") {
@@ -214,7 +216,7 @@ impl Cluster {
                     name: words[2].to_string(),
                     password: words[3].to_string(),
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             "user-add" => {
                 let request = In::UserAdd(AuthUserAddRequest {
@@ -222,20 +224,20 @@ impl Cluster {
                     password: words[3].to_string(),
                     ..Default::default()
                 });
-                self.send(node(1), request, arg("token").unwrap_or(""));
+                self.send(node(1), request, token);
             }
             "user-grant" => {
                 let request = In::UserGrantRole(AuthUserGrantRoleRequest {
                     user: words[2].to_string(),
                     role: words[3].to_string(),
                 });
-                self.send(node(1), request, arg("token").unwrap_or(""));
+                self.send(node(1), request, token);
             }
             "role-add" => {
                 let request = In::RoleAdd(AuthRoleAddRequest {
                     name: words[2].to_string(),
                 });
-                self.send(node(1), request, arg("token").unwrap_or(""));
+                self.send(node(1), request, token);
             }
             // role-perm N ROLE readwrite|read|write KEY --prefix
             "role-perm" => {
@@ -257,55 +259,49 @@ impl Cluster {
                         .into(),
                     }),
                 });
-                self.send(node(1), request, arg("token").unwrap_or(""));
+                self.send(node(1), request, token);
             }
-            "auth-enable" => self.send(
-                node(1),
-                In::AuthEnable(AuthEnableRequest {}),
-                arg("token").unwrap_or(""),
-            ),
-            "auth-disable" => self.send(
-                node(1),
-                In::AuthDisable(AuthDisableRequest {}),
-                arg("token").unwrap_or(""),
-            ),
-            "member-list" => self.send(node(1), In::MemberList(MemberListRequest::default()), ""),
+            "auth-enable" => self.send(node(1), In::AuthEnable(AuthEnableRequest {}), token),
+            "auth-disable" => self.send(node(1), In::AuthDisable(AuthDisableRequest {}), token),
+            "member-list" => {
+                self.send(node(1), In::MemberList(MemberListRequest::default()), token)
+            }
             "member-add" => {
                 let request = In::MemberAdd(MemberAddRequest {
                     peer_ur_ls: vec![words[2].to_string()],
                     is_learner: flag("learner"),
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             "member-remove" => self.send(
                 node(1),
                 In::MemberRemove(MemberRemoveRequest {
                     id: words[2].parse::<u64>().unwrap(),
                 }),
-                "",
+                token,
             ),
             "member-update" => {
                 let request = In::MemberUpdate(MemberUpdateRequest {
                     id: words[2].parse::<u64>().unwrap(),
                     peer_ur_ls: vec![words[3].to_string()],
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             "member-promote" => self.send(
                 node(1),
                 In::MemberPromote(MemberPromoteRequest {
                     id: words[2].parse::<u64>().unwrap(),
                 }),
-                "",
+                token,
             ),
-            "auth-status" => self.send(node(1), In::AuthStatus(AuthStatusRequest {}), ""),
+            "auth-status" => self.send(node(1), In::AuthStatus(AuthStatusRequest {}), token),
             "big-put" => {
                 let request = In::Put(PutRequest {
                     key: b"big".to_vec().into(),
                     value: vec![b'x'; num(2) as usize].into(),
                     ..Default::default()
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             // The member stops; only what it persisted (raft log, backend) survives.
             "crash" => {
@@ -350,7 +346,7 @@ impl Cluster {
                     action: action as i32,
                     version: words.get(3).unwrap_or(&"").to_string(),
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             // The version fields of Maintenance.Status, and the replicated version state.
             "versions" => {
@@ -403,7 +399,18 @@ impl Cluster {
                 let published = server.attributes_published();
                 writeln!(self.out, "{}\npublished={published}", lines.join("\n")).unwrap();
             }
-            "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), ""),
+            "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), token),
+            // The calls a member's shell serves itself: the state machine only says whether the
+            // caller may make them (`Permitted ok`).
+            "defrag" => self.send(node(1), In::Defragment(DefragmentRequest {}), token),
+            "snapshot" => self.send(node(1), In::Snapshot(SnapshotRequest {}), token),
+            "move-leader" => {
+                let request = In::MoveLeader(MoveLeaderRequest {
+                    target_id: num(2) as u64,
+                });
+                self.send(node(1), request, token);
+            }
+            "hash" => self.send(node(1), In::Hash(HashRequest {}), token),
             // compact N REV / hashkv N [REV]
             "compact" => self.send(
                 node(1),
@@ -411,14 +418,14 @@ impl Cluster {
                     revision: num(2),
                     physical: true,
                 }),
-                "",
+                token,
             ),
             "hashkv" => self.send(
                 node(1),
                 In::HashKv(HashKvRequest {
-                    revision: if words.len() > 2 { num(2) } else { 0 },
+                    revision: words.get(2).and_then(|w| w.parse().ok()).unwrap_or(0),
                 }),
-                arg("token").unwrap_or(""),
+                token,
             ),
             // partition 1 / 2 3: members in different groups cannot talk.
             "partition" => {
@@ -450,7 +457,7 @@ impl Cluster {
                     member_id: member,
                     alarm: alarm_type(alarm) as i32,
                 });
-                self.send(node(1), request, arg("token").unwrap_or(""));
+                self.send(node(1), request, token);
             }
             // raise N nospace|corrupt: the member's shell found the condition (twice: the
             // second call must not propose again while the first is in flight).
@@ -505,7 +512,7 @@ impl Cluster {
                     }],
                     ..Default::default()
                 });
-                self.send(node(1), request, "");
+                self.send(node(1), request, token);
             }
             other => panic!("unknown command {other}"),
         }

@@ -89,6 +89,20 @@ impl AuthStore {
         self.checked_user(info).map(|_| ())
     }
 
+    /// etcd's LeaseTimeToLive check: a signed-in user (`user name is empty` without one) with
+    /// read access to each key attached to the lease, so key names do not leak.
+    pub fn check_lease_time_to_live<'k>(
+        &self,
+        info: Option<&AuthInfo>,
+        keys: impl IntoIterator<Item = &'k [u8]>,
+    ) -> Result<(), Error> {
+        self.check_authenticated(info)?;
+        for key in keys {
+            self.check_read(info, key, &[])?;
+        }
+        Ok(())
+    }
+
     /// User and role management, auth enable/disable, membership: root role only.
     pub fn check_admin(&self, info: Option<&AuthInfo>) -> Result<(), Error> {
         match self.checked_user(info)? {

@@ -272,7 +272,7 @@ pub fn set_header(response: &mut Response, mut header: ResponseHeader) {
         ($($variant:ident),*) => {
             match response {
                 $(Response::$variant(r) => r.header = Some(header),)*
-                Response::Error(_) => {}
+                Response::Error(_) | Response::Permitted(_) => {}
             }
         };
     }

@@ -9,7 +9,7 @@ use qraft_proto::etcdserverpb::{
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::internal_request::Request as Propose;
-use qraft_proto::qraftpb::{ClientRequest, InternalAuthenticateRequest};
+use qraft_proto::qraftpb::{ClientRequest, InternalAuthenticateRequest, Permitted};
 
 use crate::auth::AuthInfo;
 use crate::backend::Backend;
@@ -104,15 +104,31 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     .map_err(plain)?;
                 self.propose(Some(id), Propose::Txn(r), user)
             }
-            In::Compaction(r) => self.propose(Some(id), Propose::Compaction(r), user),
+            // etcd 3.6 checks these where the call enters (after GHSA-q8m4-xhhv-38mg): compaction
+            // is the root role's; granting and revoking leases need a signed-in user (revoking
+            // also needs write access to the lease's keys, checked again at apply).
+            In::Compaction(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.propose(Some(id), Propose::Compaction(r), user)
+            }
             In::LeaseGrant(mut r) => {
+                self.state
+                    .auth
+                    .check_authenticated(auth.as_ref())
+                    .map_err(plain)?;
                 if r.id == 0 {
                     // Chosen before proposing so every member applies the same ID.
                     r.id = self.state.lessor.assign_id();
                 }
                 self.propose(Some(id), Propose::LeaseGrant(r), user)
             }
-            In::LeaseRevoke(r) => self.propose(Some(id), Propose::LeaseRevoke(r), user),
+            In::LeaseRevoke(r) => {
+                self.state
+                    .auth
+                    .check_authenticated(auth.as_ref())
+                    .map_err(plain)?;
+                self.propose(Some(id), Propose::LeaseRevoke(r), user)
+            }
             In::LeaseKeepAlive(r) => {
                 // Deadlines live on the leader only; the shell forwards to the hinted leader.
                 if !self.is_leader() {
@@ -125,6 +141,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 if !self.is_leader() {
                     return Err(self.with_leader_hint(Error::NotLeader));
                 }
+                // As etcd: a signed-in user with read access to every key of the lease.
+                let keys = self.state.lessor.get(r.id).map(|l| l.keys.clone());
+                self.state
+                    .auth
+                    .check_lease_time_to_live(
+                        auth.as_ref(),
+                        keys.iter().flatten().map(|k| k.as_ref()),
+                    )
+                    .map_err(plain)?;
                 let response: LeaseTimeToLiveResponse =
                     self.state.lessor.time_to_live(r.id, r.keys, self.now_ms);
                 self.reply(id, Out::LeaseTimeToLive(response));
@@ -200,6 +225,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 Ok(())
             }
             In::MemberList(_) => {
+                self.state
+                    .auth
+                    .check_authenticated(auth.as_ref())
+                    .map_err(plain)?;
                 let members = self.state.wire_members();
                 self.reply(
                     id,
@@ -243,7 +272,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .map_err(plain)?;
                 self.propose(Some(id), Propose::Alarm(r), user)
             }
+            // Maintenance calls are the root role's in etcd 3.6 (its authMaintenanceServer),
+            // Status included.
             In::Status(_) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
                 let response = self.status_response();
                 self.reply(id, Out::Status(response));
                 Ok(())
@@ -262,8 +294,19 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.reply(id, Out::HashKv(response));
                 Ok(())
             }
-            // Watches are served by the shell's watch hub from `Output::Events`; the shell
-            // answers snapshots and defragmentation itself.
+            // The shell serves these itself; it asks here first, so the token is resolved and
+            // the root role checked exactly as for the calls above, and goes on on `Permitted`.
+            In::Defragment(_) | In::MoveLeader(_) | In::Snapshot(_) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.reply(id, Out::Permitted(Permitted {}));
+                Ok(())
+            }
+            // qraft has no Hash (only HashKV); as etcd, the permission is checked first.
+            In::Hash(_) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                Err(plain(Error::NotCapable))
+            }
+            // Watches are served by the shell's watch hub from `Output::Events`.
             _ => Err(plain(Error::NotCapable)),
         }
     }

@@ -3,7 +3,8 @@
 //! watch, lease keep-alive and snapshot streams are served here. Leader-only requests (lease
 //! keep-alive and time-to-live) reach the leader through [`DriverHandle::request`], which
 //! forwards them when this member does not lead. A learner refuses what etcd's learners
-//! refuse before any of that ([`DriverHandle::learner_refusal`]).
+//! refuse before any of that ([`DriverHandle::learner_refusal`]). Calls served here are first
+//! shown to the state machine, which checks their token and permission as for any other call.
 
 use std::future::Future;
 use std::time::Duration;
@@ -36,6 +37,11 @@ impl RequestHandler for DriverHandle {
             if let Some(refusal) = handle.learner_refusal(&req) {
                 return refusal;
             }
+            if served_here(&req)
+                && let Some(refusal) = handle.refusal(&req).await
+            {
+                return refusal;
+            }
             match &req.request {
                 Some(In::Status(_)) => status::status(&handle),
                 Some(In::MoveLeader(r)) => move_leader(&handle, r.target_id).await,
@@ -60,6 +66,14 @@ impl RequestHandler for DriverHandle {
                 responses.finish();
                 return;
             }
+            if served_here(&first)
+                && let Some(refusal) = handle.refusal(&first).await
+            {
+                let mut responses = responses;
+                let _ = responses.send(&refusal).await;
+                responses.finish();
+                return;
+            }
             match first.request {
                 Some(In::Watch(w)) => watch::serve(handle, w, requests, responses).await,
                 Some(In::LeaseKeepAlive(_)) => keep_alive(handle, first, requests, responses).await,
@@ -71,6 +85,24 @@ impl RequestHandler for DriverHandle {
                 }
             }
         }
+    }
+}
+
+/// Calls this shell answers without the state machine doing the work.
+fn served_here(request: &ClientRequest) -> bool {
+    matches!(
+        request.request,
+        Some(In::Status(_) | In::MoveLeader(_) | In::Defragment(_) | In::Snapshot(_))
+    )
+}
+
+impl DriverHandle {
+    /// The state machine's verdict on a call this shell serves itself: it resolves the token
+    /// and checks the permission as for every other call (see `Server::request`); `Some` is
+    /// its refusal, `None` lets the call go on.
+    async fn refusal(&self, request: &ClientRequest) -> Option<ClientResponse> {
+        let answer = self.request_here(request.clone()).await;
+        matches!(answer.response, Some(Out::Error(_)) | None).then_some(answer)
     }
 }
 
