@@ -44,6 +44,7 @@ need_pkgs=()
 command -v etcd >/dev/null || need_pkgs+=(etcd-server)
 command -v jq >/dev/null || need_pkgs+=(jq)
 command -v ss >/dev/null || need_pkgs+=(iproute2)
+command -v curl >/dev/null || need_pkgs+=(curl)
 if ((${#need_pkgs[@]})); then
     log "installing ${need_pkgs[*]}"
     SUDO=$([[ $(id -u) == 0 ]] && echo "" || echo sudo)
