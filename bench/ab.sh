@@ -37,17 +37,10 @@ BENCH="${DIRS[0]}/qraft-bench"
 CTL="${DIRS[0]}/qraftctl"
 PIDS=()
 
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
 # shellcheck source=bench/cluster.sh
 source "$(dirname "$0")/cluster.sh"
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 stop_members() {
     local pid

@@ -7,10 +7,19 @@
 #   start_qraft BINDIR DIR TOKEN    -> QRAFT_EPS, MEMBER_PIDS, DIR/ca/ca.crt
 #   leader_endpoint SYSTEM EPS [CACERT] [CTL]  prints the endpoint of the current leader
 #
+#   cleanup                         kills PIDS and removes WORK (unless KEEP=1): the exit trap
+#
 # Both clusters fsync on commit (etcd's default, qraft's only mode) and keep their data under
 # DIR, so both sit on the same disk. qraft always runs TLS (QUIC needs it): server-side TLS
 # towards clients, mutual TLS between peers. Given CADIR (from make_ca), etcd runs the same:
 # https for clients, https with client-certificate checks between peers.
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
+}
 
 TAKEN=" "
 free_port() {

@@ -28,12 +28,8 @@ RESULTS="$WORK/results.jsonl"
 : >"$RESULTS"
 PIDS=()
 
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ "${KEEP:-0}" != 1 ]]; then rm -rf "$WORK"; else echo "kept $WORK" >&2; fi
-}
+# shellcheck source=bench/cluster.sh
+source "$(dirname "$0")/cluster.sh"
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -61,9 +57,6 @@ else
     BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release"
 fi
 BENCH="$BIN/qraft-bench"
-
-# shellcheck source=bench/cluster.sh
-source "$ROOT/bench/cluster.sh"
 
 wait_ready() { # system endpoints
     local i
