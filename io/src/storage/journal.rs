@@ -78,7 +78,13 @@ impl Journal {
     pub fn open(dir: &Path, from: JournalPosition) -> Result<Recovered> {
         fs::create_dir_all(dir)?;
         remove_partial_segments(dir)?;
-        let segments = list_segments(dir)?;
+        let mut segments = list_segments(dir)?;
+        // Segments wholly before LMDB's position were folded in already; a crash may have
+        // undone some of their deletions.
+        while segments.len() > 1 && segments[0] < from.segment {
+            fs::remove_file(segment_path(dir, segments[0]))?;
+            segments.remove(0);
+        }
         let Some((&first, &last)) = segments.first().zip(segments.last()) else {
             let journal = Journal::create_segment(dir, 1, SEGMENT_BYTES, 1)?;
             return Ok(Recovered {

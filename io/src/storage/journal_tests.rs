@@ -141,3 +141,20 @@ fn a_position_the_segments_do_not_cover_is_corruption() {
     let reopened = Journal::open(dir.path(), JournalPosition::default()).expect("reopen");
     assert_eq!(reopened.journal.end().segment, 1);
 }
+
+#[test]
+fn segments_before_the_position_are_removed_at_open() {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut journal = fresh(dir.path());
+    let mut last = JournalPosition::default();
+    for i in 0..12 {
+        last = journal.append(&record(i + 1, 1, 1 << 20)).expect("append");
+    }
+    drop(journal);
+    // LMDB holds everything up to `last` (in the last segment), but the deletions of the older
+    // segments were lost in a crash.
+    assert!(list_segments(dir.path()).expect("list").len() > 1);
+    let reopened = Journal::open(dir.path(), last).expect("reopen");
+    assert!(reopened.records.is_empty());
+    assert_eq!(list_segments(dir.path()).expect("list"), vec![last.segment]);
+}

@@ -124,7 +124,11 @@ impl<'s> WriteBatch<'s> {
         drop(tail);
         drop(published);
         // Old segments go only once LMDB can no longer fall back behind them.
-        lock_journal(self.shared).release_before(durable)
+        if let Err(err) = lock_journal(self.shared).release_before(durable) {
+            // The commit stands; the old segments go at a later commit or the next open.
+            tracing::warn!(%err, "could not delete old raft journal segments");
+        }
+        Ok(())
     }
 
     /// The raft state as it will be after this batch commits.
