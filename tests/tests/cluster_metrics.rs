@@ -1,7 +1,7 @@
 //! `/metrics` of a live three-member cluster after a known workload: N puts through a
 //! follower (with a watch open on it), a lease granted, kept alive and revoked through the
 //! leader, a restart of the follower (live keys counted from its data), then a put the
-//! cut-off leader cannot commit. Each family is checked on the member
+//! cut-off leader cannot commit; and requests through the gRPC listener. Each family is checked on the member
 //! where the event happens, by parsing the Prometheus text ([`Scrape`]): counters moved by at
 //! least the expected amounts, histograms have observations, per-peer families carry the peer's
 //! member id in hex under `To` / `From`.
@@ -14,6 +14,7 @@ use qraft_io::runtime;
 use qraft_proto::etcdserverpb::{LeaseGrantRequest, LeaseRevokeRequest, WatchCreateRequest};
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_faults::{status, try_client, wait_leader};
+use qraft_tests::cluster_grpc::GrpcCluster;
 use qraft_tests::cluster_ops::{member_get, wait_serving, wait_until};
 use qraft_tests::prometheus::Scrape;
 
@@ -269,4 +270,62 @@ fn metrics_follow_a_known_workload() {
             .ok_or_else(|| format!("proposals_failed still {failed} after {puts} puts"))
     });
     client.close();
+}
+
+/// Requests through the gRPC listener (`--listen-grpc-urls`, what etcd's own clients use) are
+/// counted like those over QUIC: by type in `client_requests`, and their bytes in the client
+/// traffic families.
+#[test]
+fn grpc_listener_requests_are_counted() {
+    const GRPC_PUTS: usize = 12;
+    let grpc = GrpcCluster::start(1, ClusterOptions::default());
+    let before = must_scrape(&grpc.cluster, 0);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let options = etcd_client::ConnectOptions::new()
+            .with_connect_timeout(WAIT)
+            .with_timeout(WAIT);
+        let mut client = etcd_client::Client::connect(grpc.endpoints(), Some(options))
+            .await
+            .expect("connect over gRPC");
+        for i in 0..GRPC_PUTS {
+            client
+                .put(format!("grpc-{i}"), "v", None)
+                .await
+                .expect("put over gRPC");
+        }
+        let got = client.get("grpc-0", None).await.expect("get over gRPC");
+        assert_eq!(got.kvs().len(), 1);
+    });
+    let after = wait_scrape(&grpc.cluster, 0, "gRPC requests counted", |s| {
+        let puts = requests(s, "put") - requests(&before, "put");
+        if puts < GRPC_PUTS as f64 {
+            return Err(format!("{puts} puts counted, want {GRPC_PUTS}"));
+        }
+        moved(
+            &before,
+            s,
+            "qraft_network_client_grpc_received_bytes_total",
+            1.0,
+        )
+    });
+    assert!(requests(&after, "range") - requests(&before, "range") >= 1.0);
+    // Each put's request carries its key and value; each answer at least a header.
+    moved(
+        &before,
+        &after,
+        "qraft_network_client_grpc_received_bytes_total",
+        (GRPC_PUTS * "grpc-0v".len()) as f64,
+    )
+    .unwrap();
+    moved(
+        &before,
+        &after,
+        "qraft_network_client_grpc_sent_bytes_total",
+        GRPC_PUTS as f64,
+    )
+    .unwrap();
 }
