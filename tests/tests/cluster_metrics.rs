@@ -1,10 +1,10 @@
 //! `/metrics` of a live three-member cluster after a known workload: N puts through a
 //! follower (with a watch open on it), a lease granted, kept alive and revoked through the
 //! leader, a restart of the follower (live keys counted from its data), then a put the
-//! cut-off leader cannot commit; and requests through the gRPC listener. Each family is checked on the member
-//! where the event happens, by parsing the Prometheus text ([`Scrape`]): counters moved by at
-//! least the expected amounts, histograms have observations, per-peer families carry the peer's
-//! member id in hex under `To` / `From`.
+//! cut-off leader cannot commit; and of one member after requests through its gRPC listener.
+//! Each family is checked on the member where the event happens, by parsing the Prometheus
+//! text ([`Scrape`]): counters moved by at least the expected amounts, histograms have
+//! observations, per-peer families carry the peer's member id in hex under `To` / `From`.
 //!
 //! Needs the binaries of the same profile: `cargo build --release -p qraft-server --bins`.
 
