@@ -40,7 +40,17 @@ impl CoreHandle for GrpcCore {
         let handle = self.handle.clone();
         requests
             .into_future()
-            .map(move |(first, rest)| match first {
+            .then(move |(first, rest)| async move {
+                // Auth of the calls the shell serves itself (the snapshot here) is the state
+                // machine's, as on the QUIC listener.
+                let refusal = match &first {
+                    Some(first) => handle.shell_call_refusal(first).await,
+                    None => None,
+                };
+                (handle, first, rest, refusal)
+            })
+            .map(|(handle, first, rest, refusal)| match first {
+                _ if let Some(refusal) = refusal => stream::iter([refusal]).boxed(),
                 // A learner refuses every stream but the snapshot, as etcd's.
                 Some(first) if let Some(refusal) = handle.learner_refusal(&first) => {
                     stream::iter([refusal]).boxed()

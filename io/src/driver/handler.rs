@@ -37,9 +37,7 @@ impl RequestHandler for DriverHandle {
             if let Some(refusal) = handle.learner_refusal(&req) {
                 return refusal;
             }
-            if served_here(&req)
-                && let Some(refusal) = handle.refusal(&req).await
-            {
+            if let Some(refusal) = handle.shell_call_refusal(&req).await {
                 return refusal;
             }
             match &req.request {
@@ -66,9 +64,7 @@ impl RequestHandler for DriverHandle {
                 responses.finish();
                 return;
             }
-            if served_here(&first)
-                && let Some(refusal) = handle.refusal(&first).await
-            {
+            if let Some(refusal) = handle.shell_call_refusal(&first).await {
                 let mut responses = responses;
                 let _ = responses.send(&refusal).await;
                 responses.finish();
@@ -97,10 +93,14 @@ fn served_here(request: &ClientRequest) -> bool {
 }
 
 impl DriverHandle {
-    /// The state machine's verdict on a call this shell serves itself: it resolves the token
-    /// and checks the permission as for every other call (see `Server::request`); `Some` is
-    /// its refusal, `None` lets the call go on.
-    async fn refusal(&self, request: &ClientRequest) -> Option<ClientResponse> {
+    /// For a call the shell serves itself (status, defragment, snapshot, move-leader), the
+    /// state machine's verdict: it resolves the token and checks the permission as for every
+    /// other call (see `Server::request`). `Some` is its refusal; `None` lets the call go on
+    /// (and is the answer for every other call, which the state machine checks on its own).
+    pub async fn shell_call_refusal(&self, request: &ClientRequest) -> Option<ClientResponse> {
+        if !served_here(request) {
+            return None;
+        }
         let answer = self.request_here(request.clone()).await;
         matches!(answer.response, Some(Out::Error(_)) | None).then_some(answer)
     }

@@ -49,6 +49,9 @@ pub struct Cli {
     /// Print byte strings as hex encoded strings.
     #[arg(long, global = true)]
     pub hex: bool,
+    /// Username and password to sign in with (NAME:PASSWORD), when auth is enabled.
+    #[arg(long = "user", id = "auth_user", global = true, env = "QRAFTCTL_USER")]
+    pub user: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -90,6 +93,45 @@ pub enum Command {
     /// Alarm related commands.
     #[command(subcommand)]
     Alarm(AlarmCommand),
+    /// User related commands.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Role related commands.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Enable or disable authentication.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+/// etcdctl's `user` commands qraftctl has.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Adds a new user (NAME:PASSWORD, or NAME with --new-user-password).
+    Add {
+        user: String,
+        /// Supply password from the command line flag.
+        #[arg(long)]
+        new_user_password: Option<String>,
+    },
+    /// Grants a role to a user.
+    GrantRole { user: String, role: String },
+}
+
+/// etcdctl's `role` commands qraftctl has.
+#[derive(Debug, Subcommand)]
+pub enum RoleCommand {
+    /// Adds a new role.
+    Add { role: String },
+}
+
+/// etcdctl's `auth` commands qraftctl has.
+#[derive(Debug, Subcommand)]
+pub enum AuthCommand {
+    /// Enables authentication (granting the root role to the root user if it lacks it).
+    Enable,
+    /// Disables authentication.
+    Disable,
 }
 
 /// etcdctl's `alarm` commands.

@@ -1,11 +1,12 @@
 //! `qraftctl`: etcdctl's commands, flags and output formats where they apply to qraft.
 //!
-//! Global flags: `--endpoints --cacert --cert --key --dial-timeout --command-timeout -w`.
+//! Global flags: `--endpoints --cacert --cert --key --dial-timeout --command-timeout -w --user`.
 //! The defaults talk to the README's server (`cargo run --bin qraft`): endpoint
 //! `https://127.0.0.1:2379`, CA `./default.qraft/fixtures/client/ca.crt`.
 
 mod alarm;
 mod args;
+mod auth;
 mod downgrade;
 mod hashkv;
 mod kv;
@@ -58,6 +59,9 @@ async fn dispatch(client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()>
         Command::MoveLeader(a) => maintenance::move_leader(client, a, p).await,
         Command::Downgrade(a) => downgrade::run(client, a, p).await,
         Command::Alarm(a) => alarm::run(client, a, p).await,
+        Command::User(a) => auth::user(client, a).await,
+        Command::Role(a) => auth::role(client, a).await,
+        Command::Auth(a) => auth::auth(client, a).await,
     }
 }
 
@@ -108,7 +112,21 @@ pub async fn connect_to(cli: &Cli, endpoints: Vec<String>) -> anyhow::Result<Cli
         .with_context(|| format!("loading TLS material (--cacert {})", cacert.display()))?;
     config.dial_timeout = parse_duration(&cli.dial_timeout)?;
     config.request_timeout = parse_duration(&cli.command_timeout)?;
-    Ok(Client::connect(config).await?)
+    let client = Client::connect(config).await?;
+    if let Some(user) = &cli.user {
+        // etcdctl's `--user`: every call on this connection carries the user's token.
+        let (name, password) = user
+            .split_once(':')
+            .context("--user must be NAME:PASSWORD (qraftctl does not prompt)")?;
+        if let Err(err) = client.authenticate(name, password).await {
+            client.close();
+            return Err(match err {
+                qraft_io::client::ClientError::Status { message, .. } => anyhow::anyhow!(message),
+                other => other.into(),
+            });
+        }
+    }
+    Ok(client)
 }
 
 /// Go-style durations as etcdctl takes them: `2s`, `500ms`, `1m`, `1.5s`.
