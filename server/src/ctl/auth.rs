@@ -108,3 +108,26 @@ fn server_error(err: ClientError) -> anyhow::Error {
         other => other.into(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::super::args::{Cli, Command};
+    use super::*;
+
+    /// The global `--user` and `user add`'s positional NAME:PASSWORD are different arguments
+    /// (one clap id would let the new user's password sign the call in).
+    #[test]
+    fn the_signed_in_user_and_the_added_user_are_separate() {
+        let cli = Cli::try_parse_from(["qraftctl", "--user", "root:pw", "user", "add", "a:b"])
+            .expect("parses");
+        assert_eq!(cli.user.as_deref(), Some("root:pw"));
+        let Command::User(UserCommand::Add { user, .. }) = cli.command else {
+            panic!("not user add: {:?}", cli.command);
+        };
+        assert_eq!(user, "a:b");
+        let cli = Cli::try_parse_from(["qraftctl", "user", "add", "a:b"]).expect("parses");
+        assert_eq!(cli.user, None);
+    }
+}
