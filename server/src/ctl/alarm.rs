@@ -5,13 +5,14 @@
 //! selection: it lists the active alarms and deactivates each, printing the ones it disarmed.
 
 use qraft_core::server::describe_alarm;
-use qraft_io::client::{Client, ClientError};
+use qraft_io::client::Client;
 use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
 use qraft_proto::etcdserverpb::{AlarmRequest, AlarmResponse, AlarmType};
 use serde_json::json;
 
 use super::args::AlarmCommand;
 use super::output::{Printer, header_json};
+use super::server_error;
 
 pub async fn run(client: &Client, cmd: &AlarmCommand, p: &Printer) -> anyhow::Result<()> {
     let listed = client
@@ -65,13 +66,5 @@ fn print(response: &AlarmResponse, p: &Printer) {
         for alarm in &response.alarms {
             println!("{}", describe_alarm(alarm));
         }
-    }
-}
-
-/// A refusal is printed with the server's own text, without the client library's code suffix.
-fn server_error(err: ClientError) -> anyhow::Error {
-    match err {
-        ClientError::Status { message, .. } => anyhow::anyhow!(message),
-        other => other.into(),
     }
 }

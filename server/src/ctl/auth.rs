@@ -10,6 +10,7 @@ use qraft_proto::etcdserverpb::{
 };
 
 use super::args::{AuthCommand, RoleCommand, UserCommand};
+use super::server_error;
 
 /// etcd's fixed name of the user and role that may do everything.
 const ROOT: &str = "root";
@@ -100,13 +101,6 @@ async fn grant_role(client: &Client, user: &str, role: &str) -> anyhow::Result<(
 
 fn is_root_role_missing(err: &ClientError) -> bool {
     matches!(err, ClientError::Status { message, .. } if message.contains("root user does not have root role"))
-}
-
-fn server_error(err: ClientError) -> anyhow::Error {
-    match err {
-        ClientError::Status { message, .. } => anyhow::anyhow!(message),
-        other => other.into(),
-    }
 }
 
 #[cfg(test)]

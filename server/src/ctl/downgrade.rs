@@ -5,13 +5,14 @@
 //! message as etcdctl does (`Error: etcdserver: invalid downgrade target version`).
 
 use qraft_core::version::downgrade_success_message;
-use qraft_io::client::{Client, ClientError};
+use qraft_io::client::Client;
 use qraft_proto::etcdserverpb::DowngradeRequest;
 use qraft_proto::etcdserverpb::downgrade_request::DowngradeAction;
 use serde_json::json;
 
 use super::args::DowngradeCommand;
 use super::output::{Printer, header_json};
+use super::server_error;
 
 pub async fn run(client: &Client, cmd: &DowngradeCommand, p: &Printer) -> anyhow::Result<()> {
     let (action, version) = request_of(cmd)?;
@@ -45,14 +46,6 @@ fn request_of(cmd: &DowngradeCommand) -> anyhow::Result<(DowngradeAction, String
         None => anyhow::bail!("TARGET_VERSION not provided"),
         Some("") => anyhow::bail!("target version not provided"),
         Some(v) => Ok((action, v.to_string())),
-    }
-}
-
-/// A refusal is printed with the server's own text, without the client library's code suffix.
-fn server_error(err: ClientError) -> anyhow::Error {
-    match err {
-        ClientError::Status { message, .. } => anyhow::anyhow!(message),
-        other => other.into(),
     }
 }
 

@@ -23,7 +23,7 @@ pub use output::{Format, Printer};
 use std::time::Duration;
 
 use anyhow::Context;
-use qraft_io::client::{Client, ClientConfig};
+use qraft_io::client::{Client, ClientConfig, ClientError};
 
 /// The CA qraft's auto-TLS writes for a member named `default` started in the current directory.
 pub const DEFAULT_CACERT: &str = "default.qraft/fixtures/client/ca.crt";
@@ -127,6 +127,15 @@ pub async fn connect_to(cli: &Cli, endpoints: Vec<String>) -> anyhow::Result<Cli
         }
     }
     Ok(client)
+}
+
+/// A refusal printed with the server's own text (etcd's message), without the client
+/// library's code suffix, as etcdctl prints it.
+fn server_error(err: ClientError) -> anyhow::Error {
+    match err {
+        ClientError::Status { message, .. } => anyhow::anyhow!(message),
+        other => other.into(),
+    }
 }
 
 /// Go-style durations as etcdctl takes them: `2s`, `500ms`, `1m`, `1.5s`.
