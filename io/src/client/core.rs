@@ -132,6 +132,11 @@ impl Client {
         *lock(&self.inner.preferred) = next;
     }
 
+    /// How many endpoints this client knows (configured and learned).
+    pub(super) fn endpoint_count(&self) -> usize {
+        lock(&self.inner.urls).len()
+    }
+
     pub(super) fn token(&self) -> String {
         lock(&self.inner.token).clone().unwrap_or_default()
     }
@@ -175,6 +180,11 @@ impl Client {
         idempotent: bool,
     ) -> Result<ClientResponse, ClientError> {
         let mut attempt = 0u32;
+        // Learners that refused this call, and the first refusal: etcd's clientv3 moves on to
+        // the next endpoint on `rpc not supported for learner`; qraft tries each endpoint once
+        // and reports the first refusal when all of them refused.
+        let mut learner_refusals = 0usize;
+        let mut first_refusal = None;
         loop {
             let may_retry = attempt < self.inner.config.max_retries;
             attempt += 1;
@@ -200,6 +210,19 @@ impl Client {
                     continue;
                 }
             };
+            if refused_by_learner(&error) {
+                learner_refusals += 1;
+                let first = first_refusal.take().unwrap_or(error);
+                if learner_refusals >= self.endpoint_count() {
+                    return Err(first);
+                }
+                first_refusal = Some(first);
+                // A learner's refusal is not a failed attempt: the next endpoint is tried at
+                // once, and the retry budget stays for the errors it is meant for.
+                attempt -= 1;
+                self.switch_endpoint(None).await;
+                continue;
+            }
             if !may_retry || !self.follow_leader(&error).await {
                 return Err(error);
             }
@@ -249,8 +272,9 @@ impl Client {
     /// After `error` from a member that refused to act for not being the leader, moves this
     /// client to the leader it named (or the next endpoint); returns whether the request may
     /// be repeated there.
+    /// A learner's refusal moves the client to the next endpoint the same way.
     pub(super) async fn follow_leader(&self, error: &ClientError) -> bool {
-        if !refused_before_proposal(error) {
+        if !refused_before_proposal(error) && !refused_by_learner(error) {
             return false;
         }
         let leader_url = match error {
@@ -319,16 +343,22 @@ impl Client {
     }
 }
 
+/// A learner refused the call (it serves only `Status`, serializable ranges and snapshots);
+/// it never proposed the request, and a voting member may serve it.
+pub(super) fn refused_by_learner(error: &ClientError) -> bool {
+    is_core_error(error, &Error::NotSupportedForLearner)
+}
+
+fn is_core_error(error: &ClientError, expected: &Error) -> bool {
+    matches!(error, ClientError::Status { code, message, .. }
+        if expected.code() == *code && expected.to_string() == *message)
+}
+
 /// Errors that prove the server did not propose the request, so repeating it is safe.
 fn refused_before_proposal(error: &ClientError) -> bool {
-    match error {
-        ClientError::Status { code, message, .. } => {
-            [Error::NotLeader, Error::NoLeader, Error::TooManyRequests]
-                .iter()
-                .any(|e| e.code() == *code && e.to_string() == *message)
-        }
-        _ => false,
-    }
+    [Error::NotLeader, Error::NoLeader, Error::TooManyRequests]
+        .iter()
+        .any(|e| is_core_error(error, e))
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -4,7 +4,9 @@
 //! Retry rule: a request is sent again only when it provably did not take effect — it never
 //! left this process (dial, stream open or write failed), or the server refused it before
 //! proposing it ("not leader", "no leader", "too many requests") — or when it is a read.
-//! A write whose response was lost is reported, never replayed.
+//! A write whose response was lost is reported, never replayed. A learner's refusal (`rpc not
+//! supported for learner`) sends the request to each other endpoint once, as etcd's clientv3
+//! moves on from a learner; when every endpoint refuses, the first refusal is reported.
 
 mod api;
 mod config;

@@ -20,6 +20,7 @@ use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request;
 use qraft_proto::qraftpb::client_response::Response;
 
+use super::core::refused_by_learner;
 use super::streams::Call;
 use super::{Client, ClientError};
 use crate::runtime;
@@ -40,6 +41,10 @@ pub struct Watch {
     pending: VecDeque<WatchCreateRequest>,
     /// Watchers re-created after a break whose `created` notice is not shown again.
     resuming: HashSet<i64>,
+    /// Learners that refused this stream since its last answer: a learner serves no watch, so
+    /// the stream moves on to the next endpoint, once per endpoint (etcd's clientv3 moves on
+    /// too), and reports the refusal when every endpoint refused.
+    learner_refusals: usize,
 }
 
 struct Watcher {
@@ -58,6 +63,7 @@ impl Client {
             active: BTreeMap::new(),
             pending: VecDeque::from([create.clone()]),
             resuming: HashSet::new(),
+            learner_refusals: 0,
         };
         watch.call = Some(Call::open(self, create_request(create)).await?);
         Ok(watch)
@@ -103,12 +109,20 @@ impl Watch {
             };
             match call.next().await {
                 Some(Ok(Response::Watch(w))) => {
+                    self.learner_refusals = 0;
                     if let Some(w) = self.track(w) {
                         return Some(Ok(w));
                     }
                 }
                 Some(Ok(other)) => return Some(Err(ClientError::unexpected("Watch", Some(other)))),
                 Some(Err(e)) if is_break(&e) => self.call = None,
+                Some(Err(e)) if refused_by_learner(&e) => {
+                    self.learner_refusals += 1;
+                    if self.learner_refusals >= self.client.endpoint_count() {
+                        return Some(Err(e));
+                    }
+                    self.call = None;
+                }
                 Some(Err(e)) => return Some(Err(e)),
                 None if self.active.is_empty() && self.pending.is_empty() => return None,
                 None => self.call = None,
