@@ -3,6 +3,7 @@
 //! `qraft-bench --target etcd --endpoints http://127.0.0.1:2379 --clients 64 --total 20000 put`
 
 use clap::{Parser, ValueEnum};
+use qraft_io::runtime;
 use qraft_server::bench::{self, Load, Target, Workload};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -33,6 +34,9 @@ struct Cli {
     /// Never draw the progress bar (it is drawn only on a terminal anyway).
     #[arg(long)]
     no_progress: bool,
+    /// Threads of the client runtime (qraft: async-std's pool; etcd: tokio's workers).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
     #[command(flatten)]
     load: Load,
     #[command(subcommand)]
@@ -41,13 +45,19 @@ struct Cli {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    runtime::size_pool(cli.client_threads);
     let target = make_target(&cli)?;
-    let summary = futures::executor::block_on(bench::run(
-        target.as_ref(),
-        &cli.load,
-        &cli.workload,
-        !cli.no_progress && !cli.json,
-    ))?;
+    let progress = !cli.no_progress && !cli.json;
+    // The requesters run on the runtime's pool, where the QUIC connection's tasks run: with
+    // one thread (`--client-threads`), an answer is read by the thread that polled it off the
+    // socket instead of being handed to the main thread.
+    let (load, workload) = (cli.load.clone(), cli.workload.clone());
+    let summary = runtime::block_on(
+        runtime::spawn(
+            async move { bench::run(target.as_ref(), &load, &workload, progress).await },
+        )
+        .join(),
+    )?;
     if cli.json {
         println!("{}", serde_json::to_string(&summary)?);
     } else {
@@ -71,7 +81,7 @@ fn make_target(cli: &Cli) -> anyhow::Result<Box<dyn Target>> {
         #[cfg(feature = "etcd")]
         TargetKind::Etcd => Ok(Box::new(bench::etcd::EtcdTarget::new(
             cli.endpoints.clone(),
-            2,
+            cli.client_threads,
             cli.cacert.as_deref(),
         )?)),
         #[cfg(not(feature = "etcd"))]
