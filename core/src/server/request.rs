@@ -3,8 +3,8 @@
 use prost::Message as _;
 use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
 use qraft_proto::etcdserverpb::{
-    AuthRoleListResponse, AuthUserListResponse, HashKvResponse, LeaseTimeToLiveResponse,
-    MemberListResponse, TxnRequest,
+    AuthRoleListResponse, AuthUserListResponse, HashKvResponse, HashResponse,
+    LeaseTimeToLiveResponse, MemberListResponse, TxnRequest,
 };
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -301,10 +301,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.reply(id, Out::Permitted(Permitted {}));
                 Ok(())
             }
-            // qraft has no Hash (only HashKV); as etcd, the permission is checked first.
+            // The header's revision is the store's at the hash: the read snapshot and the
+            // in-memory store are both at the last applied entry while this runs.
             In::Hash(_) => {
                 self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
-                Err(plain(Error::NotCapable))
+                let txn = self.backend.read_txn().map_err(|e| plain(e.into()))?;
+                let hash = self.state.mvcc.hash(&txn).map_err(plain)?;
+                drop(txn);
+                self.reply(id, Out::Hash(HashResponse { header: None, hash }));
+                Ok(())
             }
             // Watches are served by the shell's watch hub from `Output::Events`.
             _ => Err(plain(Error::NotCapable)),

@@ -122,6 +122,7 @@ pub fn show_response(response: &ClientResponse) -> String {
         Some(Out::AuthStatus(r)) => {
             format!("auth enabled={} revision={}", r.enabled, r.auth_revision)
         }
+        Some(Out::Hash(r)) => format!("hash={:#010x} {}", r.hash, header(&r.header)),
         Some(Out::HashKv(r)) => format!(
             "hash={:#010x} compact_revision={} hash_revision={} {}",
             r.hash,
