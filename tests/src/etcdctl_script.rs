@@ -93,6 +93,7 @@ pub fn run_script(etcdctl: &Etcdctl, scratch: &Path) -> String {
     lease_commands(etcdctl, &mut t);
     compaction_and_watch(etcdctl, &mut t);
     cluster_commands(etcdctl, scratch, &mut t);
+    auth_commands(etcdctl, &mut t);
     t.text
 }
 
@@ -252,6 +253,123 @@ fn cluster_commands(etcdctl: &Etcdctl, scratch: &Path, t: &mut Transcript) {
         first.json(&["snapshot", "save", &path], None),
     );
     t.note(&format!("snapshot file: {}", describe_snapshot(&file)));
+}
+
+/// Users, roles and permissions, then what they allow with auth enabled, ending with auth
+/// disabled again. Everything goes through the leader alone, so each check sees the auth
+/// change before it (a follower may answer a moment before it applied the change).
+/// `auth status` is left out: etcdctl 3.4 (the reference binary) does not have it.
+fn auth_commands(etcdctl: &Etcdctl, t: &mut Transcript) {
+    let leader = etcdctl.only(leader_index(etcdctl));
+    plain(
+        &leader,
+        t,
+        &[
+            &["user", "add", "root:rootpw"],
+            &["user", "add", "reader:readpw"],
+            &["user", "add", "reader:again"],
+            &["role", "add", "ro"],
+            &[
+                "role",
+                "grant-permission",
+                "ro",
+                "read",
+                "/app/",
+                "--prefix",
+            ],
+            &["role", "grant-permission", "ro", "readwrite", "a", "c"],
+            &["role", "grant-permission", "ro", "write", "z", "--from-key"],
+            &["role", "grant-permission", "ro", "read", "k1"],
+            &["role", "grant-permission", "ro", "bogus", "x"],
+            &["role", "grant-permission", "nope", "read", "x"],
+            &["role", "get", "ro"],
+            &["user", "grant-role", "reader", "ro"],
+            &["user", "grant-role", "reader", "nope"],
+            &["user", "get", "reader"],
+            &["user", "get", "nobody"],
+            &["user", "list"],
+            &["role", "list"],
+            &["auth", "enable"],
+            &["--user", "root:rootpw", "put", "/app/x", "1"],
+            &["--user", "reader:readpw", "get", "/app/x"],
+            &["--user", "reader:readpw", "put", "/app/x", "2"],
+            &["--user", "reader:readpw", "get", "other"],
+            &["--user", "reader:wrong", "get", "/app/x"],
+            &[
+                "--user",
+                "root:rootpw",
+                "role",
+                "revoke-permission",
+                "ro",
+                "/app/",
+                "--prefix",
+            ],
+            &[
+                "--user",
+                "root:rootpw",
+                "role",
+                "revoke-permission",
+                "ro",
+                "k1",
+            ],
+            &[
+                "--user",
+                "root:rootpw",
+                "role",
+                "revoke-permission",
+                "ro",
+                "k1",
+            ],
+            &["--user", "root:rootpw", "role", "get", "ro"],
+            &["--user", "reader:readpw", "get", "/app/x"],
+            &[
+                "--user",
+                "root:rootpw",
+                "user",
+                "revoke-role",
+                "reader",
+                "ro",
+            ],
+            &[
+                "--user",
+                "root:rootpw",
+                "user",
+                "revoke-role",
+                "reader",
+                "ro",
+            ],
+            &["--user", "root:rootpw", "user", "get", "reader"],
+        ],
+    );
+    t.record(
+        "--user root:rootpw user passwd reader --interactive=false <<< newpw",
+        leader.json(
+            &[
+                "--user",
+                "root:rootpw",
+                "user",
+                "passwd",
+                "reader",
+                "--interactive=false",
+            ],
+            Some("newpw\n"),
+        ),
+    );
+    plain(
+        &leader,
+        t,
+        &[
+            &["--user", "reader:readpw", "get", "/app/x"],
+            &["--user", "reader:newpw", "get", "/app/x"],
+            &["--user", "root:rootpw", "user", "delete", "reader"],
+            &["--user", "root:rootpw", "user", "delete", "reader"],
+            &["--user", "reader:newpw", "get", "/app/x"],
+            &["--user", "root:rootpw", "role", "delete", "ro"],
+            &["--user", "root:rootpw", "role", "delete", "ro"],
+            &["--user", "root:rootpw", "user", "list"],
+            &["--user", "root:rootpw", "auth", "disable"],
+        ],
+    );
 }
 
 /// etcd's snapshot file format as seen by `etcdctl snapshot restore`: the saved bytes end

@@ -1,6 +1,7 @@
 //! Shared helpers for qraft's cross-crate tests.
 
 pub mod cluster;
+pub mod cluster_ctl;
 pub mod cluster_faults;
 pub mod cluster_grpc;
 pub mod cluster_members;

@@ -32,6 +32,9 @@ fn etcd_transcripts_agree_across_two_clusters() {
         "etcdserver: requested lease not found",
         "\"succeeded\":true",
         "\"health\":true",
+        "etcdserver: permission denied",
+        "etcdserver: authentication failed, invalid user ID or password",
+        "Error: invalid permission type: bogus",
     ] {
         assert!(first.contains(expected), "{expected} in:\n{first}");
     }
@@ -88,6 +91,8 @@ fn qraft_answers_etcdctl_like_etcd() {
         "etcdserver: requested lease not found",
         "\"TTL\":2",
         "Finished defragmenting etcd member[<endpoint>]",
+        "etcdserver: permission denied",
+        "etcdserver: role is not granted to the user",
     ] {
         assert!(actual.contains(expected), "{expected} in:\n{actual}");
     }

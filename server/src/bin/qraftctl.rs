@@ -7,6 +7,6 @@ fn main() {
     let cli = Cli::parse();
     if let Err(err) = qraft_io::runtime::block_on(ctl::run(cli)) {
         eprintln!("Error: {err:#}");
-        std::process::exit(1);
+        std::process::exit(ctl::exit_code(&err));
     }
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use super::auth_args::{AuthCommand, RoleCommand, UserCommand};
 use super::output::Format;
 
 #[derive(Debug, Parser)]
@@ -49,9 +50,19 @@ pub struct Cli {
     /// Print byte strings as hex encoded strings.
     #[arg(long, global = true)]
     pub hex: bool,
-    /// Username and password to sign in with (NAME:PASSWORD), when auth is enabled.
+    /// Username[:password] to sign in with when auth is enabled (prompts for the password
+    /// when it is not given).
     #[arg(long = "user", id = "auth_user", global = true, env = "QRAFTCTL_USER")]
     pub user: Option<String>,
+    /// Password to sign in with (then `--user` is the name alone, even if it holds a colon).
+    #[arg(
+        long = "password",
+        id = "auth_password",
+        global = true,
+        env = "QRAFTCTL_PASSWORD",
+        requires = "auth_user"
+    )]
+    pub password: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -102,36 +113,6 @@ pub enum Command {
     /// Enable or disable authentication.
     #[command(subcommand)]
     Auth(AuthCommand),
-}
-
-/// etcdctl's `user` commands qraftctl has.
-#[derive(Debug, Subcommand)]
-pub enum UserCommand {
-    /// Adds a new user (NAME:PASSWORD, or NAME with --new-user-password).
-    Add {
-        user: String,
-        /// Supply password from the command line flag.
-        #[arg(long)]
-        new_user_password: Option<String>,
-    },
-    /// Grants a role to a user.
-    GrantRole { user: String, role: String },
-}
-
-/// etcdctl's `role` commands qraftctl has.
-#[derive(Debug, Subcommand)]
-pub enum RoleCommand {
-    /// Adds a new role.
-    Add { role: String },
-}
-
-/// etcdctl's `auth` commands qraftctl has.
-#[derive(Debug, Subcommand)]
-pub enum AuthCommand {
-    /// Enables authentication (granting the root role to the root user if it lacks it).
-    Enable,
-    /// Disables authentication.
-    Disable,
 }
 
 /// etcdctl's `alarm` commands.

@@ -7,6 +7,9 @@
 mod alarm;
 mod args;
 mod auth;
+mod auth_args;
+mod auth_plan;
+mod auth_print;
 mod downgrade;
 mod hashkv;
 mod kv;
@@ -14,6 +17,7 @@ mod lease;
 mod maintenance;
 mod member;
 mod output;
+mod password;
 mod txn;
 mod watch;
 
@@ -29,7 +33,7 @@ use qraft_io::client::{Client, ClientConfig, ClientError};
 pub const DEFAULT_CACERT: &str = "default.qraft/fixtures/client/ca.crt";
 
 /// Runs one qraftctl invocation; the error is printed by `main` as etcdctl does (`Error: ...`).
-pub async fn run(cli: Cli) -> anyhow::Result<()> {
+pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
     let printer = Printer::new(cli.write_out, cli.hex);
     if let Command::Defrag(args::DefragArgs {
         data_dir: Some(dir),
@@ -37,10 +41,62 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     {
         return maintenance::defrag_offline(dir, &printer);
     }
+    // As etcdctl: an auth command checks its arguments and reads the password it sets before
+    // connecting, then the sign-in password is asked for (once, for every connection).
+    let auth_call = auth_plan::plan(&cli.command)?;
+    resolve_sign_in(&mut cli)?;
     let client = connect(&cli).await?;
-    let result = dispatch(&client, &cli, &printer).await;
+    let result = match auth_call {
+        Some(call) => auth::run(&client, call).await,
+        None => dispatch(&client, &cli, &printer).await,
+    };
     client.close();
     result
+}
+
+/// A command line etcdctl refuses before calling anything; it exits with etcdctl's code for
+/// bad arguments (128) instead of 1.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadArgs(pub String);
+
+pub fn bad_args(message: impl Into<String>) -> anyhow::Error {
+    BadArgs(message.into()).into()
+}
+
+/// The process exit code for an error `run` returned: etcdctl's 128 for bad arguments, else 1.
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.chain().any(|e| e.is::<BadArgs>()) {
+        128
+    } else {
+        1
+    }
+}
+
+/// `--user NAME` without a password (and no `--password`): asks for it once, as etcdctl's
+/// `Password: ` prompt (or reads a line of standard input when it is not a terminal).
+fn resolve_sign_in(cli: &mut Cli) -> anyhow::Result<()> {
+    if let Some(user) = &cli.user
+        && cli.password.is_none()
+        && !user.contains(':')
+    {
+        cli.password = Some(password::sign_in_password()?);
+    }
+    Ok(())
+}
+
+/// The name and password `--user`/`--password` sign in with.
+fn sign_in_credentials(cli: &Cli) -> anyhow::Result<Option<(&str, &str)>> {
+    let Some(user) = &cli.user else {
+        return Ok(None);
+    };
+    let (name, password) = match &cli.password {
+        Some(password) => (user.as_str(), password.as_str()),
+        None => user.split_once(':').ok_or_else(|| {
+            bad_args("--user NAME needs a password (NAME:PASSWORD or --password)")
+        })?,
+    };
+    Ok(Some((name, password)))
 }
 
 async fn dispatch(client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()> {
@@ -59,9 +115,9 @@ async fn dispatch(client: &Client, cli: &Cli, p: &Printer) -> anyhow::Result<()>
         Command::MoveLeader(a) => maintenance::move_leader(client, a, p).await,
         Command::Downgrade(a) => downgrade::run(client, a, p).await,
         Command::Alarm(a) => alarm::run(client, a, p).await,
-        Command::User(a) => auth::user(client, a).await,
-        Command::Role(a) => auth::role(client, a).await,
-        Command::Auth(a) => auth::auth(client, a).await,
+        Command::User(_) | Command::Role(_) | Command::Auth(_) => {
+            anyhow::bail!("internal error: auth commands run through their plan")
+        }
     }
 }
 
@@ -112,18 +168,13 @@ pub async fn connect_to(cli: &Cli, endpoints: Vec<String>) -> anyhow::Result<Cli
         .with_context(|| format!("loading TLS material (--cacert {})", cacert.display()))?;
     config.dial_timeout = parse_duration(&cli.dial_timeout)?;
     config.request_timeout = parse_duration(&cli.command_timeout)?;
+    let credentials = sign_in_credentials(cli)?;
     let client = Client::connect(config).await?;
-    if let Some(user) = &cli.user {
+    if let Some((name, password)) = credentials {
         // etcdctl's `--user`: every call on this connection carries the user's token.
-        let (name, password) = user
-            .split_once(':')
-            .context("--user must be NAME:PASSWORD (qraftctl does not prompt)")?;
         if let Err(err) = client.authenticate(name, password).await {
             client.close();
-            return Err(match err {
-                qraft_io::client::ClientError::Status { message, .. } => anyhow::anyhow!(message),
-                other => other.into(),
-            });
+            return Err(server_error(err));
         }
     }
     Ok(client)
