@@ -97,3 +97,96 @@ pub fn ctl_until(c: &Cluster, i: usize, args: &[&str], expect: Result<&str, &str
         },
     )
 }
+
+/// Where `script` (util-linux) lives: it runs a command on a pseudo-terminal of its own.
+pub const SCRIPT: &str = "/usr/bin/script";
+
+/// Runs qraftctl against member `i` on a pseudo-terminal (through `script`), answering each
+/// prompt in `dialog` once it has appeared: `(prompt, answer)`. Returns the exit code and
+/// everything the terminal showed (prompts, echoed input, output; `\r\n` line ends).
+///
+/// An answer is sent a second after its prompt shows: the prompt is written just before the
+/// terminal's echo is switched off, and typing into that gap would echo it.
+pub fn ctl_on_terminal(
+    c: &Cluster,
+    i: usize,
+    args: &[&str],
+    dialog: &[(&str, &str)],
+) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::sync::mpsc;
+
+    let mut words = vec![
+        binary("qraftctl").display().to_string(),
+        "--endpoints".into(),
+        c.nodes[i].client_url(),
+        "--cacert".into(),
+        c.ca_dir.join("ca.crt").display().to_string(),
+    ];
+    words.extend(args.iter().map(|a| a.to_string()));
+    let line = words
+        .iter()
+        .map(|w| format!("'{}'", w.replace('\'', r"'\''")))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = Command::new(SCRIPT)
+        .args(["--quiet", "--return", "--command", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run script");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut shown = Vec::new();
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    for (at, (prompt, answer)) in dialog.iter().enumerate() {
+        // Each prompt counts from the answers before it (the same text may come twice).
+        let wanted = dialog[..=at].iter().filter(|(p, _)| p == prompt).count();
+        while String::from_utf8_lossy(&shown).matches(prompt).count() < wanted {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(chunk) => shown.extend(chunk),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!(
+                        "no prompt {prompt:?} in time; the terminal showed {:?}",
+                        String::from_utf8_lossy(&shown)
+                    );
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_secs(1));
+        stdin
+            .write_all(format!("{answer}\n").as_bytes())
+            .expect("type into the terminal");
+    }
+    let code = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status.code(),
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            outcome => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("qraftctl {args:?} on a terminal did not exit in time: {outcome:?}");
+            }
+        }
+    };
+    drop(stdin);
+    while let Ok(chunk) = rx.recv_timeout(Duration::from_secs(5)) {
+        shown.extend(chunk);
+    }
+    (code, String::from_utf8_lossy(&shown).into_owned())
+}

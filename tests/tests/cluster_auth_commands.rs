@@ -8,7 +8,9 @@
 //! Needs the binaries of the same profile: `cargo build --release -p qraft-server --bins`.
 
 use qraft_tests::cluster::{Cluster, ClusterOptions};
-use qraft_tests::cluster_ctl::{ctl_fails, ctl_ok, ctl_run, ctl_until, ctl_with_stdin};
+use qraft_tests::cluster_ctl::{
+    SCRIPT, ctl_fails, ctl_ok, ctl_on_terminal, ctl_run, ctl_until, ctl_with_stdin,
+};
 
 const DENIED: &str = "etcdserver: permission denied";
 const AUTH_FAILED: &str = "etcdserver: authentication failed, invalid user ID or password";
@@ -379,5 +381,77 @@ fn user_role_and_auth_commands_work_like_etcdctl() {
         run.code,
         Some(2),
         "a malformed flag is clap's usage error: {run:?}"
+    );
+}
+
+/// On a terminal the passwords are typed after etcdctl's prompts and are not echoed; a new
+/// password is asked twice and two different ones are refused.
+#[test]
+fn passwords_are_typed_on_the_terminal_without_echo() {
+    if !std::path::Path::new(SCRIPT).exists() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{SCRIPT} (util-linux) is missing but CI=true"
+        );
+        eprintln!("SKIPPING: {SCRIPT} not found");
+        return;
+    }
+    let c = Cluster::start(1, ClusterOptions::default());
+    let (code, shown) = ctl_on_terminal(
+        &c,
+        0,
+        &["user", "add", "root"],
+        &[
+            ("Password of root: ", "secret-root"),
+            (
+                "Type password of root again for confirmation: ",
+                "secret-root",
+            ),
+        ],
+    );
+    assert_eq!(code, Some(0), "{shown:?}");
+    assert!(shown.contains("User root created"), "{shown:?}");
+    assert!(
+        !shown.contains("secret-root"),
+        "the password was echoed: {shown:?}"
+    );
+
+    let (code, shown) = ctl_on_terminal(
+        &c,
+        0,
+        &["user", "passwd", "root"],
+        &[
+            ("Password of root: ", "first"),
+            ("Type password of root again for confirmation: ", "second"),
+        ],
+    );
+    assert_eq!(code, Some(128), "{shown:?}");
+    assert!(
+        shown.contains("Error: given passwords are different"),
+        "{shown:?}"
+    );
+
+    assert_eq!(
+        ctl_ok(&c, 0, &["auth", "enable"]),
+        "Authentication Enabled\n"
+    );
+    let (code, shown) = ctl_on_terminal(
+        &c,
+        0,
+        &["--user", "root", "auth", "status"],
+        &[("Password: ", "secret-root")],
+    );
+    assert_eq!(code, Some(0), "{shown:?}");
+    assert!(shown.contains("Authentication Status: true"), "{shown:?}");
+    assert!(
+        !shown.contains("secret-root"),
+        "the password was echoed: {shown:?}"
+    );
+    ctl_fails(
+        &c,
+        0,
+        &["--user", "root:first", "auth", "status"],
+        1,
+        AUTH_FAILED,
     );
 }
