@@ -151,6 +151,14 @@ fn user_role_and_auth_commands_work_like_etcdctl() {
     );
     let (status, revision_enabled) = auth_status(&c, &ROOT);
     assert_eq!(status, "Authentication Status: true");
+    let json = ctl_ok(&c, 0, &as_root(&["-w", "json", "auth", "status"]));
+    assert!(
+        json.starts_with("{\"header\":{\"cluster_id\":")
+            && json.ends_with(&format!(
+                ",\"enabled\":true,\"authRevision\":{revision_enabled}}}\n"
+            )),
+        "{json}"
+    );
     assert!(
         revision_enabled > revision_before,
         "auth revision {revision_before} -> {revision_enabled}"

@@ -8,40 +8,73 @@ use qraft_io::client::{Client, ClientError};
 use qraft_proto::authpb::Permission;
 use qraft_proto::etcdserverpb::{
     AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleDeleteRequest,
-    AuthRoleGetRequest, AuthRoleGrantPermissionRequest, AuthRoleListRequest,
+    AuthRoleGetRequest, AuthRoleGetResponse, AuthRoleGrantPermissionRequest, AuthRoleListRequest,
     AuthRoleRevokePermissionRequest, AuthStatusRequest, AuthUserAddRequest,
     AuthUserChangePasswordRequest, AuthUserDeleteRequest, AuthUserGetRequest,
-    AuthUserGrantRoleRequest, AuthUserListRequest, AuthUserRevokeRoleRequest,
+    AuthUserGrantRoleRequest, AuthUserGrantRoleResponse, AuthUserListRequest,
+    AuthUserRevokeRoleRequest, ResponseHeader,
 };
+use serde_json::Value;
 
 use super::auth_plan::AuthCall;
 use super::auth_print::{self, ROOT};
+use super::output::Printer;
 use super::server_error;
 
+/// What a call prints: etcdctl's text, and the response as JSON for `-w json` (`None`: the
+/// text in every format, as etcdctl's `auth enable|disable` and `user get --detail`).
+struct Answer {
+    text: String,
+    json: Option<Value>,
+}
+
+impl Answer {
+    fn changed(text: String, header: Option<&ResponseHeader>) -> Answer {
+        Answer {
+            text,
+            json: Some(auth_print::header_only(header)),
+        }
+    }
+
+    fn text_only(text: impl Into<String>) -> Answer {
+        Answer {
+            text: text.into(),
+            json: None,
+        }
+    }
+}
+
 /// Makes the call and prints etcdctl's answer to it.
-pub async fn run(client: &Client, call: AuthCall) -> anyhow::Result<()> {
-    let out = match call {
+pub async fn run(client: &Client, call: AuthCall, p: &Printer) -> anyhow::Result<()> {
+    let answer = match call {
         AuthCall::UserAdd { name, password } => {
             let req = AuthUserAddRequest {
                 name: name.clone(),
                 password,
                 ..Default::default()
             };
-            client.user_add(req).await.map_err(server_error)?;
-            format!("User {name} created\n")
+            let resp = client.user_add(req).await.map_err(server_error)?;
+            Answer::changed(format!("User {name} created\n"), resp.header.as_ref())
         }
         AuthCall::UserDelete { name } => {
             let req = AuthUserDeleteRequest { name: name.clone() };
-            client.user_delete(req).await.map_err(server_error)?;
-            format!("User {name} deleted\n")
+            let resp = client.user_delete(req).await.map_err(server_error)?;
+            Answer::changed(format!("User {name} deleted\n"), resp.header.as_ref())
         }
-        AuthCall::UserGet { name, detail } => user_get(client, name, detail).await?,
+        AuthCall::UserGet { name, detail } => user_get(client, name, detail, p).await?,
         AuthCall::UserList => {
             let resp = client
                 .user_list(AuthUserListRequest {})
                 .await
                 .map_err(server_error)?;
-            lines(&resp.users)
+            Answer {
+                text: lines(&resp.users),
+                json: Some(auth_print::names_json(
+                    resp.header.as_ref(),
+                    "users",
+                    &resp.users,
+                )),
+            }
         }
         AuthCall::UserPasswd { name, password } => {
             let req = AuthUserChangePasswordRequest {
@@ -49,44 +82,60 @@ pub async fn run(client: &Client, call: AuthCall) -> anyhow::Result<()> {
                 password,
                 ..Default::default()
             };
-            client
+            let resp = client
                 .user_change_password(req)
                 .await
                 .map_err(server_error)?;
-            "Password updated\n".into()
+            Answer::changed("Password updated\n".into(), resp.header.as_ref())
         }
         AuthCall::UserGrantRole { user, role } => {
-            grant_role(client, &user, &role).await?;
-            format!("Role {role} is granted to user {user}\n")
+            let resp = grant_role(client, &user, &role).await?;
+            Answer::changed(
+                format!("Role {role} is granted to user {user}\n"),
+                resp.header.as_ref(),
+            )
         }
         AuthCall::UserRevokeRole { user, role } => {
             let req = AuthUserRevokeRoleRequest {
                 name: user.clone(),
                 role: role.clone(),
             };
-            client.user_revoke_role(req).await.map_err(server_error)?;
-            format!("Role {role} is revoked from user {user}\n")
+            let resp = client.user_revoke_role(req).await.map_err(server_error)?;
+            Answer::changed(
+                format!("Role {role} is revoked from user {user}\n"),
+                resp.header.as_ref(),
+            )
         }
         AuthCall::RoleAdd { role } => {
             let req = AuthRoleAddRequest { name: role.clone() };
-            client.role_add(req).await.map_err(server_error)?;
-            format!("Role {role} created\n")
+            let resp = client.role_add(req).await.map_err(server_error)?;
+            Answer::changed(format!("Role {role} created\n"), resp.header.as_ref())
         }
         AuthCall::RoleDelete { role } => {
             let req = AuthRoleDeleteRequest { role: role.clone() };
-            client.role_delete(req).await.map_err(server_error)?;
-            format!("Role {role} deleted\n")
+            let resp = client.role_delete(req).await.map_err(server_error)?;
+            Answer::changed(format!("Role {role} deleted\n"), resp.header.as_ref())
         }
         AuthCall::RoleGet { role } => {
-            let perms = role_perms(client, &role).await?;
-            auth_print::role(&role, &perms)
+            let resp = role_get(client, &role).await?;
+            Answer {
+                text: auth_print::role(&role, &resp.perm),
+                json: Some(auth_print::role_json(resp.header.as_ref(), &resp.perm)),
+            }
         }
         AuthCall::RoleList => {
             let resp = client
                 .role_list(AuthRoleListRequest {})
                 .await
                 .map_err(server_error)?;
-            lines(&resp.roles)
+            Answer {
+                text: lines(&resp.roles),
+                json: Some(auth_print::names_json(
+                    resp.header.as_ref(),
+                    "roles",
+                    &resp.roles,
+                )),
+            }
         }
         AuthCall::RoleGrantPermission {
             role,
@@ -101,11 +150,11 @@ pub async fn run(client: &Client, call: AuthCall) -> anyhow::Result<()> {
                     range_end: range.range_end.into(),
                 }),
             };
-            client
+            let resp = client
                 .role_grant_permission(req)
                 .await
                 .map_err(server_error)?;
-            format!("Role {role} updated\n")
+            Answer::changed(format!("Role {role} updated\n"), resp.header.as_ref())
         }
         AuthCall::RoleRevokePermission { role, range } => {
             let req = AuthRoleRevokePermissionRequest {
@@ -113,65 +162,97 @@ pub async fn run(client: &Client, call: AuthCall) -> anyhow::Result<()> {
                 key: range.key.into(),
                 range_end: range.range_end.clone().into(),
             };
-            client
+            let resp = client
                 .role_revoke_permission(req)
                 .await
                 .map_err(server_error)?;
-            auth_print::revoked(&role, &range.typed_key, &range.range_end)
+            Answer::changed(
+                auth_print::revoked(&role, &range.typed_key, &range.range_end),
+                resp.header.as_ref(),
+            )
         }
         AuthCall::AuthEnable => {
             enable(client).await?;
-            "Authentication Enabled\n".into()
+            Answer::text_only("Authentication Enabled\n")
         }
         AuthCall::AuthDisable => {
             client
                 .auth_disable(AuthDisableRequest {})
                 .await
                 .map_err(server_error)?;
-            "Authentication Disabled\n".into()
+            Answer::text_only("Authentication Disabled\n")
         }
         AuthCall::AuthStatus => {
             let resp = client
                 .auth_status(AuthStatusRequest {})
                 .await
                 .map_err(server_error)?;
-            format!(
-                "Authentication Status: {}\nAuthRevision: {}\n",
-                resp.enabled, resp.auth_revision
-            )
+            Answer {
+                text: format!(
+                    "Authentication Status: {}\nAuthRevision: {}\n",
+                    resp.enabled, resp.auth_revision
+                ),
+                json: Some(auth_print::status_json(
+                    resp.header.as_ref(),
+                    resp.enabled,
+                    resp.auth_revision,
+                )),
+            }
         }
     };
-    print!("{out}");
+    match answer.json {
+        Some(value) if p.is_json() => p.print_json(&value),
+        _ => print!("{}", answer.text),
+    }
     Ok(())
 }
 
 /// `user get NAME`, and with `--detail` every granted role's permissions after a blank line
-/// each (as etcdctl, the roles are fetched one by one; a failing one fails the command).
-async fn user_get(client: &Client, name: String, detail: bool) -> anyhow::Result<String> {
+/// each (as etcdctl, the roles are fetched one by one; a failing one fails the command; with
+/// `-w json` each role is its JSON line after the `User:` line).
+async fn user_get(
+    client: &Client,
+    name: String,
+    detail: bool,
+    p: &Printer,
+) -> anyhow::Result<Answer> {
     let resp = client
         .user_get(AuthUserGetRequest { name: name.clone() })
         .await
         .map_err(server_error)?;
     if !detail {
-        return Ok(auth_print::user(&name, &resp.roles));
+        return Ok(Answer {
+            text: auth_print::user(&name, &resp.roles),
+            json: Some(auth_print::names_json(
+                resp.header.as_ref(),
+                "roles",
+                &resp.roles,
+            )),
+        });
     }
-    let mut out = format!("User: {name}\n");
+    let mut text = format!("User: {name}\n");
     for role in &resp.roles {
-        let perms = role_perms(client, role).await?;
-        out.push('\n');
-        out.push_str(&auth_print::role(role, &perms));
+        let role_resp = role_get(client, role).await?;
+        text.push('\n');
+        if p.is_json() {
+            text.push_str(
+                &auth_print::role_json(role_resp.header.as_ref(), &role_resp.perm).to_string(),
+            );
+            text.push('\n');
+        } else {
+            text.push_str(&auth_print::role(role, &role_resp.perm));
+        }
     }
-    Ok(out)
+    Ok(Answer::text_only(text))
 }
 
-async fn role_perms(client: &Client, role: &str) -> anyhow::Result<Vec<Permission>> {
-    let resp = client
+async fn role_get(client: &Client, role: &str) -> anyhow::Result<AuthRoleGetResponse> {
+    client
         .role_get(AuthRoleGetRequest {
             role: role.to_string(),
         })
         .await
-        .map_err(server_error)?;
-    Ok(resp.perm)
+        .map_err(server_error)
 }
 
 /// As etcdctl: a root user without the root role gets it, then enabling is retried once.
@@ -192,15 +273,18 @@ async fn enable(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn grant_role(client: &Client, user: &str, role: &str) -> anyhow::Result<()> {
+async fn grant_role(
+    client: &Client,
+    user: &str,
+    role: &str,
+) -> anyhow::Result<AuthUserGrantRoleResponse> {
     client
         .user_grant_role(AuthUserGrantRoleRequest {
             user: user.to_string(),
             role: role.to_string(),
         })
         .await
-        .map_err(server_error)?;
-    Ok(())
+        .map_err(server_error)
 }
 
 fn is_root_role_missing(err: &ClientError) -> bool {

@@ -1,11 +1,18 @@
 //! etcdctl's simple output of `role get`, `user get` and `role revoke-permission`: keys and
 //! ranges printed as raw text, `[key, end)` for a range, `[key, <open ended>` for one ending
-//! at `\0`, and ` (prefix key)` after a range that is exactly a prefix.
+//! at `\0`, and ` (prefix key)` after a range that is exactly a prefix. With `-w json` the
+//! responses print as etcdctl's JSON: the header, then the response's non-empty fields
+//! (byte strings base64, a zero permission type left out).
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
 use qraft_proto::authpb::Permission;
 use qraft_proto::authpb::permission::Type as PermType;
+use qraft_proto::etcdserverpb::ResponseHeader;
+use serde_json::{Value, json};
 
 use super::kv::prefix_end;
+use super::output::header_json;
 
 /// etcd's fixed name of the user and role that may do everything.
 pub const ROOT: &str = "root";
@@ -77,6 +84,58 @@ pub fn revoked(role: &str, key: &str, range_end: &[u8]) -> String {
     }
 }
 
+/// A response that carries nothing but its header (every auth change).
+pub fn header_only(header: Option<&ResponseHeader>) -> Value {
+    json!({ "header": header_json(header) })
+}
+
+/// A response with one list of names (`users`, `roles`), left out when empty.
+pub fn names_json(header: Option<&ResponseHeader>, field: &str, names: &[String]) -> Value {
+    let mut value = header_only(header);
+    if !names.is_empty() {
+        value[field] = json!(names);
+    }
+    value
+}
+
+/// `role get`'s response: `perm` entries with `permType`, `key`, `range_end`.
+pub fn role_json(header: Option<&ResponseHeader>, perms: &[Permission]) -> Value {
+    let mut value = header_only(header);
+    if perms.is_empty() {
+        return value;
+    }
+    let perms: Vec<Value> = perms
+        .iter()
+        .map(|perm| {
+            let mut m = serde_json::Map::new();
+            if perm.perm_type != 0 {
+                m.insert("permType".into(), json!(perm.perm_type));
+            }
+            if !perm.key.is_empty() {
+                m.insert("key".into(), json!(B64.encode(&perm.key)));
+            }
+            if !perm.range_end.is_empty() {
+                m.insert("range_end".into(), json!(B64.encode(&perm.range_end)));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    value["perm"] = json!(perms);
+    value
+}
+
+/// `auth status`'s response: `enabled` and `authRevision`, each left out when zero.
+pub fn status_json(header: Option<&ResponseHeader>, enabled: bool, revision: u64) -> Value {
+    let mut value = header_only(header);
+    if enabled {
+        value["enabled"] = json!(true);
+    }
+    if revision != 0 {
+        value["authRevision"] = json!(revision);
+    }
+    value
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -110,6 +169,26 @@ mod tests {
         assert_eq!(
             role("root", &[]),
             "Role root\nKV Read:\n\t[, <open ended>\nKV Write:\n\t[, <open ended>\n"
+        );
+    }
+
+    #[test]
+    fn json_as_etcdctl_prints_it() {
+        let perms = [
+            perm(PermType::Read, b"/app/", b"/app0"),
+            perm(PermType::Readwrite, b"a", b""),
+        ];
+        assert_eq!(
+            role_json(None, &perms).to_string(),
+            r#"{"header":{},"perm":[{"key":"L2FwcC8=","range_end":"L2FwcDA="},{"permType":2,"key":"YQ=="}]}"#
+        );
+        assert_eq!(
+            names_json(None, "users", &[]).to_string(),
+            r#"{"header":{}}"#
+        );
+        assert_eq!(
+            status_json(None, true, 3).to_string(),
+            r#"{"header":{},"enabled":true,"authRevision":3}"#
         );
     }
 

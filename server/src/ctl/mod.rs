@@ -47,7 +47,7 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
     resolve_sign_in(&mut cli)?;
     let client = connect(&cli).await?;
     let result = match auth_call {
-        Some(call) => auth::run(&client, call).await,
+        Some(call) => auth::run(&client, call, &printer).await,
         None => dispatch(&client, &cli, &printer).await,
     };
     client.close();
