@@ -3,7 +3,6 @@
 //! command line is checked first ([`super::auth_plan`]); here the calls are made. The global
 //! `--user`/`--password` sign every connection in (see [`super::connect_to`]).
 
-use anyhow::Context;
 use qraft_io::client::{Client, ClientError};
 use qraft_proto::authpb::Permission;
 use qraft_proto::etcdserverpb::{
@@ -255,7 +254,8 @@ async fn role_get(client: &Client, role: &str) -> anyhow::Result<AuthRoleGetResp
         .map_err(server_error)
 }
 
-/// As etcdctl: a root user without the root role gets it, then enabling is retried once.
+/// As etcdctl: when the root user lacks the root role, the role is added (kept if it exists
+/// already, where etcdctl stops) and granted to it, then enabling is retried once.
 async fn enable(client: &Client) -> anyhow::Result<()> {
     let Err(err) = client.auth_enable(AuthEnableRequest {}).await else {
         return Ok(());
@@ -263,9 +263,15 @@ async fn enable(client: &Client) -> anyhow::Result<()> {
     if !is_root_role_missing(&err) {
         return Err(server_error(err));
     }
-    grant_role(client, ROOT, ROOT)
-        .await
-        .context("granting the root role to the root user")?;
+    let added = client
+        .role_add(AuthRoleAddRequest { name: ROOT.into() })
+        .await;
+    if let Err(err) = added
+        && !has_message(&err, "role name already exists")
+    {
+        return Err(server_error(err));
+    }
+    grant_role(client, ROOT, ROOT).await?;
     client
         .auth_enable(AuthEnableRequest {})
         .await
@@ -288,7 +294,11 @@ async fn grant_role(
 }
 
 fn is_root_role_missing(err: &ClientError) -> bool {
-    matches!(err, ClientError::Status { message, .. } if message.contains("root user does not have root role"))
+    has_message(err, "root user does not have root role")
+}
+
+fn has_message(err: &ClientError, text: &str) -> bool {
+    matches!(err, ClientError::Status { message, .. } if message.contains(text))
 }
 
 fn lines(names: &[String]) -> String {

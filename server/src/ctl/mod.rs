@@ -64,10 +64,18 @@ pub fn bad_args(message: impl Into<String>) -> anyhow::Error {
     BadArgs(message.into()).into()
 }
 
-/// The process exit code for an error `run` returned: etcdctl's 128 for bad arguments, else 1.
+/// No connection, or signing in failed: etcdctl exits with 2 (its "bad connection") then.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadConnection(pub String);
+
+/// The process exit code for an error `run` returned, as etcdctl's: 128 for bad arguments,
+/// 2 when no signed-in connection was made, else 1.
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     if err.chain().any(|e| e.is::<BadArgs>()) {
         128
+    } else if err.chain().any(|e| e.is::<BadConnection>()) {
+        2
     } else {
         1
     }
@@ -169,12 +177,14 @@ pub async fn connect_to(cli: &Cli, endpoints: Vec<String>) -> anyhow::Result<Cli
     config.dial_timeout = parse_duration(&cli.dial_timeout)?;
     config.request_timeout = parse_duration(&cli.command_timeout)?;
     let credentials = sign_in_credentials(cli)?;
-    let client = Client::connect(config).await?;
+    let client = Client::connect(config)
+        .await
+        .map_err(|err| BadConnection(format!("{:#}", anyhow::Error::from(err))))?;
     if let Some((name, password)) = credentials {
         // etcdctl's `--user`: every call on this connection carries the user's token.
         if let Err(err) = client.authenticate(name, password).await {
             client.close();
-            return Err(server_error(err));
+            return Err(BadConnection(format!("{:#}", server_error(err))).into());
         }
     }
     Ok(client)
