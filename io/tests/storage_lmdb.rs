@@ -559,3 +559,79 @@ fn journal_segments_are_deleted_once_lmdb_holds_their_records() {
     let entries = Storage::entries(&storage, 2, 40, u64::MAX).expect("entries");
     assert_eq!(entries, (2..40).map(entry).collect::<Vec<_>>());
 }
+
+/// A driver keeps its batch of applied entries open across turns and journals each turn's
+/// entries through it: raft sees them at once, the commit folds all of them (a conflicting
+/// suffix replaced too), and a reopen finds the log and the applied state together.
+#[test]
+fn a_batch_kept_open_takes_journal_appends_and_folds_them_at_commit() {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage = open_bootstrapped(&dir);
+    let entry = |index, term| Entry {
+        index,
+        term,
+        data: Bytes::from(vec![index as u8; 100]),
+        ..Default::default()
+    };
+    storage
+        .journal_append(&[entry(2, 1), entry(3, 1)], None, true)
+        .expect("journal");
+    let mut batch = storage.begin_write().expect("batch");
+    batch.put(Table::Key, b"k", b"v2").expect("put");
+    batch.set_applied_index(2).expect("applied");
+    batch
+        .journal_append(&[entry(4, 1), entry(5, 1)], None, true)
+        .expect("journal through the batch");
+    // A new leader's entry replaces 4 and 5.
+    batch
+        .journal_append(&[entry(4, 2)], None, true)
+        .expect("journal through the batch");
+    assert_eq!(storage.last_index(), 4);
+    assert_eq!(Storage::term(&storage, 4).expect("term"), 2);
+    batch.set_applied_index(3).expect("applied");
+    batch.commit_unsynced_meta().expect("commit");
+    assert_eq!(storage.last_index(), 4);
+    assert_eq!(storage.applied_index(), 3);
+    let want = vec![entry(2, 1), entry(3, 1), entry(4, 2)];
+    assert_eq!(
+        Storage::entries(&storage, 2, 5, u64::MAX).expect("entries"),
+        want
+    );
+    drop(storage);
+    let storage = open(&dir);
+    assert_eq!(storage.last_index(), 4);
+    assert_eq!(storage.applied_index(), 3);
+    assert_eq!(
+        Storage::entries(&storage, 2, 5, u64::MAX).expect("entries"),
+        want
+    );
+    let read = storage.read().expect("read");
+    assert_eq!(read.get(Table::Key, b"k").expect("get"), Some(&b"v2"[..]));
+}
+
+/// A batch that changed the raft state itself (here the configuration) takes no journal
+/// records: the two changes would both claim the log.
+#[test]
+fn a_batch_that_changed_the_raft_state_refuses_journal_appends() {
+    let dir = tempfile::tempdir().expect("dir");
+    let storage = open_bootstrapped(&dir);
+    let mut batch = storage.begin_write().expect("batch");
+    batch
+        .set_conf_state(&ConfState {
+            voters: vec![1, 2],
+            ..Default::default()
+        })
+        .expect("conf");
+    let entry = Entry {
+        index: 2,
+        term: 1,
+        ..Default::default()
+    };
+    let refused = batch.journal_append(&[entry], None, true);
+    assert!(
+        matches!(refused, Err(StorageError::Config(_))),
+        "{refused:?}"
+    );
+    drop(batch);
+    assert_eq!(storage.last_index(), 1);
+}

@@ -109,6 +109,18 @@ impl<S: Storage, B: Backend> Server<S, B> {
         Ok(())
     }
 
+    /// Whether the next [`Server::advance`] reads or writes the backend outside the shell's
+    /// transaction — to install a snapshot, serve reads whose round is done, migrate the
+    /// storage schema or take a snapshot image. A shell that keeps the transaction of
+    /// [`Server::advance_in`] open across turns commits it first, so that these see every
+    /// entry applied so far (and the backend has no other write transaction open).
+    pub fn advance_uses_backend(&self) -> bool {
+        self.to_install.is_some()
+            || self.has_confirmed_reads()
+            || self.storage_migration_pending()
+            || (self.config.snapshot_images && self.snapshot_due())
+    }
+
     /// Whether the last [`Server::ready`] handed out committed entries still to apply.
     pub fn has_entries_to_apply(&self) -> bool {
         !self.to_apply.is_empty()

@@ -114,13 +114,17 @@ impl<S: Storage, B: Backend> Server<S, B> {
 
     /// Every `snapshot_count` applied entries, an image of the state for the shell to store as
     /// the raft snapshot (then it may compact the log, keeping `snapshot_catch_up_entries`).
+    /// `snapshot_count` entries were applied since the last snapshot.
+    pub(crate) fn snapshot_due(&self) -> bool {
+        self.config.snapshot_count != 0
+            && self.state.applied_index >= self.last_snapshot_index + self.config.snapshot_count
+    }
+
     pub(crate) fn maybe_snapshot(&mut self) -> Result<()> {
-        let applied = self.state.applied_index;
-        if self.config.snapshot_count == 0
-            || applied < self.last_snapshot_index + self.config.snapshot_count
-        {
+        if !self.snapshot_due() {
             return Ok(());
         }
+        let applied = self.state.applied_index;
         let data = if self.config.snapshot_images {
             let txn = self.backend.read_txn()?;
             encode_image(&txn)?

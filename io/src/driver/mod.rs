@@ -4,11 +4,11 @@
 //! Inputs are gathered from three places — raft messages from the peer transport, client
 //! commands from [`DriverHandle`]s, and the tick timer — and every input that is available in
 //! one loop turn is fed to the core before any output is carried out. That is the **group
-//! commit**: whatever a turn gathered becomes one raft append and one LMDB write transaction
-//! (one fsync), the committed entries of the turn are applied in one backend transaction, and
-//! only then are responses released. See [`run`] for the exact order, which follows the rules
-//! documented on `RaftWork`/`Ready` (messages that acknowledge persisted state go out only
-//! after the fsync).
+//! commit**: whatever a turn gathered becomes one raft journal record (one fsync), and the
+//! committed entries are applied into an LMDB transaction the loop keeps open for a few
+//! milliseconds across turns (`held`), whose commit is off the path of the next request. See
+//! [`run`] for the exact order, which follows the rules documented on `RaftWork`/`Ready`
+//! (messages that acknowledge persisted state go out only after the fsync).
 //!
 //! The driver is runtime-agnostic apart from [`crate::runtime`] (spawn, sleep).
 
@@ -19,6 +19,7 @@ mod directory;
 mod forward;
 mod handle;
 mod handler;
+mod held;
 mod info;
 mod learner;
 mod metrics;

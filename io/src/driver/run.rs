@@ -5,13 +5,12 @@
 //!    the turn's proposals become one raft append (group commit);
 //! 3. while the core has raft work: send its `messages` (with snapshot data attached); append
 //!    the entries and hard state to the raft journal (one `fdatasync`) and send the
-//!    `persisted_messages` (acknowledgements — only now that they are durable); then write ONE
-//!    LMDB transaction (syncing its data pages only) holding the committed entries applied by
-//!    the core (`Server::advance_in`) with the applied index, the configuration they left in
-//!    force and the journal's tail — the answers to those entries leave while it syncs (see
-//!    `write_turn`); then `advance` (raft moves on, reads are served);
-//! 4. deliver outputs: responses (all of them produced after the commits of step 3), watch
-//!    events to the watch hub, configuration changes to the transport;
+//!    `persisted_messages` (acknowledgements — only now that they are durable); then apply the
+//!    committed entries (`Server::advance_in`) into the LMDB write batch the loop keeps open
+//!    across turns ([`HeldBatch`]: committed every few milliseconds, and before anything
+//!    reads the applied state outside it) and release their answers; then `advance` (raft
+//!    moves on, reads are served);
+//! 4. deliver outputs: watch events to the watch hub, configuration changes to the transport;
 //! 5. catch up slow watchers a bounded step, push watch responses to their streams, publish
 //!    [`NodeInfo`].
 
@@ -24,13 +23,14 @@ use futures::{FutureExt, StreamExt};
 use qraft_core::backend::Backend;
 use qraft_core::server::{Output, RaftWork, RequestId, Server};
 use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
-use qraft_proto::etcdserverpb::WatchResponse;
-use qraft_proto::qraftpb::ClientResponse;
+use qraft_proto::etcdserverpb::{TxnRequest, WatchResponse};
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::config::DriverConfig;
 use super::directory::{self, PublishedMembers};
 use super::forward::{ForwardedRequests, Forwarder};
 use super::handle::{Command, DriverError, DriverHandle};
+use super::held::HeldBatch;
 use super::info::SharedInfo;
 use super::metrics::LoopMetrics;
 use super::persist;
@@ -108,7 +108,7 @@ pub fn start(
         removed: false,
         quota: Default::default(),
     };
-    let task = runtime::spawn_dedicated(state.run(command_rx, peer_events, initial_peers));
+    let task = runtime::spawn_dedicated(move || state.run(command_rx, peer_events, initial_peers));
     Ok(Driver { handle, task })
 }
 
@@ -126,6 +126,38 @@ fn release_responses(
         }
         false
     });
+}
+
+/// Whether serving `command` reads the applied state outside the loop's open batch (so that
+/// batch must be committed first). Writes go through raft and are applied inside it.
+fn reads_applied_state(command: &Command) -> bool {
+    match command {
+        Command::Request { request, .. } => !is_write(request),
+        Command::Watch { .. } => true,
+        _ => false,
+    }
+}
+
+fn is_write(request: &ClientRequest) -> bool {
+    use qraft_proto::qraftpb::client_request::Request as In;
+    match &request.request {
+        Some(In::Put(_) | In::DeleteRange(_)) => true,
+        Some(In::Txn(txn)) => txn_writes(txn),
+        _ => false,
+    }
+}
+
+/// A txn with a put or delete anywhere goes through raft; a read-only one is served as a read.
+fn txn_writes(txn: &TxnRequest) -> bool {
+    use qraft_proto::etcdserverpb::request_op::Request as Op;
+    txn.success
+        .iter()
+        .chain(&txn.failure)
+        .any(|op| match &op.request {
+            Some(Op::RequestPut(_) | Op::RequestDeleteRange(_)) => true,
+            Some(Op::RequestTxn(inner)) => txn_writes(inner),
+            _ => false,
+        })
 }
 
 /// Milliseconds for the core: wall-clock based at start (proposal IDs stay unique across
@@ -212,17 +244,34 @@ impl Loop {
         commands: &mut mpsc::Receiver<Command>,
         peer_events: &mut mpsc::Receiver<PeerEvent>,
     ) -> Result<(), DriverError> {
+        let storage = self.storage.clone();
+        let mut held = HeldBatch::new(&storage);
+        self.turns_holding(commands, peer_events, &mut held).await?;
+        held.commit(&self.metrics)?;
+        Ok(())
+    }
+
+    async fn turns_holding(
+        &mut self,
+        commands: &mut mpsc::Receiver<Command>,
+        peer_events: &mut mpsc::Receiver<PeerEvent>,
+        held: &mut HeldBatch<'_>,
+    ) -> Result<(), DriverError> {
         let tick = self.config.tick;
         let mut next_tick = Instant::now() + tick;
         loop {
-            let wait = next_tick.saturating_duration_since(Instant::now());
+            let mut wake = next_tick;
+            if let Some(due) = held.deadline() {
+                wake = wake.min(due);
+            }
+            let wait = wake.saturating_duration_since(Instant::now());
             let mut sleep = Box::pin(runtime::sleep(wait).fuse());
             let mut stop = false;
             futures::select! {
                 _ = sleep => {}
                 event = peer_events.next() => if let Some(event) = event { self.on_peer(event) },
                 command = commands.next() => match command {
-                    Some(command) => stop |= self.on_command(command),
+                    Some(command) => stop |= self.on_command(command, held)?,
                     None => stop = true,
                 },
             }
@@ -230,10 +279,15 @@ impl Loop {
                 self.on_peer(event);
             }
             while let Ok(command) = commands.try_recv() {
-                stop |= self.on_command(command);
+                stop |= self.on_command(command, held)?;
+            }
+            if held.is_due() {
+                held.commit(&self.metrics)?;
             }
             let now = Instant::now();
             if now >= next_tick {
+                // Ticks may read the applied state (the corruption check hashes it).
+                held.commit(&self.metrics)?;
                 self.server.tick(self.clock.now_ms());
                 self.quota.tick(&self.storage, &mut self.server);
                 self.hub.tick(&self.server.state().mvcc);
@@ -244,7 +298,7 @@ impl Loop {
                     next_tick = now + tick;
                 }
             }
-            self.process().await?;
+            self.process(held).await?;
             if self.removed {
                 return Err(DriverError::Removed);
             }
@@ -281,7 +335,14 @@ impl Loop {
     }
 
     /// Returns true when the loop should stop.
-    fn on_command(&mut self, command: Command) -> bool {
+    fn on_command(
+        &mut self,
+        command: Command,
+        held: &mut HeldBatch<'_>,
+    ) -> Result<bool, DriverError> {
+        if reads_applied_state(&command) {
+            held.commit(&self.metrics)?;
+        }
         match command {
             Command::Request { request, reply } => {
                 let id = self.next_request;
@@ -304,26 +365,29 @@ impl Loop {
             Command::TransferLeader { to, reply } => {
                 let _ = reply.send(self.server.transfer_leader(to));
             }
-            Command::Shutdown => return true,
+            Command::Shutdown => return Ok(true),
         }
-        false
+        Ok(false)
     }
 
-    async fn process(&mut self) -> Result<(), DriverError> {
+    async fn process(&mut self, held: &mut HeldBatch<'_>) -> Result<(), DriverError> {
         let mut conf_changed = false;
         while let Some(mut work) = self.server.ready() {
             // Appends go out before the leader's own write: raft lets it persist in parallel
             // with replication (its own acknowledgement counts only after `advance`).
             self.transport.send(std::mem::take(&mut work.messages));
-            let (outputs, stored_conf) = self.write_turn(&mut work)?;
+            let (outputs, stored_conf) = self.write_turn(&mut work, held)?;
             self.transport
                 .send(std::mem::take(&mut work.persisted_messages));
+            if self.server.advance_uses_backend() {
+                held.commit(&self.metrics)?;
+            }
             self.server.advance()?;
             conf_changed |= stored_conf;
-            conf_changed |= self.deliver(outputs)?;
-            conf_changed |= self.deliver_outputs()?;
+            conf_changed |= self.deliver(outputs, held)?;
+            conf_changed |= self.deliver_outputs(held)?;
         }
-        conf_changed |= self.deliver_outputs()?;
+        conf_changed |= self.deliver_outputs(held)?;
         if conf_changed {
             self.reconcile_peers().await;
         }
@@ -333,28 +397,34 @@ impl Loop {
             self.config.server.cluster_id,
             &self.server.state().members,
         )?;
-        self.sync_watchers()?;
+        self.sync_watchers(held)?;
         self.publish_info();
         self.metrics.after_turn(&self.server, &self.hub);
         Ok(())
     }
 
     /// The turn's writes. Raft's part — entries and hard state — goes to the journal (one
-    /// `fdatasync`), after which the acknowledgements (`persisted_messages`) leave at once. Then
-    /// one LMDB batch takes the committed entries the core applies, the configuration they left
-    /// in force and the journal's tail, and commits syncing its data pages only: a power loss
-    /// may undo that commit, and the restart replays it from the journal. A snapshot from the
-    /// leader is the exception: it goes into the batch with the turn's entries and hard state,
-    /// committed durably, the journal untouched. Returns the outputs produced so far —
-    /// responses among them, which may go out only now that they are durable — and whether a
-    /// configuration was stored.
-    fn write_turn(&mut self, work: &mut RaftWork) -> Result<(Vec<Output>, bool), DriverError> {
+    /// `fdatasync`), after which the acknowledgements (`persisted_messages`) leave at once. The
+    /// committed entries the core applies go into the batch the loop keeps open across turns
+    /// (see [`HeldBatch`]) with the applied index and the journal's tail; the answers to them
+    /// leave at once. Each answers a committed entry, already durable in the raft log of a
+    /// majority (the leader's own journal included: it counts its own acknowledgement only
+    /// after the turn that appended the entry), and a crash before the batch commits replays
+    /// the entry from the journal to the same result; a read waits for that commit. A snapshot
+    /// from the leader and a new configuration are committed at once, the snapshot durably
+    /// with the turn's entries and hard state in the batch (the journal untouched). Returns
+    /// the outputs produced so far — responses among them — and whether a configuration was
+    /// stored.
+    fn write_turn(
+        &mut self,
+        work: &mut RaftWork,
+        held: &mut HeldBatch<'_>,
+    ) -> Result<(Vec<Output>, bool), DriverError> {
         let applies = self.server.has_entries_to_apply();
         let snapshot = work.snapshot.is_some();
         if !snapshot && persist::needs_write(work) {
             let start = Instant::now();
-            self.storage
-                .journal_append(&work.entries, work.hard_state.as_ref(), work.must_sync)?;
+            held.journal_append(&work.entries, work.hard_state.as_ref(), work.must_sync)?;
             if work.must_sync {
                 self.metrics.committed(start.elapsed(), true, false);
             }
@@ -364,7 +434,11 @@ impl Loop {
         if !snapshot && !applies {
             return Ok((self.server.take_outputs(), false));
         }
-        let mut batch = self.storage.begin_write()?;
+        let (mut batch, since) = if snapshot {
+            held.begin_after_commit(&self.metrics)?
+        } else {
+            held.take_or_begin()?
+        };
         if snapshot {
             persist::persist_into(&mut batch, work)?;
         }
@@ -380,33 +454,42 @@ impl Loop {
             .iter()
             .any(|output| matches!(output, Output::ConfState(cs) if directory::removes(cs, me)));
         outputs.retain(|output| !matches!(output, Output::ConfState(_)));
-        // Answers leave while the batch syncs. Each answers a committed entry, already durable
-        // in the raft log of a majority (the leader's own journal included: it counts its own
-        // acknowledgement only after the turn that appended the entry); a crash before this
-        // commit replays the entry from the journal to the same result. Reads are served by
-        // this task, after the commit, so a client still reads its own writes.
         release_responses(&mut self.waiting, &mut outputs);
-        let commit_start = Instant::now();
-        if snapshot {
-            batch.commit()?;
+        if snapshot || stored_conf {
+            let commit_start = Instant::now();
+            if snapshot {
+                batch.commit()?;
+            } else {
+                batch.commit_unsynced_meta()?;
+            }
+            self.metrics
+                .committed(commit_start.elapsed(), snapshot, applies);
         } else {
-            batch.commit_unsynced_meta()?;
+            held.keep(batch, since, &self.metrics)?;
         }
-        self.metrics
-            .committed(commit_start.elapsed(), snapshot, applies);
         Ok((outputs, stored_conf))
     }
 
     /// Delivers the outputs the core produced since the last call; returns whether the
     /// configuration changed.
-    fn deliver_outputs(&mut self) -> Result<bool, DriverError> {
+    fn deliver_outputs(&mut self, held: &mut HeldBatch<'_>) -> Result<bool, DriverError> {
         let outputs = self.server.take_outputs();
-        self.deliver(outputs)
+        self.deliver(outputs, held)
     }
 
     /// Returns whether the configuration changed.
-    fn deliver(&mut self, outputs: Vec<Output>) -> Result<bool, DriverError> {
+    fn deliver(
+        &mut self,
+        outputs: Vec<Output>,
+        held: &mut HeldBatch<'_>,
+    ) -> Result<bool, DriverError> {
         let mut conf_changed = false;
+        if outputs
+            .iter()
+            .any(|o| matches!(o, Output::ConfState(_) | Output::Snapshot { .. }))
+        {
+            held.commit(&self.metrics)?;
+        }
         for output in outputs {
             match output {
                 Output::Respond { id, response } => {
@@ -452,8 +535,9 @@ impl Loop {
         Ok(conf_changed)
     }
 
-    fn sync_watchers(&mut self) -> Result<(), DriverError> {
+    fn sync_watchers(&mut self, held: &mut HeldBatch<'_>) -> Result<(), DriverError> {
         if self.hub.unsynced_watchers() > 0 {
+            held.commit(&self.metrics)?;
             let txn = self
                 .storage
                 .read_txn()

@@ -182,19 +182,7 @@ impl LmdbStorage {
         sync: bool,
     ) -> Result<()> {
         let _writer = self.shared.cell.lock_writer();
-        LogTail::check(&read_lock(&self.shared.raft), entries)?;
-        let end = if sync || !entries.is_empty() {
-            let record = JournalRecord {
-                entries: entries.to_vec(),
-                hard_state: hard_state.copied(),
-            };
-            Some(self.journal().append(&record)?)
-        } else {
-            None
-        };
-        let mut raft = write_lock(&self.shared.raft);
-        write_lock(&self.shared.tail).absorb(&mut raft, entries, hard_state, end);
-        Ok(())
+        append_to_journal(&self.shared, entries, hard_state, sync)
     }
 
     /// Folds the journal's tail into LMDB with a durable commit, so that LMDB alone holds the
@@ -205,10 +193,6 @@ impl LmdbStorage {
             self.begin_write()?.commit()?;
         }
         Ok(())
-    }
-
-    pub(crate) fn journal(&self) -> MutexGuard<'_, Journal> {
-        lock_journal(&self.shared)
     }
 
     pub fn config(&self) -> &StorageConfig {
@@ -492,6 +476,29 @@ impl LmdbStorage {
     pub fn defrag_dir(config: &StorageConfig) -> Result<(SizeInfo, SizeInfo)> {
         LmdbStorage::open(config.clone())?.defrag(Duration::ZERO)
     }
+}
+
+/// [`LmdbStorage::journal_append`] for a caller that holds the writer lock (the lock the
+/// journal's tail changes under).
+pub(crate) fn append_to_journal(
+    shared: &Shared,
+    entries: &[Entry],
+    hard_state: Option<&HardState>,
+    sync: bool,
+) -> Result<()> {
+    LogTail::check(&read_lock(&shared.raft), entries)?;
+    let end = if sync || !entries.is_empty() {
+        let record = JournalRecord {
+            entries: entries.to_vec(),
+            hard_state: hard_state.copied(),
+        };
+        Some(lock_journal(shared).append(&record)?)
+    } else {
+        None
+    };
+    let mut raft = write_lock(&shared.raft);
+    write_lock(&shared.tail).absorb(&mut raft, entries, hard_state, end);
+    Ok(())
 }
 
 pub(crate) fn lock_journal(shared: &Shared) -> MutexGuard<'_, Journal> {

@@ -21,7 +21,7 @@ use super::codec::encode_pair;
 use super::error::{Result, StorageError};
 use super::journal::JournalPosition;
 use super::lmdb::MemberIdentity;
-use super::lmdb::{Shared, lock_journal, read_lock, write_lock};
+use super::lmdb::{Shared, append_to_journal, lock_journal, read_lock, write_lock};
 use super::opened::WriterGuard;
 use super::raft_log;
 use super::raft_state::{PersistedRaftState, store_conf_state, store_hard_state};
@@ -45,6 +45,8 @@ pub struct WriteBatch<'s> {
     raft: PersistedRaftState,
     /// The journal position this batch makes LMDB hold (`None`: unchanged).
     folds_journal_to: Option<JournalPosition>,
+    /// The journal took records through this batch since it began: fold again at commit.
+    journal_appended: bool,
     tables: Tables,
     env: &'s Env<WithoutTls>,
     shared: &'s Shared,
@@ -65,6 +67,7 @@ impl<'s> WriteBatch<'s> {
             txn,
             raft,
             folds_journal_to,
+            journal_appended: false,
             tables: opened.tables,
             env: &opened.env,
             shared,
@@ -89,9 +92,47 @@ impl<'s> WriteBatch<'s> {
         self.commit_with(Durability::DataOnly)
     }
 
+    /// [`super::LmdbStorage::journal_append`] while this batch is open: a driver that keeps its
+    /// batch of applied entries open across loop turns still makes each turn's raft entries
+    /// durable at once. The commit folds them into LMDB with the rest of the journal's tail.
+    /// Refused once the batch changed the raft state itself (appends, snapshots, compaction,
+    /// configuration): that change and the journal's would then both claim the log.
+    pub fn journal_append(
+        &mut self,
+        entries: &[Entry],
+        hard_state: Option<&HardState>,
+        sync: bool,
+    ) -> Result<()> {
+        if self.raft != *read_lock(&self.shared.raft) {
+            return Err(StorageError::Config(
+                "journal append into a write batch that changed the raft state".into(),
+            ));
+        }
+        append_to_journal(self.shared, entries, hard_state, sync)?;
+        self.raft = read_lock(&self.shared.raft).clone();
+        self.journal_appended = true;
+        Ok(())
+    }
+
+    /// Folds what the journal took since this batch began (see [`Self::journal_append`]), so
+    /// that the commit holds the whole tail it then marks as folded. Folding is idempotent:
+    /// entries folded when the batch began are written again as they were.
+    fn fold_rest_of_tail(&mut self) -> Result<()> {
+        if !self.journal_appended {
+            return Ok(());
+        }
+        if let Some(position) =
+            fold_journal_tail(self.shared, &mut self.txn, &self.tables, &mut self.raft)?
+        {
+            self.folds_journal_to = Some(position);
+        }
+        Ok(())
+    }
+
     // `set_flags` is unsafe only for its thread-safety requirement, which the writer lock meets.
     #[allow(unsafe_code)]
-    fn commit_with(self, durability: Durability) -> Result<()> {
+    fn commit_with(mut self, durability: Durability) -> Result<()> {
+        self.fold_rest_of_tail()?;
         let applied = read_applied_index(&self.txn, &self.tables)?;
         let mut published = write_lock(&self.shared.raft);
         let env = self.env;
