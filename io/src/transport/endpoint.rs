@@ -21,6 +21,10 @@ pub struct QuicSettings {
     pub keep_alive: Duration,
     /// Concurrent streams the remote may open towards us (client requests are one stream each).
     pub max_concurrent_streams: u32,
+    /// The round-trip time assumed before one is measured: it paces the retransmission of a
+    /// dial's first packets (the first after three times this), so a dial that started while
+    /// the path was down completes soon after it comes back.
+    pub initial_rtt: Duration,
 }
 
 impl Default for QuicSettings {
@@ -29,6 +33,8 @@ impl Default for QuicSettings {
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
             max_concurrent_streams: 1024,
+            // quinn's default.
+            initial_rtt: Duration::from_millis(333),
         }
     }
 }
@@ -39,6 +45,7 @@ fn transport_config(settings: &QuicSettings) -> Result<Arc<TransportConfig>, Tra
         .map_err(|_| TransportError::Config("idle timeout too large".into()))?;
     config
         .max_idle_timeout(Some(idle))
+        .initial_rtt(settings.initial_rtt)
         .keep_alive_interval(Some(settings.keep_alive))
         .max_concurrent_bidi_streams(VarInt::from_u32(settings.max_concurrent_streams))
         .max_concurrent_uni_streams(VarInt::from_u32(settings.max_concurrent_streams));

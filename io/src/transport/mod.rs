@@ -22,7 +22,9 @@ pub use frame::{
 };
 pub use handler::{ClientContext, RequestHandler, RequestStream, ResponseSink, is_streaming};
 pub use members::fetch_members;
-pub use peer::{PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport};
+pub use peer::{
+    PEER_IDLE_TIMEOUT, PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport,
+};
 pub use peer_request::PeerRequestHandler;
 
 pub(crate) use endpoint::{bind, bind_restartable, client_config, server_config};

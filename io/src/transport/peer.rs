@@ -92,6 +92,21 @@ pub trait PeerTransport: Send + Sync {
     fn serve_requests(&self, _handler: Arc<dyn PeerRequestHandler>) {}
 }
 
+/// How long a peer connection may stay silent (keep-alives every eighth of it) before it is
+/// abandoned and redialed.
+///
+/// Short on purpose. When a partition drops every packet, an established QUIC connection
+/// keeps what raft wrote into its stream (appends, heartbeats, votes: all in order) and backs
+/// its loss probes off exponentially, without a useful cap; after the partition heals nothing
+/// moves until the next probe, and then the whole backlog drains before the first current
+/// message. With the former 10 s, a healed member heard its leader up to 10+ s late, and two
+/// members whose connections to each other had stalled could not finish a pre-vote round while
+/// the leader was cut off (issue 20). A connection silent for this long is given up: the
+/// backlog goes with it (raft retransmits what matters), and the next message dials afresh,
+/// each attempt bounded by the dial timeout, so a heal is noticed within about
+/// `dial_timeout + backoff_max` of it.
+pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Settings of [`QuicPeerTransport`]; [`PeerTransportConfig::new`] fills in defaults.
 #[derive(Debug, Clone)]
 pub struct PeerTransportConfig {
@@ -138,15 +153,21 @@ impl PeerTransportConfig {
             cluster_id,
             member_id,
             server_version: String::new(),
-            quic: QuicSettings::default(),
+            quic: QuicSettings {
+                idle_timeout: PEER_IDLE_TIMEOUT,
+                keep_alive: PEER_IDLE_TIMEOUT / 8,
+                // Members sit on one network; a lost dial packet is resent after 300 ms.
+                initial_rtt: Duration::from_millis(100),
+                ..QuicSettings::default()
+            },
             max_frame: PEER_FRAME_LIMIT,
             max_snapshot_bytes: 8 * 1024 * 1024 * 1024,
             snapshot_chunk: 1024 * 1024,
             queue_len: 4096,
             batch_bytes: 256 * 1024,
             backoff_min: Duration::from_millis(50),
-            backoff_max: Duration::from_secs(2),
-            dial_timeout: Duration::from_secs(3),
+            backoff_max: Duration::from_millis(500),
+            dial_timeout: Duration::from_secs(1),
             events_capacity: 4096,
             heartbeat_interval: Duration::from_millis(100),
             rtt_sample_interval: Duration::from_secs(1),
