@@ -60,6 +60,11 @@ pub struct Node {
     pub peer_port: u16,
     pub metrics_port: u16,
     pub extra_args: Vec<String>,
+    /// The address the member listens on (client and peer URLs): 127.0.0.1 unless the test
+    /// put the member in a network namespace of its own.
+    pub host: String,
+    /// The network namespace the member runs in (`ip netns exec`), if any.
+    pub netns: Option<String>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -75,16 +80,24 @@ impl Node {
             peer_port: free_udp_port(),
             metrics_port: free_tcp_port(),
             extra_args: Vec::new(),
+            host: "127.0.0.1".into(),
+            netns: None,
             child: None,
         }
     }
 
     pub fn client_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.client_port)
+        format!("https://{}:{}", self.host, self.client_port)
     }
 
     pub fn peer_url(&self) -> String {
-        format!("https://127.0.0.1:{}", self.peer_port)
+        format!("https://{}:{}", self.host, self.peer_port)
+    }
+
+    /// The process id while the member runs (`ip netns exec` execs the member, so this is the
+    /// member itself), for signals other than kill -9.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn is_running(&mut self) -> bool {
@@ -162,17 +175,7 @@ impl Cluster {
         make_ca(&ca_dir);
         let mut nodes = Vec::new();
         for i in 0..n {
-            let name = format!("m{i}");
-            nodes.push(Node {
-                data_dir: root.join(&name),
-                log: root.join(format!("{name}.log")),
-                name,
-                client_port: free_udp_port(),
-                peer_port: free_udp_port(),
-                metrics_port: free_tcp_port(),
-                extra_args: Vec::new(),
-                child: None,
-            });
+            nodes.push(Node::new(&root, &format!("m{i}")));
         }
         let token = format!("test-{}", std::process::id());
         let mut cluster = Cluster {
@@ -223,7 +226,14 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .expect("open member log");
-        let mut cmd = Command::new(binary("qraft"));
+        let mut cmd = match &node.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", ns]).arg(binary("qraft"));
+                cmd
+            }
+            None => Command::new(binary("qraft")),
+        };
         // A member's fatal error ends its log; a backtrace after it would push it out of the
         // tail the tests show and search.
         cmd.env("RUST_BACKTRACE", "0");
@@ -237,7 +247,7 @@ impl Cluster {
             "--listen-peer-urls",
             &node.peer_url(),
             "--listen-metrics-urls",
-            &format!("http://127.0.0.1:{}", node.metrics_port),
+            &format!("http://{}:{}", node.host, node.metrics_port),
             "--initial-cluster",
             &initial,
             "--initial-cluster-state",
