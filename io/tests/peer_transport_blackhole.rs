@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use common::{Certs, certs, certs_same_ca, localhost};
 use futures::StreamExt;
-use futures::channel::mpsc;
 use qraft_io::runtime;
 use qraft_io::transport::{
     PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport,
