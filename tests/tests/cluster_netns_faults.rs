@@ -317,6 +317,7 @@ fn faults_in_network_namespaces_keep_histories_linearizable_and_the_cluster_live
     // (fault, from, to, bound) in microseconds of the history's clock.
     let mut windows: Vec<(Fault, u64, u64, u64)> = Vec::new();
     let (mut worst_election, mut worst_agree) = (Duration::ZERO, Duration::ZERO);
+    let mut not_replaced = 0;
     for (round, &fault) in schedule.iter().enumerate() {
         shared.epoch.store(round, Ordering::SeqCst);
         std::thread::sleep(Duration::from_secs(1));
@@ -326,7 +327,12 @@ fn faults_in_network_namespaces_keep_histories_linearizable_and_the_cluster_live
         let to = shared.now();
         let bound = (3 * ELECTION + m.length).as_micros() as u64;
         windows.push((fault, from, to, bound));
-        worst_election = worst_election.max(m.election.unwrap_or_default());
+        if matches!(fault, Fault::IsolateLeader | Fault::FollowerThenLeader) {
+            match m.election {
+                Some(e) => worst_election = worst_election.max(e),
+                None => not_replaced += 1,
+            }
+        }
         worst_agree = worst_agree.max(m.agree.unwrap_or(Duration::MAX));
         println!(
             "round {round}: {fault:?} for {:.1} s, new leader after {:?}, all agree after {:?}",
@@ -390,7 +396,8 @@ fn faults_in_network_namespaces_keep_histories_linearizable_and_the_cluster_live
     let acked: usize = logs.iter().map(|l| l.acked.len()).sum();
     println!(
         "fault suite: {rounds} faults, {} register ops ({register_ok} ok) + {acked} acknowledged \
-         txns, {} watch events ({} watch errors resumed), worst election {worst_election:?}, \
+         txns, {} watch events ({} watch errors resumed), worst election {worst_election:?} \
+         ({not_replaced} isolated leaders never replaced), \
          worst heal-to-agreement {worst_agree:?}, worst no-ok window {:.2} s ({:?}), seed {seed}",
         records.len(),
         seen.len(),
