@@ -16,22 +16,14 @@ pub fn etcd_binary() -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
-/// Returns false (after printing why) when etcd is missing outside CI; panics in CI
-/// (`CI=true`), where the differential tests must run.
-pub fn etcd_available_or_skip(test: &str) -> bool {
-    if etcd_binary().is_some() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{test}: etcd is not installed but CI=true; install etcd-server");
-    }
-    eprintln!(
-        "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-         !! SKIPPING {test}: /usr/bin/etcd not found.\n\
-         !! Install it: apt-get install etcd-server etcd-client\n\
-         !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
+/// Fails the test when etcd is missing: a differential test without its oracle proves nothing,
+/// so it must never pass silently (`.ci/test` installs etcd).
+pub fn require_etcd(test: &str) {
+    assert!(
+        etcd_binary().is_some(),
+        "{test}: /usr/bin/etcd is not installed, and this test compares qraft with it; \
+         install it (apt-get install etcd-server etcd-client, or run .ci/test as root)"
     );
-    false
 }
 
 fn free_port() -> u16 {

@@ -13,20 +13,15 @@ use serde_json::Value;
 
 pub const ETCDCTL: &str = "/usr/bin/etcdctl";
 
-/// Returns false (after saying why) when etcd or etcdctl is missing outside CI; panics in CI.
-pub fn etcdctl_available_or_skip(test: &str) -> bool {
-    let present = Path::new(ETCDCTL).exists() && crate::etcd::etcd_binary().is_some();
-    if present {
-        return true;
-    }
+/// Fails the test when etcd or etcdctl is missing: the test compares qraft with them, and
+/// without its oracle it must not pass (`.ci/test` installs both).
+pub fn require_etcdctl(test: &str) {
+    crate::etcd::require_etcd(test);
     assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: etcd/etcdctl are not installed but CI=true; install etcd-server etcd-client"
+        Path::new(ETCDCTL).exists(),
+        "{test}: {ETCDCTL} is not installed, and this test compares qraft with it; \
+         install it (apt-get install etcd-client, or run .ci/test as root)"
     );
-    eprintln!(
-        "SKIPPING {test}: etcd or etcdctl not found (apt-get install etcd-server etcd-client)"
-    );
-    false
 }
 
 /// etcdctl aimed at a cluster's endpoints.

@@ -13,7 +13,7 @@ use qraft_core::backend::{Backend, MemBackend, WriteTxn};
 use qraft_core::error::Error;
 use qraft_core::mvcc::{Leases, MvccStore, is_read_only};
 use qraft_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse};
-use qraft_tests::etcd::{EtcdProcess, etcd_available_or_skip};
+use qraft_tests::etcd::{EtcdProcess, require_etcd};
 use qraft_tests::etcd_json::*;
 use qraft_tests::kv_gen::{KvGen, KvOp, LEASES};
 
@@ -180,9 +180,7 @@ fn run_seed(seed: u64, ops: usize) {
 
 #[test]
 fn kv_operations_match_etcd() {
-    if !etcd_available_or_skip("kv_operations_match_etcd") {
-        return;
-    }
+    require_etcd("kv_operations_match_etcd");
     let ops = env_usize("QRAFT_DIFF_OPS", 500);
     let seeds = env_usize("QRAFT_DIFF_SEEDS", 4) as u64;
     for seed in 0..seeds {

@@ -10,7 +10,7 @@
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_ctl::{CtlRun, ctl_with_stdin};
 use qraft_tests::etcd_cluster::EtcdCluster;
-use qraft_tests::etcdctl::{etcdctl_available_or_skip, mask};
+use qraft_tests::etcdctl::{mask, require_etcdctl};
 
 /// Each command with the text it reads from standard input.
 const SCRIPT: &[(&[&str], &str)] = &[
@@ -183,9 +183,7 @@ fn record(transcript: &mut String, args: &[&str], run: &CtlRun) {
 
 #[test]
 fn qraftctl_prints_user_and_role_commands_as_etcdctl() {
-    if !etcdctl_available_or_skip("qraftctl_prints_user_and_role_commands_as_etcdctl") {
-        return;
-    }
+    require_etcdctl("qraftctl_prints_user_and_role_commands_as_etcdctl");
     let expected = {
         let etcd = EtcdCluster::start();
         let etcdctl = etcd.etcdctl();

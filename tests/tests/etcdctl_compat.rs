@@ -5,16 +5,14 @@ use std::path::PathBuf;
 
 use qraft_tests::cluster_grpc::GrpcCluster;
 use qraft_tests::etcd_cluster::{EtcdCluster, scratch_dir};
-use qraft_tests::etcdctl::etcdctl_available_or_skip;
+use qraft_tests::etcdctl::require_etcdctl;
 use qraft_tests::etcdctl_script::run_script;
 
 /// Two etcd clusters fed the same script give the same masked transcript: the masking hides
 /// exactly what differs between clusters, so a difference against qraft is a real one.
 #[test]
 fn etcd_transcripts_agree_across_two_clusters() {
-    if !etcdctl_available_or_skip("etcd_transcripts_agree_across_two_clusters") {
-        return;
-    }
+    require_etcdctl("etcd_transcripts_agree_across_two_clusters");
     let first = {
         let cluster = EtcdCluster::start();
         let scratch = Scratch::new("etcd-1");
@@ -44,9 +42,7 @@ fn etcd_transcripts_agree_across_two_clusters() {
 /// script as a 3-member etcd; the masked transcripts must be identical, errors included.
 #[test]
 fn qraft_answers_etcdctl_like_etcd() {
-    if !etcdctl_available_or_skip("qraft_answers_etcdctl_like_etcd") {
-        return;
-    }
+    require_etcdctl("qraft_answers_etcdctl_like_etcd");
     let expected = {
         let cluster = EtcdCluster::start();
         let scratch = Scratch::new("etcd");

@@ -296,7 +296,7 @@ impl<S: Storage> Raft<S> {
                     .first()
                     .map(|e| e.data.clone())
                     .unwrap_or_default();
-                self.read_only.add_request(index, m, ctx.clone());
+                let ctx = self.read_only.add_request(index, m, ctx);
                 let id = self.id;
                 self.read_only.recv_ack(id, &ctx);
                 self.bcast_heartbeat(Some(ctx));

@@ -30,12 +30,15 @@ pub struct ReadIndexStatus {
     pub acks: BTreeSet<u64>,
 }
 
-/// Reads waiting for their heartbeat round, keyed by request context, in arrival order.
+/// Reads waiting for their heartbeat round, keyed by the context their round carries (the
+/// request's own unless it was taken, see [`ReadOnly::add_request`]), in arrival order.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOnly {
     pub option: ReadOnlyOption,
     pending: BTreeMap<Bytes, ReadIndexStatus>,
     queue: VecDeque<Bytes>,
+    /// Distinguishes the rounds of reads whose requests carried a context already pending.
+    renamed: u64,
 }
 
 impl ReadOnly {
@@ -46,10 +49,23 @@ impl ReadOnly {
         }
     }
 
-    /// Queues a read at commit index `index`. A duplicate context is ignored (first one wins).
-    pub fn add_request(&mut self, index: u64, request: Message, ctx: Bytes) {
-        if self.pending.contains_key(&ctx) {
-            return;
+    /// Queues a read at commit index `index`; returns the context its heartbeat round carries.
+    ///
+    /// Every read gets its own round and its own answer, even when its context is already
+    /// pending (members choose contexts independently; a clash must not lose a read, and
+    /// the second read must not share the first's round: that round's index and acks predate
+    /// it). Such a round carries the context extended with a leader-local number; the answer
+    /// still carries the request's own context (it is taken from `request`).
+    pub fn add_request(&mut self, index: u64, request: Message, ctx: Bytes) -> Bytes {
+        let original = ctx;
+        let mut ctx = original.clone();
+        // Ends: each turn tries a number never tried before, and finitely many are pending.
+        while self.pending.contains_key(&ctx) {
+            self.renamed += 1;
+            let mut unique = original.to_vec();
+            unique.push(b'#');
+            unique.extend_from_slice(&self.renamed.to_be_bytes());
+            ctx = Bytes::from(unique);
         }
         self.pending.insert(
             ctx.clone(),
@@ -59,7 +75,8 @@ impl ReadOnly {
                 acks: BTreeSet::new(),
             },
         );
-        self.queue.push_back(ctx);
+        self.queue.push_back(ctx.clone());
+        ctx
     }
 
     /// Records a heartbeat acknowledgement for the round that carried `ctx`.

@@ -1,6 +1,6 @@
 //! Requests this member proposed or is reading for, waiting for their outcome.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use qraft_proto::etcdserverpb::{DowngradeRequest, RangeRequest, TxnRequest};
 use qraft_proto::qraftpb::client_response::Response;
@@ -48,14 +48,15 @@ pub struct ReadBatch {
     pub read_index: Option<u64>,
 }
 
+/// Ordered maps only: expiry walks them, and the core's outputs must not depend on hash order.
 #[derive(Debug, Default)]
 pub struct Pending {
-    pub proposals: HashMap<u64, PendingProposal>,
+    pub proposals: BTreeMap<u64, PendingProposal>,
     /// For membership proposals: which response to build once applied.
-    pub member_changes: HashMap<u64, MemberChange>,
+    pub member_changes: BTreeMap<u64, MemberChange>,
     /// Reads that arrived while a ReadIndex round was in flight; they go in the next round.
     pub reads_waiting: Vec<PendingRead>,
-    /// ReadIndex rounds, keyed by their context (a counter), in issue order.
+    /// ReadIndex rounds, keyed by their round number (see `read_ctx_bytes`), in issue order.
     pub read_batches: BTreeMap<u64, ReadBatch>,
 }
 

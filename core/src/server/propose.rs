@@ -97,10 +97,26 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let _ = self.propose(None, request, crate::auth::ROOT.to_string());
     }
 
-    /// Issues a ReadIndex for a linearizable read; the read is served once applied ≥ index.
+    /// The number of the next ReadIndex round of this member. Its context on the wire is
+    /// [`read_ctx_bytes`]: unique cluster-wide, as etcd's request IDs.
     pub(crate) fn next_read_ctx(&mut self) -> u64 {
-        let ctx = self.next_read_ctx;
         self.next_read_ctx += 1;
-        ctx
+        self.next_read_ctx
     }
+}
+
+/// A ReadIndex context: the member ID then the member's round number, both big-endian, so two
+/// members never issue the same context (the leader keeps one round per context).
+pub(crate) fn read_ctx_bytes(member_id: u64, round: u64) -> Vec<u8> {
+    let mut ctx = Vec::with_capacity(16);
+    ctx.extend_from_slice(&member_id.to_be_bytes());
+    ctx.extend_from_slice(&round.to_be_bytes());
+    ctx
+}
+
+/// The round number of a context from [`read_ctx_bytes`] if `member_id` issued it.
+pub(crate) fn read_ctx_round(member_id: u64, ctx: &[u8]) -> Option<u64> {
+    let (member, round) = ctx.split_first_chunk::<8>()?;
+    let round: [u8; 8] = round.try_into().ok()?;
+    (u64::from_be_bytes(*member) == member_id).then_some(u64::from_be_bytes(round))
 }

@@ -17,6 +17,7 @@ use crate::raft::Storage;
 
 use super::output::{Output, RequestId};
 use super::pending::{PendingRead, ReadBatch, ReadKind};
+use super::propose::read_ctx_bytes;
 use super::response::error_response;
 use super::server::Server;
 
@@ -92,11 +93,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
             return;
         }
         let ctx = self.next_read_ctx();
-        if self
-            .node
-            .read_index(ctx.to_be_bytes().to_vec().into())
-            .is_err()
-        {
+        let wire = read_ctx_bytes(self.config.member_id, ctx);
+        if self.node.read_index(wire.into()).is_err() {
             return; // retried on the next leader change or read; the reads time out otherwise
         }
         let reads = std::mem::take(&mut self.pending.reads_waiting);

@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::raft::{StateRole, Storage};
 
 use super::output::{Output, RaftWork};
+use super::propose::read_ctx_round;
 use super::server::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -34,8 +35,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
             });
         }
         for read in &ready.read_states {
-            if let Ok(bytes) = <[u8; 8]>::try_from(read.request_ctx.as_ref()) {
-                self.read_round_done(u64::from_be_bytes(bytes), read.index);
+            if let Some(round) = read_ctx_round(self.config.member_id, &read.request_ctx) {
+                self.read_round_done(round, read.index);
             }
         }
         self.to_apply = ready.committed_entries;

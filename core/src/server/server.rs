@@ -113,7 +113,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
             next_lease_check_ms: now_ms,
             lease_catch_up_index: None,
             next_token_sweep_ms: now_ms,
-            next_read_ctx: 1,
+            // From the clock at start, as proposal IDs: a restarted member must not reuse a
+            // context of its previous life that the leader may still hold.
+            next_read_ctx: now_ms << 8,
             to_apply: Vec::new(),
             to_install: None,
             applied_in_batch: false,

@@ -349,6 +349,13 @@ impl Cluster {
     }
 
     pub fn send(&mut self, node: u64, request: In, token: &str) {
+        self.submit(node, request, token);
+        self.stabilize();
+    }
+
+    /// Hands a request to a member without running the cluster, so several requests can be
+    /// in flight at once; returns the request's id (its answer lands in `responses`).
+    pub fn submit(&mut self, node: u64, request: In, token: &str) -> u64 {
         let token = self.tokens.get(token).cloned().unwrap_or(token.to_string());
         let token = token.as_str();
         let id = self.next_request;
@@ -356,7 +363,7 @@ impl Cluster {
         writeln!(self.out, "request #{id} to n{node}").unwrap();
         if self.members.get(&node).is_none_or(|m| m.server.is_none()) {
             writeln!(self.out, "n{node} is down").unwrap();
-            return;
+            return id;
         }
         self.server(node).request(
             id,
@@ -365,7 +372,7 @@ impl Cluster {
                 request: Some(request),
             },
         );
-        self.stabilize();
+        id
     }
 
     /// ReadIndex messages sent so far by all members (one per round).
