@@ -6,11 +6,11 @@ use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use futures::stream;
 use futures::stream::BoxStream;
-use futures::{FutureExt, StreamExt};
+use futures::{FutureExt, SinkExt, StreamExt};
 use qraft_io::driver::DriverHandle;
 use qraft_io::runtime;
 use qraft_io::status::{Code, error_response};
-use qraft_io::transport::{ClientContext, RequestHandler};
+use qraft_io::transport::{ClientContext, ConnectionRoom, RequestHandler};
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
@@ -28,13 +28,14 @@ impl CoreHandle for GrpcCore {
         let ctx = ClientContext {
             remote: ctx.remote,
             peer_certificates: ctx.peer_certificates,
+            room: ctx.room,
         };
         async move { handle.handle(ctx, request).await }.boxed()
     }
 
     fn open_stream(
         &self,
-        _ctx: CallContext,
+        ctx: CallContext,
         requests: BoxStream<'static, ClientRequest>,
     ) -> ResponseStream {
         let handle = self.handle.clone();
@@ -49,7 +50,7 @@ impl CoreHandle for GrpcCore {
                 };
                 (handle, first, rest, refusal)
             })
-            .map(|(handle, first, rest, refusal)| match first {
+            .map(move |(handle, first, rest, refusal)| match first {
                 _ if let Some(refusal) = refusal => stream::iter([refusal]).boxed(),
                 // A learner refuses every stream but the snapshot, as etcd's.
                 Some(first) if let Some(refusal) = handle.learner_refusal(&first) => {
@@ -62,10 +63,20 @@ impl CoreHandle for GrpcCore {
                     ..
                 }) => snapshot_responses(&handle),
                 Some(first) => {
-                    let (out, rx) = mpsc::unbounded();
+                    // Bounded: the bridge waits for the HTTP/2 body to take a response before
+                    // it takes the next one from the loop, so a client that does not read
+                    // leaves the loop's watch queue full (its watchers then catch up from
+                    // the store's history later) instead of piling responses up here.
+                    let (out, rx) = mpsc::channel(BRIDGE_RESPONSES);
                     // Detached: it ends when the client's requests end (keep-alive) or when
                     // the caller drops the response stream (watch).
-                    drop(runtime::spawn(bridge(handle, first, rest, out)));
+                    drop(runtime::spawn(bridge(
+                        handle,
+                        ctx.room.clone(),
+                        first,
+                        rest,
+                        out,
+                    )));
                     rx.boxed()
                 }
                 None => stream::empty().boxed(),
@@ -75,15 +86,19 @@ impl CoreHandle for GrpcCore {
     }
 }
 
+/// Responses a bridge may have waiting for the HTTP/2 body.
+const BRIDGE_RESPONSES: usize = 4;
+
 async fn bridge(
     handle: DriverHandle,
+    room: ConnectionRoom,
     first: ClientRequest,
     mut requests: BoxStream<'static, ClientRequest>,
-    out: mpsc::UnboundedSender<ClientResponse>,
+    mut out: mpsc::Sender<ClientResponse>,
 ) {
     match first.request {
         Some(In::Watch(w)) => {
-            let Ok((stream, mut rx)) = handle.open_watch().await else {
+            let Ok((stream, mut rx)) = handle.open_watch(room).await else {
                 return;
             };
             handle.watch(stream, w).await;
@@ -97,16 +112,14 @@ async fn bridge(
                     }
                 }
             });
-            while let Some(batch) = rx.next().await {
-                let mut gone = false;
+            'writing: while let Some(batch) = rx.next().await {
                 for w in batch {
                     let resp = ClientResponse {
                         response: Some(Out::Watch(w)),
                     };
-                    gone |= out.unbounded_send(resp).is_err();
-                }
-                if gone {
-                    break;
+                    if out.send(resp).await.is_err() {
+                        break 'writing;
+                    }
                 }
             }
             handle.close_watch(stream);
@@ -115,17 +128,19 @@ async fn bridge(
         Some(In::LeaseKeepAlive(_)) => {
             let mut next = Some(first);
             while let Some(req) = next.take() {
-                if out.unbounded_send(handle.request(req).await).is_err() {
+                if out.send(handle.request(req).await).await.is_err() {
                     return;
                 }
                 next = requests.next().await;
             }
         }
         _ => {
-            let _ = out.unbounded_send(error_response(
-                Code::Unimplemented,
-                "qraft: this streaming call is not served over gRPC yet",
-            ));
+            let _ = out
+                .send(error_response(
+                    Code::Unimplemented,
+                    "qraft: this streaming call is not served over gRPC yet",
+                ))
+                .await;
         }
     }
 }

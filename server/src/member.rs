@@ -125,6 +125,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     });
     let mut driver_config = DriverConfig::new(server);
     driver_config.metrics = metrics.clone();
+    driver_config.watch_progress_notify = Duration::from_millis(config.watch_progress_notify_ms);
     // Every member's peers come from its stored member list (bootstrapped or joined).
     let driver = driver::start(
         driver_config,

@@ -215,7 +215,7 @@ fn bench_watch(single: u64, prefixes: u64, total: u64) {
         };
         hub.request(stream, request, &store);
     }
-    hub.take_responses(stream);
+    hub.take_all_responses(stream);
     let value = vec![b'v'; 128];
     let mut delivered = 0usize;
     let start = Instant::now();
@@ -236,7 +236,7 @@ fn bench_watch(single: u64, prefixes: u64, total: u64) {
         for e in &events {
             hub.notify(e);
         }
-        delivered += hub.take_responses(stream).len();
+        delivered += hub.take_all_responses(stream).len();
     }
     let elapsed = start.elapsed();
     println!(

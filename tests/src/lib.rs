@@ -15,6 +15,7 @@ pub mod fault_history;
 pub mod http;
 pub mod kv_gen;
 pub mod netns;
+pub mod process_memory;
 pub mod prometheus;
 pub mod quic_raw;
 pub mod raft_sim;

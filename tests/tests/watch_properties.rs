@@ -1,6 +1,7 @@
 //! Randomised check of the watch guarantees: seeded sequences of writes, compactions, watch
 //! creations (past, current and future start revisions, resumptions at last seen + 1), slow
-//! streams (held queues), catch-up steps and progress requests. At every progress response
+//! streams (held queues, and shells reporting random room, sometimes none), catch-up steps and
+//! progress requests. At every progress response
 //! and at the end, each watcher's received events are compared with the ground truth (the
 //! events the store reported for every write):
 //! ordered, unique and reliable (exactly the expected events, in order), atomic (all events
@@ -92,7 +93,9 @@ impl World {
             progress_interval_ticks: 5,
             max_response_bytes: rng.random_range(60..400),
             max_queued_responses: rng.random_range(1..5),
+            max_queued_bytes: rng.random_range(1..400),
             sync_batch_revisions: rng.random_range(1..6),
+            sync_batch_bytes: rng.random_range(1..120),
         };
         let backend = MemBackend::new();
         let store = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
@@ -343,7 +346,13 @@ impl World {
             if self.held.contains(&stream) {
                 continue;
             }
-            for r in self.hub.take_responses(stream) {
+            // A slow reader: its shell has room for a random number of bytes, sometimes none.
+            let room = match self.rng.random_range(0..4) {
+                0 => 0,
+                1 => self.rng.random_range(1..200),
+                _ => usize::MAX,
+            };
+            for r in self.hub.take_responses(stream, room) {
                 self.handle(stream, r, context);
             }
         }

@@ -3,11 +3,12 @@
 //! stream that is not held are printed (`[sN] ...`).
 //!
 //! Commands: the KV writes of `common` (`put`, `del`, `txn` blocks) and `compact REV`, each
-//! followed by `notify` of its events; `config KEY=N...` (`queue`, `batch`, `progress`,
-//! `bytes`; recreates the hub); `open` (a stream); `watch S KEY [end=..|prefix|from] [rev=N]
+//! followed by `notify` of its events; `config KEY=N...` (`queue`, `qbytes`, `batch`,
+//! `sbytes`, `progress`, `bytes`; recreates the hub); `open` (a stream); `watch S KEY [end=..|prefix|from] [rev=N]
 //! [id=N] [prev_kv] [noput] [nodelete] [progress] [fragment]`; `cancel S ID`; `progress S`;
 //! `close S`; `tick [N]`; `sync [N]` (N catch-up steps, default 1); `hold S` / `release S`
-//! (stop / resume draining a stream, to simulate a slow client); `silent_put ...` (a write
+//! (stop / resume draining a stream, to simulate a slow client); `room S N` (a held stream's
+//! shell reports room for N bytes: what the hub hands over is printed); `silent_put ...` (a write
 //! the hub is not notified of, as when a snapshot is installed); `resync`; `status`.
 
 // Tests read their scripts from disk; the IO ban is for the library.
@@ -105,7 +106,9 @@ impl Runner {
                     let n: u64 = v.parse().unwrap();
                     match k {
                         "queue" => config.max_queued_responses = n as usize,
+                        "qbytes" => config.max_queued_bytes = n as usize,
                         "batch" => config.sync_batch_revisions = n as i64,
+                        "sbytes" => config.sync_batch_bytes = n as usize,
                         "progress" => config.progress_interval_ticks = n,
                         "bytes" => config.max_response_bytes = n as usize,
                         _ => panic!("unknown config {k}"),
@@ -254,6 +257,12 @@ impl Runner {
             "release" => {
                 self.held.remove(&stream(1));
             }
+            "room" => {
+                let room: usize = words[2].parse().unwrap();
+                for response in self.hub.take_responses(stream(1), room) {
+                    fmt_response(stream(1), &response, out);
+                }
+            }
             "status" => out.push_str(&format!(
                 "rev={} compacted={} watchers={} unsynced={}\n",
                 self.store.current_revision(),
@@ -267,7 +276,7 @@ impl Runner {
             if self.held.contains(&stream) {
                 continue;
             }
-            for response in self.hub.take_responses(stream) {
+            for response in self.hub.take_all_responses(stream) {
                 fmt_response(stream, &response, out);
             }
         }

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use prost::Message;
 use qraft_proto::etcdserverpb::watch_create_request::FilterType;
 use qraft_proto::etcdserverpb::watch_request::RequestUnion;
 use qraft_proto::etcdserverpb::{
@@ -31,8 +32,16 @@ pub struct WatchConfig {
     /// Responses a stream may have queued; beyond it the stream's watchers stop receiving live
     /// events and catch up from the backend once the queue drains.
     pub max_queued_responses: usize,
-    /// Revisions read from the backend per [`WatchHub::sync`] call.
+    /// Encoded bytes a stream may have queued, the same way: the stream is full once its queue
+    /// reaches this size (one response may overshoot it, so the bound is this plus one
+    /// response, and a response is at most one catch-up batch or one revision's events).
+    pub max_queued_bytes: usize,
+    /// Revisions that have events read from the backend per [`WatchHub::sync`] call (etcd's
+    /// `watchBatchMaxRevs`, 1,000).
     pub sync_batch_revisions: i64,
+    /// Encoded bytes of events after which a [`WatchHub::sync`] read stops at the end of the
+    /// revision it is in, so one catch-up batch stays small whatever the values' sizes.
+    pub sync_batch_bytes: usize,
 }
 
 impl Default for WatchConfig {
@@ -41,7 +50,9 @@ impl Default for WatchConfig {
             progress_interval_ticks: 6000,
             max_response_bytes: MAX_REQUEST_BYTES,
             max_queued_responses: 1024,
+            max_queued_bytes: 256 * 1024,
             sync_batch_revisions: 1000,
+            sync_batch_bytes: 1024 * 1024,
         }
     }
 }
@@ -49,7 +60,10 @@ impl Default for WatchConfig {
 #[derive(Debug, Default)]
 pub(crate) struct Stream {
     next_watch_id: i64,
-    pub queue: VecDeque<WatchResponse>,
+    /// Queued responses with their encoded sizes.
+    queue: VecDeque<(WatchResponse, usize)>,
+    /// Encoded size of `queue`.
+    queued_bytes: usize,
 }
 
 /// The watched keys: `end = None` is a single key, `Some(None)` every key from `key`.
@@ -175,12 +189,44 @@ impl WatchHub {
         Some(watcher)
     }
 
-    /// Responses queued for `stream`, oldest first.
-    pub fn take_responses(&mut self, stream: StreamId) -> Vec<WatchResponse> {
+    /// Responses queued for `stream`, oldest first, as many as fit in `room` encoded bytes
+    /// (the shell's report of how much more the stream's connection can take; at least one
+    /// response when `room` is not 0, so a response larger than any room still goes). With no
+    /// room nothing is taken: the queue fills up, and once it is full the stream's watchers
+    /// stop receiving live events and catch up later from the backend, at the stream's pace.
+    pub fn take_responses(&mut self, stream: StreamId, room: usize) -> Vec<WatchResponse> {
+        let Some(state) = self.streams.get_mut(&stream) else {
+            return Vec::new();
+        };
+        let mut taken = Vec::new();
+        let mut left = room;
+        while left > 0 {
+            let Some(&(_, size)) = state.queue.front() else {
+                break;
+            };
+            if size > left && !taken.is_empty() {
+                break;
+            }
+            let Some((response, _)) = state.queue.pop_front() else {
+                break;
+            };
+            state.queued_bytes = state.queued_bytes.saturating_sub(size);
+            left = left.saturating_sub(size);
+            taken.push(response);
+        }
+        taken
+    }
+
+    /// Every response queued for `stream` (a shell without its own bound: tests).
+    pub fn take_all_responses(&mut self, stream: StreamId) -> Vec<WatchResponse> {
+        self.take_responses(stream, usize::MAX)
+    }
+
+    /// Whether `stream` has responses queued.
+    pub fn has_responses(&self, stream: StreamId) -> bool {
         self.streams
-            .get_mut(&stream)
-            .map(|s| s.queue.drain(..).collect())
-            .unwrap_or_default()
+            .get(&stream)
+            .is_some_and(|s| !s.queue.is_empty())
     }
 
     /// Streams that have responses queued.
@@ -212,19 +258,25 @@ impl WatchHub {
     }
 
     pub(crate) fn stream_full(&self, stream: StreamId) -> bool {
-        self.streams
-            .get(&stream)
-            .is_none_or(|s| s.queue.len() >= self.config.max_queued_responses)
+        self.streams.get(&stream).is_none_or(|s| {
+            s.queue.len() >= self.config.max_queued_responses
+                || s.queued_bytes >= self.config.max_queued_bytes
+        })
     }
 
     pub(crate) fn push(&mut self, stream: StreamId, response: WatchResponse, fragment: bool) {
-        let Some(queue) = self.streams.get_mut(&stream).map(|s| &mut s.queue) else {
+        let Some(state) = self.streams.get_mut(&stream) else {
             return;
         };
-        if fragment {
-            queue.extend(fragments(response, self.config.max_response_bytes));
+        let parts = if fragment {
+            fragments(response, self.config.max_response_bytes)
         } else {
-            queue.push_back(response);
+            vec![response]
+        };
+        for part in parts {
+            let size = part.encoded_len();
+            state.queued_bytes += size;
+            state.queue.push_back((part, size));
         }
     }
 

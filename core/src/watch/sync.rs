@@ -12,48 +12,79 @@ use crate::backend::{ReadTxn, Table, Visit};
 use crate::error::{Error, Result};
 use crate::mvcc::{KeyRange, MvccStore, Revision};
 
-/// Reads the events of revisions `[from, to]` from the backend, in revision order.
-fn history<T: ReadTxn + ?Sized>(txn: &T, from: i64, to: i64) -> Result<Vec<Event>> {
-    let mut events = Vec::new();
+/// A window of history: the events of revisions `from..=to`, in revision order.
+struct Window {
+    events: Vec<Event>,
+    /// The last revision the window covers (revisions without events count as covered).
+    to: i64,
+}
+
+/// Reads history from revision `from` up to `current`, stopping at the end of the revision in
+/// which `max_revisions` revisions with events have been read or `max_bytes` of events
+/// (keys and values) have been read, whichever comes first: a revision is never cut, so
+/// its events still travel together.
+fn history<T: ReadTxn + ?Sized>(
+    txn: &T,
+    from: i64,
+    current: i64,
+    max_revisions: i64,
+    max_bytes: usize,
+) -> Result<Window> {
+    let mut events: Vec<Event> = Vec::new();
     let mut failure = None;
+    let mut revisions = 0i64;
+    let mut bytes = 0usize;
+    let mut last_rev = None;
+    let mut cut = false;
     let start = Revision::start_key(from);
-    let end = Revision::start_key(to.saturating_add(1));
+    let end = Revision::start_key(current.saturating_add(1));
     txn.scan(Table::Key, &start, Some(&end), &mut |rev_key, value| {
         let decoded = Revision::decode(rev_key).and_then(|(rev, tombstone)| {
-            let kv = crate::mvcc::decode_stored_kv(value)?;
-            Ok(if tombstone {
-                Event {
-                    r#type: EventType::Delete as i32,
-                    kv: Some(KeyValue {
-                        key: kv.key,
-                        mod_revision: rev.main,
-                        ..KeyValue::default()
-                    }),
-                    prev_kv: None,
-                }
-            } else {
-                Event {
-                    r#type: EventType::Put as i32,
-                    kv: Some(kv),
-                    prev_kv: None,
-                }
-            })
+            Ok((rev.main, tombstone, crate::mvcc::decode_stored_kv(value)?))
         });
-        match decoded {
-            Ok(event) => {
-                events.push(event);
-                Visit::Continue(())
-            }
+        let (main, tombstone, kv) = match decoded {
+            Ok(decoded) => decoded,
             Err(e) => {
                 failure = Some(e);
-                Visit::Break(())
+                return Visit::Break(());
             }
+        };
+        if last_rev != Some(main) {
+            if revisions >= max_revisions.max(1) || bytes >= max_bytes {
+                cut = true;
+                return Visit::Break(());
+            }
+            revisions += 1;
+            last_rev = Some(main);
         }
+        bytes += kv.key.len() + kv.value.len();
+        events.push(if tombstone {
+            Event {
+                r#type: EventType::Delete as i32,
+                kv: Some(KeyValue {
+                    key: kv.key,
+                    mod_revision: main,
+                    ..KeyValue::default()
+                }),
+                prev_kv: None,
+            }
+        } else {
+            Event {
+                r#type: EventType::Put as i32,
+                kv: Some(kv),
+                prev_kv: None,
+            }
+        });
+        Visit::Continue(())
     })?;
-    match failure {
-        Some(e) => Err(e.into()),
-        None => Ok(events),
+    if let Some(e) = failure {
+        return Err(e.into());
     }
+    let to = match last_rev {
+        Some(last) if cut => last,
+        _ => current,
+    };
+    Ok(Window { events, to })
 }
 
 /// The value the key had just before `event`, unless that revision is compacted.
@@ -82,10 +113,11 @@ fn previous<T: ReadTxn + ?Sized>(
 
 impl WatchHub {
     /// One catch-up step: cancels unsynced watchers whose next revision was compacted, then
-    /// reads at most `sync_batch_revisions` revisions from the backend starting at the lowest
-    /// revision an unsynced watcher (on a stream with room) still needs, and hands each such
-    /// watcher its events in one response. Watchers that reach the current revision become
-    /// synced. Returns whether unsynced watchers remain.
+    /// reads at most `sync_batch_revisions` revisions with events (and about
+    /// `sync_batch_bytes`) from the backend starting at the lowest revision an unsynced
+    /// watcher (on a stream with room) still needs, and hands each such watcher its events in
+    /// one response, while its stream has room. Watchers that reach the current revision
+    /// become synced. Returns whether unsynced watchers remain.
     ///
     /// `txn` must see every revision up to `store.current_revision()` (a read transaction
     /// opened after the last commit, or the open write transaction itself): a revision missing
@@ -117,11 +149,19 @@ impl WatchHub {
         else {
             return Ok(self.unsynced_watchers() > 0);
         };
-        let to = current.min(from.saturating_add(self.config.sync_batch_revisions.max(1) - 1));
-        let events = if from <= to {
-            history(txn, from, to)?
+        let Window { events, to } = if from <= current {
+            history(
+                txn,
+                from,
+                current,
+                self.config.sync_batch_revisions,
+                self.config.sync_batch_bytes,
+            )?
         } else {
-            Vec::new()
+            Window {
+                events: Vec::new(),
+                to: current,
+            }
         };
         let wants_prev = ready
             .iter()
@@ -135,6 +175,11 @@ impl WatchHub {
         }
 
         for (stream, id) in ready {
+            // Earlier watchers of this step may have filled the stream: this one keeps its
+            // position and goes on in a later step.
+            if self.stream_full(stream) {
+                continue;
+            }
             let Some(w) = self.watchers.get_mut(&(stream, id)) else {
                 continue;
             };

@@ -19,6 +19,10 @@ pub struct DriverConfig {
     /// time-to-live) answered by the leader (etcd's request timeout: 5 s + 2 election
     /// timeouts).
     pub forward_timeout: Duration,
+    /// How often synced watchers that asked for progress notifications and got no events
+    /// meanwhile get one (etcd's `--watch-progress-notify-interval`, 10 minutes); counted in
+    /// ticks, so rounded up to a whole tick.
+    pub watch_progress_notify: Duration,
     /// Where the loop records its metrics (share it with the HTTP endpoint that renders them).
     pub metrics: Arc<Metrics>,
 }
@@ -31,6 +35,7 @@ impl DriverConfig {
             forward_timeout: Duration::from_millis(server.request_timeout_ms) + 2 * election,
             server,
             command_queue: 8192,
+            watch_progress_notify: Duration::from_secs(600),
             metrics: Arc::new(Metrics::new()),
         }
     }

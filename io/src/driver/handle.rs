@@ -4,13 +4,15 @@
 use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
 use qraft_core::watch::StreamId;
-use qraft_proto::etcdserverpb::{WatchRequest, WatchResponse};
+use qraft_proto::etcdserverpb::WatchRequest;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::forward::{self, Forwarder};
 use super::info::{NodeInfo, SharedInfo};
+use super::watch_queue::{WatchResponses, WatchSink, watch_queue};
 use crate::status::{Code, error_response};
 use crate::storage::LmdbStorage;
+use crate::transport::ConnectionRoom;
 
 /// etcd's message when the member is going away.
 pub const MSG_STOPPED: &str = "etcdserver: server stopped";
@@ -38,9 +40,11 @@ pub(crate) enum Command {
         reply: oneshot::Sender<ClientResponse>,
     },
     WatchOpen {
-        responses: mpsc::UnboundedSender<Vec<WatchResponse>>,
+        responses: WatchSink,
         reply: oneshot::Sender<StreamId>,
     },
+    /// A watch stream the loop held back has room again (nothing to do but take a turn).
+    WatchRoom,
     Watch {
         stream: StreamId,
         request: WatchRequest,
@@ -109,11 +113,14 @@ impl DriverHandle {
         answer.await.map_err(|_| MSG_STOPPED.to_string())?
     }
 
-    /// Opens a watch stream; its responses arrive on the returned receiver in order.
+    /// Opens a watch stream for a client connection; its responses arrive on the returned
+    /// receiver in order, no more than the stream's and the connection's room ahead of the
+    /// writer (see [`super::watch_queue`]).
     pub async fn open_watch(
         &self,
-    ) -> Result<(StreamId, mpsc::UnboundedReceiver<Vec<WatchResponse>>), DriverError> {
-        let (responses, rx) = mpsc::unbounded();
+        connection: ConnectionRoom,
+    ) -> Result<(StreamId, WatchResponses), DriverError> {
+        let (responses, rx) = watch_queue(connection, self.commands.clone());
         let (reply, answer) = oneshot::channel();
         self.send(Command::WatchOpen { responses, reply })
             .await

@@ -51,7 +51,7 @@ impl RequestHandler for DriverHandle {
 
     fn stream(
         &self,
-        _ctx: ClientContext,
+        ctx: ClientContext,
         first: ClientRequest,
         requests: RequestStream,
         responses: ResponseSink,
@@ -71,7 +71,7 @@ impl RequestHandler for DriverHandle {
                 return;
             }
             match first.request {
-                Some(In::Watch(w)) => watch::serve(handle, w, requests, responses).await,
+                Some(In::Watch(w)) => watch::serve(handle, ctx.room, w, requests, responses).await,
                 Some(In::LeaseKeepAlive(_)) => keep_alive(handle, first, requests, responses).await,
                 Some(In::Snapshot(_)) => snapshot(handle, responses).await,
                 _ => {

@@ -27,6 +27,7 @@ mod persist;
 mod run;
 mod status;
 mod watch;
+mod watch_queue;
 
 pub use bootstrap::{
     InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity,
@@ -37,3 +38,4 @@ pub use handle::{DriverError, DriverHandle};
 pub use info::NodeInfo;
 pub use learner::served_by_learner;
 pub use run::{Driver, start};
+pub use watch_queue::{STREAM_ROOM_BYTES, WatchResponses};

@@ -34,6 +34,7 @@ use super::held::HeldBatch;
 use super::info::SharedInfo;
 use super::metrics::LoopMetrics;
 use super::persist;
+use super::watch_queue::WatchSink;
 use crate::runtime::{self, Task};
 use crate::storage::LmdbStorage;
 use crate::transport::{PeerAddr, PeerEvent, PeerTransport};
@@ -89,7 +90,9 @@ pub fn start(
     let state = Loop {
         metrics,
         hub: WatchHub::new(WatchConfig {
-            progress_interval_ticks: (600_000 / config.server.tick_ms.max(1)).max(1),
+            progress_interval_ticks: (config.watch_progress_notify.as_millis() as u64)
+                .div_ceil(config.server.tick_ms.max(1))
+                .max(1),
             ..WatchConfig::default()
         }),
         config,
@@ -194,7 +197,7 @@ struct Loop {
     waiting: HashMap<RequestId, oneshot::Sender<ClientResponse>>,
     next_request: RequestId,
     hub: WatchHub,
-    watch_streams: HashMap<StreamId, mpsc::UnboundedSender<Vec<WatchResponse>>>,
+    watch_streams: HashMap<StreamId, WatchSink>,
     /// Peer URL registered with the transport, per member.
     peers: HashMap<u64, String>,
     leader_changes: u64,
@@ -358,6 +361,8 @@ impl Loop {
             Command::Watch { stream, request } => {
                 self.hub.request(stream, request, &self.server.state().mvcc);
             }
+            // The turn this command wakes hands the stream what it now has room for.
+            Command::WatchRoom => {}
             Command::WatchClose { stream } => {
                 self.hub.close_stream(stream);
                 self.watch_streams.remove(&stream);
@@ -545,11 +550,24 @@ impl Loop {
             self.hub.sync(&self.server.state().mvcc, &txn)?;
         }
         for stream in self.hub.streams_with_responses() {
-            let mut responses = self.hub.take_responses(stream);
+            let Some(sink) = self.watch_streams.get(&stream) else {
+                self.hub.close_stream(stream);
+                continue;
+            };
+            // No more than the stream (and its connection) has room for: the rest waits in
+            // the hub, whose watchers fall back to catching up once its queue is full.
+            let room = sink.room();
+            let mut responses = self.hub.take_responses(stream, room);
+            if self.hub.has_responses(stream) {
+                sink.held_back();
+            }
+            if responses.is_empty() {
+                continue;
+            }
             self.stamp_watch_headers(&mut responses);
             let events = responses.iter().map(|r| r.events.len()).sum();
             let gone = match self.watch_streams.get(&stream) {
-                Some(sink) => sink.unbounded_send(responses).is_err(),
+                Some(sink) => sink.send(responses).is_err(),
                 None => true,
             };
             if !gone {

@@ -3,7 +3,6 @@
 //! separate tasks because a frame read must never be abandoned half-way (that would desync the
 //! stream), which racing it against the writer would do.
 
-use futures::StreamExt;
 use qraft_proto::etcdserverpb::WatchRequest;
 use qraft_proto::qraftpb::ClientResponse;
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -11,15 +10,16 @@ use qraft_proto::qraftpb::client_response::Response as Out;
 
 use super::handle::{DriverHandle, stopped};
 use crate::runtime;
-use crate::transport::{RequestStream, ResponseSink};
+use crate::transport::{ConnectionRoom, RequestStream, ResponseSink};
 
 pub async fn serve(
     handle: DriverHandle,
+    connection: ConnectionRoom,
     first: WatchRequest,
     mut requests: RequestStream,
     mut responses: ResponseSink,
 ) {
-    let Ok((stream, mut rx)) = handle.open_watch().await else {
+    let Ok((stream, mut rx)) = handle.open_watch(connection).await else {
         let _ = responses.send(&stopped()).await;
         return;
     };

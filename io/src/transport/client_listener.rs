@@ -127,6 +127,7 @@ async fn serve_connection<H: RequestHandler>(
             .peer_identity()
             .and_then(|id| id.downcast::<Vec<CertificateDer<'static>>>().ok())
             .map(|certs| Arc::new(*certs)),
+        room: super::ConnectionRoom::default(),
     };
     loop {
         match conn.accept_bi().await {

@@ -19,6 +19,8 @@ use crate::status::{Code, error_response};
 pub struct ClientContext {
     pub remote: SocketAddr,
     pub peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The connection's share of pushed responses waiting to be written.
+    pub room: super::ConnectionRoom,
 }
 
 impl ClientContext {

@@ -4,6 +4,7 @@
 
 mod backoff;
 mod client_listener;
+mod connection_room;
 mod endpoint;
 mod frame;
 mod handler;
@@ -15,6 +16,7 @@ mod peer_send;
 
 pub use backoff::Backoff;
 pub use client_listener::{ClientListener, ClientListenerConfig};
+pub use connection_room::{CONNECTION_ROOM_BYTES, ConnectionRoom};
 pub use endpoint::{QuicSettings, parse_url, resolve_url};
 pub use frame::{
     CLIENT_REQUEST_FRAME_LIMIT, CLIENT_RESPONSE_FRAME_LIMIT, FrameError, PEER_FRAME_LIMIT,

@@ -41,6 +41,8 @@ struct FileSettings {
     emulated_version: Option<String>,
     experimental_initial_corrupt_check: Option<bool>,
     experimental_corrupt_check_time: Option<String>,
+    watch_progress_notify_interval: Option<String>,
+    experimental_watch_progress_notify_interval: Option<String>,
     client_transport_security: Option<TransportSecurity>,
     peer_transport_security: Option<TransportSecurity>,
 }
@@ -113,5 +115,7 @@ pub fn parse(text: &str) -> Result<Flags, serde_norway::Error> {
         emulated_version: f.emulated_version,
         experimental_initial_corrupt_check: f.experimental_initial_corrupt_check,
         experimental_corrupt_check_time: f.experimental_corrupt_check_time,
+        watch_progress_notify_interval: f.watch_progress_notify_interval,
+        experimental_watch_progress_notify_interval: f.experimental_watch_progress_notify_interval,
     })
 }

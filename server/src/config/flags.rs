@@ -133,4 +133,13 @@ pub struct Flags {
     /// `500ms` (0 = never) [default: 0s].
     #[arg(long, env = "QRAFT_EXPERIMENTAL_CORRUPT_CHECK_TIME")]
     pub experimental_corrupt_check_time: Option<String>,
+    /// How often watchers that asked for progress notifications and got no events meanwhile
+    /// are told the current revision, e.g. `10m`, `30s` (under 100ms counts as 100ms, 0 as the
+    /// default) [default: 10m].
+    #[arg(long, env = "QRAFT_WATCH_PROGRESS_NOTIFY_INTERVAL")]
+    pub watch_progress_notify_interval: Option<String>,
+    /// The name etcd 3.4 and 3.5 give `--watch-progress-notify-interval` (used when that one is
+    /// not given).
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL")]
+    pub experimental_watch_progress_notify_interval: Option<String>,
 }

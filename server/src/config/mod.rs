@@ -98,6 +98,9 @@ pub struct Config {
     pub initial_corrupt_check: bool,
     /// `--experimental-corrupt-check-time` in milliseconds (0 = off).
     pub corrupt_check_ms: u64,
+    /// `--watch-progress-notify-interval` (or its `--experimental-` name) in milliseconds:
+    /// 10 minutes by default (also for 0), at least 100 ms, as etcd.
+    pub watch_progress_notify_ms: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -326,6 +329,11 @@ impl Config {
             })?,
         };
 
+        let watch_progress_notify_ms = watch_progress_notify_ms(
+            s.watch_progress_notify_interval.as_deref(),
+            s.experimental_watch_progress_notify_interval.as_deref(),
+        )?;
+
         Ok(Config {
             name,
             data_dir,
@@ -350,6 +358,7 @@ impl Config {
             emulated_version,
             initial_corrupt_check: s.experimental_initial_corrupt_check.unwrap_or(false),
             corrupt_check_ms,
+            watch_progress_notify_ms,
         })
     }
 
@@ -601,6 +610,29 @@ impl Fnv64 {
     }
 }
 
+/// etcd's default progress-notify interval and the smallest it accepts (a smaller one is raised
+/// to it, where etcd also logs a warning; 0 keeps the default).
+const DEFAULT_WATCH_PROGRESS_NOTIFY_MS: u64 = 10 * 60 * 1000;
+const MIN_WATCH_PROGRESS_NOTIFY_MS: u64 = 100;
+
+/// The progress-notify interval from etcd 3.6's flag, else 3.4/3.5's `--experimental-` one.
+fn watch_progress_notify_ms(
+    current: Option<&str>,
+    experimental: Option<&str>,
+) -> Result<u64, ConfigError> {
+    let (flag, text) = match (current, experimental) {
+        (Some(text), _) => ("--watch-progress-notify-interval", text),
+        (None, Some(text)) => ("--experimental-watch-progress-notify-interval", text),
+        (None, None) => return Ok(DEFAULT_WATCH_PROGRESS_NOTIFY_MS),
+    };
+    let ms = parse_duration_ms(text)
+        .ok_or_else(|| invalid(format!("invalid {flag} {text:?} (e.g. 10m, 30s, 500ms)")))?;
+    Ok(match ms {
+        0 => DEFAULT_WATCH_PROGRESS_NOTIFY_MS,
+        ms => ms.max(MIN_WATCH_PROGRESS_NOTIFY_MS),
+    })
+}
+
 fn ignored_flags(f: &Flags) -> Vec<&'static str> {
     let mut v = Vec::new();
     macro_rules! check {
@@ -630,6 +662,8 @@ fn ignored_flags(f: &Flags) -> Vec<&'static str> {
         emulated_version => "--emulated-version",
         experimental_initial_corrupt_check => "--experimental-initial-corrupt-check",
         experimental_corrupt_check_time => "--experimental-corrupt-check-time",
+        watch_progress_notify_interval => "--watch-progress-notify-interval",
+        experimental_watch_progress_notify_interval => "--experimental-watch-progress-notify-interval",
     );
     v
 }
@@ -640,6 +674,19 @@ mod tests;
 #[cfg(test)]
 mod duration_tests {
     use super::parse_duration_ms;
+
+    #[test]
+    fn watch_progress_notify_interval_as_etcd() {
+        use super::watch_progress_notify_ms as interval;
+        assert_eq!(interval(None, None).ok(), Some(600_000));
+        assert_eq!(interval(Some("30s"), None).ok(), Some(30_000));
+        assert_eq!(interval(None, Some("2m")).ok(), Some(120_000));
+        assert_eq!(interval(Some("1s"), Some("2m")).ok(), Some(1_000));
+        assert_eq!(interval(Some("0"), None).ok(), Some(600_000));
+        assert_eq!(interval(Some("10ms"), None).ok(), Some(100));
+        assert!(interval(Some("soon"), None).is_err());
+        assert!(interval(None, Some("-1s")).is_err());
+    }
 
     #[test]
     fn etcd_style_durations() {

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use qraft_io::transport::ConnectionRoom;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 use rustls::pki_types::CertificateDer;
 
@@ -20,6 +21,9 @@ pub type ResponseStream = BoxStream<'static, ClientResponse>;
 pub struct CallContext {
     pub remote: SocketAddr,
     pub peer_certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
+    /// The connection's share of pushed responses waiting to be written (one per HTTP/2
+    /// connection, shared by its calls).
+    pub room: ConnectionRoom,
 }
 
 /// The core as seen by a client listener.

@@ -12,6 +12,7 @@ use futures_rustls::TlsAcceptor;
 use hyper::service::service_fn;
 use qraft_io::metrics::Metrics;
 use qraft_io::runtime::{self, TcpListener, TcpStream};
+use qraft_io::transport::ConnectionRoom;
 
 use super::GrpcLimits;
 use super::call::serve_call;
@@ -177,6 +178,7 @@ async fn serve_connection(
             let ctx = CallContext {
                 remote,
                 peer_certificates: None,
+                room: ConnectionRoom::default(),
             };
             serve_http2(stream, ctx, serving).await
         }
@@ -191,6 +193,7 @@ async fn serve_connection(
                     .1
                     .peer_certificates()
                     .map(|chain| Arc::new(chain.to_vec())),
+                room: ConnectionRoom::default(),
             };
             serve_http2(stream, ctx, serving).await
         }
