@@ -107,11 +107,6 @@ impl Node {
         }
     }
 
-    /// The process id while the member runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// The exit code once the process has ended (`None` while it runs or was never started;
     /// -1 when killed by a signal).
     pub fn exit_code(&mut self) -> Option<i32> {
