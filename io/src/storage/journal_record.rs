@@ -6,6 +6,10 @@
 //!
 //! Payload: `flags (u8: bit 0 = hard state present) ‖ [length u32 LE ‖ prost HardState] ‖
 //! entry count (u32 LE) ‖ per entry: length u32 LE ‖ prost Entry`.
+//!
+//! The roll marker closes a segment: its payload is `flags = 2 (bit 1) ‖ entry count 0`. It says
+//! the journal goes on in the next segment, so a missing next segment is detected. A reader that
+//! does not know bit 1 sees a record without entries or hard state, which changes nothing.
 
 use prost::Message;
 use qraft_proto::raftpb::{Entry, HardState};
@@ -16,6 +20,13 @@ use super::error::{Result, StorageError};
 pub(crate) const FRAME_HEADER: usize = 8;
 
 const HAS_HARD_STATE: u8 = 1;
+const ROLLS_ON: u8 = 2;
+
+/// The payload of the roll marker.
+const ROLL_PAYLOAD: [u8; 5] = [ROLLS_ON, 0, 0, 0, 0];
+
+/// Bytes of the roll marker's frame: every segment keeps room for one after its records.
+pub(crate) const ROLL_MARKER_BYTES: u64 = (FRAME_HEADER + ROLL_PAYLOAD.len()) as u64;
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct JournalRecord {
@@ -29,6 +40,8 @@ pub(crate) struct JournalRecord {
 pub(crate) enum Frame {
     /// A whole record and the bytes its frame takes.
     Record(JournalRecord, usize),
+    /// The roll marker: the journal goes on in the next segment.
+    Roll,
     /// Zero length: nothing was written here.
     End,
     /// A frame cut short or failing its checksum: a write the crash interrupted (or damage).
@@ -56,6 +69,15 @@ impl JournalRecord {
         put_u32(&mut frame, payload.len());
         frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
+        frame
+    }
+
+    /// The framed roll marker.
+    pub fn roll_marker_frame() -> Vec<u8> {
+        let mut frame = Vec::with_capacity(ROLL_MARKER_BYTES as usize);
+        put_u32(&mut frame, ROLL_PAYLOAD.len());
+        frame.extend_from_slice(&crc32fast::hash(&ROLL_PAYLOAD).to_le_bytes());
+        frame.extend_from_slice(&ROLL_PAYLOAD);
         frame
     }
 
@@ -87,6 +109,9 @@ pub(crate) fn read_frame(bytes: &[u8]) -> Result<Frame> {
     if crc32fast::hash(payload) != crc {
         return Ok(Frame::Torn);
     }
+    if payload == ROLL_PAYLOAD {
+        return Ok(Frame::Roll);
+    }
     let record = decode_payload(payload)?;
     Ok(Frame::Record(record, FRAME_HEADER + len as usize))
 }
@@ -96,6 +121,9 @@ pub(crate) fn read_frame(bytes: &[u8]) -> Result<Frame> {
 fn decode_payload(payload: &[u8]) -> Result<JournalRecord> {
     let mut reader = Reader { bytes: payload };
     let flags = reader.take(1)?[0];
+    if flags & !HAS_HARD_STATE != 0 {
+        return Err(corrupt(format!("unknown record flags {flags:#x}")));
+    }
     let hard_state = if flags & HAS_HARD_STATE != 0 {
         Some(reader.message::<HardState>("hard state")?)
     } else {
@@ -156,7 +184,7 @@ fn put_message(out: &mut Vec<u8>, message: &impl Message) {
     let _ = message.encode(out);
 }
 
-fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
+pub(crate) fn read_u32(bytes: &[u8], at: usize) -> Option<u32> {
     let b = bytes.get(at..at + 4)?;
     Some(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
 }
@@ -219,6 +247,13 @@ mod tests {
             assert_eq!(read_frame(&flipped).expect("read"), Frame::Torn, "{at}");
         }
         assert_eq!(read_frame(&[0, 0, 0]).expect("read"), Frame::End);
+    }
+
+    #[test]
+    fn the_roll_marker_reads_back_as_such() {
+        let marker = JournalRecord::roll_marker_frame();
+        assert_eq!(marker.len() as u64, ROLL_MARKER_BYTES);
+        assert_eq!(read_frame(&marker).expect("read"), Frame::Roll);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use super::codec::decode_pair;
 use super::config::{StorageConfig, defrag_temp_path, round_to_pages};
 use super::env::{allocated_bytes, copy_compacted, lock_data_dir, map_size, open_env, page_size};
 use super::error::{Result, StorageError};
-use super::journal::{Journal, JournalPosition};
+use super::journal::{Journal, JournalPosition, JournalSetup};
 use super::journal_record::JournalRecord;
 use super::log_tail::LogTail;
 use super::opened::{Opened, OpenedCell, WriterGuard};
@@ -121,6 +121,14 @@ impl LmdbStorage {
     /// is not checked here: pass [`Self::storage_version`] to the version layer
     /// (`LocalVersion::check_storage`) before applying anything.
     pub fn open(config: StorageConfig) -> Result<LmdbStorage> {
+        LmdbStorage::open_with_journal(config, JournalSetup::default())
+    }
+
+    /// [`Self::open`] with the journal's files in `journal` (tests stand in for the disk).
+    pub(crate) fn open_with_journal(
+        config: StorageConfig,
+        journal: JournalSetup,
+    ) -> Result<LmdbStorage> {
         let dir_lock = lock_data_dir(&config)?;
         // A defrag interrupted before its rename left only a temporary copy: the original is
         // intact, so the copy is dropped.
@@ -130,7 +138,8 @@ impl LmdbStorage {
         }
         let opened = open_env(&config)?;
         let (raft, applied, position) = load_raft_state(&opened)?;
-        let recovered = Journal::open(&config.journal_dir(), position)?;
+        let recovered = Journal::open(journal, &config.journal_dir(), position)?;
+        let journal_end = recovered.journal.end();
         let storage = LmdbStorage {
             shared: Arc::new(Shared {
                 cell: OpenedCell::new(opened),
@@ -142,17 +151,23 @@ impl LmdbStorage {
                 _dir_lock: dir_lock,
             }),
         };
-        storage.replay(recovered.records)?;
+        storage.replay(recovered.records, position, journal_end)?;
         Ok(storage)
     }
 
     /// Folds the journal's records past LMDB's position into LMDB, durably: after a crash, the
     /// entries and hard states of the turns whose state machine commit did not happen (or did
-    /// not survive).
-    fn replay(&self, records: Vec<(JournalRecord, JournalPosition)>) -> Result<()> {
-        let Some(last) = records.last().map(|(_, position)| *position) else {
+    /// not survive). Also records the journal's `end` when LMDB holds an older position (a
+    /// journal just created: from then on a missing journal is noticed at open).
+    fn replay(
+        &self,
+        records: Vec<(JournalRecord, JournalPosition)>,
+        position: JournalPosition,
+        end: JournalPosition,
+    ) -> Result<()> {
+        if records.is_empty() && position == end {
             return Ok(());
-        };
+        }
         let writer = self.shared.cell.lock_writer();
         {
             let mut raft = write_lock(&self.shared.raft);
@@ -161,13 +176,15 @@ impl LmdbStorage {
                 LogTail::check(&raft, &record.entries)?;
                 tail.absorb(&mut raft, &record.entries, record.hard_state.as_ref(), None);
             }
-            tail.absorb(&mut raft, &[], None, Some(last));
+            tail.absorb(&mut raft, &[], None, Some(end));
         }
-        tracing::info!(
-            records = records.len(),
-            last_index = self.last_index(),
-            "replayed the raft journal into LMDB"
-        );
+        if !records.is_empty() {
+            tracing::info!(
+                records = records.len(),
+                last_index = self.last_index(),
+                "replayed the raft journal into LMDB"
+            );
+        }
         WriteBatch::new(&self.shared, writer)?.commit()
     }
 

@@ -44,7 +44,8 @@
 //! between undoes that batch only, which a restart replays from the journal and the raft log.
 //! Journal segments are deleted only once a commit that can no longer be undone holds their
 //! records. Undecodable records give [`StorageError::Corrupt`], never a panic; a journal record
-//! torn by a crash is cut off at the next open.
+//! torn by a crash is cut off at the next open, and any other damage or missing piece of the
+//! journal refuses the open. The whole argument, with its invariants: `docs/storage.md`.
 
 mod backend_impl;
 mod codec;
@@ -54,6 +55,12 @@ mod corruption_tests;
 mod env;
 mod error;
 mod journal;
+#[cfg(test)]
+mod journal_crash_fs;
+#[cfg(test)]
+mod journal_crash_tests;
+mod journal_damage;
+mod journal_fs;
 mod journal_record;
 mod lmdb;
 mod log_tail;
