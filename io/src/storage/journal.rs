@@ -435,7 +435,7 @@ impl Journal {
 /// truncation, or a file that is not a segment).
 fn check_size(bytes: &[u8], segment: u64, segment_bytes: u64) -> Result<()> {
     let len = bytes.len() as u64;
-    if len < segment_bytes || len % CHUNK != 0 {
+    if len < segment_bytes || !len.is_multiple_of(CHUNK) {
         return Err(corrupt(format!(
             "segment {segment} is {len} bytes, not a whole segment (truncated?)"
         )));

@@ -110,10 +110,6 @@ impl CrashDisk {
         self.lock().points
     }
 
-    pub fn has_crashed(&self) -> bool {
-        self.lock().crashed
-    }
-
     /// The disk as the machine finds it after the crash (or after a power loss now), with no
     /// crash planned.
     pub fn after_crash(&self, mode: CrashMode) -> CrashDisk {
@@ -274,7 +270,7 @@ impl JournalFile for CrashFile {
             // `KeepUnsynced`, the disk).
             Err(err) => {
                 for (i, byte) in bytes.iter().enumerate() {
-                    if ((offset + i) / SECTOR) % 2 == 0 {
+                    if ((offset + i) / SECTOR).is_multiple_of(2) {
                         inode.data[offset + i] = *byte;
                     }
                 }

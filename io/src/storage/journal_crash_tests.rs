@@ -23,7 +23,6 @@ use qraft_proto::raftpb::{ConfState, Entry, HardState, Snapshot};
 
 use super::journal::JournalSetup;
 use super::journal_crash_fs::{CrashDisk, CrashMode};
-use super::journal_fs::JournalFs as _;
 use super::{LmdbStorage, StorageConfig, Table, WriteBatch};
 
 const SEGMENT_BYTES: u64 = 64 * 1024;
@@ -191,10 +190,10 @@ impl Run<'_> {
                 batch.put(Table::Key, &key(j), &payload(j)).expect("put");
                 batch.set_applied_index(j).expect("applied");
             }
-            if i % HOLD_TURNS == 0 {
-                if let Some(batch) = held.take() {
-                    self.commit_unsynced(batch)?;
-                }
+            if i % HOLD_TURNS == 0
+                && let Some(batch) = held.take()
+            {
+                self.commit_unsynced(batch)?;
             }
             if i % SNAPSHOT_EVERY == 0 {
                 if let Some(batch) = held.take() {
@@ -308,11 +307,11 @@ fn a_crash_at_any_write_or_sync_point_keeps_every_acknowledged_entry() {
         for mode in [CrashMode::LoseUnsynced, CrashMode::KeepUnsynced] {
             let dir = scratch();
             let (acked, disk) = run(dir.path(), Some(crash_at), &snapshot);
-            if mode == CrashMode::LoseUnsynced {
-                if let Some(copy) = &acked.undo_copy {
-                    let data = StorageConfig::new(dir.path()).env_dir().join("data.mdb");
-                    std::fs::copy(copy, data).expect("undo the last commit");
-                }
+            if mode == CrashMode::LoseUnsynced
+                && let Some(copy) = &acked.undo_copy
+            {
+                let data = StorageConfig::new(dir.path()).env_dir().join("data.mdb");
+                std::fs::copy(copy, data).expect("undo the last commit");
             }
             let after = disk.after_crash(mode);
             recover(

@@ -328,15 +328,11 @@ fn after_a_failed_write_the_journal_takes_no_more_records() {
     // The segment vanishes under the journal (as a disk gone bad would fail it): the roll
     // cannot create the next one.
     fs::remove_dir_all(dir.path()).expect("remove");
-    let err = journal
-        .append(&record(2, 1, 70_000))
-        .err()
-        .expect("refused");
+    let err = journal.append(&record(2, 1, 70_000)).expect_err("refused");
     assert!(err.to_string().contains("raft journal: create"), "{err}");
     fs::create_dir(dir.path()).expect("dir back");
     let err = journal
         .append(&record(2, 1, 10))
-        .err()
-        .expect("still refused");
+        .expect_err("still refused");
     assert!(err.to_string().contains("earlier failure"), "{err}");
 }
