@@ -96,6 +96,32 @@ pub async fn sleep(dur: Duration) {
     async_std::task::sleep(dur).await;
 }
 
+/// A timer future firing at a deadline. Unlike [`sleep`]'s it is `Send + Sync + Unpin` and can
+/// be re-armed, as HTTP libraries' timer interfaces (hyper's) require.
+pub struct Timer(async_io::Timer);
+
+impl Timer {
+    pub fn at(deadline: std::time::Instant) -> Self {
+        Timer(async_io::Timer::at(deadline))
+    }
+
+    /// Moves the deadline (the timer fires again if it had fired).
+    pub fn set_at(&mut self, deadline: std::time::Instant) {
+        self.0.set_at(deadline);
+    }
+}
+
+impl Future for Timer {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        std::pin::Pin::new(&mut self.0).poll(cx).map(|_| ())
+    }
+}
+
 /// The deadline given to [`timeout`] passed before the future finished.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("timed out")]

@@ -39,6 +39,18 @@ impl CoreHandle for GrpcCore {
         requests: BoxStream<'static, ClientRequest>,
     ) -> ResponseStream {
         let handle = self.handle.clone();
+        let who = ClientContext {
+            remote: ctx.remote,
+            peer_certificates: ctx.peer_certificates.clone(),
+            room: ctx.room.clone(),
+        };
+        // Every request of the stream runs as the client certificate's user, as unary calls.
+        let requests = requests
+            .map(move |mut request| {
+                who.stamp(&mut request);
+                request
+            })
+            .boxed();
         requests
             .into_future()
             .then(move |(first, rest)| async move {

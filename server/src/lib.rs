@@ -9,6 +9,7 @@ pub mod grpc_snapshot;
 pub mod health;
 pub mod http;
 pub mod join;
+pub mod limits;
 pub mod logging;
 pub mod member;
 pub mod shutdown;

@@ -9,7 +9,9 @@ use qraft_core::server::ServerConfig;
 use qraft_io::driver::{self, DriverConfig, InitialMember};
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, StorageConfig};
-use qraft_io::tls::{Identity, ensure_auto_tls, roots_from_pem_file};
+use qraft_io::tls::{
+    AutoTlsOptions, CertChecks, Identity, crls_from_file, ensure_auto_tls_with, roots_from_pem_file,
+};
 use qraft_io::transport::{
     ClientListener, ClientListenerConfig, PeerTransportConfig, QuicPeerTransport,
 };
@@ -20,11 +22,12 @@ use qraft_core::version::BINARY_VERSION;
 use qraft_io::metrics::Metrics;
 
 use crate::config::{ClusterState, Config, TlsSettings, TlsSource, Url, member_id};
-use crate::grpc::{GrpcLimits, GrpcServer};
+use crate::grpc::{ConnectionPolicy, GrpcLimits, GrpcServer};
 use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
 use crate::http::HttpServer;
 use crate::join::resolve_identity;
+use crate::limits::{ConnectionLimit, ListenerCaps, fd_limit};
 use crate::shutdown::ShutdownSignal;
 
 /// Runs the member until a shutdown signal (or a fatal error in the loop).
@@ -33,7 +36,7 @@ pub fn run(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
 }
 
 async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
+    qraft_io::storage::create_private_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
 
     let client_hosts = hosts(&config.advertise_client_urls, &config.listen_client_urls);
@@ -42,9 +45,9 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         &config.listen_peer_urls,
     );
     let (client_identity, client_ca) =
-        tls_material(&config.client_tls, &client_hosts).context("client TLS")?;
+        tls_material(&config.client_tls, &client_hosts, true).context("client TLS")?;
     let (peer_identity, peer_ca) =
-        tls_material(&config.peer_tls, &peer_hosts).context("peer TLS")?;
+        tls_material(&config.peer_tls, &peer_hosts, false).context("peer TLS")?;
     let Some(peer_ca) = peer_ca else {
         bail!(
             "--peer-trusted-ca-file is required with --peer-cert-file (peers always verify each other)"
@@ -55,11 +58,21 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     } else {
         None
     };
+    let client_checks = cert_checks(&config.client_tls).context("--client-crl-file")?;
+    let peer_checks = cert_checks(&config.peer_tls).context("--peer-crl-file")?;
 
     let storage = LmdbStorage::open(
         StorageConfig::new(&config.data_dir).with_quota_bytes(config.quota_backend_bytes),
     )
     .with_context(|| format!("opening storage in {}", config.data_dir.display()))?;
+    for loose in qraft_io::storage::loose_permissions(&config.data_dir) {
+        tracing::warn!(
+            path = %loose.path.display(),
+            permission = format_args!("{:o}", loose.mode),
+            recommended = format_args!("{:o}", loose.recommended),
+            "data is accessible to other users; the recommended permission prevents unprivileged access to it"
+        );
+    }
     let initial: Vec<InitialMember> = config
         .initial_cluster
         .iter()
@@ -98,6 +111,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     let peer_listen = config.listen_peer_urls[0].bind_addr()?;
     let mut peer_config =
         PeerTransportConfig::new(peer_listen, peer_identity, peer_ca, cluster_id, me);
+    peer_config.peer_checks = peer_checks;
     peer_config.server_version = server_version.to_string();
     peer_config.heartbeat_interval = Duration::from_millis(config.heartbeat_interval_ms);
     peer_config.metrics = metrics.clone();
@@ -136,11 +150,20 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     )?;
     let handle = driver.handle.clone();
 
+    // Connection caps well below the descriptor limit, so that clients can never take the
+    // descriptors the journal and LMDB need.
+    let caps = ListenerCaps::for_fd_limit(fd_limit().unwrap_or(1 << 20));
+    tracing::info!(
+        grpc = caps.grpc,
+        metrics = caps.http,
+        "connection caps (from the file descriptor limit)"
+    );
     let mut listeners = Vec::new();
     for url in &config.listen_client_urls {
         let mut listener_config =
             ClientListenerConfig::new(url.bind_addr()?, client_identity.clone(), client_ca.clone());
         listener_config.max_request_bytes = config.max_request_bytes as usize;
+        listener_config.client_checks = client_checks.clone();
         listener_config.metrics = metrics.clone();
         let listener = ClientListener::start(listener_config, Arc::new(handle.clone()))
             .with_context(|| format!("starting the client listener on {url}"))?;
@@ -156,6 +179,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         let tls = Arc::new(qraft_io::tls::client_listener_config(
             &client_identity,
             client_ca.as_ref(),
+            &client_checks,
         )?);
         let server = GrpcServer::bind(
             &config.listen_grpc_urls,
@@ -166,14 +190,24 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             GrpcLimits::for_max_request_bytes(config.max_request_bytes),
         )
         .await?
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_policy(ConnectionPolicy {
+            limit: ConnectionLimit::new(caps.grpc),
+            handshake_timeout: crate::grpc::HANDSHAKE_TIMEOUT,
+            keepalive: config.grpc_keepalive,
+        });
         Some(runtime::spawn(server.run()))
     };
     let mut http = Vec::new();
     for url in &config.listen_metrics_urls {
-        let server = HttpServer::start(url.bind_addr()?, health.clone(), metrics.clone())
-            .await
-            .with_context(|| format!("starting the metrics listener on {url}"))?;
+        let server = HttpServer::start_with_limit(
+            url.bind_addr()?,
+            health.clone(),
+            metrics.clone(),
+            caps.http,
+        )
+        .await
+        .with_context(|| format!("starting the metrics listener on {url}"))?;
         http.push(server);
     }
     tracing::info!(
@@ -223,14 +257,35 @@ fn hosts(advertised: &[Url], listen: &[Url]) -> Vec<String> {
     out
 }
 
-/// The certificate to present and the CA to verify the other side with.
+/// The revocation list and allowed names a listener checks the other side's certificate with.
+fn cert_checks(settings: &TlsSettings) -> anyhow::Result<CertChecks> {
+    Ok(CertChecks {
+        crls: match &settings.crl_file {
+            Some(path) => crls_from_file(path)?,
+            None => Vec::new(),
+        },
+        allowed_cn: settings.allowed_cn.clone(),
+        allowed_hostname: settings.allowed_hostname.clone(),
+    })
+}
+
+/// The certificate to present and the CA to verify the other side with. `client_cert`: auto-TLS
+/// also issues a client certificate (the client fixtures; never the peer ones).
 fn tls_material(
     settings: &TlsSettings,
     hosts: &[String],
+    client_cert: bool,
 ) -> anyhow::Result<(Identity, Option<RootCertStore>)> {
     match &settings.source {
-        TlsSource::Auto { dir, .. } => {
-            let (paths, generated) = ensure_auto_tls(dir, hosts)?;
+        TlsSource::Auto {
+            dir,
+            validity_years,
+        } => {
+            let options = AutoTlsOptions {
+                validity_years: *validity_years,
+                client_cert,
+            };
+            let (paths, generated) = ensure_auto_tls_with(dir, hosts, &options)?;
             if generated.generated_ca || generated.generated_leaves {
                 tracing::info!(dir = %dir.display(), "generated auto-TLS certificates");
             }

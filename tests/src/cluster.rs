@@ -65,6 +65,9 @@ pub struct Node {
     pub host: String,
     /// The network namespace the member runs in (`ip netns exec`), if any.
     pub netns: Option<String>,
+    /// The soft file descriptor limit to start the process with (`ulimit -n`); `None` keeps
+    /// the test's.
+    pub fd_limit: Option<u64>,
     child: Option<Child>,
     log: PathBuf,
 }
@@ -82,6 +85,7 @@ impl Node {
             extra_args: Vec::new(),
             host: "127.0.0.1".into(),
             netns: None,
+            fd_limit: None,
             child: None,
         }
     }
@@ -204,11 +208,12 @@ impl Cluster {
             .join(",")
     }
 
-    /// Copies the cluster CA into member `i`'s auto-TLS directories (before its first start).
+    /// Copies the cluster CA into member `i`'s auto-TLS directories (before its first start),
+    /// creating them private (0700) as the member itself would.
     pub fn install_ca(&self, i: usize) {
         for sub in ["fixtures/peer", "fixtures/client"] {
             let dir = self.nodes[i].data_dir.join(sub);
-            std::fs::create_dir_all(&dir).expect("create fixtures dir");
+            qraft_io::storage::create_private_dir_all(&dir).expect("create fixtures dir");
             for f in ["ca.crt", "ca.key"] {
                 std::fs::copy(self.ca_dir.join(f), dir.join(f)).expect("copy CA");
             }
@@ -226,13 +231,21 @@ impl Cluster {
             .append(true)
             .open(&node.log)
             .expect("open member log");
-        let mut cmd = match &node.netns {
-            Some(ns) => {
+        let mut cmd = match (&node.netns, node.fd_limit) {
+            (Some(ns), _) => {
                 let mut cmd = Command::new("ip");
                 cmd.args(["netns", "exec", ns]).arg(binary("qraft"));
                 cmd
             }
-            None => Command::new(binary("qraft")),
+            (None, Some(limit)) => {
+                // The shell sets the limit and becomes the member (same process id).
+                let mut cmd = Command::new("/bin/sh");
+                cmd.arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(binary("qraft"));
+                cmd
+            }
+            (None, None) => Command::new(binary("qraft")),
         };
         // A member's fatal error ends its log; a backtrace after it would push it out of the
         // tail the tests show and search.

@@ -91,12 +91,16 @@ impl Runner {
         if let Some(user) = who.strip_prefix("captured:") {
             return Ok(self.captured.get(user).cloned().flatten());
         }
+        // cert:NAME: no token, a verified client certificate with common name NAME.
+        if let Some(cn) = who.strip_prefix("cert:") {
+            return self.store.auth_info("", cn, self.now_ms);
+        }
         let token = match who {
             "-" => String::new(),
             "bad" => "no-such-token.1".to_string(),
             user => self.tokens.get(user).cloned().unwrap_or_default(),
         };
-        self.store.auth_info(&token, self.now_ms)
+        self.store.auth_info(&token, "", self.now_ms)
     }
 
     fn check(&mut self, words: &[&str]) -> String {

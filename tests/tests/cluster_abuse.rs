@@ -139,6 +139,7 @@ fn client_abuse(c: &Cluster) {
         // A request over --max-request-bytes (but within the frame allowance).
         let big = ClientRequest {
             token: String::new(),
+            cert_common_name: String::new(),
             request: Some(client_request::Request::Put(PutRequest {
                 key: b"big".to_vec().into(),
                 value: vec![b'x'; MAX_REQUEST + 1024].into(),
@@ -154,6 +155,7 @@ fn client_abuse(c: &Cluster) {
         // A watch stream whose second frame is garbage: the member ends the stream.
         let watch = ClientRequest {
             token: String::new(),
+            cert_common_name: String::new(),
             request: Some(client_request::Request::Watch(Default::default())),
         };
         let mut bytes = frame(&watch);
@@ -218,7 +220,8 @@ fn wrong_alpn_and_certificates(c: &Cluster) {
         tls.alpn_protocols = vec![b"h3".to_vec()];
         let ep = quic_raw::endpoint(tls);
         assert!(quic_raw::connect(&ep, client_port(c)).await.is_err());
-        let mut tls = qraft_io::tls::peer_client_config(&identity, &ca(c)).expect("tls");
+        let mut tls =
+            qraft_io::tls::peer_client_config(&identity, &ca(c), &Default::default()).expect("tls");
         tls.alpn_protocols = vec![ALPN_CLIENT.to_vec()];
         let ep = quic_raw::endpoint(tls);
         let res = quic_raw::connect(&ep, peer_port(c)).await;
@@ -240,7 +243,8 @@ fn peer_abuse(c: &Cluster, cluster_id: u64) {
     let identity =
         Identity::from_pem_files(&c.ca_dir.join("server.crt"), &c.ca_dir.join("server.key"))
             .expect("peer identity");
-    let tls = qraft_io::tls::peer_client_config(&identity, &ca(c)).expect("peer TLS");
+    let tls = qraft_io::tls::peer_client_config(&identity, &ca(c), &Default::default())
+        .expect("peer TLS");
     let endpoint = quic_raw::endpoint(tls);
     let hello = |cluster_id: u64, member_id: u64| {
         frame(&PeerFrame {

@@ -160,6 +160,7 @@ impl Cluster {
                         id,
                         ClientRequest {
                             token: String::new(),
+                            cert_common_name: String::new(),
                             request: Some(request),
                         },
                     );

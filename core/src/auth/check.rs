@@ -10,11 +10,25 @@ use super::store::{AuthInfo, AuthStore, ROOT};
 use crate::error::Error;
 
 impl AuthStore {
-    /// Resolves a request's token to its user. `Ok(None)` when auth is disabled or the request
-    /// carries no token (the permission checks then refuse it if auth is enabled).
-    pub fn auth_info(&mut self, token: &str, now_ms: u64) -> Result<Option<AuthInfo>, Error> {
-        if !self.enabled || token.is_empty() {
+    /// Resolves a request's token to its user; without a token, the user is the common name of
+    /// the request's verified client certificate, if any. `Ok(None)` when auth is disabled or
+    /// the request names no user (the permission checks then refuse it if auth is enabled).
+    pub fn auth_info(
+        &mut self,
+        token: &str,
+        cert_common_name: &str,
+        now_ms: u64,
+    ) -> Result<Option<AuthInfo>, Error> {
+        if !self.enabled {
             return Ok(None);
+        }
+        if token.is_empty() {
+            // etcd's `AuthInfoFromTLS`: the verified client certificate names the user; whether
+            // that user exists and may do this is checked like any other user's request.
+            return Ok((!cert_common_name.is_empty()).then(|| AuthInfo {
+                username: cert_common_name.to_string(),
+                revision: self.revision,
+            }));
         }
         let username = self
             .tokens

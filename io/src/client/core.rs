@@ -144,6 +144,7 @@ impl Client {
     pub(super) fn with_token(&self, request: client_request::Request) -> ClientRequest {
         ClientRequest {
             token: self.token(),
+            cert_common_name: String::new(),
             request: Some(request),
         }
     }

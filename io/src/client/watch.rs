@@ -146,6 +146,7 @@ impl Watch {
     async fn send(&mut self, union: watch_request::RequestUnion) -> Result<(), ClientError> {
         let req = ClientRequest {
             token: self.token.clone(),
+            cert_common_name: String::new(),
             request: Some(Request::Watch(WatchRequest {
                 request_union: Some(union),
             })),
@@ -247,6 +248,7 @@ impl Watch {
         for (create, _) in rest {
             let req = ClientRequest {
                 token: self.token.clone(),
+                cert_common_name: String::new(),
                 request: Some(create_request(create.clone())),
             };
             call.send(&req).await?;

@@ -29,10 +29,11 @@ const SNAPSHOT_CHUNK: usize = 256 * 1024;
 impl RequestHandler for DriverHandle {
     fn handle(
         &self,
-        _ctx: ClientContext,
-        req: ClientRequest,
+        ctx: ClientContext,
+        mut req: ClientRequest,
     ) -> impl Future<Output = ClientResponse> + Send {
         let handle = self.clone();
+        ctx.stamp(&mut req);
         async move {
             if let Some(refusal) = handle.learner_refusal(&req) {
                 return refusal;
@@ -52,11 +53,12 @@ impl RequestHandler for DriverHandle {
     fn stream(
         &self,
         ctx: ClientContext,
-        first: ClientRequest,
+        mut first: ClientRequest,
         requests: RequestStream,
         responses: ResponseSink,
     ) -> impl Future<Output = ()> + Send {
         let handle = self.clone();
+        ctx.stamp(&mut first);
         async move {
             if let Some(refusal) = handle.learner_refusal(&first) {
                 let mut responses = responses;
@@ -72,7 +74,9 @@ impl RequestHandler for DriverHandle {
             }
             match first.request {
                 Some(In::Watch(w)) => watch::serve(handle, ctx.room, w, requests, responses).await,
-                Some(In::LeaseKeepAlive(_)) => keep_alive(handle, first, requests, responses).await,
+                Some(In::LeaseKeepAlive(_)) => {
+                    keep_alive(handle, ctx, first, requests, responses).await
+                }
                 Some(In::Snapshot(_)) => snapshot(handle, responses).await,
                 _ => {
                     let mut responses = responses;
@@ -149,6 +153,7 @@ async fn defragment(handle: &DriverHandle) -> ClientResponse {
 /// Each keep-alive request is answered in order on the same stream, as etcd's LeaseKeepAlive.
 async fn keep_alive(
     handle: DriverHandle,
+    ctx: ClientContext,
     first: ClientRequest,
     mut requests: RequestStream,
     mut responses: ResponseSink,
@@ -160,7 +165,10 @@ async fn keep_alive(
             return;
         }
         next = match requests.next().await {
-            Some(Ok(req)) if matches!(req.request, Some(In::LeaseKeepAlive(_))) => Some(req),
+            Some(Ok(mut req)) if matches!(req.request, Some(In::LeaseKeepAlive(_))) => {
+                ctx.stamp(&mut req);
+                Some(req)
+            }
             Some(Ok(_)) => {
                 let reply = error_response(
                     Code::InvalidArgument,

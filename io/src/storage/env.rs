@@ -11,6 +11,7 @@ use heed::{CompactionOption, Env, EnvOpenOptions, WithoutTls};
 use super::config::{StorageConfig, round_to_pages};
 use super::error::{Result, StorageError};
 use super::opened::Opened;
+use super::permissions::{create_private_dir_all, create_private_file, private_file_options};
 use super::tables::{MAX_DBS, Tables};
 
 /// Concurrent read transactions allowed (LMDB's reader table size).
@@ -19,9 +20,9 @@ const MAX_READERS: u32 = 1024;
 /// Takes the exclusive advisory lock on `<data-dir>/member/lock`; held as long as the file is.
 pub(crate) fn lock_data_dir(config: &StorageConfig) -> Result<File> {
     let env_dir = config.env_dir();
-    fs::create_dir_all(&env_dir)?;
+    create_private_dir_all(&env_dir)?;
     let lock_path = env_dir.with_file_name("lock");
-    let lock = File::options()
+    let lock = private_file_options()
         .create(true)
         .truncate(false)
         .write(true)
@@ -35,7 +36,7 @@ pub(crate) fn lock_data_dir(config: &StorageConfig) -> Result<File> {
 /// Opens the environment; the caller must hold the data directory lock.
 pub(crate) fn open_env(config: &StorageConfig) -> Result<Opened> {
     let dir = config.env_dir();
-    fs::create_dir_all(&dir)?;
+    create_private_dir_all(&dir)?;
     sync_dirs(config)?;
     let file_len = match fs::metadata(dir.join("data.mdb")) {
         Ok(meta) => meta.len(),
@@ -91,6 +92,9 @@ pub(crate) fn map_size(env: &Env<WithoutTls>) -> u64 {
 
 /// Writes a compacted copy (free pages dropped) to `path` and syncs it.
 pub(crate) fn copy_compacted(env: &Env<WithoutTls>, path: &Path) -> Result<()> {
+    // Created 0600 first: heed would create it with the umask's mode, and the copy replaces
+    // `data.mdb`.
+    drop(create_private_file(path)?);
     let file = env.copy_to_path(path, CompactionOption::Enabled)?;
     file.sync_all()?;
     Ok(())

@@ -71,7 +71,14 @@ impl JournalFs for OsFs {
     }
 
     fn create_dir(&self, dir: &Path) -> io::Result<()> {
-        fs::create_dir(dir)
+        // 0700: the journal holds values and password hashes (see `permissions`).
+        let mut builder = fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(super::permissions::PRIVATE_DIR_MODE);
+        }
+        builder.create(dir)
     }
 
     fn list(&self, dir: &Path) -> io::Result<Vec<String>> {
@@ -87,7 +94,7 @@ impl JournalFs for OsFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn JournalFile>> {
-        Ok(Box::new(OsFile(File::create(path)?)))
+        Ok(Box::new(OsFile(super::permissions::create_private_file(path)?)))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn JournalFile>> {

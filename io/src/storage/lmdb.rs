@@ -364,7 +364,7 @@ impl LmdbStorage {
 
     /// `snapshot save`: writes the key space stream to `path` and syncs it.
     pub fn save_snapshot(&self, path: &Path) -> Result<u64> {
-        let mut file = File::create(path)?;
+        let mut file = super::permissions::create_private_file(path)?;
         let written = self.export_snapshot()?.write_all_to(&mut file)?;
         file.sync_all()?;
         Ok(written)

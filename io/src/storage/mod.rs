@@ -65,6 +65,7 @@ mod journal_record;
 mod lmdb;
 mod log_tail;
 mod opened;
+mod permissions;
 mod raft_log;
 mod raft_state;
 mod raft_storage_impl;
@@ -78,6 +79,10 @@ pub use config::{DEFAULT_QUOTA_BYTES, JOURNAL_SUBDIR, LMDB_SUBDIR, StorageConfig
 pub use error::{GRPC_RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE, Result, StorageError};
 pub use journal::JournalPosition;
 pub use lmdb::{LmdbStorage, MemberIdentity, SizeInfo};
+pub use permissions::{
+    LoosePermission, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all,
+    create_private_file, loose_permissions, private_file_options,
+};
 pub use raft_state::{LogPosition, PersistedRaftState};
 pub use read_txn::{ReadTxn, Visitor};
 pub use snapshot::{ChunksReader, SnapshotExporter};

@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use rustls::crypto::CryptoProvider;
-use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
+use super::verify::{CertChecks, client_verifier, server_verifier};
 use super::{ALPN_CLIENT, ALPN_PEER, Identity, TlsError};
 
 /// The crypto provider every qraft TLS configuration uses.
@@ -15,30 +15,47 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 }
 
 /// The accepting side of the peer protocol: the dialing member must present a certificate
-/// signed by the peer CA.
+/// signed by the peer CA that passes `checks` (`--peer-crl-file`, `--peer-cert-allowed-*`).
 pub fn peer_server_config(
     identity: &Identity,
     peer_ca: &RootCertStore,
+    checks: &CertChecks,
 ) -> Result<ServerConfig, TlsError> {
-    server_config(identity, Some(peer_ca), ALPN_PEER)
+    server_config(identity, Some((peer_ca, checks)), ALPN_PEER, "peer")
 }
 
 /// The dialing side of the peer protocol: verifies the accepting member against the peer CA and
-/// presents our own peer certificate.
+/// `checks`, and presents our own peer certificate.
 pub fn peer_client_config(
     identity: &Identity,
     peer_ca: &RootCertStore,
+    checks: &CertChecks,
 ) -> Result<ClientConfig, TlsError> {
-    client_config(peer_ca, Some(identity), ALPN_PEER)
+    let builder = ClientConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        // The WebPKI verifier, wrapped for the name checks (see `verify`).
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier(peer_ca, checks)?);
+    let mut config =
+        builder.with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.alpn_protocols = vec![ALPN_PEER.to_vec()];
+    Ok(config)
 }
 
 /// The client listener. With `client_ca` set (`--client-cert-auth`), clients must present a
-/// certificate signed by it; without, no client certificate is requested.
+/// certificate signed by it and not revoked by `checks.crls` (`--client-crl-file`); without,
+/// no client certificate is requested.
 pub fn client_listener_config(
     identity: &Identity,
     client_ca: Option<&RootCertStore>,
+    checks: &CertChecks,
 ) -> Result<ServerConfig, TlsError> {
-    server_config(identity, client_ca, ALPN_CLIENT)
+    server_config(
+        identity,
+        client_ca.map(|ca| (ca, checks)),
+        ALPN_CLIENT,
+        "client",
+    )
 }
 
 /// A client (qraftctl, the client library) dialing the client listener.
@@ -51,16 +68,15 @@ pub fn client_dial_config(
 
 fn server_config(
     identity: &Identity,
-    client_ca: Option<&RootCertStore>,
+    client_ca: Option<(&RootCertStore, &CertChecks)>,
     alpn: &[u8],
+    role: &'static str,
 ) -> Result<ServerConfig, TlsError> {
     let provider = crypto_provider();
-    let builder = ServerConfig::builder_with_provider(provider.clone())
+    let builder = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?;
     let builder = match client_ca {
-        Some(ca) => builder.with_client_cert_verifier(
-            WebPkiClientVerifier::builder_with_provider(Arc::new(ca.clone()), provider).build()?,
-        ),
+        Some((ca, checks)) => builder.with_client_cert_verifier(client_verifier(ca, checks, role)?),
         None => builder.with_no_client_auth(),
     };
     let mut config = builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?;

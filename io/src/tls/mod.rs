@@ -8,14 +8,16 @@ mod auto;
 mod common_name;
 mod config;
 mod pem;
+mod verify;
 
-pub use auto::{AutoTls, AutoTlsPaths, ensure_auto_tls};
+pub use auto::{AutoTls, AutoTlsOptions, AutoTlsPaths, ensure_auto_tls, ensure_auto_tls_with};
 pub use common_name::common_name;
 pub use config::{
     client_dial_config, client_listener_config, crypto_provider, peer_client_config,
     peer_server_config,
 };
 pub use pem::{Identity, roots_from_pem, roots_from_pem_file};
+pub use verify::{CertChecks, crls_from_file, describe_refusal};
 
 use std::path::PathBuf;
 
@@ -38,6 +40,10 @@ pub enum TlsError {
         path: PathBuf,
         source: rustls::Error,
     },
+    #[error("{path}: cannot issue auto-TLS certificates with this CA: {reason}")]
+    UnusableCa { path: PathBuf, reason: String },
+    #[error("{path}: invalid certificate revocation list: {reason}")]
+    BadCrl { path: PathBuf, reason: String },
     #[error("TLS configuration: {0}")]
     Rustls(#[from] rustls::Error),
     #[error("client certificate verifier: {0}")]

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use prost::Message as _;
@@ -23,6 +24,10 @@ use qraft_core::error::Error;
 
 /// etcd's default `--max-request-bytes`.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 1_572_864;
+/// Client connections served at once by default. QUIC connections share the listener's one
+/// UDP socket, so they cost memory, not file descriptors; idle ones end after the QUIC idle
+/// timeout ([`QuicSettings::idle_timeout`]).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub struct ClientListenerConfig {
@@ -30,9 +35,13 @@ pub struct ClientListenerConfig {
     pub identity: Identity,
     /// `Some` = `--client-cert-auth`: clients must present a certificate signed by this CA.
     pub client_ca: Option<RootCertStore>,
+    /// `--client-crl-file`: client certificates it revokes are refused.
+    pub client_checks: tls::CertChecks,
     pub quic: QuicSettings,
     /// Requests whose encoding is larger get etcd's "request is too large" error.
     pub max_request_bytes: usize,
+    /// Connections (and handshakes in progress) beyond this are refused.
+    pub max_connections: usize,
     /// Where client requests and bytes are recorded.
     pub metrics: Arc<Metrics>,
 }
@@ -43,8 +52,10 @@ impl ClientListenerConfig {
             listen,
             identity,
             client_ca,
+            client_checks: tls::CertChecks::default(),
             quic: QuicSettings::default(),
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
             metrics: Arc::new(Metrics::new()),
         }
     }
@@ -67,7 +78,11 @@ impl ClientListener {
         config: ClientListenerConfig,
         handler: Arc<H>,
     ) -> Result<Self, TransportError> {
-        let tls = tls::client_listener_config(&config.identity, config.client_ca.as_ref())?;
+        let tls = tls::client_listener_config(
+            &config.identity,
+            config.client_ca.as_ref(),
+            &config.client_checks,
+        )?;
         let server = super::server_config(tls, &config.quic)?;
         let endpoint =
             super::bind_restartable(config.listen, &config.identity, "client", server, None)?;
@@ -104,14 +119,25 @@ async fn accept_loop<H: RequestHandler>(
     config: Arc<ClientListenerConfig>,
     handler: Arc<H>,
 ) {
+    let open = Arc::new(AtomicUsize::new(0));
     while let Some(incoming) = endpoint.accept().await {
+        let taken = open.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < config.max_connections).then_some(n + 1)
+        });
+        if taken.is_err() {
+            tracing::debug!(remote = %incoming.remote_address(), "client connection refused: too many open connections");
+            incoming.refuse();
+            continue;
+        }
         let config = config.clone();
         let handler = handler.clone();
+        let open = open.clone();
         runtime::spawn(async move {
             match incoming.await {
                 Ok(conn) => serve_connection(conn, config, handler).await,
                 Err(e) => tracing::info!(error = %e, "client handshake failed"),
             }
+            open.fetch_sub(1, Ordering::AcqRel);
         });
     }
 }

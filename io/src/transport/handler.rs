@@ -30,6 +30,13 @@ impl ClientContext {
         let leaf = self.peer_certificates.as_ref()?.first()?;
         crate::tls::common_name(leaf)
     }
+
+    /// Writes who is asking into `request`: the verified certificate's common name, or nothing
+    /// (replacing whatever the client put there, so no client can name a user it has no
+    /// certificate for). The state machine takes it as the user of a request without a token.
+    pub fn stamp(&self, request: &mut ClientRequest) {
+        request.cert_common_name = self.common_name().unwrap_or_default();
+    }
 }
 
 /// Requests that keep their stream open: watch and lease keep-alive take several requests and

@@ -113,6 +113,9 @@ pub struct PeerTransportConfig {
     pub listen: SocketAddr,
     pub identity: Identity,
     pub peer_ca: RootCertStore,
+    /// `--peer-crl-file`, `--peer-cert-allowed-cn`, `--peer-cert-allowed-hostname`: checked on
+    /// both sides of every peer handshake.
+    pub peer_checks: tls::CertChecks,
     pub cluster_id: u64,
     pub member_id: u64,
     pub server_version: String,
@@ -150,6 +153,7 @@ impl PeerTransportConfig {
             listen,
             identity,
             peer_ca,
+            peer_checks: tls::CertChecks::default(),
             cluster_id,
             member_id,
             server_version: String::new(),
@@ -228,8 +232,10 @@ impl QuicPeerTransport {
     pub fn start(
         config: PeerTransportConfig,
     ) -> Result<(Arc<Self>, mpsc::Receiver<PeerEvent>), TransportError> {
-        let server_tls = tls::peer_server_config(&config.identity, &config.peer_ca)?;
-        let client_tls = tls::peer_client_config(&config.identity, &config.peer_ca)?;
+        let server_tls =
+            tls::peer_server_config(&config.identity, &config.peer_ca, &config.peer_checks)?;
+        let client_tls =
+            tls::peer_client_config(&config.identity, &config.peer_ca, &config.peer_checks)?;
         let endpoint = super::bind_restartable(
             config.listen,
             &config.identity,

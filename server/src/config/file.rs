@@ -14,6 +14,8 @@ struct TransportSecurity {
     trusted_ca_file: Option<PathBuf>,
     client_cert_auth: Option<bool>,
     auto_tls: Option<bool>,
+    allowed_cn: Option<String>,
+    allowed_hostname: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -80,6 +82,11 @@ pub fn parse(text: &str) -> Result<Flags, serde_norway::Error> {
         serde_norway::from_str(text)?
     };
     let client = f.client_transport_security.unwrap_or_default();
+    if client.allowed_cn.is_some() || client.allowed_hostname.is_some() {
+        return Err(serde::de::Error::custom(
+            "client-transport-security: allowed-cn and allowed-hostname apply to peers only",
+        ));
+    }
     let peer = f.peer_transport_security.unwrap_or_default();
     Ok(Flags {
         config_file: None,
@@ -110,6 +117,13 @@ pub fn parse(text: &str) -> Result<Flags, serde_norway::Error> {
         peer_trusted_ca_file: peer.trusted_ca_file,
         peer_client_cert_auth: peer.client_cert_auth,
         peer_auto_tls: peer.auto_tls,
+        client_crl_file: None,
+        peer_crl_file: None,
+        peer_cert_allowed_cn: peer.allowed_cn,
+        peer_cert_allowed_hostname: peer.allowed_hostname,
+        grpc_keepalive_min_time: None,
+        grpc_keepalive_interval: None,
+        grpc_keepalive_timeout: None,
         self_signed_cert_validity: f.self_signed_cert_validity,
         log_level: f.log_level,
         emulated_version: f.emulated_version,

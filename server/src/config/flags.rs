@@ -92,6 +92,10 @@ pub struct Flags {
     /// Path to the client server TLS trusted CA cert file.
     #[arg(long, env = "QRAFT_TRUSTED_CA_FILE")]
     pub trusted_ca_file: Option<PathBuf>,
+    /// Path to the client certificate revocation list file (PEM or DER); a revoked client
+    /// certificate is refused in the TLS handshake.
+    #[arg(long, env = "QRAFT_CLIENT_CRL_FILE")]
+    pub client_crl_file: Option<PathBuf>,
     /// Enable client cert authentication [default: false].
     #[arg(long, env = "QRAFT_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub client_cert_auth: Option<bool>,
@@ -108,6 +112,18 @@ pub struct Flags {
     /// Path to the peer server TLS trusted CA file.
     #[arg(long, env = "QRAFT_PEER_TRUSTED_CA_FILE")]
     pub peer_trusted_ca_file: Option<PathBuf>,
+    /// Path to the peer certificate revocation list file (PEM or DER); a revoked peer
+    /// certificate is refused on both sides of the peer handshake.
+    #[arg(long, env = "QRAFT_PEER_CRL_FILE")]
+    pub peer_crl_file: Option<PathBuf>,
+    /// Allowed common name for inter-peer authentication: a peer whose certificate has another
+    /// subject CN is refused.
+    #[arg(long, env = "QRAFT_PEER_CERT_ALLOWED_CN")]
+    pub peer_cert_allowed_cn: Option<String>,
+    /// Allowed TLS host name (a DNS or IP subject alternative name of the peer's certificate)
+    /// for inter-peer authentication.
+    #[arg(long, env = "QRAFT_PEER_CERT_ALLOWED_HOSTNAME")]
+    pub peer_cert_allowed_hostname: Option<String>,
     /// Enable peer client cert authentication; qraft peers always authenticate each other, so
     /// only `true` is accepted [default: true].
     #[arg(long, env = "QRAFT_PEER_CLIENT_CERT_AUTH", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
@@ -118,6 +134,19 @@ pub struct Flags {
     /// Validity period of the auto-generated certificates, in years [default: 1].
     #[arg(long, env = "QRAFT_SELF_SIGNED_CERT_VALIDITY")]
     pub self_signed_cert_validity: Option<u32>,
+
+    /// Minimum duration a gRPC client must wait between keep-alive pings; a client that pings
+    /// more often is disconnected [default: 5s].
+    #[arg(long, env = "QRAFT_GRPC_KEEPALIVE_MIN_TIME")]
+    pub grpc_keepalive_min_time: Option<String>,
+    /// How often the gRPC listener pings an idle client to check it is alive (0 = never)
+    /// [default: 2h].
+    #[arg(long, env = "QRAFT_GRPC_KEEPALIVE_INTERVAL")]
+    pub grpc_keepalive_interval: Option<String>,
+    /// How long the gRPC listener waits for the answer to its ping before closing the
+    /// connection (0 = never) [default: 20s].
+    #[arg(long, env = "QRAFT_GRPC_KEEPALIVE_TIMEOUT")]
+    pub grpc_keepalive_timeout: Option<String>,
 
     /// Log level: debug, info, warn, error, panic, fatal [default: info].
     #[arg(long, env = "QRAFT_LOG_LEVEL")]

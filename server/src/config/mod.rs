@@ -4,10 +4,12 @@
 
 mod file;
 mod flags;
+mod keepalive;
 mod url;
 
 pub use file::{FileError, load as load_file, parse as parse_file};
 pub use flags::Flags;
+pub use keepalive::GrpcKeepalive;
 pub use url::{Scheme, Url, UrlError, join_list, parse_list};
 
 use std::path::PathBuf;
@@ -57,6 +59,12 @@ pub struct TlsSettings {
     pub source: TlsSource,
     /// Require and verify a client certificate against the trusted CA.
     pub client_cert_auth: bool,
+    /// `--client-crl-file` / `--peer-crl-file`: certificates it revokes are refused.
+    pub crl_file: Option<PathBuf>,
+    /// `--peer-cert-allowed-cn`: the only subject CN a peer certificate may carry.
+    pub allowed_cn: Option<String>,
+    /// `--peer-cert-allowed-hostname`: a DNS or IP SAN every peer certificate must carry.
+    pub allowed_hostname: Option<String>,
 }
 
 /// One member of `--initial-cluster`.
@@ -90,6 +98,8 @@ pub struct Config {
     pub max_request_bytes: u64,
     pub client_tls: TlsSettings,
     pub peer_tls: TlsSettings,
+    /// `--grpc-keepalive-*`: the gRPC listener's HTTP/2 ping policy.
+    pub grpc_keepalive: GrpcKeepalive,
     pub log_level: tracing::Level,
     /// `--emulated-version`: the older minor version this binary runs as (already checked to be
     /// one it can emulate); `None` runs as the binary's own version.
@@ -292,6 +302,9 @@ impl Config {
                 trusted_ca: s.trusted_ca_file,
                 client_cert_auth: s.client_cert_auth.unwrap_or(false),
                 auto: s.auto_tls,
+                crl_file: s.client_crl_file,
+                allowed_cn: None,
+                allowed_hostname: None,
             },
             data_dir.join(AUTO_TLS_CLIENT_DIR),
             validity_years,
@@ -309,9 +322,27 @@ impl Config {
                 trusted_ca: s.peer_trusted_ca_file,
                 client_cert_auth: true,
                 auto: s.peer_auto_tls,
+                crl_file: s.peer_crl_file,
+                allowed_cn: s.peer_cert_allowed_cn,
+                allowed_hostname: s.peer_cert_allowed_hostname,
             },
             data_dir.join(AUTO_TLS_PEER_DIR),
             validity_years,
+        )?;
+        // A plaintext listener has no client certificate to check: serving it next to
+        // `--client-cert-auth` would let anyone in without one.
+        if client_tls.client_cert_auth
+            && let Some(u) = listen_grpc_urls.iter().find(|u| u.scheme == Scheme::Http)
+        {
+            return Err(invalid(format!(
+                "--listen-grpc-urls: {u} is plaintext, so --client-cert-auth could not be \
+                 enforced on it; use an https:// URL or drop --client-cert-auth"
+            )));
+        }
+        let grpc_keepalive = GrpcKeepalive::resolve(
+            s.grpc_keepalive_min_time.as_deref(),
+            s.grpc_keepalive_interval.as_deref(),
+            s.grpc_keepalive_timeout.as_deref(),
         )?;
 
         let log_level = parse_log_level(s.log_level.as_deref().unwrap_or("info"))?;
@@ -354,6 +385,7 @@ impl Config {
             max_request_bytes,
             client_tls,
             peer_tls,
+            grpc_keepalive,
             log_level,
             emulated_version,
             initial_corrupt_check: s.experimental_initial_corrupt_check.unwrap_or(false),
@@ -397,6 +429,9 @@ struct TlsFlags {
     trusted_ca: Option<PathBuf>,
     client_cert_auth: bool,
     auto: Option<bool>,
+    crl_file: Option<PathBuf>,
+    allowed_cn: Option<String>,
+    allowed_hostname: Option<String>,
 }
 
 fn tls_settings(
@@ -450,9 +485,17 @@ fn tls_settings(
             "--client-cert-auth needs --trusted-ca-file to verify client certificates",
         ));
     }
+    if prefix.is_empty() && f.crl_file.is_some() && !f.client_cert_auth {
+        return Err(invalid(
+            "--client-crl-file needs --client-cert-auth (only client certificates are checked against it)",
+        ));
+    }
     Ok(TlsSettings {
         source,
         client_cert_auth: f.client_cert_auth,
+        crl_file: f.crl_file,
+        allowed_cn: f.allowed_cn,
+        allowed_hostname: f.allowed_hostname,
     })
 }
 
@@ -535,7 +578,7 @@ fn parse_log_level(s: &str) -> Result<tracing::Level, ConfigError> {
 /// `--emulated-version`: `major.minor` (a leading `v` and a patch are tolerated, the patch is
 /// ignored), and only a version `binary` can run as: its own minor or the one before.
 /// A duration as etcd's flags write them, one unit: `0`, `500ms`, `30s`, `5m`, `1h`.
-fn parse_duration_ms(text: &str) -> Option<u64> {
+pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
     if text == "0" {
         return Some(0);
     }
@@ -659,6 +702,12 @@ fn ignored_flags(f: &Flags) -> Vec<&'static str> {
         peer_trusted_ca_file => "--peer-trusted-ca-file",
         peer_client_cert_auth => "--peer-client-cert-auth", peer_auto_tls => "--peer-auto-tls",
         self_signed_cert_validity => "--self-signed-cert-validity", log_level => "--log-level",
+        client_crl_file => "--client-crl-file", peer_crl_file => "--peer-crl-file",
+        peer_cert_allowed_cn => "--peer-cert-allowed-cn",
+        peer_cert_allowed_hostname => "--peer-cert-allowed-hostname",
+        grpc_keepalive_min_time => "--grpc-keepalive-min-time",
+        grpc_keepalive_interval => "--grpc-keepalive-interval",
+        grpc_keepalive_timeout => "--grpc-keepalive-timeout",
         emulated_version => "--emulated-version",
         experimental_initial_corrupt_check => "--experimental-initial-corrupt-check",
         experimental_corrupt_check_time => "--experimental-corrupt-check-time",

@@ -1,5 +1,6 @@
 use super::*;
 use clap::Parser;
+use std::time::Duration;
 
 fn parse(args: &[&str]) -> Result<Config, ConfigError> {
     let mut argv = vec!["qraft"];
@@ -192,4 +193,74 @@ fn yaml_file_in_etcds_format() {
     let typo = parse_file("nmae: x\n").unwrap_err().to_string();
     assert!(typo.contains("nmae"), "{typo}");
     assert!(parse_file("").is_ok());
+}
+
+#[test]
+fn plaintext_grpc_listener_refuses_client_cert_auth() {
+    let e = err(&[
+        "--listen-grpc-urls",
+        "http://127.0.0.1:2390",
+        "--client-cert-auth",
+    ]);
+    assert!(e.contains("http://127.0.0.1:2390 is plaintext"), "{e}");
+    assert!(e.contains("--client-cert-auth"), "{e}");
+    // TLS gRPC with client-cert-auth, or plaintext without it, stay fine.
+    parse(&[
+        "--listen-grpc-urls",
+        "https://127.0.0.1:2390",
+        "--client-cert-auth",
+    ])
+    .unwrap();
+    parse(&["--listen-grpc-urls", "http://127.0.0.1:2390"]).unwrap();
+}
+
+#[test]
+fn grpc_keepalive_flags_with_etcds_defaults() {
+    let c = parse(&[]).unwrap();
+    assert_eq!(c.grpc_keepalive.min_time, Duration::from_secs(5));
+    assert_eq!(c.grpc_keepalive.interval, Some(Duration::from_secs(7200)));
+    assert_eq!(c.grpc_keepalive.timeout, Some(Duration::from_secs(20)));
+    let c = parse(&[
+        "--grpc-keepalive-min-time",
+        "1s",
+        "--grpc-keepalive-interval",
+        "0",
+        "--grpc-keepalive-timeout",
+        "3s",
+    ])
+    .unwrap();
+    assert_eq!(c.grpc_keepalive.min_time, Duration::from_secs(1));
+    assert_eq!(c.grpc_keepalive.interval, None);
+    assert_eq!(c.grpc_keepalive.timeout, Some(Duration::from_secs(3)));
+    assert!(err(&["--grpc-keepalive-timeout", "soon"]).contains("--grpc-keepalive-timeout"));
+}
+
+#[test]
+fn crl_and_allowed_peer_names() {
+    assert!(err(&["--client-crl-file", "crl.pem"]).contains("needs --client-cert-auth"));
+    let c = parse(&[
+        "--peer-crl-file",
+        "peer.crl",
+        "--peer-cert-allowed-cn",
+        "member",
+        "--peer-cert-allowed-hostname",
+        "node1.example",
+    ])
+    .unwrap();
+    assert_eq!(c.peer_tls.crl_file, Some(PathBuf::from("peer.crl")));
+    assert_eq!(c.peer_tls.allowed_cn.as_deref(), Some("member"));
+    assert_eq!(
+        c.peer_tls.allowed_hostname.as_deref(),
+        Some("node1.example")
+    );
+    let flags =
+        parse_file("peer-transport-security:\n  allowed-cn: member\n").expect("allowed-cn in YAML");
+    assert_eq!(
+        Config::resolve(flags)
+            .unwrap()
+            .peer_tls
+            .allowed_cn
+            .as_deref(),
+        Some("member")
+    );
 }

@@ -209,7 +209,8 @@ async fn status(client: &Client, cli: &Cli, cluster: bool, p: &Printer) -> anyho
 pub async fn snapshot(client: &Client, cmd: &SnapshotCommand, p: &Printer) -> anyhow::Result<()> {
     let SnapshotCommand::Save { filename } = cmd;
     let partial = filename.with_extension("part");
-    let mut file = std::fs::File::create(&partial)
+    // 0600 as etcdctl's: the snapshot holds every value and the users' password hashes.
+    let mut file = qraft_io::storage::create_private_file(&partial)
         .with_context(|| format!("could not open {}", partial.display()))?;
     let mut stream = client.snapshot().await?;
     let mut bytes = 0usize;

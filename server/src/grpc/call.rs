@@ -53,6 +53,7 @@ async fn prepare(
         core,
         limits,
         metrics,
+        ..
     } = serving;
     if let Some(encoding) = request.headers().get("grpc-encoding")
         && encoding != "identity"
@@ -132,6 +133,7 @@ fn decode_request(
     metrics.client.received(Some(&request), wire_bytes);
     Ok(ClientRequest {
         token: token.to_owned(),
+        cert_common_name: String::new(),
         request: Some(request),
     })
 }

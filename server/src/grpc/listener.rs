@@ -4,7 +4,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use futures::future::join_all;
 use futures::{AsyncRead, AsyncWrite};
@@ -16,15 +17,42 @@ use qraft_io::transport::ConnectionRoom;
 
 use super::GrpcLimits;
 use super::call::serve_call;
+use super::frame_watch::FrameWatch;
 use super::handler::{CallContext, CoreHandle};
-use crate::config::{Scheme, Url};
-use crate::http::FuturesIo;
+use crate::config::{GrpcKeepalive, Scheme, Url};
+use crate::http::{FuturesIo, RuntimeTimer};
+use crate::limits::ConnectionLimit;
 
-/// A client that has not finished its TLS handshake by then is dropped, so half-open
-/// connections cannot pile up.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A client that has not finished its TLS handshake and sent the HTTP/2 preface by then is
+/// dropped, so idle and half-open connections cannot pile up.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// How often a connection's watchdog looks at what its client sent.
+const WATCHDOG_PERIOD: Duration = Duration::from_millis(250);
+/// At most one log line per this long about connections refused over the cap.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(10);
+
+/// How the listener treats connections: a cap on open ones, the time a new one has to start
+/// speaking HTTP/2, and etcd's `--grpc-keepalive-*` ping policy.
+#[derive(Debug, Clone)]
+pub struct ConnectionPolicy {
+    /// Open connections of all the server's listeners together; one more is closed at accept.
+    pub limit: ConnectionLimit,
+    /// For the TLS handshake and the HTTP/2 preface together.
+    pub handshake_timeout: Duration,
+    pub keepalive: GrpcKeepalive,
+}
+
+impl Default for ConnectionPolicy {
+    fn default() -> Self {
+        Self {
+            limit: ConnectionLimit::new(usize::MAX),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            keepalive: GrpcKeepalive::default(),
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcListenError {
@@ -52,6 +80,7 @@ pub struct GrpcServer {
     core: Arc<dyn CoreHandle>,
     limits: GrpcLimits,
     metrics: Arc<Metrics>,
+    policy: ConnectionPolicy,
 }
 
 impl GrpcServer {
@@ -95,7 +124,14 @@ impl GrpcServer {
             core,
             limits,
             metrics: Arc::new(Metrics::new()),
+            policy: ConnectionPolicy::default(),
         })
+    }
+
+    /// Caps, timeouts and the keep-alive policy (by default: no cap, etcd's keep-alive).
+    pub fn with_policy(mut self, policy: ConnectionPolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// Records client requests and bytes in the member's `metrics` (by default they go to a
@@ -127,6 +163,7 @@ impl GrpcServer {
             core: self.core,
             limits: self.limits,
             metrics: self.metrics,
+            policy: Arc::new(self.policy),
         };
         join_all(
             self.listeners
@@ -143,17 +180,34 @@ pub(super) struct Serving {
     pub core: Arc<dyn CoreHandle>,
     pub limits: GrpcLimits,
     pub metrics: Arc<Metrics>,
+    pub policy: Arc<ConnectionPolicy>,
 }
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: Serving) {
+    let mut last_refusal_log: Option<Instant> = None;
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(slot) = serving.policy.limit.try_acquire() else {
+                    // Closed at once: a descriptor held for a connection that cannot be served
+                    // is one the member may need for its own files.
+                    drop(stream);
+                    if last_refusal_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_PERIOD) {
+                        last_refusal_log = Some(Instant::now());
+                        tracing::warn!(
+                            %peer,
+                            max = serving.policy.limit.max(),
+                            "gRPC connection refused: too many open connections"
+                        );
+                    }
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let tls = tls.clone();
                 let serving = serving.clone();
                 // Detached: the connection lives as long as the client keeps it.
                 drop(runtime::spawn(async move {
+                    let _slot = slot;
                     if let Err(error) = serve_connection(stream, peer, tls, serving).await {
                         tracing::debug!(%peer, %error, "gRPC connection ended");
                     }
@@ -173,6 +227,7 @@ async fn serve_connection(
     tls: Option<TlsAcceptor>,
     serving: Serving,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let started = Instant::now();
     match tls {
         None => {
             let ctx = CallContext {
@@ -180,12 +235,14 @@ async fn serve_connection(
                 peer_certificates: None,
                 room: ConnectionRoom::default(),
             };
-            serve_http2(stream, ctx, serving).await
+            serve_http2(stream, ctx, serving, started).await
         }
         Some(acceptor) => {
-            let stream = runtime::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                .await
-                .map_err(|_| "TLS handshake timed out")??;
+            let handshake =
+                runtime::timeout(serving.policy.handshake_timeout, acceptor.accept(stream))
+                    .await
+                    .map_err(|_| "TLS handshake timed out")?;
+            let stream = handshake?;
             let ctx = CallContext {
                 remote,
                 peer_certificates: stream
@@ -195,7 +252,7 @@ async fn serve_connection(
                     .map(|chain| Arc::new(chain.to_vec())),
                 room: ConnectionRoom::default(),
             };
-            serve_http2(stream, ctx, serving).await
+            serve_http2(stream, ctx, serving, started).await
         }
     }
 }
@@ -204,19 +261,49 @@ async fn serve_http2<S>(
     stream: S,
     ctx: CallContext,
     serving: Serving,
+    started: Instant,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let policy = serving.policy.clone();
+    let (stream, observed) = FrameWatch::new(stream, policy.keepalive.min_time);
     let service = service_fn(move |request| {
         let serving = serving.clone();
         let ctx = ctx.clone();
         async move { Ok::<_, std::convert::Infallible>(serve_call(serving, ctx, request).await) }
     });
-    hyper::server::conn::http2::Builder::new(SpawnExecutor)
-        .serve_connection(FuturesIo::new(stream), service)
-        .await?;
-    Ok(())
+    let mut builder = hyper::server::conn::http2::Builder::new(SpawnExecutor);
+    builder
+        .timer(RuntimeTimer)
+        .keep_alive_interval(policy.keepalive.interval)
+        // hyper has no "never": an unanswered ping may then wait a century.
+        .keep_alive_timeout(
+            policy
+                .keepalive
+                .timeout
+                .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
+        );
+    let connection = builder.serve_connection(FuturesIo::new(stream), service);
+    // What hyper does not enforce: the preface in time, and the client's ping rate.
+    let watchdog = async {
+        loop {
+            runtime::sleep(WATCHDOG_PERIOD).await;
+            if observed.too_many_pings.load(Ordering::Acquire) {
+                return "too_many_pings: the client pinged more often than --grpc-keepalive-min-time";
+            }
+            if !observed.started.load(Ordering::Acquire)
+                && started.elapsed() >= policy.handshake_timeout
+            {
+                return "no HTTP/2 preface in time";
+            }
+        }
+    };
+    futures::pin_mut!(connection, watchdog);
+    match futures::future::select(connection, watchdog).await {
+        futures::future::Either::Left((served, _)) => Ok(served?),
+        futures::future::Either::Right((reason, _)) => Err(reason.into()),
+    }
 }
 
 /// Runs hyper's per-stream tasks on the server's runtime.

@@ -12,13 +12,14 @@
 mod body;
 mod call;
 mod codec;
+mod frame_watch;
 mod handler;
 mod listener;
 mod methods;
 mod status;
 
 pub use handler::{CallContext, CoreHandle, ResponseStream};
-pub use listener::{GrpcListenError, GrpcServer};
+pub use listener::{ConnectionPolicy, GrpcListenError, GrpcServer, HANDSHAKE_TIMEOUT};
 pub use methods::ETCD_COMPATIBLE_VERSION;
 pub use status::{Code, Status};
 

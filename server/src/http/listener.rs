@@ -16,6 +16,16 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::timer::RuntimeTimer;
+use crate::limits::{ConnectionLimit, MAX_HTTP_CONNECTIONS};
+
+/// A client that has not sent a complete request head this long after connecting, or after its
+/// previous response, is disconnected: idle and half-sent requests cannot hold descriptors.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most one log line per this long about connections refused over the cap.
+const REFUSAL_LOG_PERIOD: Duration = Duration::from_secs(10);
 
 /// A running HTTP endpoint (the `--listen-metrics-urls` listener, or a client listener's HTTP
 /// side). Dropping it leaves it running; call [`HttpServer::shutdown`] to stop accepting.
@@ -25,16 +35,29 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    /// Binds `addr` (port 0 picks a free port) and starts serving in the background.
+    /// Binds `addr` (port 0 picks a free port) and starts serving in the background, at most
+    /// [`MAX_HTTP_CONNECTIONS`] connections at once.
     pub async fn start<S: HealthSource>(
         addr: SocketAddr,
         source: Arc<S>,
         metrics: Arc<Metrics>,
     ) -> io::Result<Self> {
+        Self::start_with_limit(addr, source, metrics, MAX_HTTP_CONNECTIONS).await
+    }
+
+    /// [`HttpServer::start`] serving at most `max_connections` connections at once; one more
+    /// is closed as soon as it is accepted.
+    pub async fn start_with_limit<S: HealthSource>(
+        addr: SocketAddr,
+        source: Arc<S>,
+        metrics: Arc<Metrics>,
+        max_connections: usize,
+    ) -> io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let endpoints = Arc::new(Endpoints::new(source, metrics));
-        let accept_loop = runtime::spawn(accept(listener, endpoints));
+        let limit = ConnectionLimit::new(max_connections);
+        let accept_loop = runtime::spawn(accept(listener, endpoints, limit));
         Ok(HttpServer {
             local_addr,
             accept_loop,
@@ -51,10 +74,29 @@ impl HttpServer {
     }
 }
 
-async fn accept<S: HealthSource>(listener: TcpListener, endpoints: Arc<Endpoints<S>>) {
+async fn accept<S: HealthSource>(
+    listener: TcpListener,
+    endpoints: Arc<Endpoints<S>>,
+    limit: ConnectionLimit,
+) {
+    let mut last_refusal_log: Option<Instant> = None;
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _peer)) => stream,
+        let (stream, slot) = match listener.accept().await {
+            Ok((stream, peer)) => match limit.try_acquire() {
+                Some(slot) => (stream, slot),
+                None => {
+                    drop(stream);
+                    if last_refusal_log.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_PERIOD) {
+                        last_refusal_log = Some(Instant::now());
+                        tracing::warn!(
+                            %peer,
+                            max = limit.max(),
+                            "http connection refused: too many open connections"
+                        );
+                    }
+                    continue;
+                }
+            },
             Err(e) => {
                 // Typically EMFILE: back off briefly instead of spinning.
                 tracing::warn!(error = %e, "http accept failed");
@@ -65,11 +107,14 @@ async fn accept<S: HealthSource>(listener: TcpListener, endpoints: Arc<Endpoints
         let endpoints = endpoints.clone();
         // Detached: a connection ends when its client closes it.
         drop(runtime::spawn(async move {
+            let _slot = slot;
             let service = service_fn(move |request| {
                 let endpoints = endpoints.clone();
                 async move { Ok::<_, Infallible>(handle(&endpoints, request).await) }
             });
             if let Err(e) = http1::Builder::new()
+                .timer(RuntimeTimer)
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(FuturesIo::new(stream), service)
                 .await
             {

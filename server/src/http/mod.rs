@@ -12,9 +12,11 @@ mod listener;
 mod query;
 mod routes;
 mod source;
+mod timer;
 
 pub use checks::{Check, LIVEZ, READYZ};
 pub use futures_io::FuturesIo;
 pub use listener::HttpServer;
 pub use routes::{Endpoints, Reply};
 pub use source::HealthSource;
+pub use timer::RuntimeTimer;

@@ -369,6 +369,7 @@ impl Cluster {
             id,
             ClientRequest {
                 token: token.to_string(),
+                cert_common_name: String::new(),
                 request: Some(request),
             },
         );
