@@ -198,8 +198,8 @@ fn client_certificates_name_users_and_revoked_ones_are_refused() {
     let client = quic_client(&c, alice).expect("alice connects");
     let got = runtime::block_on(client.get("a/1")).expect("alice reads over QUIC");
     assert_eq!(
-        got.kvs.first().map(|kv| kv.value.as_slice()),
-        Some(&b"one"[..])
+        got.kvs.first().map(|kv| kv.value.to_vec()),
+        Some(b"one".to_vec())
     );
     let denied = runtime::block_on(client.put_kv("a/4", "x")).expect_err("alice writes over QUIC");
     assert!(denied.to_string().contains("permission denied"), "{denied}");
