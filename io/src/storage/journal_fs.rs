@@ -94,7 +94,9 @@ impl JournalFs for OsFs {
     }
 
     fn create(&self, path: &Path) -> io::Result<Box<dyn JournalFile>> {
-        Ok(Box::new(OsFile(super::permissions::create_private_file(path)?)))
+        Ok(Box::new(OsFile(super::permissions::create_private_file(
+            path,
+        )?)))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn JournalFile>> {
