@@ -21,7 +21,7 @@ use rustls::RootCertStore;
 use qraft_core::version::BINARY_VERSION;
 use qraft_io::metrics::Metrics;
 
-use crate::config::{ClusterState, Config, TlsSettings, TlsSource, Url, member_id};
+use crate::config::{ClusterState, Config, Scheme, TlsSettings, TlsSource, Url, member_id};
 use crate::grpc::{ConnectionPolicy, GrpcLimits, GrpcServer};
 use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
@@ -160,6 +160,13 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     );
     let mut listeners = Vec::new();
     for url in &config.listen_client_urls {
+        if url.scheme == Scheme::Http {
+            tracing::warn!(
+                %url,
+                "serving plaintext gRPC only on this client URL: qraft's QUIC protocol always runs TLS (use https:// to serve both)"
+            );
+            continue;
+        }
         let mut listener_config =
             ClientListenerConfig::new(url.bind_addr()?, client_identity.clone(), client_ca.clone());
         listener_config.max_request_bytes = config.max_request_bytes as usize;
@@ -173,16 +180,14 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         handle: handle.clone(),
         server_version,
     });
-    let grpc = if config.listen_grpc_urls.is_empty() {
-        None
-    } else {
+    let grpc = {
         let tls = Arc::new(qraft_io::tls::client_listener_config(
             &client_identity,
             client_ca.as_ref(),
             &client_checks,
         )?);
         let server = GrpcServer::bind(
-            &config.listen_grpc_urls,
+            &grpc_urls(&config.listen_client_urls, &config.listen_grpc_urls),
             Some(tls),
             Arc::new(GrpcCore {
                 handle: handle.clone(),
@@ -196,7 +201,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             handshake_timeout: crate::grpc::HANDSHAKE_TIMEOUT,
             keepalive: config.grpc_keepalive,
         });
-        Some(runtime::spawn(server.run()))
+        runtime::spawn(server.run())
     };
     let mut http = Vec::new();
     for url in &config.listen_metrics_urls {
@@ -230,9 +235,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     for server in http {
         server.shutdown().await;
     }
-    if let Some(task) = grpc {
-        task.cancel().await;
-    }
+    grpc.cancel().await;
     handle.shutdown().await;
     let result = driver.task.join().await;
     transport.shutdown().await;
@@ -242,6 +245,20 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Where etcd's gRPC API is served: every client URL (TCP beside the QUIC listener's UDP on the
+/// same port, as etcd serves its clients there) and every extra `--listen-grpc-urls` entry; a
+/// URL given in both is bound once.
+fn grpc_urls(client: &[Url], extra: &[Url]) -> Vec<Url> {
+    let mut urls: Vec<Url> = Vec::new();
+    for url in client.iter().chain(extra) {
+        let bound = |u: &Url| u.bind_addr().ok() == url.bind_addr().ok();
+        if !urls.iter().any(bound) {
+            urls.push(url.clone());
+        }
+    }
+    urls
 }
 
 /// Host names and IPs the member's certificate must carry.

@@ -53,12 +53,29 @@ pub fn free_tcp_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// A port on 127.0.0.1 free for both UDP and TCP, for client URLs: a member serves QUIC on the
+/// UDP port and etcd's gRPC API on the TCP port of the same number. Bounded: gives up after
+/// 100 ephemeral ports whose TCP twin was taken.
+pub fn free_client_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port");
+        let port = udp.local_addr().expect("local addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP after 100 tries");
+}
+
 pub struct Node {
     pub name: String,
     pub data_dir: PathBuf,
     pub client_port: u16,
     pub peer_port: u16,
     pub metrics_port: u16,
+    /// `https` (QUIC and gRPC over TLS on the client port, the default) or `http` (plaintext
+    /// gRPC only, as an etcd member with `http://` client URLs).
+    pub client_scheme: &'static str,
     pub extra_args: Vec<String>,
     /// The address the member listens on (client and peer URLs): 127.0.0.1 unless the test
     /// put the member in a network namespace of its own.
@@ -79,9 +96,10 @@ impl Node {
             data_dir: root.join(name),
             log: root.join(format!("{name}.log")),
             name: name.to_string(),
-            client_port: free_udp_port(),
+            client_port: free_client_port(),
             peer_port: free_udp_port(),
             metrics_port: free_tcp_port(),
+            client_scheme: "https",
             extra_args: Vec::new(),
             host: "127.0.0.1".into(),
             netns: None,
@@ -91,7 +109,7 @@ impl Node {
     }
 
     pub fn client_url(&self) -> String {
-        format!("https://{}:{}", self.host, self.client_port)
+        format!("{}://{}:{}", self.client_scheme, self.host, self.client_port)
     }
 
     pub fn peer_url(&self) -> String {

@@ -210,10 +210,10 @@ impl Config {
                     .map_err(|source| ConfigError::Url { flag, source })?;
             }
         }
+        // Client URLs may be `http://` as in etcd: such a URL serves plaintext gRPC only (QUIC
+        // always runs TLS). Peers talk QUIC only, so their URLs must be `https://`.
         for (flag, list) in [
             ("--listen-peer-urls", &listen_peer_urls),
-            ("--listen-client-urls", &listen_client_urls),
-            ("--advertise-client-urls", &advertise_client_urls),
             (
                 "--initial-advertise-peer-urls",
                 &initial_advertise_peer_urls,
@@ -221,7 +221,7 @@ impl Config {
         ] {
             if let Some(u) = list.iter().find(|u| u.scheme != Scheme::Https) {
                 return Err(invalid(format!(
-                    "{flag}: {u} must be https:// (qraft serves peers and clients over QUIC with TLS)"
+                    "{flag}: {u} must be https:// (qraft's peers talk QUIC, which always runs TLS)"
                 )));
             }
         }

@@ -17,6 +17,22 @@ fn err(args: &[&str]) -> String {
 }
 
 #[test]
+fn http_client_urls_are_accepted_as_in_etcd() {
+    let c = parse(&[
+        "--listen-client-urls",
+        "http://127.0.0.1:2379,https://127.0.0.1:3379",
+        "--advertise-client-urls",
+        "http://10.0.0.1:2379",
+    ])
+    .unwrap();
+    assert_eq!(
+        join_list(&c.listen_client_urls),
+        "http://127.0.0.1:2379,https://127.0.0.1:3379"
+    );
+    assert_eq!(join_list(&c.advertise_client_urls), "http://10.0.0.1:2379");
+}
+
+#[test]
 fn no_flags_is_a_single_node_member_with_auto_tls() {
     let c = parse(&[]).unwrap();
     assert_eq!(c.name, "default");
@@ -26,7 +42,7 @@ fn no_flags_is_a_single_node_member_with_auto_tls() {
     assert_eq!(join_list(&c.listen_metrics_urls), "http://127.0.0.1:2381");
     assert!(
         c.listen_grpc_urls.is_empty(),
-        "no gRPC listener unless asked"
+        "no extra gRPC listener unless asked (the client URLs serve gRPC)"
     );
     assert_eq!(c.initial_cluster.len(), 1);
     assert_eq!(c.initial_cluster_state, ClusterState::New);
@@ -95,7 +111,7 @@ fn cluster_errors_name_the_flag() {
     assert!(err(&["--initial-cluster-state", "old"]).contains("--initial-cluster-state"));
     assert!(err(&["--initial-cluster", "nonsense"]).contains("name=peer-url"));
     assert!(err(&["--listen-client-urls", "127.0.0.1:2379"]).contains("--listen-client-urls"));
-    assert!(err(&["--listen-client-urls", "http://127.0.0.1:2379"]).contains("must be https"));
+    assert!(err(&["--listen-peer-urls", "http://127.0.0.1:2380"]).contains("must be https"));
     assert!(err(&["--listen-client-urls", "https://example.com:2379"]).contains("IP address"));
     assert!(err(&["--listen-grpc-urls", "127.0.0.1:1"]).contains("--listen-grpc-urls"));
     assert!(err(&["--listen-grpc-urls", "https://example.com:1"]).contains("IP address"));

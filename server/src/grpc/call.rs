@@ -16,6 +16,7 @@ use qraft_io::metrics::Metrics;
 use super::body::GrpcBody;
 use super::codec::{FrameDecoder, PREFIX_LEN};
 use super::handler::CallContext;
+use super::health_check;
 use super::listener::Serving;
 use super::methods::{self, Method, Shape};
 use super::status::{Code, Status};
@@ -65,6 +66,10 @@ async fn prepare(
                 String::from_utf8_lossy(encoding.as_bytes())
             ),
         ));
+    }
+    if request.uri().path() == health_check::CHECK_PATH {
+        let mut messages = request_messages(request.into_body(), limits.max_recv_message_bytes);
+        return health_check::check(single_message(&mut messages).await?).map(GrpcBody::message);
     }
     let method = methods::lookup(request.uri().path())?;
     let token = auth_token(request.headers());
@@ -146,20 +151,28 @@ async fn single_request(
     token: String,
     metrics: &Metrics,
 ) -> Result<ClientRequest, Status> {
+    let message = single_message(messages).await?;
+    decode_request(method, &token, message, metrics)
+}
+
+/// The one message of a unary or server-streaming call, still encoded.
+async fn single_message(
+    messages: &mut BoxStream<'static, Result<Bytes, Status>>,
+) -> Result<Bytes, Status> {
     let Some(first) = messages.next().await else {
         return Err(Status::new(
             Code::Internal,
             "grpc: client sent no request message",
         ));
     };
-    let request = decode_request(method, &token, first?, metrics)?;
+    let first = first?;
     if messages.next().await.transpose()?.is_some() {
         return Err(Status::new(
             Code::Internal,
             "grpc: client streaming protocol violation: got second message for a unary call",
         ));
     }
-    Ok(request)
+    Ok(first)
 }
 
 /// Requests of a bidirectional call. A bad message stops the stream and reports its status

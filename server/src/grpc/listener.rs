@@ -57,10 +57,10 @@ impl Default for ConnectionPolicy {
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcListenError {
     #[error(
-        "--listen-grpc-urls {url} is https but no server certificate is configured (--cert-file/--key-file or --auto-tls)"
+        "gRPC URL {url} is https but no server certificate is configured (--cert-file/--key-file or --auto-tls)"
     )]
     NoCertificate { url: Url },
-    #[error("--listen-grpc-urls {url}: {source}")]
+    #[error("gRPC URL {url}: {source}")]
     BadUrl {
         url: Url,
         #[source]

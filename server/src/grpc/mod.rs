@@ -1,11 +1,12 @@
-//! An optional etcd v3 gRPC listener (`--listen-grpc-urls`), so existing etcd clients
-//! (etcdctl, Go clientv3, the `etcd-client` crate) work against qraft unchanged.
+//! etcd's v3 gRPC API, served on every client URL (TCP, beside the QUIC listener's UDP on the
+//! same port) and on any extra `--listen-grpc-urls`, so existing etcd clients (etcdctl, Go
+//! clientv3, the `etcd-client` crate) work against qraft unchanged.
 //!
 //! Every RPC is translated into the same `qraftpb::ClientRequest` the QUIC client listener
 //! hands to the core ([`CoreHandle`]); this module only does HTTP/2, gRPC framing and status
 //! mapping. The binary wires it as
-//! `GrpcServer::bind(&config.listen_grpc_urls, client_tls, core, GrpcLimits::for_max_request_bytes(..))`
-//! then runs [`GrpcServer::run`] on its runtime when the URL list is not empty.
+//! `GrpcServer::bind(&urls, client_tls, core, GrpcLimits::for_max_request_bytes(..))`
+//! then runs [`GrpcServer::run`] on its runtime.
 //! HTTP/2 is hyper 1 on [`qraft_io::runtime`]'s sockets and tasks through
 //! [`crate::http::FuturesIo`], so there is no second async runtime.
 
@@ -14,6 +15,7 @@ mod call;
 mod codec;
 mod frame_watch;
 mod handler;
+mod health_check;
 mod listener;
 mod methods;
 mod status;
