@@ -109,7 +109,10 @@ impl Node {
     }
 
     pub fn client_url(&self) -> String {
-        format!("{}://{}:{}", self.client_scheme, self.host, self.client_port)
+        format!(
+            "{}://{}:{}",
+            self.client_scheme, self.host, self.client_port
+        )
     }
 
     pub fn peer_url(&self) -> String {

@@ -331,13 +331,18 @@ impl Config {
         )?;
         // A plaintext listener has no client certificate to check: serving it next to
         // `--client-cert-auth` would let anyone in without one.
-        if client_tls.client_cert_auth
-            && let Some(u) = listen_grpc_urls.iter().find(|u| u.scheme == Scheme::Http)
-        {
-            return Err(invalid(format!(
-                "--listen-grpc-urls: {u} is plaintext, so --client-cert-auth could not be \
-                 enforced on it; use an https:// URL or drop --client-cert-auth"
-            )));
+        for (flag, list) in [
+            ("--listen-client-urls", &listen_client_urls),
+            ("--listen-grpc-urls", &listen_grpc_urls),
+        ] {
+            if client_tls.client_cert_auth
+                && let Some(u) = list.iter().find(|u| u.scheme == Scheme::Http)
+            {
+                return Err(invalid(format!(
+                    "{flag}: {u} is plaintext, so --client-cert-auth could not be \
+                     enforced on it; use an https:// URL or drop --client-cert-auth"
+                )));
+            }
         }
         let grpc_keepalive = GrpcKeepalive::resolve(
             s.grpc_keepalive_min_time.as_deref(),
