@@ -113,12 +113,16 @@ async fn bridge(
             let Ok((stream, mut rx)) = handle.open_watch(room).await else {
                 return;
             };
-            handle.watch(stream, w).await;
+            // Every message carries the stream's token (from its metadata); the loop checks it.
+            let caller = (first.token, first.cert_common_name);
+            handle.watch(stream, caller, w).await;
             let feeder_handle = handle.clone();
             let feeder = runtime::spawn(async move {
                 while let Some(req) = requests.next().await {
                     if let Some(In::Watch(w)) = req.request
-                        && !feeder_handle.watch(stream, w).await
+                        && !feeder_handle
+                            .watch(stream, (req.token, req.cert_common_name), w)
+                            .await
                     {
                         break;
                     }

@@ -6,9 +6,7 @@ use qraft_core::version::{DowngradeInfo, Version, VersionReport};
 use qraft_io::driver::DriverHandle;
 use qraft_io::metrics::Metrics;
 use qraft_io::runtime;
-use qraft_proto::etcdserverpb::{AlarmType, RangeRequest};
-use qraft_proto::qraftpb::ClientRequest;
-use qraft_proto::qraftpb::client_request::Request as In;
+use qraft_proto::etcdserverpb::AlarmType;
 use qraft_proto::qraftpb::client_response::Response as Out;
 
 use crate::http::HealthSource;
@@ -25,18 +23,11 @@ pub struct MemberHealth {
 }
 
 impl MemberHealth {
+    /// The member's own read, which auth does not gate: a probe reports health, not
+    /// credentials.
     async fn read(&self, serializable: bool) -> Result<(), String> {
-        let request = ClientRequest {
-            request: Some(In::Range(RangeRequest {
-                key: b"health".to_vec().into(),
-                serializable,
-                keys_only: true,
-                limit: 1,
-                ..Default::default()
-            })),
-            ..Default::default()
-        };
-        match runtime::timeout(CHECK_TIMEOUT, self.handle.request(request)).await {
+        let read = self.handle.health_read(serializable);
+        match runtime::timeout(CHECK_TIMEOUT, read).await {
             Err(_) => Err("etcdserver: request timed out".to_string()),
             Ok(resp) => match resp.response {
                 Some(Out::Error(e)) => Err(e.message),

@@ -158,6 +158,39 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         metrics = caps.http,
         "connection caps (from the file descriptor limit)"
     );
+
+    // The probes serve from the start (a member waiting for quorum is live, not ready)...
+    let health = Arc::new(MemberHealth {
+        handle: handle.clone(),
+        server_version,
+    });
+    let mut http = Vec::new();
+    for url in &config.listen_metrics_urls {
+        let server = HttpServer::start_with_limit(
+            url.bind_addr()?,
+            health.clone(),
+            metrics.clone(),
+            caps.http,
+        )
+        .await
+        .with_context(|| format!("starting the metrics listener on {url}"))?;
+        http.push(server);
+    }
+    // ...clients only once this member's own record (name, client URLs) is applied, as etcd
+    // serves them only after publishing: a client never reads a member list without them.
+    while !handle.info().published {
+        if shutdown.is_requested() || handle.info().stopped {
+            break;
+        }
+        runtime::sleep(Duration::from_millis(20)).await;
+    }
+    if handle.info().published {
+        tracing::info!(
+            name = %config.name,
+            "published this member's name and client URLs to the cluster"
+        );
+    }
+
     let mut listeners = Vec::new();
     for url in &config.listen_client_urls {
         if url.scheme == Scheme::Http {
@@ -176,10 +209,6 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             .with_context(|| format!("starting the client listener on {url}"))?;
         listeners.push(listener);
     }
-    let health = Arc::new(MemberHealth {
-        handle: handle.clone(),
-        server_version,
-    });
     let grpc = {
         let tls = Arc::new(qraft_io::tls::client_listener_config(
             &client_identity,
@@ -203,18 +232,6 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         });
         runtime::spawn(server.run())
     };
-    let mut http = Vec::new();
-    for url in &config.listen_metrics_urls {
-        let server = HttpServer::start_with_limit(
-            url.bind_addr()?,
-            health.clone(),
-            metrics.clone(),
-            caps.http,
-        )
-        .await
-        .with_context(|| format!("starting the metrics listener on {url}"))?;
-        http.push(server);
-    }
     tracing::info!(
         name = %config.name,
         member_id = format_args!("{me:x}"),

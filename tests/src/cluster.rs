@@ -373,6 +373,50 @@ impl Cluster {
 
     /// Runs qraftctl against member `i`; returns (success, stdout, stderr).
     pub fn ctl(&self, i: usize, args: &[&str]) -> (bool, String, String) {
+        let out = self.ctl_command(i, args).output().expect("run qraftctl");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// As [`Cluster::ctl`] for a command that may not end (a watch): killed after `wait`, when
+    /// the first value is `None`.
+    pub fn ctl_within(
+        &self,
+        i: usize,
+        args: &[&str],
+        wait: Duration,
+    ) -> (Option<bool>, String, String) {
+        let mut child = self
+            .ctl_command(i, args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run qraftctl");
+        let deadline = Instant::now() + wait;
+        let mut ended = None;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                ended = Some(status.success());
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if ended.is_none() {
+            let _ = child.kill();
+        }
+        let out = child.wait_with_output().expect("wait for qraftctl");
+        (
+            ended,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    fn ctl_command(&self, i: usize, args: &[&str]) -> Command {
         let mut cmd = Command::new(binary("qraftctl"));
         cmd.arg("--endpoints")
             .arg(self.nodes[i].client_url())
@@ -381,12 +425,8 @@ impl Cluster {
         if let Some((cert, key)) = &self.client_cert {
             cmd.arg("--cert").arg(cert).arg("--key").arg(key);
         }
-        let out = cmd.args(args).output().expect("run qraftctl");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        cmd.args(args);
+        cmd
     }
 }
 

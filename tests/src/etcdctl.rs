@@ -77,6 +77,38 @@ impl Etcdctl {
             .unwrap_or_else(|e| panic!("etcdctl did not finish: {e}"))
     }
 
+    /// Runs etcdctl for at most `wait`, killing it if it is still running then (a watch that
+    /// was not refused): its exit code (`None` when killed), stdout and stderr.
+    pub fn run_for(&self, args: &[&str], wait: Duration) -> (Option<i32>, String, String) {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run etcdctl: {e}"));
+        let deadline = std::time::Instant::now() + wait;
+        let mut code = None;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                code = Some(status.code().unwrap_or(-1));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if code.is_none() {
+            let _ = child.kill();
+        }
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("etcdctl did not finish: {e}"));
+        (
+            code,
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
     /// etcdctl aimed at member `i` only (snapshot save needs exactly one endpoint).
     pub fn only(&self, i: usize) -> Etcdctl {
         Etcdctl {

@@ -1,6 +1,11 @@
 //! Transcript tests of the auth store: each script in `testdata/auth/` drives one `AuthStore`
 //! (persisted to a `MemBackend` after every change, as the state machine's apply does) and
 //! records each command's output.
+//!
+//! Watches checked against the store: `watch WHO KEY [END|--prefix|--from]` opens a stream
+//! and creates a watch there with WHO's token (`-` none, `bad` an unknown one); after every
+//! command the watchers are re-checked against the store, as the shell does after each
+//! applied batch, and every watch response is printed (`[sN] ...`).
 
 // Test harness: reading the scripts is the runner's IO, and a failed write to a String is a bug.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used)]
@@ -11,12 +16,15 @@ use std::fmt::Write as _;
 use qraft_core::auth::{AuthConfig, AuthInfo, AuthStore};
 use qraft_core::backend::{Backend, MemBackend, WriteTxn};
 use qraft_core::error::Error;
+use qraft_core::mvcc::MvccStore;
+use qraft_core::watch::{WatchConfig, WatchHub};
 use qraft_proto::authpb::permission::Type as PermType;
 use qraft_proto::authpb::{Permission, UserAddOptions};
 use qraft_proto::etcdserverpb::request_op::Request as Op;
+use qraft_proto::etcdserverpb::watch_request::RequestUnion;
 use qraft_proto::etcdserverpb::{
     AuthUserAddRequest, AuthUserChangePasswordRequest, Compare, DeleteRangeRequest, PutRequest,
-    RangeRequest, RequestOp, TxnRequest,
+    RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
 };
 
 struct Runner {
@@ -29,6 +37,9 @@ struct Runner {
     tokens: HashMap<String, String>,
     /// Auth infos resolved earlier (as when a request was proposed), checked later (at apply).
     captured: HashMap<String, Option<AuthInfo>>,
+    /// An empty key space, for the watches.
+    mvcc: MvccStore,
+    hub: WatchHub,
 }
 
 fn show<T>(result: Result<T, Error>, ok: impl FnOnce(T) -> String) -> String {
@@ -64,14 +75,56 @@ fn key_range(words: &[&str]) -> (Vec<u8>, Vec<u8>) {
 
 impl Runner {
     fn new(config: AuthConfig) -> Self {
+        let backend = MemBackend::new();
+        let mvcc = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
         Runner {
             store: AuthStore::new(config),
-            backend: MemBackend::new(),
+            backend,
             now_ms: 0,
             index: 0,
             tokens: HashMap::new(),
             captured: HashMap::new(),
+            mvcc,
+            hub: WatchHub::new(WatchConfig::default()),
         }
+    }
+
+    /// `watch WHO KEY [END|--prefix|--from]` on a new stream.
+    fn watch(&mut self, words: &[&str]) -> String {
+        let who = self.info(words[0]);
+        let (key, range_end) = key_range(&words[1..]);
+        let stream = self.hub.open_stream();
+        let create = WatchCreateRequest {
+            key: key.into(),
+            range_end: range_end.into(),
+            ..Default::default()
+        };
+        let request = WatchRequest {
+            request_union: Some(RequestUnion::CreateRequest(create)),
+        };
+        self.hub
+            .request_as(stream, request, &self.mvcc, &self.store, who);
+        format!("stream s{stream}")
+    }
+
+    /// Re-checks the watchers and prints every queued watch response.
+    fn watch_responses(&mut self) -> String {
+        self.hub.recheck_permissions(&self.mvcc, &self.store);
+        let mut out = String::new();
+        for stream in self.hub.streams_with_responses() {
+            for r in self.hub.take_responses(stream, usize::MAX) {
+                write!(out, "\n[s{stream}] id={}", r.watch_id).unwrap();
+                for (flag, name) in [(r.created, "created"), (r.canceled, "canceled")] {
+                    if flag {
+                        write!(out, " {name}").unwrap();
+                    }
+                }
+                if !r.cancel_reason.is_empty() {
+                    write!(out, " reason={:?}", r.cancel_reason).unwrap();
+                }
+            }
+        }
+        out
     }
 
     /// Applies a change and persists the store in the same write transaction.
@@ -186,7 +239,14 @@ impl Runner {
     }
 
     fn run(&mut self, words: &[&str]) -> String {
+        let mut out = self.run_command(words);
+        out.push_str(&self.watch_responses());
+        out
+    }
+
+    fn run_command(&mut self, words: &[&str]) -> String {
         match words[0] {
+            "watch" => self.watch(&words[1..]),
             "config" => {
                 let mut config = AuthConfig {
                     bcrypt_cost: 4,

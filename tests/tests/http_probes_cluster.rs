@@ -1,7 +1,8 @@
 //! `/livez`, `/readyz`, `/health`, `/version` and `/metrics` of real `qraft` members: named
 //! checks, `?verbose`, `?exclude=`, per-check paths and unknown names; a member cut off from
 //! quorum stays live but is not ready (503); a member over `--quota-backend-bytes` reports
-//! etcd's NOSPACE alarm on `/health`.
+//! etcd's NOSPACE alarm on `/health`; with auth enabled the probes still report health (their
+//! read is the member's own, not gated by auth).
 //!
 //! Needs the binaries of the same profile: `cargo build --release -p qraft-server --bins`.
 
@@ -176,6 +177,57 @@ fn nospace_alarm_on_health_not_on_readiness() {
         get(&c, 0, "/readyz?verbose"),
         (200, READYZ_OK_VERBOSE.into())
     );
+}
+
+/// Auth enabled (root and a user without any permission): every probe answers as without auth,
+/// on every member, and a member cut off from quorum still fails its linearizable read.
+#[test]
+fn probes_report_health_with_auth_enabled() {
+    let mut c = Cluster::start(3, ClusterOptions::default());
+    for command in [
+        &["user", "add", "root:rootpw"][..],
+        &["user", "add", "alice:alicepw"],
+        &["auth", "enable"],
+    ] {
+        wait_until(
+            &format!("qraftctl {command:?}"),
+            Duration::from_secs(30),
+            || match c.ctl(0, command) {
+                (true, out, _) => Ok(out),
+                (false, _, err) => Err(err),
+            },
+        );
+    }
+    for i in 0..3 {
+        assert_eq!(get(&c, i, "/livez"), (200, "ok\n".into()), "m{i}");
+        assert_eq!(
+            get(&c, i, "/readyz?verbose"),
+            (200, READYZ_OK_VERBOSE.into()),
+            "m{i}"
+        );
+        assert_eq!(
+            get(&c, i, "/health"),
+            (200, r#"{"health":"true","reason":""}"#.into()),
+            "m{i}"
+        );
+        assert_eq!(
+            get(&c, i, "/health?serializable=true"),
+            (200, r#"{"health":"true","reason":""}"#.into()),
+            "m{i}"
+        );
+    }
+    // Still a real quorum read: cut off, member 0 is live but not ready.
+    c.kill(1);
+    c.kill(2);
+    wait_until(
+        "m0's /readyz to fail",
+        Duration::from_secs(30),
+        || match get(&c, 0, "/readyz/linearizable_read") {
+            (503, body) => Ok(body),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    assert_eq!(get(&c, 0, "/livez"), (200, "ok\n".into()));
 }
 
 /// The value of an unlabelled sample `name` in a Prometheus text exposition.

@@ -11,7 +11,10 @@
 //!   transaction), serves linearizable reads whose read index is applied, and lets raft
 //!   continue;
 //! - `take_outputs()` → [`Output`]s: client responses by `id`, watch events per revision,
-//!   configuration changes, leader changes.
+//!   configuration changes, leader changes;
+//! - `watch_request(hub, stream, token, request)` for every client watch request, and
+//!   `recheck_watchers(hub)` before handing a batch's events to the hub: the auth decisions
+//!   about watches (the shell owns the hub).
 //!
 //! Writes become `qraftpb::InternalRequest` proposals with an ID unique to this member
 //! ([`IdGenerator`]); the member that proposed answers its client when it applies the entry.
@@ -24,6 +27,7 @@ mod applier;
 mod apply;
 mod config;
 mod corrupt;
+mod health_read;
 mod ids;
 mod membership;
 mod output;
@@ -41,6 +45,7 @@ mod snapshot;
 mod state;
 mod stats;
 mod version;
+mod watch_auth;
 
 pub use alarm::{AlarmStore, describe_alarm};
 pub use apply::{ApplyContext, Outcome, set_header};

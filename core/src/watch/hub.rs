@@ -82,9 +82,23 @@ pub(crate) struct Watcher {
     pub fragment: bool,
     /// Whether events were queued since the last periodic progress notification.
     pub events_since_progress: bool,
+    /// The user who created it (`None` with auth disabled): its read permission on the
+    /// watched keys is checked again whenever the auth store changes (`super::access`).
+    pub user: Option<String>,
 }
 
 impl Watcher {
+    /// The watched range as the create request gave it (`key`, `range_end`), for the
+    /// permission check.
+    pub fn requested_range(&self) -> (&[u8], &[u8]) {
+        let end: &[u8] = match &self.end {
+            None => &[],
+            Some(None) => &[0],
+            Some(Some(end)) => end,
+        };
+        (&self.key, end)
+    }
+
     fn range(&self) -> KeyRange<'_> {
         match &self.end {
             None => KeyRange::Single(&self.key),
@@ -125,6 +139,8 @@ pub struct WatchHub {
     /// ...plus every range watcher.
     ranged: BTreeSet<(StreamId, i64)>,
     ticks: u64,
+    /// The auth store's (enabled, revision) the watchers were last checked against.
+    pub(crate) auth_checked: Option<(bool, u64)>,
 }
 
 pub(crate) fn header(revision: i64) -> Option<ResponseHeader> {
@@ -280,13 +296,25 @@ impl WatchHub {
         }
     }
 
-    /// Handles one request of the stream. Unknown streams are ignored.
+    /// Handles one request of the stream with no user behind it, for a member without auth
+    /// (see [`WatchHub::request_as`] for the checked entry). Unknown streams are ignored.
     pub fn request(&mut self, stream: StreamId, request: WatchRequest, store: &MvccStore) {
+        self.request_by(stream, request, store, None);
+    }
+
+    /// `request` after its permission was checked: creates are made for `user`.
+    pub(crate) fn request_by(
+        &mut self,
+        stream: StreamId,
+        request: WatchRequest,
+        store: &MvccStore,
+        user: Option<String>,
+    ) {
         if !self.streams.contains_key(&stream) {
             return;
         }
         match request.request_union {
-            Some(RequestUnion::CreateRequest(create)) => self.create(stream, create, store),
+            Some(RequestUnion::CreateRequest(create)) => self.create(stream, create, store, user),
             Some(RequestUnion::CancelRequest(WatchCancelRequest { watch_id }))
                 if self.remove_watcher((stream, watch_id)).is_some() =>
             {
@@ -305,7 +333,7 @@ impl WatchHub {
         }
     }
 
-    fn refuse(&mut self, stream: StreamId, store: &MvccStore, reason: &str) {
+    pub(crate) fn refuse(&mut self, stream: StreamId, store: &MvccStore, reason: &str) {
         let response = WatchResponse {
             header: header(store.current_revision()),
             watch_id: INVALID_WATCH_ID,
@@ -317,7 +345,13 @@ impl WatchHub {
         self.push(stream, response, false);
     }
 
-    fn create(&mut self, stream: StreamId, create: WatchCreateRequest, store: &MvccStore) {
+    fn create(
+        &mut self,
+        stream: StreamId,
+        create: WatchCreateRequest,
+        store: &MvccStore,
+        user: Option<String>,
+    ) {
         let current = store.current_revision();
         let key = if create.key.is_empty() {
             vec![0]
@@ -365,6 +399,7 @@ impl WatchHub {
             progress_notify: create.progress_notify,
             fragment: create.fragment,
             events_since_progress: false,
+            user,
         };
         let created = WatchResponse {
             header: header(current),

@@ -3,7 +3,11 @@
 //!
 //! The [`WatchHub`] owns every watch stream and watcher. The state machine drives it:
 //! - [`WatchHub::open_stream`] / [`WatchHub::close_stream`] when a client stream comes and goes;
-//! - [`WatchHub::request`] for each `WatchRequest` (create / cancel / progress);
+//! - [`WatchHub::request_as`] for each `WatchRequest` (create / cancel / progress), with the
+//!   stream's user; a create needs read permission on the watched range when auth is enabled
+//!   ([`WatchHub::request`] is the same without auth);
+//! - [`WatchHub::recheck_permissions`] after each batch of applied entries: watchers whose
+//!   user lost the permission are cancelled;
 //! - [`WatchHub::notify`] with the events of every applied write (one call per revision, so a
 //!   txn's events always travel in one response);
 //! - [`WatchHub::sync`] regularly (e.g. every loop turn) to catch up unsynced watchers from the
@@ -26,6 +30,7 @@
 //! Response headers carry the current store revision, except compaction cancellations, whose
 //! header revision is 0 as in etcd (etcdctl prints it).
 
+mod access;
 mod fragment;
 mod hub;
 mod sync;

@@ -39,6 +39,11 @@ pub(crate) enum Command {
         request: ClientRequest,
         reply: oneshot::Sender<ClientResponse>,
     },
+    /// The health probes' read (`Server::health_read`): not gated by auth.
+    HealthRead {
+        serializable: bool,
+        reply: oneshot::Sender<ClientResponse>,
+    },
     WatchOpen {
         responses: WatchSink,
         reply: oneshot::Sender<StreamId>,
@@ -47,6 +52,9 @@ pub(crate) enum Command {
     WatchRoom,
     Watch {
         stream: StreamId,
+        /// The token the client sent with this request and the common name of the
+        /// connection's client certificate (empty for none).
+        caller: (String, String),
         request: WatchRequest,
     },
     WatchClose {
@@ -95,6 +103,20 @@ impl DriverHandle {
         answer.await.unwrap_or_else(|_| stopped())
     }
 
+    /// The health probes' read of this member, serializable or linearizable; auth does not
+    /// gate it (see `Server::health_read`).
+    pub async fn health_read(&self, serializable: bool) -> ClientResponse {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::HealthRead {
+            serializable,
+            reply,
+        };
+        if self.send(command).await.is_err() {
+            return stopped();
+        }
+        answer.await.unwrap_or_else(|_| stopped())
+    }
+
     /// A snapshot of what the loop last published about the member.
     pub fn info(&self) -> NodeInfo {
         self.info.get()
@@ -129,8 +151,21 @@ impl DriverHandle {
         Ok((stream, rx))
     }
 
-    pub async fn watch(&self, stream: StreamId, request: WatchRequest) -> bool {
-        self.send(Command::Watch { stream, request }).await.is_ok()
+    /// One watch request of `stream`, made by `caller` (the client's token and its
+    /// certificate's common name, checked by the loop).
+    pub async fn watch(
+        &self,
+        stream: StreamId,
+        caller: (String, String),
+        request: WatchRequest,
+    ) -> bool {
+        self.send(Command::Watch {
+            stream,
+            caller,
+            request,
+        })
+        .await
+        .is_ok()
     }
 
     pub fn close_watch(&self, stream: StreamId) {

@@ -73,7 +73,9 @@ impl RequestHandler for DriverHandle {
                 return;
             }
             match first.request {
-                Some(In::Watch(w)) => watch::serve(handle, ctx.room, w, requests, responses).await,
+                Some(In::Watch(_)) => {
+                    watch::serve(handle, ctx.room, first, requests, responses).await
+                }
                 Some(In::LeaseKeepAlive(_)) => {
                     keep_alive(handle, ctx, first, requests, responses).await
                 }

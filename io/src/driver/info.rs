@@ -18,6 +18,10 @@ pub struct NodeInfo {
     pub revision: i64,
     pub compact_revision: i64,
     pub is_learner: bool,
+    /// This member applied its own name and client URLs since it started (etcd's "published
+    /// local member to cluster"); the server serves clients only from then on, so no client
+    /// sees a member list without them.
+    pub published: bool,
     pub leader_changes: u64,
     /// Server, cluster and storage versions and the downgrade state, as the state machine
     /// knows them (`None` before the loop's first turn).

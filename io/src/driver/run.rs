@@ -136,7 +136,7 @@ fn release_responses(
 fn reads_applied_state(command: &Command) -> bool {
     match command {
         Command::Request { request, .. } => !is_write(request),
-        Command::Watch { .. } => true,
+        Command::HealthRead { .. } | Command::Watch { .. } => true,
         _ => false,
     }
 }
@@ -353,13 +353,31 @@ impl Loop {
                 self.waiting.insert(id, reply);
                 self.server.request(id, request);
             }
+            Command::HealthRead {
+                serializable,
+                reply,
+            } => {
+                let id = self.next_request;
+                self.next_request += 1;
+                self.waiting.insert(id, reply);
+                self.server.health_read(id, serializable);
+            }
             Command::WatchOpen { responses, reply } => {
                 let stream = self.hub.open_stream();
                 self.watch_streams.insert(stream, responses);
                 let _ = reply.send(stream);
             }
-            Command::Watch { stream, request } => {
-                self.hub.request(stream, request, &self.server.state().mvcc);
+            Command::Watch {
+                stream,
+                caller: (token, cert_common_name),
+                request,
+            } => {
+                self.server.watch_request(
+                    &mut self.hub,
+                    stream,
+                    (&token, &cert_common_name),
+                    request,
+                );
             }
             // The turn this command wakes hands the stream what it now has room for.
             Command::WatchRoom => {}
@@ -489,6 +507,9 @@ impl Loop {
         held: &mut HeldBatch<'_>,
     ) -> Result<bool, DriverError> {
         let mut conf_changed = false;
+        // Before any event of the batch: a watcher whose user lost its permission in it gets
+        // nothing more.
+        self.server.recheck_watchers(&mut self.hub);
         if outputs
             .iter()
             .any(|o| matches!(o, Output::ConfState(_) | Output::Snapshot { .. }))
@@ -611,6 +632,7 @@ impl Loop {
             i.revision = state.mvcc.current_revision();
             i.compact_revision = state.mvcc.compact_revision();
             i.is_learner = is_learner;
+            i.published = self.server.attributes_published();
             i.leader_changes = leader_changes;
             i.versions = Some(versions);
             i.alarms = self.server.alarms();

@@ -3,10 +3,9 @@
 //! separate tasks because a frame read must never be abandoned half-way (that would desync the
 //! stream), which racing it against the writer would do.
 
-use qraft_proto::etcdserverpb::WatchRequest;
-use qraft_proto::qraftpb::ClientResponse;
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::handle::{DriverHandle, stopped};
 use crate::runtime;
@@ -15,7 +14,7 @@ use crate::transport::{ConnectionRoom, RequestStream, ResponseSink};
 pub async fn serve(
     handle: DriverHandle,
     connection: ConnectionRoom,
-    first: WatchRequest,
+    first: ClientRequest,
     mut requests: RequestStream,
     mut responses: ResponseSink,
 ) {
@@ -25,18 +24,24 @@ pub async fn serve(
     };
     let reader_handle = handle.clone();
     let reader = runtime::spawn(async move {
-        if !reader_handle.watch(stream, first).await {
-            return;
-        }
-        while let Some(Ok(request)) = requests.next().await {
-            match request.request {
-                Some(In::Watch(w)) => {
-                    if !reader_handle.watch(stream, w).await {
-                        break;
-                    }
-                }
-                _ => break,
+        // Each request carries its own token, checked as it arrives; the connection's
+        // certificate name (stamped on the first request) stands for the whole stream.
+        let cert_common_name = first.cert_common_name.clone();
+        let mut next = Some(first);
+        while let Some(ClientRequest {
+            token,
+            request: Some(In::Watch(w)),
+            ..
+        }) = next.take()
+        {
+            let caller = (token, cert_common_name.clone());
+            if !reader_handle.watch(stream, caller, w).await {
+                break;
             }
+            next = match requests.next().await {
+                Some(Ok(request)) => Some(request),
+                _ => None,
+            };
         }
         // The client is gone or misbehaved: the loop drops the stream's watchers, which ends
         // the writer below.
