@@ -9,6 +9,8 @@ use qraft_io::storage::{LmdbStorage, StorageConfig, StorageError};
 use qraft_proto::etcdserverpb::{PutRequest, RangeRequest};
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse, client_request, client_response};
 use qraft_proto::raftpb::ConfState;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 type Member = Server<LmdbStorage, LmdbStorage>;
 
@@ -19,7 +21,14 @@ fn start(storage: &LmdbStorage) -> Member {
     config.snapshot_catch_up_entries = 1;
     // As the driver runs it: the storage builds snapshot images itself when one is sent.
     config.snapshot_images = false;
-    let mut server = Server::new(config, storage.clone(), storage.clone(), 0).expect("server");
+    let mut server = Server::new(
+        config,
+        storage.clone(),
+        storage.clone(),
+        0,
+        Box::new(StdRng::seed_from_u64(1)),
+    )
+    .expect("server");
     server.campaign();
     drive(&mut server, storage);
     server

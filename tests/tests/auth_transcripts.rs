@@ -26,9 +26,13 @@ use qraft_proto::etcdserverpb::{
     AuthUserAddRequest, AuthUserChangePasswordRequest, Compare, DeleteRangeRequest, PutRequest,
     RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
 };
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 struct Runner {
     store: AuthStore,
+    /// Stands in for the server's secret generator: fixed, so the transcripts repeat.
+    secrets: StdRng,
     backend: MemBackend,
     now_ms: u64,
     /// Stands in for the raft index of the applied Authenticate entry.
@@ -79,6 +83,7 @@ impl Runner {
         let mvcc = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
         Runner {
             store: AuthStore::new(config),
+            secrets: StdRng::seed_from_u64(0),
             backend,
             now_ms: 0,
             index: 0,
@@ -287,7 +292,7 @@ impl Runner {
                     options: Some(UserAddOptions { no_password }),
                     hashed_password: String::new(),
                 };
-                match self.store.prepare_user_add(request) {
+                match self.store.prepare_user_add(request, &mut self.secrets) {
                     Ok(prepared) => {
                         assert!(
                             prepared.password.is_empty(),
@@ -304,7 +309,10 @@ impl Runner {
                     password: words[2].to_string(),
                     hashed_password: String::new(),
                 };
-                match self.store.prepare_change_password(request) {
+                match self
+                    .store
+                    .prepare_change_password(request, &mut self.secrets)
+                {
                     Ok(prepared) => self.apply(|s| s.user_change_password(&prepared)),
                     Err(err) => show::<()>(Err(err), |_| String::new()),
                 }
@@ -399,7 +407,7 @@ impl Runner {
                 if let Err(err) = self.store.check_password(user, password) {
                     return show::<()>(Err(err), |_| String::new());
                 }
-                let prefix = self.store.new_token_prefix();
+                let prefix = self.store.new_token_prefix(&mut self.secrets);
                 self.index += 1;
                 match self
                     .store

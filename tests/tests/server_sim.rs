@@ -149,6 +149,7 @@ impl Sim {
                     member.storage.clone(),
                     member.backend.clone(),
                     now,
+                    cluster::test_secrets(id),
                 )
                 .unwrap();
                 member.server = Some(server);

@@ -327,7 +327,13 @@ impl Cluster {
                     config.member_attrs = Some(cluster::member_attrs(id));
                 }
                 let member = self.members.get_mut(&id).unwrap();
-                match Server::new(config, member.storage.clone(), member.backend.clone(), now) {
+                match Server::new(
+                    config,
+                    member.storage.clone(),
+                    member.backend.clone(),
+                    now,
+                    cluster::test_secrets(id),
+                ) {
                     Ok(server) => {
                         member.server = Some(server);
                         writeln!(self.out, "n{id} restarted").unwrap();

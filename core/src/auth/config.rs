@@ -6,8 +6,6 @@ pub struct AuthConfig {
     pub bcrypt_cost: u32,
     /// A simple token unused for this long becomes invalid (etcd: 5 minutes).
     pub token_ttl_ms: u64,
-    /// Seed of the RNG that draws password salts and token prefixes.
-    pub seed: u64,
 }
 
 impl Default for AuthConfig {
@@ -15,7 +13,6 @@ impl Default for AuthConfig {
         AuthConfig {
             bcrypt_cost: 10,
             token_ttl_ms: 5 * 60 * 1000,
-            seed: 0,
         }
     }
 }

@@ -6,8 +6,9 @@
 //!
 //! Determinism: every change to users, roles and the enabled flag is applied from the raft log
 //! and must come out identical on every member, so nothing random happens at apply. Password
-//! salts and token prefixes are drawn from the store's seeded RNG on the member that receives
-//! the request, *before* it proposes, and travel in the entry (see `token.rs`).
+//! salts and token prefixes are drawn from the server's [`SecretRng`] (a CSPRNG the embedder
+//! provides) on the member that receives the request, *before* it proposes, and travel in the
+//! entry (see `token.rs`).
 //!
 //! Errors are [`crate::error::Error`] variants carrying etcd's messages.
 
@@ -16,9 +17,11 @@ mod config;
 mod password;
 mod persist;
 mod range;
+mod secret_rng;
 mod store;
 mod token;
 
 pub use config::AuthConfig;
 pub use range::{Access, KeyInterval, covers, is_valid_permission_range};
+pub use secret_rng::SecretRng;
 pub use store::{AuthInfo, AuthStore, ROOT};

@@ -1,17 +1,21 @@
 //! Password hashing with bcrypt, the scheme etcd uses (so etcd's `hashedPassword` values work).
 //!
 //! Hashing runs on the member that receives the request, before proposing: only the hash is
-//! replicated, the clear password never enters the log. The salt comes from the auth store's
-//! seeded RNG, as core owns no global randomness.
+//! replicated, the clear password never enters the log. The salt comes from the server's
+//! [`super::SecretRng`]: a salt drawn from a predictable generator would let an attacker
+//! precompute hashes for the salts to come.
 
-use rand::Rng;
-use rand::rngs::SmallRng;
+use rand::{CryptoRng, Rng};
 
 use crate::error::Error;
 
+/// A fresh bcrypt salt from the secret generator.
+pub fn new_salt(rng: &mut (impl CryptoRng + ?Sized)) -> [u8; 16] {
+    rng.random()
+}
+
 /// Hashes `password` with `cost` (etcd's default is 10; bcrypt's minimum, 4, keeps tests fast).
-pub fn hash_password(password: &str, cost: u32, rng: &mut SmallRng) -> Result<String, Error> {
-    let salt: [u8; 16] = rng.random();
+pub fn hash_password(password: &str, cost: u32, salt: [u8; 16]) -> Result<String, Error> {
     bcrypt::hash_with_salt(password, cost, salt)
         .map(|parts| parts.to_string())
         .map_err(|err| Error::PasswordHashing(err.to_string()))

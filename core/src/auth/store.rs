@@ -8,11 +8,10 @@ use qraft_proto::etcdserverpb::{
     AuthRoleGetResponse, AuthRoleListResponse, AuthStatusResponse, AuthUserAddRequest,
     AuthUserChangePasswordRequest, AuthUserGetResponse, AuthUserListResponse,
 };
-use rand::SeedableRng;
-use rand::rngs::SmallRng;
+use rand::CryptoRng;
 
 use super::config::AuthConfig;
-use super::password::{hash_password, verify_password};
+use super::password::{hash_password, new_salt, verify_password};
 use super::range::is_valid_permission_range;
 use super::token::TokenStore;
 use crate::error::Error;
@@ -36,7 +35,8 @@ pub struct AuthInfo {
 /// need randomness or a clear password — [`AuthStore::prepare_user_add`],
 /// [`AuthStore::prepare_change_password`], [`AuthStore::check_password`],
 /// [`AuthStore::new_token_prefix`] — run on the member that receives the request, before it
-/// proposes, so only hashes and token prefixes enter the log.
+/// proposes, so only hashes and token prefixes enter the log. Their randomness comes from the
+/// caller's secret generator; the store holds none.
 #[derive(Debug)]
 pub struct AuthStore {
     pub(crate) config: AuthConfig,
@@ -46,13 +46,11 @@ pub struct AuthStore {
     pub(crate) users: BTreeMap<String, User>,
     pub(crate) roles: BTreeMap<String, Role>,
     pub(crate) tokens: TokenStore,
-    rng: SmallRng,
 }
 
 impl AuthStore {
     pub fn new(config: AuthConfig) -> Self {
         AuthStore {
-            rng: SmallRng::seed_from_u64(config.seed),
             tokens: TokenStore::new(config.token_ttl_ms),
             config,
             enabled: false,
@@ -104,8 +102,9 @@ impl AuthStore {
 
     /// Validates a UserAdd and replaces its clear password with a bcrypt hash.
     pub fn prepare_user_add(
-        &mut self,
+        &self,
         mut request: AuthUserAddRequest,
+        rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<AuthUserAddRequest, Error> {
         if request.name.is_empty() {
             return Err(Error::UserEmpty);
@@ -113,7 +112,7 @@ impl AuthStore {
         let no_password = request.options.as_ref().is_some_and(|o| o.no_password);
         if !no_password && request.hashed_password.is_empty() {
             request.hashed_password =
-                hash_password(&request.password, self.config.bcrypt_cost, &mut self.rng)?;
+                hash_password(&request.password, self.config.bcrypt_cost, new_salt(rng))?;
         }
         request.password.clear();
         Ok(request)
@@ -121,12 +120,13 @@ impl AuthStore {
 
     /// Replaces the clear password of a ChangePassword with a bcrypt hash.
     pub fn prepare_change_password(
-        &mut self,
+        &self,
         mut request: AuthUserChangePasswordRequest,
+        rng: &mut (impl CryptoRng + ?Sized),
     ) -> Result<AuthUserChangePasswordRequest, Error> {
         if request.hashed_password.is_empty() {
             request.hashed_password =
-                hash_password(&request.password, self.config.bcrypt_cost, &mut self.rng)?;
+                hash_password(&request.password, self.config.bcrypt_cost, new_salt(rng))?;
         }
         request.password.clear();
         Ok(request)
@@ -148,8 +148,8 @@ impl AuthStore {
     }
 
     /// The random part of a simple token (see `token.rs` for why it is drawn before proposing).
-    pub fn new_token_prefix(&mut self) -> String {
-        TokenStore::new_prefix(&mut self.rng)
+    pub fn new_token_prefix(&self, rng: &mut (impl CryptoRng + ?Sized)) -> String {
+        TokenStore::new_prefix(rng)
     }
 
     // ---- apply (replicated, deterministic) ----

@@ -1,7 +1,8 @@
 //! Simple tokens: opaque bearer strings mapped to a user, expiring after a period of disuse.
 //!
-//! A token is `<16 random letters>.<raft index>`. The member that receives an Authenticate
-//! request draws the random prefix from its seeded RNG and proposes it; applying the entry
+//! A token is `<32 random letters>.<raft index>` (26^32 ≈ 2^150 possible prefixes; etcd uses 16
+//! letters, clients treat the token as opaque). The member that receives an Authenticate
+//! request draws the random prefix from its [`super::SecretRng`] and proposes it; applying the entry
 //! appends the entry's index and registers the token on every member. So apply stays
 //! deterministic, every member knows every token (a client may switch members), and two
 //! tokens never collide even if two members draw the same prefix. Expiry is member-local
@@ -9,11 +10,10 @@
 
 use std::collections::HashMap;
 
-use rand::Rng;
-use rand::rngs::SmallRng;
+use rand::{CryptoRng, Rng};
 
-/// Length of the random part of a token.
-const PREFIX_LEN: usize = 16;
+/// Length of the random part of a token: at least 128 bits of entropy.
+const PREFIX_LEN: usize = 32;
 
 #[derive(Debug, Default)]
 pub struct TokenStore {
@@ -30,7 +30,7 @@ impl TokenStore {
         }
     }
 
-    pub fn new_prefix(rng: &mut SmallRng) -> String {
+    pub fn new_prefix(rng: &mut (impl CryptoRng + ?Sized)) -> String {
         (0..PREFIX_LEN)
             .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
             .collect()

@@ -35,7 +35,9 @@ pub struct ServerConfig {
     pub lease_check_interval_ms: u64,
     pub lessor: LessorConfig,
     pub auth: AuthConfig,
-    /// Seed of the raft node's RNG and of the state machine's own choices (member IDs).
+    /// Seed of the raft node's RNG (election jitter) and of the state machine's own choices
+    /// (member IDs). Not secret: secrets come from the [`crate::auth::SecretRng`] handed to
+    /// [`super::Server::new`] (docs/security.md, "Randomness").
     pub seed: u64,
     /// `--emulated-version`: run as this older minor version (features, schema, published
     /// version); `None` runs as the binary's own version.
@@ -76,10 +78,7 @@ impl ServerConfig {
                 seed: member_id,
                 ..LessorConfig::default()
             },
-            auth: AuthConfig {
-                seed: member_id,
-                ..AuthConfig::default()
-            },
+            auth: AuthConfig::default(),
             seed: member_id,
             emulated_version: None,
             binary_version: None,

@@ -170,7 +170,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     .auth
                     .check_password(&r.name, &r.password)
                     .map_err(plain)?;
-                let simple_token = self.state.auth.new_token_prefix();
+                let simple_token = self.state.auth.new_token_prefix(&mut *self.secrets);
                 let request = InternalAuthenticateRequest {
                     name: r.name,
                     password: String::new(),
@@ -186,11 +186,19 @@ impl<S: Storage, B: Backend> Server<S, B> {
             In::AuthEnable(r) => self.propose(Some(id), Propose::AuthEnable(r), user),
             In::AuthDisable(r) => self.propose(Some(id), Propose::AuthDisable(r), user),
             In::UserAdd(r) => {
-                let r = self.state.auth.prepare_user_add(r).map_err(plain)?;
+                let r = self
+                    .state
+                    .auth
+                    .prepare_user_add(r, &mut *self.secrets)
+                    .map_err(plain)?;
                 self.propose(Some(id), Propose::AuthUserAdd(r), user)
             }
             In::UserChangePassword(r) => {
-                let r = self.state.auth.prepare_change_password(r).map_err(plain)?;
+                let r = self
+                    .state
+                    .auth
+                    .prepare_change_password(r, &mut *self.secrets)
+                    .map_err(plain)?;
                 self.propose(Some(id), Propose::AuthUserChangePassword(r), user)
             }
             In::UserDelete(r) => self.propose(Some(id), Propose::AuthUserDelete(r), user),

@@ -11,6 +11,7 @@ use qraft_proto::raftpb::{Entry, Message, Snapshot};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
+use crate::auth::SecretRng;
 use crate::backend::{Backend, WriteTxn};
 use crate::error::{Error, Result};
 use crate::raft::{Config as RaftConfig, RawNode, SnapshotStatus, Storage};
@@ -58,7 +59,10 @@ pub struct Server<S: Storage, B: Backend> {
     /// The (leader, term) last announced with `Output::LeaderChanged`.
     pub(super) reported_leader: (u64, u64),
     /// The state machine's own choices (new member IDs); seeded, so runs are reproducible.
+    /// Never used for secrets.
     pub(crate) rng: SmallRng,
+    /// Token prefixes and password salts: the embedder's CSPRNG (docs/security.md).
+    pub(crate) secrets: SecretRng,
     /// This member's versions and the replicated version state (see `super::version`).
     pub(crate) versions: VersionNegotiator,
     /// Ticks since the last version check.
@@ -77,7 +81,15 @@ pub struct Server<S: Storage, B: Backend> {
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Opens a member over its raft log `storage` and its `backend`. `now_ms` is the shell's
     /// monotonic clock; it also seeds proposal IDs so a restart does not reuse old ones.
-    pub fn new(config: ServerConfig, storage: S, backend: B, now_ms: u64) -> Result<Self> {
+    /// `secrets` draws token prefixes and password salts: give it a CSPRNG seeded by the
+    /// operating system (a fixed seed only in tests that replay transcripts).
+    pub fn new(
+        config: ServerConfig,
+        storage: S,
+        backend: B,
+        now_ms: u64,
+        secrets: SecretRng,
+    ) -> Result<Self> {
         let state = {
             let txn = backend.read_txn()?;
             AppState::open(&txn, &config)?
@@ -122,6 +134,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             last_snapshot_index: snapshot_index,
             reported_leader: (0, term),
             rng,
+            secrets,
             // The first check runs on the first tick with a known leader.
             version_ticks: config_version_ticks,
             // As versions: the first publish goes out on the first tick with a leader.

@@ -27,6 +27,9 @@ pub enum DriverError {
     Transport(#[from] crate::transport::TransportError),
     #[error("the member has stopped")]
     Stopped,
+    /// The operating system gave no randomness to seed the secret generator with.
+    #[error("cannot seed the token and salt generator from the operating system: {0}")]
+    Randomness(String),
     /// The member applied its own removal, or a peer refused it as removed.
     #[error("the member has been permanently removed from the cluster")]
     Removed,

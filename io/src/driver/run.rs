@@ -34,6 +34,7 @@ use super::held::HeldBatch;
 use super::info::SharedInfo;
 use super::metrics::LoopMetrics;
 use super::persist;
+use super::secrets::os_secret_rng;
 use super::watch_queue::WatchSink;
 use crate::runtime::{self, Task};
 use crate::storage::LmdbStorage;
@@ -66,6 +67,7 @@ pub fn start(
         storage.clone(),
         storage.clone(),
         clock.now_ms(),
+        os_secret_rng()?,
     )?;
     let (commands, command_rx) = mpsc::channel(config.command_queue);
     let info = SharedInfo::default();

@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 use std::rc::Rc;
 
+use qraft_core::auth::SecretRng;
 use qraft_core::backend::{Backend, BackendError, MemBackend, MemReadTxn, MemWriteTxn};
 use qraft_core::raft::{MemStorage, Storage};
 use qraft_core::server::{Output, Server, ServerConfig};
@@ -20,6 +21,8 @@ use qraft_proto::qraftpb::{
     Attributes, ClientRequest, ClientResponse, MemberRecord, RaftAttributes,
 };
 use qraft_proto::raftpb::{ConfState, Message, MessageType};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 
 use crate::format::show_response;
 
@@ -83,6 +86,12 @@ pub fn config(id: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> Serv
     config
 }
 
+/// The secret generator of member `id` in tests: fixed, so transcripts repeat (the real driver
+/// seeds it from the operating system).
+pub fn test_secrets(id: u64) -> SecretRng {
+    Box::new(StdRng::seed_from_u64(id))
+}
+
 /// The attributes member `id` publishes when the cluster publishes attributes.
 pub fn member_attrs(id: u64) -> Attributes {
     Attributes {
@@ -114,8 +123,14 @@ impl Cluster {
             if publish_attrs {
                 member_config.member_attrs = Some(member_attrs(id));
             }
-            let mut server =
-                Server::new(member_config, storage.clone(), backend.clone(), 0).unwrap();
+            let mut server = Server::new(
+                member_config,
+                storage.clone(),
+                backend.clone(),
+                0,
+                test_secrets(id),
+            )
+            .unwrap();
             let initial = voters
                 .iter()
                 .map(|&other| MemberRecord {
