@@ -257,16 +257,19 @@ impl Runner {
                     bcrypt_cost: 4,
                     ..AuthConfig::default()
                 };
+                let mut seed = 0;
                 for word in &words[1..] {
                     let (name, value) = word.split_once('=').unwrap();
                     let value: u64 = value.parse().unwrap();
                     match name {
-                        "seed" => config.seed = value,
+                        // Seed of the stand-in secret generator.
+                        "seed" => seed = value,
                         "token-ttl-ms" => config.token_ttl_ms = value,
                         other => panic!("unknown config {other}"),
                     }
                 }
                 *self = Runner::new(config);
+                self.secrets = StdRng::seed_from_u64(seed);
                 "ok".into()
             }
             "now" => {
