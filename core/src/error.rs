@@ -139,6 +139,9 @@ pub enum Error {
     // --- server / raft
     #[error("etcdserver: too many requests")]
     TooManyRequests,
+    /// Sign-ins for this user failed too often in a row (`auth::login_limit`); qraft's own.
+    #[error("etcdserver: too many failed authentication attempts, retry later")]
+    TooManyAuthAttempts,
     #[error("etcdserver: no leader")]
     NoLeader,
     #[error("etcdserver: not leader")]
@@ -198,7 +201,7 @@ impl Error {
             | RoleAlreadyExist | RoleNotFound | RoleNotGranted | PermissionNotGranted
             | AuthNotEnabled => Code::FailedPrecondition,
             Compacted | FutureRevision | LeaseTtlTooLarge => Code::OutOfRange,
-            NoSpace | TooManyRequests => Code::ResourceExhausted,
+            NoSpace | TooManyRequests | TooManyAuthAttempts => Code::ResourceExhausted,
             LeaseNotFound | MemberNotFound => Code::NotFound,
             LeaseExists
             | NotLeader

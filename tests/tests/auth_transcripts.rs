@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
-use qraft_core::auth::{AuthConfig, AuthInfo, AuthStore};
+use qraft_core::auth::{AuthConfig, AuthInfo, AuthStore, hash_password, new_salt, verify_password};
 use qraft_core::backend::{Backend, MemBackend, WriteTxn};
 use qraft_core::error::Error;
 use qraft_core::mvcc::MvccStore;
@@ -295,8 +295,13 @@ impl Runner {
                     options: Some(UserAddOptions { no_password }),
                     hashed_password: String::new(),
                 };
-                match self.store.prepare_user_add(request, &mut self.secrets) {
-                    Ok(prepared) => {
+                match self.store.prepare_user_add(request) {
+                    Ok((mut prepared, password)) => {
+                        if let Some(password) = password {
+                            let salt = new_salt(&mut self.secrets);
+                            prepared.hashed_password =
+                                hash_password(&password, self.store.bcrypt_cost(), salt).unwrap();
+                        }
                         assert!(
                             prepared.password.is_empty(),
                             "clear password must not be proposed"
@@ -312,13 +317,13 @@ impl Runner {
                     password: words[2].to_string(),
                     hashed_password: String::new(),
                 };
-                match self
-                    .store
-                    .prepare_change_password(request, &mut self.secrets)
-                {
-                    Ok(prepared) => self.apply(|s| s.user_change_password(&prepared)),
-                    Err(err) => show::<()>(Err(err), |_| String::new()),
+                let (mut prepared, password) = self.store.prepare_change_password(request);
+                if let Some(password) = password {
+                    let salt = new_salt(&mut self.secrets);
+                    prepared.hashed_password =
+                        hash_password(&password, self.store.bcrypt_cost(), salt).unwrap();
                 }
+                self.apply(|s| s.user_change_password(&prepared))
             }
             "user-delete" => {
                 let name = words[1].to_string();
@@ -407,9 +412,15 @@ impl Runner {
             // login USER PASSWORD: password check before proposing, token assigned at apply.
             "login" => {
                 let (user, password) = (words[1], words.get(2).copied().unwrap_or(""));
-                if let Err(err) = self.store.check_password(user, password) {
-                    return show::<()>(Err(err), |_| String::new());
+                let hash = match self.store.login_hash(user, self.now_ms) {
+                    Ok(hash) => hash,
+                    Err(err) => return show::<()>(Err(err), |_| String::new()),
+                };
+                if !verify_password(password, &hash) {
+                    self.store.login_failed(user, self.now_ms);
+                    return show::<()>(Err(Error::AuthFailed), |_| String::new());
                 }
+                self.store.login_succeeded(user);
                 let prefix = self.store.new_token_prefix(&mut self.secrets);
                 self.index += 1;
                 match self

@@ -31,6 +31,9 @@ use qraft_proto::etcdserverpb::{
     MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest, RangeRequest,
 };
 use qraft_proto::etcdserverpb::{
+    AuthRoleGetRequest, AuthUserChangePasswordRequest, AuthUserGetRequest,
+};
+use qraft_proto::etcdserverpb::{
     CompactionRequest, DefragmentRequest, DowngradeRequest, HashKvRequest, HashRequest,
     MoveLeaderRequest, SnapshotRequest, StatusRequest, downgrade_request::DowngradeAction,
 };
@@ -507,19 +510,71 @@ impl Cluster {
                 txn.commit().unwrap();
                 writeln!(self.out, "ok").unwrap();
             }
-            // txn-put N KEY VALUE: a txn whose success branch puts.
+            // txn-put N KEY VALUE [lease=ID] [nested]: a txn whose success branch puts (inside
+            // a nested txn with `nested`).
             "txn-put" => {
-                let request = In::Txn(TxnRequest {
-                    success: vec![RequestOp {
-                        request: Some(Op::RequestPut(PutRequest {
-                            key: words[2].as_bytes().to_vec().into(),
-                            value: words[3].as_bytes().to_vec().into(),
+                let put = RequestOp {
+                    request: Some(Op::RequestPut(PutRequest {
+                        key: words[2].as_bytes().to_vec().into(),
+                        value: words[3].as_bytes().to_vec().into(),
+                        lease: arg("lease").map_or(0, |v| v.parse().unwrap()),
+                        ..Default::default()
+                    })),
+                };
+                let op = if flag("nested") {
+                    RequestOp {
+                        request: Some(Op::RequestTxn(TxnRequest {
+                            success: vec![put],
                             ..Default::default()
                         })),
-                    }],
+                    }
+                } else {
+                    put
+                };
+                let request = In::Txn(TxnRequest {
+                    success: vec![op],
                     ..Default::default()
                 });
                 self.send(node(1), request, token);
+            }
+            "user-passwd" => {
+                let request = In::UserChangePassword(AuthUserChangePasswordRequest {
+                    name: words[2].to_string(),
+                    password: words[3].to_string(),
+                    ..Default::default()
+                });
+                self.send(node(1), request, token);
+            }
+            "user-get" => {
+                let request = In::UserGet(AuthUserGetRequest {
+                    name: words[2].to_string(),
+                });
+                self.send(node(1), request, token);
+            }
+            "role-get" => {
+                let request = In::RoleGet(AuthRoleGetRequest {
+                    role: words[2].to_string(),
+                });
+                self.send(node(1), request, token);
+            }
+            // bcrypt: how many bcrypt jobs the members asked their shell for, and how many wait.
+            "bcrypt" => writeln!(
+                self.out,
+                "bcrypt jobs: {} ({} held)",
+                self.bcrypt_jobs,
+                self.held_bcrypt.len()
+            )
+            .unwrap(),
+            // bcrypt-hold: jobs wait until `bcrypt-release [N] [newest]` runs the N oldest
+            // (newest) held ones, or all; holding ends with the release.
+            "bcrypt-hold" => self.hold_bcrypt = true,
+            "bcrypt-release" => {
+                self.hold_bcrypt = false;
+                let count = words
+                    .get(1)
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(usize::MAX);
+                self.release_bcrypt(count, flag("newest"));
             }
             other => panic!("unknown command {other}"),
         }

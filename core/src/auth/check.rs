@@ -43,6 +43,8 @@ impl AuthStore {
     /// Drops expired tokens; call now and then so memory stays bounded.
     pub fn sweep_tokens(&mut self, now_ms: u64) {
         self.tokens.sweep(now_ms);
+        let users = &self.users;
+        self.logins.sweep(now_ms, |user| users.contains_key(user));
     }
 
     /// The user behind `info` if auth is enabled and the info is current; `Ok(None)` when auth
@@ -126,6 +128,29 @@ impl AuthStore {
         }
     }
 
+    /// etcd's UserGet check: root, or the user asking about itself.
+    pub fn check_user_get(&self, info: Option<&AuthInfo>, name: &str) -> Result<(), Error> {
+        match self.checked_user(info)? {
+            Some(user) if user == name => Ok(()),
+            _ => self.check_admin(info),
+        }
+    }
+
+    /// etcd's RoleGet check: root, or a user holding the role.
+    pub fn check_role_get(&self, info: Option<&AuthInfo>, role: &str) -> Result<(), Error> {
+        match self.checked_user(info)? {
+            Some(user)
+                if self
+                    .users
+                    .get(user)
+                    .is_some_and(|u| u.roles.iter().any(|r| r == role)) =>
+            {
+                Ok(())
+            }
+            _ => self.check_admin(info),
+        }
+    }
+
     pub fn check_read(
         &self,
         info: Option<&AuthInfo>,
@@ -193,7 +218,8 @@ impl AuthStore {
         }
     }
 
-    /// Revoking a lease deletes its keys, so it needs write access to each of them.
+    /// Revoking a lease deletes its keys, so it needs write access to each of them; keeping it
+    /// alive and attaching a key to it need the same (etcd 3.6).
     pub fn check_lease_revoke<'k>(
         &self,
         info: Option<&AuthInfo>,

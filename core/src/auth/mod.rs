@@ -14,6 +14,7 @@
 
 mod check;
 mod config;
+mod login_limit;
 mod password;
 mod persist;
 mod range;
@@ -22,6 +23,8 @@ mod store;
 mod token;
 
 pub use config::AuthConfig;
+pub use login_limit::{FREE_FAILURES, LOCKOUT_MS};
+pub use password::{hash_password, new_salt, verify_password};
 pub use range::{Access, KeyInterval, covers, is_valid_permission_range};
 pub use secret_rng::SecretRng;
 pub use store::{AuthInfo, AuthStore, ROOT};

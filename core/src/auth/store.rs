@@ -11,7 +11,7 @@ use qraft_proto::etcdserverpb::{
 use rand::CryptoRng;
 
 use super::config::AuthConfig;
-use super::password::{hash_password, new_salt, verify_password};
+use super::login_limit::LoginLimiter;
 use super::range::is_valid_permission_range;
 use super::token::TokenStore;
 use crate::error::Error;
@@ -32,11 +32,11 @@ pub struct AuthInfo {
 /// Users, roles and the enabled flag: replicated state, changed only by applying entries.
 ///
 /// Methods named like etcd's RPCs are the *apply* side and are deterministic. The methods that
-/// need randomness or a clear password — [`AuthStore::prepare_user_add`],
-/// [`AuthStore::prepare_change_password`], [`AuthStore::check_password`],
-/// [`AuthStore::new_token_prefix`] — run on the member that receives the request, before it
-/// proposes, so only hashes and token prefixes enter the log. Their randomness comes from the
-/// caller's secret generator; the store holds none.
+/// prepare a request — [`AuthStore::prepare_user_add`], [`AuthStore::prepare_change_password`],
+/// [`AuthStore::login_hash`], [`AuthStore::new_token_prefix`] — run on the member that receives
+/// the request, before it proposes, so only hashes and token prefixes enter the log. bcrypt
+/// itself runs outside the store, off the raft loop (`server::passwords`); randomness comes
+/// from the caller's secret generator, the store holds none.
 #[derive(Debug)]
 pub struct AuthStore {
     pub(crate) config: AuthConfig,
@@ -46,12 +46,15 @@ pub struct AuthStore {
     pub(crate) users: BTreeMap<String, User>,
     pub(crate) roles: BTreeMap<String, Role>,
     pub(crate) tokens: TokenStore,
+    /// Member-local: recent failed sign-ins per user (`login_limit`).
+    pub(crate) logins: LoginLimiter,
 }
 
 impl AuthStore {
     pub fn new(config: AuthConfig) -> Self {
         AuthStore {
             tokens: TokenStore::new(config.token_ttl_ms),
+            logins: LoginLimiter::default(),
             config,
             enabled: false,
             revision: 1,
@@ -98,53 +101,66 @@ impl AuthStore {
         self.tokens.clear();
     }
 
-    // ---- before proposing (member-local, may use the RNG) ----
+    // ---- before proposing (member-local) ----
 
-    /// Validates a UserAdd and replaces its clear password with a bcrypt hash.
+    /// bcrypt cost for new hashes.
+    pub fn bcrypt_cost(&self) -> u32 {
+        self.config.bcrypt_cost
+    }
+
+    /// Validates a UserAdd and takes its clear password out: `Some(password)` when it still
+    /// has to be hashed into `hashed_password` before proposing.
     pub fn prepare_user_add(
         &self,
         mut request: AuthUserAddRequest,
-        rng: &mut (impl CryptoRng + ?Sized),
-    ) -> Result<AuthUserAddRequest, Error> {
+    ) -> Result<(AuthUserAddRequest, Option<String>), Error> {
         if request.name.is_empty() {
             return Err(Error::UserEmpty);
         }
         let no_password = request.options.as_ref().is_some_and(|o| o.no_password);
-        if !no_password && request.hashed_password.is_empty() {
-            request.hashed_password =
-                hash_password(&request.password, self.config.bcrypt_cost, new_salt(rng))?;
-        }
-        request.password.clear();
-        Ok(request)
+        let password = std::mem::take(&mut request.password);
+        let to_hash = (!no_password && request.hashed_password.is_empty()).then_some(password);
+        Ok((request, to_hash))
     }
 
-    /// Replaces the clear password of a ChangePassword with a bcrypt hash.
+    /// As [`AuthStore::prepare_user_add`] for a ChangePassword.
     pub fn prepare_change_password(
         &self,
         mut request: AuthUserChangePasswordRequest,
-        rng: &mut (impl CryptoRng + ?Sized),
-    ) -> Result<AuthUserChangePasswordRequest, Error> {
-        if request.hashed_password.is_empty() {
-            request.hashed_password =
-                hash_password(&request.password, self.config.bcrypt_cost, new_salt(rng))?;
-        }
-        request.password.clear();
-        Ok(request)
+    ) -> (AuthUserChangePasswordRequest, Option<String>) {
+        let password = std::mem::take(&mut request.password);
+        let to_hash = request.hashed_password.is_empty().then_some(password);
+        (request, to_hash)
     }
 
-    /// Checks a user's password before an Authenticate is proposed. Unknown users, users
-    /// without password and wrong passwords all fail alike, so names cannot be probed.
-    pub fn check_password(&self, name: &str, password: &str) -> Result<(), Error> {
+    /// Before an Authenticate: the stored hash to check the password against (off the loop).
+    /// Unknown users and users without password fail alike and at once, so names cannot be
+    /// probed and cost no bcrypt; a user with too many recent failures is refused without a
+    /// check (`login_limit`).
+    pub fn login_hash(&self, name: &str, now_ms: u64) -> Result<Vec<u8>, Error> {
         if !self.enabled {
             return Err(Error::AuthNotEnabled);
         }
         let user = self.users.get(name).ok_or(Error::AuthFailed)?;
-        if user.options.as_ref().is_some_and(|o| o.no_password)
-            || !verify_password(password, &user.password)
-        {
+        if user.options.as_ref().is_some_and(|o| o.no_password) {
             return Err(Error::AuthFailed);
         }
-        Ok(())
+        if !self.logins.allows(name, now_ms) {
+            return Err(Error::TooManyAuthAttempts);
+        }
+        Ok(user.password.to_vec())
+    }
+
+    /// A sign-in for `name` had a wrong password.
+    pub fn login_failed(&mut self, name: &str, now_ms: u64) {
+        if self.users.contains_key(name) {
+            self.logins.failed(name, now_ms);
+        }
+    }
+
+    /// A sign-in for `name` had the right password.
+    pub fn login_succeeded(&mut self, name: &str) {
+        self.logins.succeeded(name);
     }
 
     /// The random part of a simple token (see `token.rs` for why it is drawn before proposing).

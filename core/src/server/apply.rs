@@ -84,6 +84,7 @@ impl AppState {
             }
             Request::Put(r) => {
                 self.auth.check_put(auth, r)?;
+                self.check_lease_put(auth, r)?;
                 let applied = self.mvcc.put(txn, r, &leases)?;
                 events.extend(applied.events);
                 Response::Put(applied.response)
@@ -96,6 +97,7 @@ impl AppState {
             }
             Request::Txn(r) => {
                 self.auth.check_txn(auth, r)?;
+                self.check_lease_txn(auth, r)?;
                 let applied = self.mvcc.txn(txn, r, &leases)?;
                 events.extend(applied.events);
                 Response::Txn(applied.response)
@@ -147,7 +149,13 @@ impl AppState {
                 self.apply_member_attrs(txn, r)?;
                 return Ok(None);
             }
+            // The password was checked at the auth revision the entry carries; if users or
+            // roles changed since (a new password among them), the check no longer holds.
             Request::Authenticate(r) => {
+                let checked_at = request.header.as_ref().map_or(0, |h| h.auth_revision);
+                if checked_at < self.auth.revision() {
+                    return Err(Error::AuthOldRevision);
+                }
                 let token =
                     self.auth
                         .authenticate(&r.name, &r.simple_token, ctx.index, ctx.now_ms)?;

@@ -51,4 +51,8 @@ pub enum Output {
     SnapshotInstalled { index: u64, revision: i64 },
     /// This member's view of the leader changed (0 = none known).
     LeaderChanged { leader: u64, term: u64 },
+    /// bcrypt work for a request (`super::passwords`): run it off the loop thread
+    /// ([`super::PasswordWork::run`]) and hand the result to [`super::Server::password_done`]
+    /// — always, or the request never gets its answer.
+    PasswordWork(super::PasswordWork),
 }

@@ -28,6 +28,22 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.propose_with_reply(client, request, username, None)
     }
 
+    /// As [`Server::propose`], with the auth revision the request was checked at (rather than
+    /// the current one), for checks made before proposing that apply compares.
+    pub(crate) fn propose_at_revision(
+        &mut self,
+        client: Option<RequestId>,
+        request: Request,
+        username: String,
+        auth_revision: u64,
+    ) -> std::result::Result<(), (Error, u64)> {
+        let result = self.submit_proposal(client, request, username, None, Some(auth_revision));
+        if result.is_err() {
+            self.stats.proposals_failed += 1;
+        }
+        result
+    }
+
     /// As [`Server::propose`], answering `client` with `reply` once the request is applied.
     pub(crate) fn propose_with_reply(
         &mut self,
@@ -36,7 +52,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         username: String,
         reply: Option<Response>,
     ) -> std::result::Result<(), (Error, u64)> {
-        let result = self.submit_proposal(client, request, username, reply);
+        let result = self.submit_proposal(client, request, username, reply, None);
         if result.is_err() {
             self.stats.proposals_failed += 1;
         }
@@ -49,6 +65,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         request: Request,
         username: String,
         reply: Option<Response>,
+        auth_revision: Option<u64>,
     ) -> std::result::Result<(), (Error, u64)> {
         if self.leader == 0 {
             return Err((Error::NoLeader, 0));
@@ -63,7 +80,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             header: Some(RequestHeader {
                 id,
                 username,
-                auth_revision: self.state.auth.revision(),
+                auth_revision: auth_revision.unwrap_or(self.state.auth.revision()),
             }),
             id,
             request: Some(request),

@@ -9,9 +9,9 @@ use qraft_proto::etcdserverpb::{
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::internal_request::Request as Propose;
-use qraft_proto::qraftpb::{ClientRequest, InternalAuthenticateRequest, Permitted};
+use qraft_proto::qraftpb::{ClientRequest, Permitted};
 
-use crate::auth::AuthInfo;
+use crate::auth::{AuthInfo, new_salt};
 use crate::backend::Backend;
 use crate::error::Error;
 use crate::mvcc::is_read_only;
@@ -19,6 +19,7 @@ use crate::raft::Storage;
 
 use super::apply::set_header;
 use super::output::{Output, RequestId};
+use super::passwords::{Continuation, PasswordWork};
 use super::pending::ReadKind;
 use super::response::ok_response;
 use super::server::Server;
@@ -93,6 +94,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     .auth
                     .check_put(auth.as_ref(), &r)
                     .map_err(plain)?;
+                self.state
+                    .check_lease_put(auth.as_ref(), &r)
+                    .map_err(plain)?;
                 self.propose(Some(id), Propose::Put(r), user)
             }
             In::DeleteRange(r) => {
@@ -107,11 +111,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     .auth
                     .check_txn(auth.as_ref(), &r)
                     .map_err(plain)?;
+                self.state
+                    .check_lease_txn(auth.as_ref(), &r)
+                    .map_err(plain)?;
                 self.propose(Some(id), Propose::Txn(r), user)
             }
             // etcd 3.6 checks these where the call enters (after GHSA-q8m4-xhhv-38mg): compaction
-            // is the root role's; granting and revoking leases need a signed-in user (revoking
-            // also needs write access to the lease's keys, checked again at apply).
+            // is the root role's; granting, revoking, listing leases and keeping them alive need
+            // a signed-in user (revoking and keep-alive also write access to the lease's keys,
+            // revoke checked again at apply).
             In::Compaction(r) => {
                 self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
                 self.propose(Some(id), Propose::Compaction(r), user)
@@ -135,6 +143,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.propose(Some(id), Propose::LeaseRevoke(r), user)
             }
             In::LeaseKeepAlive(r) => {
+                self.state
+                    .auth
+                    .check_authenticated(auth.as_ref())
+                    .map_err(plain)?;
+                self.state
+                    .check_lease_keys(auth.as_ref(), r.id)
+                    .map_err(plain)?;
                 // Deadlines live on the leader only; the shell forwards to the hinted leader.
                 if !self.is_leader() {
                     return Err(self.with_leader_hint(Error::NotLeader));
@@ -161,60 +176,65 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 Ok(())
             }
             In::LeaseLeases(_) => {
+                self.state
+                    .auth
+                    .check_authenticated(auth.as_ref())
+                    .map_err(plain)?;
                 let response = self.state.lessor.leases();
                 self.reply(id, Out::LeaseLeases(response));
                 Ok(())
             }
+            // The cheap checks here; the password is checked off the loop (`passwords`), then
+            // the token proposed at the auth revision of the check.
             In::Authenticate(r) => {
-                self.state
+                let hash = self
+                    .state
                     .auth
-                    .check_password(&r.name, &r.password)
+                    .login_hash(&r.name, self.now_ms)
                     .map_err(plain)?;
-                let simple_token = self.state.auth.new_token_prefix(&mut *self.secrets);
-                let request = InternalAuthenticateRequest {
-                    name: r.name,
-                    password: String::new(),
-                    simple_token,
-                };
-                self.propose(Some(id), Propose::Authenticate(request), user)
+                let revision = self.state.auth.revision();
+                let password = r.password;
+                self.start_password_work(
+                    |job| PasswordWork::Verify {
+                        job,
+                        password,
+                        hash,
+                    },
+                    Continuation::Authenticate {
+                        client: id,
+                        name: r.name,
+                        revision,
+                    },
+                )
             }
             In::AuthStatus(_) => {
                 let response = self.state.auth.status();
                 self.reply(id, Out::AuthStatus(response));
                 Ok(())
             }
-            In::AuthEnable(r) => self.propose(Some(id), Propose::AuthEnable(r), user),
-            In::AuthDisable(r) => self.propose(Some(id), Propose::AuthDisable(r), user),
-            In::UserAdd(r) => {
-                let r = self
-                    .state
-                    .auth
-                    .prepare_user_add(r, &mut *self.secrets)
-                    .map_err(plain)?;
-                self.propose(Some(id), Propose::AuthUserAdd(r), user)
-            }
-            In::UserChangePassword(r) => {
-                let r = self
-                    .state
-                    .auth
-                    .prepare_change_password(r, &mut *self.secrets)
-                    .map_err(plain)?;
-                self.propose(Some(id), Propose::AuthUserChangePassword(r), user)
-            }
-            In::UserDelete(r) => self.propose(Some(id), Propose::AuthUserDelete(r), user),
-            In::UserGrantRole(r) => self.propose(Some(id), Propose::AuthUserGrantRole(r), user),
-            In::UserRevokeRole(r) => self.propose(Some(id), Propose::AuthUserRevokeRole(r), user),
-            In::RoleAdd(r) => self.propose(Some(id), Propose::AuthRoleAdd(r), user),
-            In::RoleDelete(r) => self.propose(Some(id), Propose::AuthRoleDelete(r), user),
-            In::RoleGrantPermission(r) => {
-                self.propose(Some(id), Propose::AuthRoleGrantPermission(r), user)
-            }
-            In::RoleRevokePermission(r) => {
-                self.propose(Some(id), Propose::AuthRoleRevokePermission(r), user)
-            }
-            // Reads of the auth store: answered locally after the admin check.
-            In::UserGet(r) => {
+            // Auth management is the root role's: checked here, before any hashing or proposing
+            // (etcd 3.6), and again at apply.
+            In::AuthEnable(_)
+            | In::AuthDisable(_)
+            | In::UserAdd(_)
+            | In::UserChangePassword(_)
+            | In::UserDelete(_)
+            | In::UserGrantRole(_)
+            | In::UserRevokeRole(_)
+            | In::RoleAdd(_)
+            | In::RoleDelete(_)
+            | In::RoleGrantPermission(_)
+            | In::RoleRevokePermission(_) => {
                 self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.auth_management(id, body, user)
+            }
+            // Reads of the auth store, answered locally: root, or a user reading itself or a
+            // role it holds (etcd).
+            In::UserGet(r) => {
+                self.state
+                    .auth
+                    .check_user_get(auth.as_ref(), &r.name)
+                    .map_err(plain)?;
                 let response = self.state.auth.user_get(&r.name).map_err(plain)?;
                 self.reply(id, Out::UserGet(response));
                 Ok(())
@@ -226,7 +246,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 Ok(())
             }
             In::RoleGet(r) => {
-                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.state
+                    .auth
+                    .check_role_get(auth.as_ref(), &r.role)
+                    .map_err(plain)?;
                 let response = self.state.auth.role_get(&r.role).map_err(plain)?;
                 self.reply(id, Out::RoleGet(response));
                 Ok(())
@@ -325,6 +348,72 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 Ok(())
             }
             // Watches are served by the shell's watch hub from `Output::Events`.
+            _ => Err(plain(Error::NotCapable)),
+        }
+    }
+
+    /// An auth management request whose caller passed the admin check: hashed off the loop
+    /// first if it carries a clear password, then proposed.
+    fn auth_management(
+        &mut self,
+        id: RequestId,
+        body: In,
+        user: String,
+    ) -> Result<(), (Error, u64)> {
+        let plain = |err: Error| (err, 0);
+        let cost = self.state.auth.bcrypt_cost();
+        match body {
+            In::AuthEnable(r) => self.propose(Some(id), Propose::AuthEnable(r), user),
+            In::AuthDisable(r) => self.propose(Some(id), Propose::AuthDisable(r), user),
+            In::UserAdd(r) => match self.state.auth.prepare_user_add(r).map_err(plain)? {
+                (r, None) => self.propose(Some(id), Propose::AuthUserAdd(r), user),
+                (request, Some(password)) => {
+                    let salt = new_salt(&mut *self.secrets);
+                    self.start_password_work(
+                        |job| PasswordWork::Hash {
+                            job,
+                            password,
+                            cost,
+                            salt,
+                        },
+                        Continuation::UserAdd {
+                            client: id,
+                            request,
+                            user,
+                        },
+                    )
+                }
+            },
+            In::UserChangePassword(r) => match self.state.auth.prepare_change_password(r) {
+                (r, None) => self.propose(Some(id), Propose::AuthUserChangePassword(r), user),
+                (request, Some(password)) => {
+                    let salt = new_salt(&mut *self.secrets);
+                    self.start_password_work(
+                        |job| PasswordWork::Hash {
+                            job,
+                            password,
+                            cost,
+                            salt,
+                        },
+                        Continuation::ChangePassword {
+                            client: id,
+                            request,
+                            user,
+                        },
+                    )
+                }
+            },
+            In::UserDelete(r) => self.propose(Some(id), Propose::AuthUserDelete(r), user),
+            In::UserGrantRole(r) => self.propose(Some(id), Propose::AuthUserGrantRole(r), user),
+            In::UserRevokeRole(r) => self.propose(Some(id), Propose::AuthUserRevokeRole(r), user),
+            In::RoleAdd(r) => self.propose(Some(id), Propose::AuthRoleAdd(r), user),
+            In::RoleDelete(r) => self.propose(Some(id), Propose::AuthRoleDelete(r), user),
+            In::RoleGrantPermission(r) => {
+                self.propose(Some(id), Propose::AuthRoleGrantPermission(r), user)
+            }
+            In::RoleRevokePermission(r) => {
+                self.propose(Some(id), Propose::AuthRoleRevokePermission(r), user)
+            }
             _ => Err(plain(Error::NotCapable)),
         }
     }

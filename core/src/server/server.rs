@@ -63,6 +63,8 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) rng: SmallRng,
     /// Token prefixes and password salts: the embedder's CSPRNG (docs/security.md).
     pub(crate) secrets: SecretRng,
+    /// Requests waiting for their bcrypt work (`super::passwords`).
+    pub(crate) passwords: super::passwords::PasswordJobs,
     /// This member's versions and the replicated version state (see `super::version`).
     pub(crate) versions: VersionNegotiator,
     /// Ticks since the last version check.
@@ -135,6 +137,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             reported_leader: (0, term),
             rng,
             secrets,
+            passwords: Default::default(),
             // The first check runs on the first tick with a known leader.
             version_ticks: config_version_ticks,
             // As versions: the first publish goes out on the first tick with a leader.

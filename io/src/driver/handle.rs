@@ -27,6 +27,9 @@ pub enum DriverError {
     Transport(#[from] crate::transport::TransportError),
     #[error("the member has stopped")]
     Stopped,
+    /// The bcrypt worker threads could not be started.
+    #[error("cannot start the password workers: {0}")]
+    Workers(#[from] std::io::Error),
     /// The operating system gave no randomness to seed the secret generator with.
     #[error("cannot seed the token and salt generator from the operating system: {0}")]
     Randomness(String),

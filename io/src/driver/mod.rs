@@ -23,6 +23,7 @@ mod held;
 mod info;
 mod learner;
 mod metrics;
+mod password_pool;
 mod persist;
 mod run;
 mod secrets;

@@ -33,6 +33,7 @@ use super::handle::{Command, DriverError, DriverHandle};
 use super::held::HeldBatch;
 use super::info::SharedInfo;
 use super::metrics::LoopMetrics;
+use super::password_pool::{PasswordPool, PasswordResults};
 use super::persist;
 use super::secrets::os_secret_rng;
 use super::watch_queue::WatchSink;
@@ -69,6 +70,7 @@ pub fn start(
         clock.now_ms(),
         os_secret_rng()?,
     )?;
+    let (passwords, password_results) = PasswordPool::start()?;
     let (commands, command_rx) = mpsc::channel(config.command_queue);
     let info = SharedInfo::default();
     let handle = DriverHandle {
@@ -112,8 +114,11 @@ pub fn start(
         published_members: PublishedMembers::default(),
         removed: false,
         quota: Default::default(),
+        passwords,
     };
-    let task = runtime::spawn_dedicated(move || state.run(command_rx, peer_events, initial_peers));
+    let task = runtime::spawn_dedicated(move || {
+        state.run(command_rx, peer_events, password_results, initial_peers)
+    });
     Ok(Driver { handle, task })
 }
 
@@ -209,6 +214,8 @@ struct Loop {
     removed: bool,
     quota: super::alarm::QuotaWatch,
     metrics: LoopMetrics,
+    /// Runs the core's bcrypt work off this thread.
+    passwords: PasswordPool,
 }
 
 impl Loop {
@@ -216,6 +223,7 @@ impl Loop {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut peer_events: mpsc::Receiver<PeerEvent>,
+        mut password_results: PasswordResults,
         initial_peers: Vec<(u64, String)>,
     ) -> Result<(), DriverError> {
         for (id, url) in initial_peers {
@@ -226,7 +234,9 @@ impl Loop {
             // A one-member cluster need not wait an election timeout to lead.
             self.server.campaign();
         }
-        let result = self.turns(&mut commands, &mut peer_events).await;
+        let result = self
+            .turns(&mut commands, &mut peer_events, &mut password_results)
+            .await;
         if let Err(err) = self.storage.fold_journal() {
             tracing::warn!(%err, "could not fold the raft journal into LMDB at stop");
         }
@@ -248,10 +258,12 @@ impl Loop {
         &mut self,
         commands: &mut mpsc::Receiver<Command>,
         peer_events: &mut mpsc::Receiver<PeerEvent>,
+        password_results: &mut PasswordResults,
     ) -> Result<(), DriverError> {
         let storage = self.storage.clone();
         let mut held = HeldBatch::new(&storage);
-        self.turns_holding(commands, peer_events, &mut held).await?;
+        self.turns_holding(commands, peer_events, password_results, &mut held)
+            .await?;
         held.commit(&self.metrics)?;
         Ok(())
     }
@@ -260,6 +272,7 @@ impl Loop {
         &mut self,
         commands: &mut mpsc::Receiver<Command>,
         peer_events: &mut mpsc::Receiver<PeerEvent>,
+        password_results: &mut PasswordResults,
         held: &mut HeldBatch<'_>,
     ) -> Result<(), DriverError> {
         let tick = self.config.tick;
@@ -275,6 +288,9 @@ impl Loop {
             futures::select! {
                 _ = sleep => {}
                 event = peer_events.next() => if let Some(event) = event { self.on_peer(event) },
+                done = password_results.next() => if let Some(done) = done {
+                    self.server.password_done(done)
+                },
                 command = commands.next() => match command {
                     Some(command) => stop |= self.on_command(command, held)?,
                     None => stop = true,
@@ -282,6 +298,9 @@ impl Loop {
             }
             while let Ok(event) = peer_events.try_recv() {
                 self.on_peer(event);
+            }
+            while let Ok(done) = password_results.try_recv() {
+                self.server.password_done(done);
             }
             while let Ok(command) = commands.try_recv() {
                 stop |= self.on_command(command, held)?;
@@ -547,6 +566,7 @@ impl Loop {
                     self.metrics
                         .rebase_keys(self.server.state().mvcc.live_keys());
                 }
+                Output::PasswordWork(work) => self.passwords.submit(work),
                 Output::LeaderChanged { leader, term } => {
                     if leader != self.last_leader {
                         self.last_leader = leader;

@@ -12,7 +12,7 @@ use std::rc::Rc;
 use qraft_core::auth::SecretRng;
 use qraft_core::backend::{Backend, BackendError, MemBackend, MemReadTxn, MemWriteTxn};
 use qraft_core::raft::{MemStorage, Storage};
-use qraft_core::server::{Output, Server, ServerConfig};
+use qraft_core::server::{Output, PasswordWork, Server, ServerConfig};
 use qraft_proto::mvccpb::Event;
 use qraft_proto::mvccpb::event::EventType;
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -72,6 +72,12 @@ pub struct Cluster {
     pub events_log: Vec<(u64, u64, Event)>,
     /// Every client response: (request, response).
     pub responses: Vec<(u64, ClientResponse)>,
+    /// bcrypt jobs the members asked for so far (`Output::PasswordWork`).
+    pub bcrypt_jobs: u64,
+    /// While set, bcrypt jobs wait in `held_bcrypt` (member, job) instead of running at once,
+    /// as on a busy worker pool.
+    pub hold_bcrypt: bool,
+    pub held_bcrypt: VecDeque<(u64, PasswordWork)>,
     pub out: String,
 }
 
@@ -174,6 +180,9 @@ impl Cluster {
             read_index_messages: 0,
             events_log: Vec::new(),
             responses: Vec::new(),
+            bcrypt_jobs: 0,
+            hold_bcrypt: false,
+            held_bcrypt: VecDeque::new(),
             out: String::new(),
         }
     }
@@ -220,8 +229,19 @@ impl Cluster {
                 let outputs = server.take_outputs();
                 let mut printable = Vec::new();
                 let mut snapshots = Vec::new();
+                let mut bcrypt = Vec::new();
                 for output in outputs {
                     match output {
+                        // The shell's worker pool, run inline (or held): the test's clock does
+                        // not move while bcrypt runs.
+                        Output::PasswordWork(work) => {
+                            self.bcrypt_jobs += 1;
+                            if self.hold_bcrypt {
+                                self.held_bcrypt.push_back((*id, work));
+                            } else {
+                                bcrypt.push(work);
+                            }
+                        }
                         Output::ConfState(cs) => {
                             server.raft_storage_mut().set_conf_state(cs.clone());
                             member.storage.set_conf_state(cs);
@@ -248,6 +268,10 @@ impl Cluster {
                         }
                         other => printable.push(other),
                     }
+                }
+                for work in bcrypt {
+                    moved = true;
+                    server.password_done(work.run());
                 }
                 for output in printable {
                     self.print_output(*id, output);
@@ -337,7 +361,29 @@ impl Cluster {
                 )
                 .unwrap();
             }
-            Output::LeaderChanged { .. } | Output::ConfState(_) | Output::Snapshot { .. } => {}
+            Output::LeaderChanged { .. }
+            | Output::ConfState(_)
+            | Output::Snapshot { .. }
+            | Output::PasswordWork(_) => {}
+        }
+    }
+
+    /// Runs the `count` oldest (`newest`: most recent) held bcrypt jobs and hands their
+    /// results back.
+    pub fn release_bcrypt(&mut self, count: usize, newest: bool) {
+        for _ in 0..count {
+            let next = if newest {
+                self.held_bcrypt.pop_back()
+            } else {
+                self.held_bcrypt.pop_front()
+            };
+            let Some((id, work)) = next else {
+                break;
+            };
+            if let Some(server) = self.members.get_mut(&id).and_then(|m| m.server.as_mut()) {
+                server.password_done(work.run());
+            }
+            self.stabilize();
         }
     }
 

@@ -151,6 +151,22 @@ pub fn show_response(response: &ClientResponse) -> String {
                 r.version, r.storage_version, info.enabled, info.target_version, r.leader
             )
         }
+        Some(Out::UserGet(r)) => format!("user roles={:?}", r.roles),
+        Some(Out::RoleGet(r)) => {
+            let perms: Vec<String> = r
+                .perm
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{}:{}..{}",
+                        p.perm_type,
+                        String::from_utf8_lossy(&p.key),
+                        String::from_utf8_lossy(&p.range_end)
+                    )
+                })
+                .collect();
+            format!("role perms=[{}]", perms.join(", "))
+        }
         Some(other) => {
             let debug = format!("{other:?}");
             let name = debug.split('(').next().unwrap_or("?").to_string();
