@@ -12,6 +12,7 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use qraft_io::runtime;
+use qraft_io::storage::{LmdbStorage, StorageConfig, Table};
 use qraft_io::transport::{
     PeerAddr, PeerEvent, PeerRequestHandler, PeerTransport, PeerTransportConfig, QuicPeerTransport,
     TransportError, encode_frame,
@@ -26,6 +27,21 @@ use qraft_proto::qraftpb::{
 use qraft_proto::raftpb::{Message, MessageType, Snapshot, SnapshotMetadata};
 
 const CLUSTER: u64 = 0xc1;
+
+/// A storage at `dir` holding `n` keys of `len` bytes, applied up to `applied`.
+fn storage_with(dir: &std::path::Path, n: u64, len: usize, applied: u64) -> LmdbStorage {
+    let storage = LmdbStorage::open(StorageConfig::new(dir)).unwrap();
+    storage
+        .write(|b| {
+            for i in 0..n {
+                b.put(Table::Key, &i.to_be_bytes(), &vec![i as u8; len])?;
+            }
+            b.put(Table::Meta, b"term", &3u64.to_be_bytes())?;
+            b.set_applied_index(applied)
+        })
+        .unwrap();
+    storage
+}
 
 struct Member {
     transport: Arc<QuicPeerTransport>,
@@ -141,15 +157,19 @@ fn mtls_peers_exchange_messages_in_order_and_snapshots_in_chunks() {
         .await;
         assert_eq!(a.messages()[0].commit, 7);
 
-        // A snapshot of ~300 KiB goes in 64 KiB chunks and arrives whole.
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+        // A snapshot of ~300 KiB is streamed from a's storage in 64 KiB chunks into a fresh
+        // environment at b; the message arrives (metadata only) once all of it is stored.
+        let leader = storage_with(&dir.path().join("la"), 300, 1000, 50);
+        let follower = storage_with(&dir.path().join("lb"), 3, 10, 3);
+        a.transport.serve_snapshots(leader.clone());
+        b.transport.serve_snapshots(follower.clone());
         let snap = Message {
             r#type: MessageType::MsgSnap as i32,
             from: 1,
             to: 2,
             term: 3,
             snapshot: Some(Snapshot {
-                data: Bytes::from(data.clone()),
+                data: Bytes::new(),
                 metadata: Some(SnapshotMetadata {
                     index: 42,
                     term: 3,
@@ -166,12 +186,22 @@ fn mtls_peers_exchange_messages_in_order_and_snapshots_in_chunks() {
         .await;
         let got = b.messages().into_iter().find(is_snap).unwrap();
         let got_snap = got.snapshot.unwrap();
-        assert_eq!(got_snap.metadata.unwrap().index, 42);
-        assert_eq!(got_snap.data.as_ref(), data.as_slice());
+        assert!(got_snap.data.is_empty(), "the data is not in the message");
+        let meta = got_snap.metadata.unwrap();
+        assert_eq!(meta.index, 50, "the metadata of the data streamed");
         eventually(Duration::from_secs(10), "snapshot status at a", || {
             a.count(|e| *e == PeerEvent::SnapshotStatus { to: 2, ok: true }) == 1
         })
         .await;
+        follower.install_received_snapshot(&meta, None).unwrap();
+        assert_eq!(follower.applied_index(), 50);
+        let value = follower
+            .read()
+            .unwrap()
+            .get(Table::Key, &299u64.to_be_bytes())
+            .unwrap()
+            .map(<[u8]>::to_vec);
+        assert_eq!(value, Some(vec![43u8; 1000]));
 
         a.stop().await;
         b.stop().await;

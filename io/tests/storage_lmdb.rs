@@ -490,40 +490,6 @@ fn read_transactions_move_across_threads_and_stay_snapshots() {
     );
 }
 
-#[test]
-fn a_raft_snapshot_carries_the_applied_state_and_installs_in_one_batch() {
-    let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
-    let leader = open(&a);
-    fill(&leader, 200, 30);
-    let snapshot = Storage::snapshot(&leader, 0).expect("snapshot");
-    let meta = snapshot.metadata.clone().expect("metadata");
-    assert_eq!((meta.index, meta.term), (200, 7));
-    assert!(
-        !snapshot.data.is_empty(),
-        "the image travels in the raft snapshot"
-    );
-
-    let follower = open(&b);
-    fill(&follower, 3, 10);
-    follower
-        .write(|w| w.install_snapshot(&snapshot))
-        .expect("install");
-    assert_eq!(dump(&follower), dump(&leader));
-    assert_eq!(follower.applied_index(), 200);
-    let state = follower.raft_state();
-    assert_eq!((state.log_start.index, state.hard_state.commit), (200, 200));
-
-    let mut damaged = snapshot.clone();
-    damaged.data = Bytes::from_static(b"\xff\xff\xff");
-    let before = (follower.raft_state(), dump(&follower));
-    let result = follower.write(|w| w.install_snapshot(&damaged));
-    assert!(
-        matches!(result, Err(StorageError::BadSnapshot(_))),
-        "{result:?}"
-    );
-    assert_eq!((follower.raft_state(), dump(&follower)), before);
-}
-
 /// The journal keeps only what LMDB may still need: once batches have folded its records in
 /// and a later commit made that durable, whole segments are deleted, and a reopen still finds
 /// every entry.

@@ -19,7 +19,7 @@ fn start(storage: &LmdbStorage) -> Member {
     // Snapshot often so the test goes through Output::Snapshot and log compaction too.
     config.snapshot_count = 3;
     config.snapshot_catch_up_entries = 1;
-    // As the driver runs it: the storage builds snapshot images itself when one is sent.
+    // As the driver runs it: snapshot data is streamed beside raft, never encoded as an image.
     config.snapshot_images = false;
     let mut server = Server::new(
         config,
@@ -44,9 +44,10 @@ fn drive(server: &mut Member, storage: &LmdbStorage) -> Vec<Output> {
         };
         storage
             .write(|b| {
-                if let Some(snapshot) = &work.snapshot {
-                    b.install_snapshot(snapshot)?;
-                }
+                assert!(
+                    work.snapshot.is_none(),
+                    "a single member never receives one"
+                );
                 b.append(&work.entries)?;
                 if let Some(hs) = &work.hard_state {
                     b.set_hard_state(hs)?;
@@ -147,10 +148,12 @@ fn a_member_on_lmdb_serves_writes_across_snapshots_and_a_restart() {
         "the log was compacted"
     );
     let for_a_follower = Storage::snapshot(&storage, 0).expect("snapshot");
-    assert!(
-        !for_a_follower.data.is_empty(),
-        "a lagging follower still gets the image, built when sent"
+    let meta = for_a_follower.metadata.expect("metadata");
+    assert_eq!(
+        meta.index, applied,
+        "a lagging follower gets the applied state (its data streamed beside raft)"
     );
+    assert!(for_a_follower.data.is_empty(), "no image inside raft");
 
     drop(server);
     drop(storage);

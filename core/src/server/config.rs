@@ -24,10 +24,11 @@ pub struct ServerConfig {
     /// Take a snapshot every this many applied entries (etcd's `--snapshot-count`: 10,000;
     /// 0 = never).
     pub snapshot_count: u64,
-    /// Whether [`super::Output::Snapshot`] carries the image of the applied state. An embedder
-    /// whose raft storage builds `MsgSnap` data itself when one is sent (the LMDB storage)
-    /// turns it off: encoding the whole key space every `snapshot_count` entries only to drop
-    /// it costs the loop a full scan each time.
+    /// Whether snapshots carry the image of the applied state inside raft: the periodic
+    /// [`super::Output::Snapshot`] has it, and installing a received snapshot writes its image
+    /// into the backend. An embedder that streams snapshot data beside raft (the LMDB shell:
+    /// `MsgSnap` carries metadata only, the transport streams the data and the shell swaps it
+    /// into the backend before [`super::Server::advance`]) turns it off.
     pub snapshot_images: bool,
     /// Entries kept in the raft log behind a snapshot for slow followers (etcd: 5,000).
     pub snapshot_catch_up_entries: u64,

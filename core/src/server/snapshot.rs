@@ -81,17 +81,36 @@ pub fn install_image<T: WriteTxn + ?Sized>(txn: &mut T, data: &[u8]) -> Result<(
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Installs a snapshot received from the leader (already persisted to the raft storage by
     /// the shell): the backend takes the image's rows in one transaction, with the snapshot's
-    /// index as the applied index, and the in-memory state is reopened from it.
+    /// index as the applied index, and the in-memory state is reopened from it. Without
+    /// `snapshot_images` the shell streams snapshots itself and has already put their data in
+    /// the backend (checked: its applied index must be the snapshot's); only the in-memory
+    /// state is reopened.
     pub(crate) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
         let metadata = snapshot.metadata.clone().unwrap_or_default();
         if metadata.index <= self.state.applied_index {
             return Ok(());
         }
-        let mut txn = self.backend.write_txn()?;
-        install_image(&mut txn, &snapshot.data)?;
-        meta::put_u64(&mut txn, meta::CONSISTENT_INDEX, metadata.index)?;
-        meta::put_u64(&mut txn, meta::TERM, metadata.term)?;
-        txn.commit()?;
+        if self.config.snapshot_images {
+            let mut txn = self.backend.write_txn()?;
+            install_image(&mut txn, &snapshot.data)?;
+            meta::put_u64(&mut txn, meta::CONSISTENT_INDEX, metadata.index)?;
+            meta::put_u64(&mut txn, meta::TERM, metadata.term)?;
+            txn.commit()?;
+        } else {
+            // The shell streamed the data in and swapped it into the backend already.
+            let txn = self.backend.read_txn()?;
+            let installed = meta::get_u64(&txn, meta::CONSISTENT_INDEX)?.unwrap_or(0);
+            if installed != metadata.index {
+                return Err(BackendError::Corrupt {
+                    table: Table::Meta,
+                    reason: format!(
+                        "the installed snapshot data is at index {installed}, not {}",
+                        metadata.index
+                    ),
+                }
+                .into());
+            }
+        }
         let state = {
             let txn = self.backend.read_txn()?;
             AppState::open(&txn, &self.config)?

@@ -52,15 +52,6 @@ impl<'s> HeldBatch<'s> {
         }
     }
 
-    /// Commits the open batch, then begins a new one (for a write that must not wait).
-    pub fn begin_after_commit(
-        &mut self,
-        metrics: &LoopMetrics,
-    ) -> Result<(WriteBatch<'s>, Instant), StorageError> {
-        self.commit(metrics)?;
-        self.take_or_begin()
-    }
-
     /// Keeps `batch` (begun at `since`) open, or commits it if it is due.
     pub fn keep(
         &mut self,

@@ -1,8 +1,8 @@
 //! Carrying out the raft half of a loop turn on storage: what goes to disk, a snapshot turn's
 //! writes into its batch (entries and hard state otherwise go to the journal, see
 //! `LmdbStorage::journal_append`), the configurations applied entries produced, storing the
-//! state machine's periodic snapshots and compacting the log. (`MsgSnap` data comes from the
-//! storage's `snapshot()` itself.)
+//! state machine's periodic snapshots and compacting the log. (`MsgSnap` data is streamed by the
+//! peer transport, and received by it, off the loop.)
 
 use qraft_core::server::{Output, RaftWork};
 use qraft_proto::raftpb::ConfState;
@@ -14,12 +14,29 @@ pub fn needs_write(work: &RaftWork) -> bool {
     work.snapshot.is_some() || !work.entries.is_empty() || work.hard_state.is_some()
 }
 
-/// Writes the durable part of `work` into `batch`: a snapshot from the leader (log reset and
-/// its image), then the entries, then the hard state.
+/// Makes the snapshot from the leader in `work`, already received by the transport, the
+/// member's state (see `LmdbStorage::install_received_snapshot`): before any batch, since it
+/// replaces the environment.
+pub fn install_snapshot(storage: &LmdbStorage, work: &RaftWork) -> Result<(), StorageError> {
+    let Some(snapshot) = &work.snapshot else {
+        return Ok(());
+    };
+    let meta = snapshot
+        .metadata
+        .as_ref()
+        .ok_or_else(|| StorageError::BadSnapshot("snapshot without metadata".into()))?;
+    let start = std::time::Instant::now();
+    storage.install_received_snapshot(meta, work.hard_state.as_ref())?;
+    tracing::info!(
+        index = meta.index,
+        took_ms = start.elapsed().as_millis() as u64,
+        "swapped in the received snapshot"
+    );
+    Ok(())
+}
+
+/// Writes the rest of a snapshot turn into `batch`: the entries, then the hard state.
 pub fn persist_into(batch: &mut WriteBatch<'_>, work: &RaftWork) -> Result<(), StorageError> {
-    if let Some(snapshot) = &work.snapshot {
-        batch.install_snapshot(snapshot)?;
-    }
     batch.append(&work.entries)?;
     if let Some(hard_state) = &work.hard_state {
         batch.set_hard_state(hard_state)?;

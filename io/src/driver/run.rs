@@ -3,7 +3,8 @@
 //! 1. wait for any input (peer event, command, or the next tick);
 //! 2. drain every other input already queued — all of it reaches the core before step 3, so
 //!    the turn's proposals become one raft append (group commit);
-//! 3. while the core has raft work: send its `messages` (with snapshot data attached); append
+//! 3. while the core has raft work: send its `messages` (a `MsgSnap`'s data is streamed by the
+//!    transport); swap in a snapshot from the leader the transport received; append
 //!    the entries and hard state to the raft journal (one `fdatasync`) and send the
 //!    `persisted_messages` (acknowledgements — only now that they are durable); then apply the
 //!    committed entries (`Server::advance_in`) into the LMDB write batch the loop keeps open
@@ -79,6 +80,7 @@ pub fn start(
         storage: storage.clone(),
         forwarder: None,
     };
+    transport.serve_snapshots(storage.clone());
     transport.serve_requests(Arc::new(ForwardedRequests {
         handle: handle.clone(),
     }));
@@ -334,18 +336,7 @@ impl Loop {
 
     fn on_peer(&mut self, event: PeerEvent) {
         match event {
-            PeerEvent::Message(message) => {
-                if let Some(snapshot) = &message.snapshot
-                    && !snapshot.data.is_empty()
-                {
-                    tracing::info!(
-                        from = format_args!("{:x}", message.from),
-                        bytes = snapshot.data.len(),
-                        "received a snapshot"
-                    );
-                }
-                self.server.step(message)
-            }
+            PeerEvent::Message(message) => self.server.step(message),
             PeerEvent::Unreachable { to } => self.server.report_unreachable(to),
             PeerEvent::SnapshotStatus { to, ok } => self.server.report_snapshot(to, ok),
             PeerEvent::Removed { by } => {
@@ -455,8 +446,9 @@ impl Loop {
     /// majority (the leader's own journal included: it counts its own acknowledgement only
     /// after the turn that appended the entry), and a crash before the batch commits replays
     /// the entry from the journal to the same result; a read waits for that commit. A snapshot
-    /// from the leader and a new configuration are committed at once, the snapshot durably
-    /// with the turn's entries and hard state in the batch (the journal untouched). Returns
+    /// from the leader (already received by the transport) is swapped in first
+    /// (`persist::install_snapshot`), then the turn's entries and hard state are committed
+    /// durably in a batch (the journal untouched); a new configuration is committed at once. Returns
     /// the outputs produced so far — responses among them — and whether a configuration was
     /// stored.
     fn write_turn(
@@ -479,7 +471,9 @@ impl Loop {
             return Ok((self.server.take_outputs(), false));
         }
         let (mut batch, since) = if snapshot {
-            held.begin_after_commit(&self.metrics)?
+            held.commit(&self.metrics)?;
+            persist::install_snapshot(&self.storage, work)?;
+            held.take_or_begin()?
         } else {
             held.take_or_begin()?
         };

@@ -38,6 +38,12 @@ pub(crate) fn open_env(config: &StorageConfig) -> Result<Opened> {
     let dir = config.env_dir();
     create_private_dir_all(&dir)?;
     sync_dirs(config)?;
+    open_env_in(&dir, config)
+}
+
+/// Opens (creating) an environment in `dir`, sized for `config`'s quota: the member's own, or
+/// a fresh one a snapshot from the leader is received into.
+pub(crate) fn open_env_in(dir: &Path, config: &StorageConfig) -> Result<Opened> {
     let file_len = match fs::metadata(dir.join("data.mdb")) {
         Ok(meta) => meta.len(),
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
@@ -56,7 +62,7 @@ pub(crate) fn open_env(config: &StorageConfig) -> Result<Opened> {
     // data directory is held by an exclusive lock file while the environment is open (see
     // `lock_data_dir`), and no unsafe flags (NO_LOCK, NO_SYNC, WRITE_MAP) are set.
     #[allow(unsafe_code)]
-    let env = unsafe { options.open(&dir) }?;
+    let env = unsafe { options.open(dir) }?;
 
     let tables = Tables::create(&env)?;
     Ok(Opened { env, tables })

@@ -30,14 +30,14 @@ use super::write_batch::WriteBatch;
 
 #[derive(Clone)]
 pub struct LmdbStorage {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 pub(crate) struct Shared {
     /// The environment and its handles, with the writer lock and reader count that guard
     /// them; replaced only by [`LmdbStorage::defrag`].
     pub cell: OpenedCell,
-    config: StorageConfig,
+    pub config: StorageConfig,
     /// The raft bookkeeping as raft sees it: LMDB's last commit plus the journal's tail. Replaced
     /// while a commit is published, so a reader holding it sees the same state as a transaction
     /// begun under it. Lock order: `raft`, then `tail`, then `journal`.
@@ -136,6 +136,7 @@ impl LmdbStorage {
             Err(err) if err.kind() != std::io::ErrorKind::NotFound => return Err(err.into()),
             _ => {}
         }
+        super::received_snapshot::remove_leftovers(&config.env_dir())?;
         let opened = open_env(&config)?;
         let (raft, applied, position) = load_raft_state(&opened)?;
         let recovered = Journal::open(journal, &config.journal_dir(), position)?;
@@ -527,7 +528,9 @@ pub(crate) fn lock_journal(shared: &Shared) -> MutexGuard<'_, Journal> {
 
 /// The raft bookkeeping, applied index and journal position stored in a freshly opened
 /// environment.
-fn load_raft_state(opened: &Opened) -> Result<(PersistedRaftState, u64, JournalPosition)> {
+pub(crate) fn load_raft_state(
+    opened: &Opened,
+) -> Result<(PersistedRaftState, u64, JournalPosition)> {
     let txn = opened.env.read_txn()?;
     let position = match opened.tables.raft_state.get(&txn, KEY_JOURNAL_POSITION)? {
         Some(bytes) => JournalPosition::decode(bytes)?,

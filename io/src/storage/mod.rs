@@ -31,9 +31,12 @@
 //!
 //! # Snapshots
 //!
-//! `Storage::snapshot` returns the applied state's image with metadata of exactly that point;
-//! [`LmdbStorage::export_snapshot`] streams the same key space in chunks for `snapshot save`
-//! (format in [`snapshot`]), restored with [`WriteBatch::restore_key_space`].
+//! `Storage::snapshot` returns the metadata of the applied state only; the key space travels as
+//! a stream of chunks from [`LmdbStorage::export_snapshot`] (one read transaction; format in
+//! [`snapshot`]) — to a follower by the peer transport, to a file by `snapshot save` — and a
+//! follower receives it into a fresh environment ([`LmdbStorage::receive_snapshot`]) that is
+//! swapped in whole when raft installs it ([`LmdbStorage::install_received_snapshot`]; see
+//! `received_snapshot.rs`). [`WriteBatch::restore_key_space`] restores a stream in place.
 //!
 //! # Durability
 //!
@@ -70,6 +73,7 @@ mod raft_log;
 mod raft_state;
 mod raft_storage_impl;
 mod read_txn;
+mod received_snapshot;
 pub mod snapshot;
 mod snapshot_meta;
 pub mod tables;

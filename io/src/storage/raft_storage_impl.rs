@@ -8,16 +8,16 @@
 //! restart resumes with the configuration in force at the applied index; before any conf
 //! change was applied it is the raft state's (bootstrap or installed snapshot).
 //!
-//! `snapshot()` is the current applied state, read in one transaction: the image of every
-//! table (`qraft_core::server::encode_image`, what `Server` installs on the follower) and
-//! metadata describing exactly that point (applied index, its term, the applied
-//! configuration). The stored snapshot record only bounds compaction: compaction never passes
-//! it, and it never passes the applied index, so the applied point always covers what a lagging
-//! follower is missing. Raft asks for a snapshot only to send one, so the image is built then.
+//! `snapshot()` is the metadata of the current applied state (applied index, its term, the
+//! applied configuration), without data: the data never travels inside a raft message. The
+//! peer transport streams it when it sends the `MsgSnap`, from a read transaction of its own
+//! (`LmdbStorage::export_snapshot`), and puts that transaction's own metadata — the same or
+//! newer — in the message. The stored snapshot record only bounds compaction: compaction never
+//! passes it, and it never passes the applied index, so the applied point always covers what a
+//! lagging follower is missing.
 
 use qraft_core::backend::meta::CONF_STATE;
 use qraft_core::raft::{RaftState, Storage, StorageError as RaftError};
-use qraft_core::server::encode_image;
 use qraft_proto::raftpb::{ConfState, Entry, Snapshot};
 
 use super::codec::decode;
@@ -69,13 +69,12 @@ impl Storage for LmdbStorage {
     }
 
     fn snapshot(&self, _request_index: u64) -> Result<Snapshot, RaftError> {
-        let (meta, read) = self.applied_snapshot_txn()?;
+        let meta = self.applied_snapshot_metadata()?;
         if meta.index == 0 {
             return Ok(Snapshot::default());
         }
-        let data = encode_image(&read).map_err(|err| RaftError::Other(err.to_string()))?;
         Ok(Snapshot {
-            data: data.into(),
+            data: Default::default(),
             metadata: Some(meta),
         })
     }

@@ -256,31 +256,51 @@ impl<R: Read> HashingReader<R> {
     }
 }
 
-pub(crate) fn restore_key_space(
-    txn: &mut RwTxn<'_>,
-    tables: &Tables,
-    stream: impl Read,
-) -> Result<u64> {
-    let mut reader = HashingReader {
-        inner: stream,
-        hasher: crc32fast::Hasher::new(),
-    };
-    if &reader.exact::<8>()? != MAGIC {
-        return Err(StorageError::BadSnapshot(
-            "not a qraft snapshot (bad magic)".into(),
-        ));
+/// One record of a snapshot stream: a key and value of a table.
+pub(crate) struct Record {
+    pub table: Table,
+    pub key: Vec<u8>,
+    pub value: Vec<u8>,
+}
+
+/// Parses a snapshot stream record by record, checking magic, version, table names, the
+/// record count and the checksum; holds one record at a time.
+pub(crate) struct StreamParser<R> {
+    reader: HashingReader<R>,
+    records: u64,
+    started: bool,
+}
+
+impl<R: Read> StreamParser<R> {
+    pub fn new(stream: R) -> Self {
+        StreamParser {
+            reader: HashingReader {
+                inner: stream,
+                hasher: crc32fast::Hasher::new(),
+            },
+            records: 0,
+            started: false,
+        }
     }
-    let version = u32::from_be_bytes(reader.exact()?);
-    if version != FORMAT_VERSION {
-        return Err(StorageError::BadSnapshot(format!(
-            "unknown format version {version}"
-        )));
-    }
-    for table in Table::ALL {
-        tables.data(table).clear(txn)?;
-    }
-    let mut records = 0u64;
-    loop {
+
+    /// The next record, or `None` once the end record was read and checked (no byte may
+    /// follow it).
+    pub fn next_record(&mut self) -> Result<Option<Record>> {
+        let reader = &mut self.reader;
+        if !self.started {
+            if &reader.exact::<8>()? != MAGIC {
+                return Err(StorageError::BadSnapshot(
+                    "not a qraft snapshot (bad magic)".into(),
+                ));
+            }
+            let version = u32::from_be_bytes(reader.exact()?);
+            if version != FORMAT_VERSION {
+                return Err(StorageError::BadSnapshot(format!(
+                    "unknown format version {version}"
+                )));
+            }
+            self.started = true;
+        }
         let [tag] = reader.exact::<1>()?;
         match tag {
             TAG_KV => {
@@ -299,16 +319,17 @@ pub(crate) fn restore_key_space(
                 let key = reader.vec(key_len)?;
                 let value_len = u32::from_be_bytes(reader.exact()?) as usize;
                 let value = reader.vec(value_len)?;
-                tables.data(table).put(txn, &key, &value)?;
-                records += 1;
+                self.records += 1;
+                Ok(Some(Record { table, key, value }))
             }
             TAG_END => {
                 let count = u64::from_be_bytes(reader.exact()?);
                 let computed = std::mem::take(&mut reader.hasher).finalize();
                 let stored = u32::from_be_bytes(reader.exact()?);
-                if count != records {
+                if count != self.records {
                     return Err(StorageError::BadSnapshot(format!(
-                        "record count {count} but {records} records read"
+                        "record count {count} but {} records read",
+                        self.records
                     )));
                 }
                 if computed != stored {
@@ -318,14 +339,35 @@ pub(crate) fn restore_key_space(
                 if reader.inner.read(&mut trailing)? != 0 {
                     return Err(StorageError::BadSnapshot("data after end of stream".into()));
                 }
-                break;
+                Ok(None)
             }
-            other => {
-                return Err(StorageError::BadSnapshot(format!(
-                    "unknown record tag {other}"
-                )));
-            }
+            other => Err(StorageError::BadSnapshot(format!(
+                "unknown record tag {other}"
+            ))),
         }
     }
-    Ok(records)
+
+    /// Records read so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+}
+
+pub(crate) fn restore_key_space(
+    txn: &mut RwTxn<'_>,
+    tables: &Tables,
+    stream: impl Read,
+) -> Result<u64> {
+    let mut parser = StreamParser::new(stream);
+    let mut first = parser.next_record()?;
+    for table in Table::ALL {
+        tables.data(table).clear(txn)?;
+    }
+    while let Some(record) = first.take() {
+        tables
+            .data(record.table)
+            .put(txn, &record.key, &record.value)?;
+        first = parser.next_record()?;
+    }
+    Ok(parser.records())
 }

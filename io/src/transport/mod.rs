@@ -13,6 +13,7 @@ mod peer;
 mod peer_recv;
 mod peer_request;
 mod peer_send;
+mod peer_snapshot;
 
 pub use backoff::Backoff;
 pub use client_listener::{ClientListener, ClientListenerConfig};
@@ -79,6 +80,8 @@ pub enum TransportError {
     Timeout,
     #[error("peer request: {0}")]
     PeerRequest(String),
+    #[error("snapshot: {0}")]
+    Snapshot(String),
     #[error("member {0:x} is not a known peer")]
     UnknownPeer(u64),
     #[error("this member has been removed from the cluster")]

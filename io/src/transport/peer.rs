@@ -4,7 +4,8 @@
 //! peers); the dialing side carries the traffic of its direction, so every ordered pair of
 //! members has its own connection, like etcd's per-direction streams. Messages to one peer are
 //! pipelined on a single long-lived unidirectional stream, several frames per write; a
-//! snapshot (`MsgSnap`) goes on its own stream in chunks so it never delays heartbeats. Every
+//! snapshot (`MsgSnap`) has a stream of its own, its data streamed from and into LMDB
+//! (`peer_snapshot`), so it never delays heartbeats and never sits in memory whole. Every
 //! stream starts with a `PeerHello` naming the cluster and the sender; a hello for another
 //! cluster closes the connection.
 
@@ -27,6 +28,7 @@ use super::peer_send::{Dialer, run_link, sample_round_trips};
 use super::{PEER_FRAME_LIMIT, QuicSettings, TransportError, codes};
 use crate::metrics::{HeartbeatClock, Metrics};
 use crate::runtime::{self, Task};
+use crate::storage::LmdbStorage;
 use crate::tls::{self, Identity};
 
 /// What the transport hands to the driver.
@@ -34,7 +36,8 @@ use crate::tls::{self, Identity};
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum PeerEvent {
-    /// A raft message from a peer. A `MsgSnap` arrives with its whole snapshot data.
+    /// A raft message from a peer. A `MsgSnap` arrives once its data was streamed into a fresh
+    /// environment ([`LmdbStorage::receive_snapshot`]); the message itself has metadata only.
     Message(Message),
     /// A message to `to` could not be delivered (no connection, queue full): raft should treat
     /// the peer as unreachable (etcd's `ReportUnreachable`).
@@ -90,6 +93,9 @@ pub trait PeerTransport: Send + Sync {
     }
     /// Who answers the requests other members ask this one (see [`PeerRequestHandler`]).
     fn serve_requests(&self, _handler: Arc<dyn PeerRequestHandler>) {}
+    /// The storage snapshots are streamed from (`MsgSnap` carries metadata only) and received
+    /// into; until it is set, snapshots are neither sent nor accepted.
+    fn serve_snapshots(&self, _storage: LmdbStorage) {}
 }
 
 /// How long a peer connection may stay silent (keep-alives every eighth of it) before it is
@@ -121,8 +127,7 @@ pub struct PeerTransportConfig {
     pub server_version: String,
     pub quic: QuicSettings,
     pub max_frame: usize,
-    /// Largest snapshot accepted from a peer (it is assembled in memory).
-    pub max_snapshot_bytes: usize,
+    /// Bytes of snapshot stream per chunk (see `peer_snapshot`).
     pub snapshot_chunk: usize,
     /// Messages buffered per peer while its connection is slow or down.
     pub queue_len: usize,
@@ -165,7 +170,6 @@ impl PeerTransportConfig {
                 ..QuicSettings::default()
             },
             max_frame: PEER_FRAME_LIMIT,
-            max_snapshot_bytes: 8 * 1024 * 1024 * 1024,
             snapshot_chunk: 1024 * 1024,
             queue_len: 4096,
             batch_bytes: 256 * 1024,
@@ -193,6 +197,8 @@ pub(super) struct Shared {
     pub config: PeerTransportConfig,
     pub directory: Mutex<Directory>,
     pub request_handler: Mutex<Option<Arc<dyn PeerRequestHandler>>>,
+    /// Where snapshots are streamed from and received into (see `peer_snapshot`).
+    pub snapshots: Mutex<Option<LmdbStorage>>,
 }
 
 impl Shared {
@@ -254,6 +260,7 @@ impl QuicPeerTransport {
             config,
             directory: Mutex::new(Directory::default()),
             request_handler: Mutex::new(None),
+            snapshots: Mutex::new(None),
         });
         let accept = runtime::spawn(super::peer_recv::accept_loop(shared.clone()));
         let transport = Arc::new(Self {
@@ -284,6 +291,7 @@ impl QuicPeerTransport {
         }
         // The handler holds the driver's handle: dropping it here breaks that cycle.
         lock(&self.shared.request_handler).take();
+        lock(&self.shared.snapshots).take();
         self.shared.endpoint.close(codes::SHUTDOWN, b"shutdown");
         let accept = lock(&self.accept_task).take();
         if let Some(task) = accept {
@@ -386,6 +394,10 @@ impl PeerTransport for QuicPeerTransport {
 
     fn serve_requests(&self, handler: Arc<dyn PeerRequestHandler>) {
         *lock(&self.shared.request_handler) = Some(handler);
+    }
+
+    fn serve_snapshots(&self, storage: LmdbStorage) {
+        *lock(&self.shared.snapshots) = Some(storage);
     }
 }
 

@@ -1,15 +1,14 @@
 //! The receiving half of the peer transport: accept connections, read streams, check hellos,
-//! reassemble snapshots, and hand messages to the driver.
+//! receive snapshots (`peer_snapshot`), and hand messages to the driver.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use futures::SinkExt;
-use qraft_proto::Bytes;
-use qraft_proto::qraftpb::{PeerFrame, PeerHello, SnapshotChunk, peer_frame};
-use qraft_proto::raftpb::Message;
+use qraft_proto::qraftpb::{PeerFrame, PeerHello, peer_frame};
 
 use super::peer::{PeerEvent, Shared};
+use super::peer_snapshot::{Refused, receive_snapshot, stop};
 use super::{FrameError, codes, read_sized_frame};
 use crate::runtime;
 
@@ -52,11 +51,24 @@ enum StreamEnd {
     WrongCluster { ours: u64, theirs: u64 },
     Removed(u64),
     DriverGone,
+    Snapshot(Refused),
 }
 
 async fn serve_stream(shared: Arc<Shared>, conn: quinn::Connection, mut recv: quinn::RecvStream) {
     match read_stream(&shared, &mut recv).await {
-        StreamEnd::Clean | StreamEnd::DriverGone => {}
+        StreamEnd::Clean | StreamEnd::DriverGone | StreamEnd::Snapshot(Refused::DriverGone) => {}
+        StreamEnd::Snapshot(refused) => {
+            match &refused {
+                Refused::Protocol(what) => {
+                    tracing::warn!(remote = %conn.remote_address(), what, "bad snapshot stream; dropped")
+                }
+                Refused::Bad(what) => {
+                    tracing::warn!(remote = %conn.remote_address(), what, "snapshot not received; dropped")
+                }
+                Refused::DriverGone => {}
+            }
+            stop(&mut recv, &refused);
+        }
         StreamEnd::Frame(e) => {
             tracing::warn!(remote = %conn.remote_address(), error = %e, "bad peer frame; stream reset");
             let _ = recv.stop(codes::BAD_FRAME);
@@ -104,7 +116,6 @@ async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd
     let received = shared.config.metrics.network.received_from(hello.member_id);
     received.inc_by(hello_bytes as u64);
     let mut events = shared.events.clone();
-    let mut snapshot: Option<SnapshotAssembly> = None;
     loop {
         let frame = match read_sized_frame::<PeerFrame, _>(recv, limit).await {
             Ok(Some((PeerFrame { frame: Some(f) }, bytes))) => {
@@ -120,16 +131,18 @@ async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd
             peer_frame::Frame::Request(_) | peer_frame::Frame::Response(_) => {
                 return StreamEnd::Protocol("peer request frame on a message stream");
             }
-            peer_frame::Frame::Message(m) => Some(m),
+            peer_frame::Frame::Message(m) => m,
             peer_frame::Frame::SnapshotChunk(chunk) => {
-                let max = shared.config.max_snapshot_bytes;
-                match SnapshotAssembly::add(&mut snapshot, chunk, max) {
-                    Ok(done) => done,
-                    Err(what) => return StreamEnd::Protocol(what),
+                // A snapshot has its stream to itself (see `peer_snapshot`).
+                if is_removed(shared, hello.member_id) {
+                    return StreamEnd::Removed(hello.member_id);
                 }
+                return match receive_snapshot(shared, recv, hello.member_id, chunk).await {
+                    Ok(()) => StreamEnd::Clean,
+                    Err(refused) => StreamEnd::Snapshot(refused),
+                };
             }
         };
-        let Some(message) = message else { continue };
         // A member removed while its stream was open is refused at its next frame, so it learns
         // of its removal (the close code) even if it never applies the change itself.
         if is_removed(shared, hello.member_id) {
@@ -170,47 +183,4 @@ fn is_removed(shared: &Shared, member_id: u64) -> bool {
     super::peer::lock(&shared.directory)
         .removed
         .contains(&member_id)
-}
-
-/// A snapshot being received: its message and the data so far.
-struct SnapshotAssembly {
-    message: Message,
-    data: Vec<u8>,
-}
-
-impl SnapshotAssembly {
-    /// Adds a chunk; returns the complete message once the last chunk arrived.
-    fn add(
-        state: &mut Option<Self>,
-        chunk: SnapshotChunk,
-        max: usize,
-    ) -> Result<Option<Message>, &'static str> {
-        if chunk.offset == 0 {
-            let message = chunk
-                .message
-                .ok_or("first snapshot chunk without its message")?;
-            *state = Some(Self {
-                message,
-                data: Vec::new(),
-            });
-        }
-        let assembly = state
-            .as_mut()
-            .ok_or("snapshot chunk before the first one")?;
-        if chunk.offset != assembly.data.len() as u64 {
-            return Err("snapshot chunk out of order");
-        }
-        if assembly.data.len() + chunk.data.len() > max {
-            return Err("snapshot larger than allowed");
-        }
-        assembly.data.extend_from_slice(&chunk.data);
-        if !chunk.last {
-            return Ok(None);
-        }
-        let Some(Self { mut message, data }) = state.take() else {
-            return Err("snapshot state lost");
-        };
-        message.snapshot.get_or_insert_with(Default::default).data = Bytes::from(data);
-        Ok(Some(message))
-    }
 }

@@ -6,9 +6,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use futures::channel::mpsc;
 use prometheus_client::metrics::histogram::Histogram;
-use qraft_proto::qraftpb::{PeerFrame, SnapshotChunk, peer_frame};
+use qraft_proto::qraftpb::{PeerFrame, peer_frame};
 use qraft_proto::raftpb::{Message, MessageType};
-use qraft_proto::{Bytes, Message as _};
 
 use super::peer::{PeerAddr, PeerEvent, Shared, lock};
 use super::{Backoff, TransportError, codes, encode_frame};
@@ -17,7 +16,7 @@ use crate::runtime;
 /// Owns the connection to one peer; writers and snapshot senders share it.
 pub(super) struct Dialer {
     shared: Arc<Shared>,
-    id: u64,
+    pub id: u64,
     addr: Mutex<PeerAddr>,
     conn: futures::lock::Mutex<Option<quinn::Connection>>,
 }
@@ -81,7 +80,7 @@ impl Dialer {
         conn.close_reason().is_none().then(|| conn.rtt())
     }
 
-    async fn open_stream(&self) -> Result<quinn::SendStream, TransportError> {
+    pub async fn open_stream(&self) -> Result<quinn::SendStream, TransportError> {
         let conn = self.connection().await?;
         Ok(conn.open_uni().await?)
     }
@@ -129,7 +128,11 @@ pub(super) async fn run_link(
         let mut next = Some(first);
         while let Some(msg) = next.take() {
             if msg.r#type == MessageType::MsgSnap as i32 {
-                runtime::spawn(send_snapshot(shared.clone(), dialer.clone(), msg));
+                runtime::spawn(super::peer_snapshot::send_snapshot(
+                    shared.clone(),
+                    dialer.clone(),
+                    msg,
+                ));
             } else {
                 push_frame(&mut buf, peer_frame::Frame::Message(msg));
             }
@@ -182,69 +185,9 @@ fn is_removed(reason: &quinn::ConnectionError) -> bool {
     matches!(reason, quinn::ConnectionError::ApplicationClosed(close) if close.error_code == codes::REMOVED)
 }
 
-fn push_frame(buf: &mut Vec<u8>, frame: peer_frame::Frame) {
+pub(super) fn push_frame(buf: &mut Vec<u8>, frame: peer_frame::Frame) {
     let frame = PeerFrame { frame: Some(frame) };
     if let Err(e) = encode_frame(&frame, buf) {
         tracing::warn!(error = %e, "peer frame not encodable; dropped");
-    }
-}
-
-/// Streams one snapshot on its own stream: the message (without data) in the first chunk,
-/// then the data in `snapshot_chunk`-sized pieces. Reports success once the peer has
-/// acknowledged every byte.
-async fn send_snapshot(shared: Arc<Shared>, dialer: Arc<Dialer>, mut msg: Message) {
-    let to = msg.to;
-    let ok = match stream_snapshot(&shared, &dialer, &mut msg).await {
-        Ok(()) => true,
-        Err(e) => {
-            tracing::warn!(peer = to, error = %e, "sending snapshot failed");
-            false
-        }
-    };
-    let mut events = shared.events.clone();
-    let _ = futures::SinkExt::send(&mut events, PeerEvent::SnapshotStatus { to, ok }).await;
-}
-
-async fn stream_snapshot(
-    shared: &Shared,
-    dialer: &Dialer,
-    msg: &mut Message,
-) -> Result<(), TransportError> {
-    let data: Bytes = msg
-        .snapshot
-        .as_mut()
-        .map(|s| std::mem::take(&mut s.data))
-        .unwrap_or_default();
-    let mut stream = dialer.open_stream().await?;
-    let sent = shared.config.metrics.network.sent_to(dialer.id);
-    let mut buf = Vec::new();
-    push_frame(&mut buf, peer_frame::Frame::Hello(shared.hello()));
-    let chunk_size = shared.config.snapshot_chunk.max(1);
-    let mut offset = 0usize;
-    let mut header = Some(msg.clone());
-    loop {
-        let end = (offset + chunk_size).min(data.len());
-        let last = end == data.len();
-        let chunk = SnapshotChunk {
-            message: header.take(),
-            offset: offset as u64,
-            data: data.slice(offset..end),
-            last,
-        };
-        buf.reserve(chunk.encoded_len() + 4);
-        push_frame(&mut buf, peer_frame::Frame::SnapshotChunk(chunk));
-        stream.write_all(&buf).await?;
-        sent.inc_by(buf.len() as u64);
-        buf.clear();
-        offset = end;
-        if last {
-            break;
-        }
-    }
-    stream.finish()?;
-    match stream.stopped().await {
-        Ok(None) => Ok(()),
-        Ok(Some(code)) => Err(TransportError::Stopped(format!("code {code}"))),
-        Err(e) => Err(TransportError::Stopped(e.to_string())),
     }
 }
