@@ -6,6 +6,11 @@
 #   start_etcd DIR TOKEN [CADIR]    -> ETCD_EPS (comma-separated), MEMBER_PIDS
 #   start_qraft BINDIR DIR TOKEN    -> QRAFT_EPS, MEMBER_PIDS, DIR/ca/ca.crt
 #   leader_endpoint SYSTEM EPS [CACERT] [CTL]  prints the endpoint of the current leader
+#   restart_member I                restarts member I of the last cluster started (its command
+#                                   line is kept in MEMBER_CMDS), updating MEMBER_PIDS[I]
+#
+# MEMBER_ARGS (environment, word-split) adds flags to every member of both systems, e.g.
+# "--snapshot-count 10000".
 #
 #   cleanup                         kills PIDS and removes WORK (unless KEEP=1): the exit trap
 #
@@ -50,15 +55,19 @@ start_etcd() { # dir token [cadir]
     done
     ETCD_EPS=""
     MEMBER_PIDS=()
+    MEMBER_CMDS=()
     for i in 0 1 2; do
-        etcd --name "e$i" --data-dir "$w/e$i" \
-            --listen-client-urls "$scheme://127.0.0.1:${cps[$i]}" \
-            --advertise-client-urls "$scheme://127.0.0.1:${cps[$i]}" \
-            --listen-peer-urls "$scheme://127.0.0.1:${pps[$i]}" \
-            --initial-advertise-peer-urls "$scheme://127.0.0.1:${pps[$i]}" \
-            --initial-cluster "$cluster" --initial-cluster-state new \
-            --initial-cluster-token "$token" --quota-backend-bytes 8589934592 "${tls[@]}" \
-            --logger zap --log-outputs stderr --log-level error >"$w/e$i.log" 2>&1 &
+        # shellcheck disable=SC2206
+        local cmd=(etcd --name "e$i" --data-dir "$w/e$i"
+            --listen-client-urls "$scheme://127.0.0.1:${cps[$i]}"
+            --advertise-client-urls "$scheme://127.0.0.1:${cps[$i]}"
+            --listen-peer-urls "$scheme://127.0.0.1:${pps[$i]}"
+            --initial-advertise-peer-urls "$scheme://127.0.0.1:${pps[$i]}"
+            --initial-cluster "$cluster" --initial-cluster-state new
+            --initial-cluster-token "$token" --quota-backend-bytes 8589934592 "${tls[@]}"
+            --logger zap --log-outputs stderr --log-level error ${MEMBER_ARGS:-})
+        MEMBER_CMDS+=("$(printf '%q ' "${cmd[@]}") >>$(printf '%q' "$w/e$i.log") 2>&1")
+        "${cmd[@]}" >"$w/e$i.log" 2>&1 &
         PIDS+=($!)
         MEMBER_PIDS+=($!)
         ETCD_EPS+="${ETCD_EPS:+,}$scheme://127.0.0.1:${cps[$i]}"
@@ -99,13 +108,17 @@ start_qraft() { # bindir dir token
     done
     QRAFT_EPS=""
     MEMBER_PIDS=()
+    MEMBER_CMDS=()
     for i in 0 1 2; do
-        "$bin/qraft" --name "q$i" --data-dir "$w/q$i" \
-            --listen-client-urls "https://127.0.0.1:${cps[$i]}" \
-            --listen-peer-urls "https://127.0.0.1:${pps[$i]}" \
-            --listen-metrics-urls "http://127.0.0.1:$(free_port)" \
-            --initial-cluster "$cluster" --initial-cluster-state new \
-            --initial-cluster-token "$token" >"$w/q$i.log" 2>&1 &
+        # shellcheck disable=SC2206
+        local cmd=("$bin/qraft" --name "q$i" --data-dir "$w/q$i"
+            --listen-client-urls "https://127.0.0.1:${cps[$i]}"
+            --listen-peer-urls "https://127.0.0.1:${pps[$i]}"
+            --listen-metrics-urls "http://127.0.0.1:$(free_port)"
+            --initial-cluster "$cluster" --initial-cluster-state new
+            --initial-cluster-token "$token" ${MEMBER_ARGS:-})
+        MEMBER_CMDS+=("$(printf '%q ' "${cmd[@]}") >>$(printf '%q' "$w/q$i.log") 2>&1")
+        "${cmd[@]}" >"$w/q$i.log" 2>&1 &
         PIDS+=($!)
         MEMBER_PIDS+=($!)
         QRAFT_EPS+="${QRAFT_EPS:+,}https://127.0.0.1:${cps[$i]}"
@@ -129,4 +142,11 @@ leader_endpoint() { # system eps [cacert] [qraftctl]
         fi
     done
     echo "${eps%%,*}"
+}
+
+restart_member() { # i
+    local i=$1
+    eval "${MEMBER_CMDS[$i]} &"
+    PIDS+=($!)
+    MEMBER_PIDS[i]=$!
 }
