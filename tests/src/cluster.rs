@@ -139,11 +139,6 @@ impl Node {
         Some(status.code().unwrap_or(-1))
     }
 
-    /// The process ID while the member runs.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
     /// The member's log so far (for assertion messages).
     pub fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
