@@ -66,7 +66,7 @@ impl LmdbStorage {
             meta.index,
             RECEPTIONS.fetch_add(1, Ordering::Relaxed)
         ));
-        fs::create_dir_all(&partial)?;
+        super::permissions::create_private_dir_all(&partial)?;
         let records = match write_stream(&partial, self, meta, stream) {
             Ok(records) => records,
             Err(err) => {

@@ -12,7 +12,10 @@ use std::ops::Bound;
 use std::sync::atomic::Ordering;
 
 use heed::{Env, EnvFlags, FlagSetMode, RwTxn, WithoutTls};
-use qraft_proto::raftpb::{ConfState, Entry, HardState, SnapshotMetadata};
+use qraft_core::backend::BackendError;
+use qraft_core::backend::meta::TERM;
+use qraft_core::server::install_image;
+use qraft_proto::raftpb::{ConfState, Entry, HardState, Snapshot, SnapshotMetadata};
 
 use super::codec::encode_pair;
 use super::error::{Result, StorageError};
@@ -249,6 +252,26 @@ impl<'s> WriteBatch<'s> {
     /// the data with [`Self::restore_key_space`] in the same batch.
     pub fn apply_snapshot(&mut self, meta: &SnapshotMetadata) -> Result<()> {
         raft_log::apply_snapshot(&mut self.txn, &self.tables, &mut self.raft, meta)
+    }
+
+    /// Installs a snapshot whose data is an image of every table
+    /// (`qraft_core::server::encode_image`) in this batch, log and data together: the log is
+    /// reset to its position ([`Self::apply_snapshot`]), every table is replaced by the image and
+    /// the applied index and term become the snapshot's. The driver does not use it (a snapshot
+    /// from the leader is streamed into a fresh environment and swapped in whole, see
+    /// `received_snapshot.rs`); the journal's crash tests do.
+    pub fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
+        let meta = snapshot
+            .metadata
+            .as_ref()
+            .ok_or_else(|| StorageError::BadSnapshot("snapshot without metadata".into()))?;
+        self.apply_snapshot(meta)?;
+        install_image(self, &snapshot.data).map_err(|err| match err {
+            BackendError::Corrupt { reason, .. } => StorageError::BadSnapshot(reason),
+            other => StorageError::BadSnapshot(other.to_string()),
+        })?;
+        self.set_applied_index(meta.index)?;
+        self.put(Table::Meta, TERM, &meta.term.to_be_bytes())
     }
 
     /// Replaces every data table (so also the applied index) with the content of a snapshot
