@@ -96,7 +96,14 @@ fn leader_snapshot() -> Snapshot {
             })
             .expect("leader write");
     }
-    Storage::snapshot(&leader, 0).expect("leader snapshot")
+    // Raft's snapshot carries metadata only (the data is streamed beside it); this test
+    // installs in place, so it takes the image of the same state.
+    let mut snapshot = Storage::snapshot(&leader, 0).expect("leader snapshot");
+    let read = leader.read().expect("read");
+    snapshot.data = qraft_core::server::encode_image(&read)
+        .expect("image")
+        .into();
+    snapshot
 }
 
 fn setup(disk: &CrashDisk) -> JournalSetup {
