@@ -4,11 +4,14 @@
 
 mod file;
 mod flags;
+mod initial_cluster;
 mod keepalive;
 mod url;
 
 pub use file::{FileError, load as load_file, parse as parse_file};
 pub use flags::Flags;
+pub use initial_cluster::member_id;
+use initial_cluster::{check_initial_cluster, cluster_id_of, parse_initial_cluster};
 pub use keepalive::GrpcKeepalive;
 pub use url::{Scheme, Url, UrlError, join_list, parse_list};
 
@@ -414,17 +417,12 @@ impl Config {
 
     /// The cluster ID: a function of every initial member's ID, so all members agree on it.
     pub fn cluster_id(&self) -> u64 {
-        let mut ids: Vec<u64> = self
+        let ids: Vec<u64> = self
             .initial_cluster
             .iter()
             .map(|m| member_id(&m.peer_urls, &self.initial_cluster_token))
             .collect();
-        ids.sort_unstable();
-        let mut h = Fnv64::new();
-        for id in ids {
-            h.write(&id.to_be_bytes());
-        }
-        nonzero(h.finish())
+        cluster_id_of(ids)
     }
 }
 
@@ -504,67 +502,6 @@ fn tls_settings(
     })
 }
 
-fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, ConfigError> {
-    let mut members: Vec<InitialMember> = Vec::new();
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (name, url) = part.split_once('=').ok_or_else(|| {
-            invalid(format!(
-                "--initial-cluster: {part:?} is not of the form name=peer-url"
-            ))
-        })?;
-        let url: Url = url.parse().map_err(|source| ConfigError::Url {
-            flag: "--initial-cluster",
-            source,
-        })?;
-        match members.iter_mut().find(|m| m.name == name) {
-            Some(m) => m.peer_urls.push(url),
-            None => members.push(InitialMember {
-                name: name.to_string(),
-                peer_urls: vec![url],
-            }),
-        }
-    }
-    if members.is_empty() {
-        return Err(invalid("--initial-cluster must name at least one member"));
-    }
-    Ok(members)
-}
-
-fn check_initial_cluster(
-    name: &str,
-    cluster: &[InitialMember],
-    advertise: &[Url],
-) -> Result<(), ConfigError> {
-    let mut seen: Vec<&Url> = Vec::new();
-    for m in cluster {
-        for u in &m.peer_urls {
-            if seen.contains(&u) {
-                return Err(invalid(format!(
-                    "--initial-cluster: peer URL {u} is used by more than one member"
-                )));
-            }
-            seen.push(u);
-        }
-    }
-    let me = cluster.iter().find(|m| m.name == name).ok_or_else(|| {
-        invalid(format!(
-            "couldn't find local name {name:?} in the initial cluster configuration"
-        ))
-    })?;
-    let mut a: Vec<String> = me.peer_urls.iter().map(Url::to_string).collect();
-    let mut b: Vec<String> = advertise.iter().map(Url::to_string).collect();
-    a.sort();
-    b.sort();
-    if a != b {
-        return Err(invalid(format!(
-            "--initial-cluster has {name}={} but missing from --initial-advertise-peer-urls={}",
-            a.join(","),
-            b.join(",")
-        )));
-    }
-    Ok(())
-}
-
 fn parse_log_level(s: &str) -> Result<tracing::Level, ConfigError> {
     Ok(match s.to_ascii_lowercase().as_str() {
         "debug" => tracing::Level::DEBUG,
@@ -617,45 +554,6 @@ fn parse_emulated_version(s: &str, binary: Version) -> Result<Version, ConfigErr
     let emulated = Version::new(major, minor, 0);
     LocalVersion::new(binary, Some(emulated)).map_err(|e| invalid(e.to_string()))?;
     Ok(emulated)
-}
-
-/// Member ID from its peer URLs and the cluster token, so that every member computes the same
-/// ID for everyone in `--initial-cluster` without talking (etcd hashes the same inputs).
-pub fn member_id(peer_urls: &[Url], token: &str) -> u64 {
-    let mut urls: Vec<String> = peer_urls.iter().map(Url::to_string).collect();
-    urls.sort();
-    let mut h = Fnv64::new();
-    for u in &urls {
-        h.write(u.as_bytes());
-    }
-    h.write(token.as_bytes());
-    nonzero(h.finish())
-}
-
-/// Raft reserves ID 0 for "none".
-fn nonzero(id: u64) -> u64 {
-    if id == 0 { 1 } else { id }
-}
-
-/// FNV-1a: tiny, stable across versions and platforms (IDs end up on disk).
-struct Fnv64(u64);
-
-impl Fnv64 {
-    fn new() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-        // Separator so that ["ab","c"] and ["a","bc"] differ.
-        self.0 ^= 0xff;
-        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
 
 /// etcd's default progress-notify interval and the smallest it accepts (a smaller one is raised
@@ -724,34 +622,3 @@ fn ignored_flags(f: &Flags) -> Vec<&'static str> {
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod duration_tests {
-    use super::parse_duration_ms;
-
-    #[test]
-    fn watch_progress_notify_interval_as_etcd() {
-        use super::watch_progress_notify_ms as interval;
-        assert_eq!(interval(None, None).ok(), Some(600_000));
-        assert_eq!(interval(Some("30s"), None).ok(), Some(30_000));
-        assert_eq!(interval(None, Some("2m")).ok(), Some(120_000));
-        assert_eq!(interval(Some("1s"), Some("2m")).ok(), Some(1_000));
-        assert_eq!(interval(Some("0"), None).ok(), Some(600_000));
-        assert_eq!(interval(Some("10ms"), None).ok(), Some(100));
-        assert!(interval(Some("soon"), None).is_err());
-        assert!(interval(None, Some("-1s")).is_err());
-    }
-
-    #[test]
-    fn etcd_style_durations() {
-        assert_eq!(parse_duration_ms("0"), Some(0));
-        assert_eq!(parse_duration_ms("0s"), Some(0));
-        assert_eq!(parse_duration_ms("500ms"), Some(500));
-        assert_eq!(parse_duration_ms("30s"), Some(30_000));
-        assert_eq!(parse_duration_ms("5m"), Some(300_000));
-        assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
-        assert_eq!(parse_duration_ms("5"), None);
-        assert_eq!(parse_duration_ms("s"), None);
-        assert_eq!(parse_duration_ms("1d"), None);
-    }
-}

@@ -280,3 +280,29 @@ fn crl_and_allowed_peer_names() {
         Some("member")
     );
 }
+
+#[test]
+fn watch_progress_notify_interval_as_etcd() {
+    let interval = watch_progress_notify_ms;
+    assert_eq!(interval(None, None).ok(), Some(600_000));
+    assert_eq!(interval(Some("30s"), None).ok(), Some(30_000));
+    assert_eq!(interval(None, Some("2m")).ok(), Some(120_000));
+    assert_eq!(interval(Some("1s"), Some("2m")).ok(), Some(1_000));
+    assert_eq!(interval(Some("0"), None).ok(), Some(600_000));
+    assert_eq!(interval(Some("10ms"), None).ok(), Some(100));
+    assert!(interval(Some("soon"), None).is_err());
+    assert!(interval(None, Some("-1s")).is_err());
+}
+
+#[test]
+fn etcd_style_durations() {
+    assert_eq!(parse_duration_ms("0"), Some(0));
+    assert_eq!(parse_duration_ms("0s"), Some(0));
+    assert_eq!(parse_duration_ms("500ms"), Some(500));
+    assert_eq!(parse_duration_ms("30s"), Some(30_000));
+    assert_eq!(parse_duration_ms("5m"), Some(300_000));
+    assert_eq!(parse_duration_ms("1h"), Some(3_600_000));
+    assert_eq!(parse_duration_ms("5"), None);
+    assert_eq!(parse_duration_ms("s"), None);
+    assert_eq!(parse_duration_ms("1d"), None);
+}
