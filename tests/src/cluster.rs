@@ -435,7 +435,18 @@ impl Drop for Cluster {
         for i in 0..self.nodes.len() {
             self.kill(i);
         }
-        if !std::thread::panicking() {
+        // A failed test keeps the members' logs for diagnosis but never their data: data dirs
+        // hold hundreds of MB in the big tests, and on a CI disk a few kept after failed tries
+        // fill it (a retry, or any later test, then fails with ENOSPC).
+        // `QRAFT_KEEP_TEST_DATA=1` keeps everything.
+        if std::env::var_os("QRAFT_KEEP_TEST_DATA").is_some() {
+            eprintln!("cluster data kept in {}", self.root.display());
+        } else if std::thread::panicking() {
+            for node in &self.nodes {
+                let _ = std::fs::remove_dir_all(&node.data_dir);
+            }
+            eprintln!("member logs kept in {}", self.root.display());
+        } else {
             let _ = std::fs::remove_dir_all(&self.root);
         }
     }
