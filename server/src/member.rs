@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use qraft_core::server::ServerConfig;
-use qraft_io::driver::{self, DriverConfig, InitialMember};
+use qraft_io::driver::{self, DriverConfig, InitialMember, force_new_cluster, is_new_store};
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, StorageConfig};
 use qraft_io::tls::{
@@ -92,6 +92,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         })
         .collect();
     let new_cluster = config.initial_cluster_state == ClusterState::New;
+    let existing_store = !is_new_store(&storage)?;
     let identity = resolve_identity(
         &config,
         &storage,
@@ -102,6 +103,14 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     )
     .await?;
     let (me, cluster_id) = (identity.member_id, identity.cluster_id);
+    if config.force_new_cluster && existing_store {
+        let forced = force_new_cluster(&storage, me).context("--force-new-cluster")?;
+        tracing::warn!(
+            removed = ?forced.removed.iter().map(|id| format!("{id:x}")).collect::<Vec<_>>(),
+            commit = forced.commit,
+            "--force-new-cluster: continuing as the only member of the cluster; remove the flag for later restarts"
+        );
+    }
     // One set of metrics for the whole member: recorded by the transport, the loop and the
     // client listeners, rendered by the metrics listener.
     let metrics = Arc::new(Metrics::new());

@@ -176,7 +176,8 @@ pub struct Cluster {
     /// Certificate and key every client of the test presents (`--cert`/`--key`); needed when
     /// the members run with `--client-cert-auth`. `None` = clients present none.
     pub client_cert: Option<(PathBuf, PathBuf)>,
-    token: String,
+    /// `--initial-cluster-token` of every member.
+    pub token: String,
 }
 
 impl Cluster {
@@ -195,22 +196,7 @@ impl Cluster {
         options: ClusterOptions,
         mut configure: impl FnMut(&mut Node),
     ) -> Cluster {
-        let root = temp_root();
-        let ca_dir = root.join("ca");
-        make_ca(&ca_dir);
-        let mut nodes = Vec::new();
-        for i in 0..n {
-            nodes.push(Node::new(&root, &format!("m{i}")));
-        }
-        let token = format!("test-{}", std::process::id());
-        let mut cluster = Cluster {
-            root,
-            nodes,
-            options,
-            ca_dir,
-            client_cert: None,
-            token,
-        };
+        let mut cluster = Cluster::unstarted(n, options);
         for i in 0..n {
             cluster.install_ca(i);
             configure(&mut cluster.nodes[i]);
@@ -219,6 +205,28 @@ impl Cluster {
             cluster.spawn(i, "new");
         }
         cluster
+    }
+
+    /// `n` members with their ports, empty data dirs and the cluster's CA, none started and
+    /// none with the CA installed yet (a test that fills the data dirs first, as `snapshot
+    /// restore` does, installs it afterwards).
+    pub fn unstarted(n: usize, options: ClusterOptions) -> Cluster {
+        let root = temp_root();
+        let ca_dir = root.join("ca");
+        make_ca(&ca_dir);
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            nodes.push(Node::new(&root, &format!("m{i}")));
+        }
+        let token = format!("test-{}", std::process::id());
+        Cluster {
+            root,
+            nodes,
+            options,
+            ca_dir,
+            client_cert: None,
+            token,
+        }
     }
 
     pub fn initial_cluster(&self) -> String {

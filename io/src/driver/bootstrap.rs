@@ -21,7 +21,7 @@ pub struct InitialMember {
 }
 
 impl InitialMember {
-    fn record(&self) -> MemberRecord {
+    pub(crate) fn record(&self) -> MemberRecord {
         MemberRecord {
             id: self.id,
             raft_attrs: Some(RaftAttributes {

@@ -16,6 +16,7 @@ mod alarm;
 mod bootstrap;
 mod config;
 mod directory;
+mod force_new_cluster;
 mod forward;
 mod handle;
 mod handler;
@@ -25,6 +26,7 @@ mod learner;
 mod metrics;
 mod password_pool;
 mod persist;
+mod restore;
 mod run;
 mod secrets;
 mod status;
@@ -35,10 +37,14 @@ pub use bootstrap::{
     InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity,
 };
 pub use config::DriverConfig;
+pub use force_new_cluster::{ForcedConfiguration, force_new_cluster};
 pub use forward::is_leader_only;
 pub use handle::{DriverError, DriverHandle};
 pub use info::NodeInfo;
 pub use learner::served_by_learner;
+pub use restore::{
+    BATCH_BYTES as RESTORE_BATCH_BYTES, RestoreError, RestorePlan, restore_data_dir, temp_dir_for,
+};
 pub use run::{Driver, start};
 pub use secrets::os_secret_rng;
 pub use watch_queue::{STREAM_ROOM_BYTES, WatchResponses};

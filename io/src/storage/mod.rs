@@ -75,6 +75,7 @@ mod raft_storage_impl;
 mod read_txn;
 mod received_snapshot;
 pub mod snapshot;
+mod snapshot_file;
 mod snapshot_meta;
 pub mod tables;
 mod write_batch;
@@ -89,6 +90,7 @@ pub use permissions::{
 };
 pub use raft_state::{LogPosition, PersistedRaftState};
 pub use read_txn::{ReadTxn, Visitor};
-pub use snapshot::{ChunksReader, SnapshotExporter};
+pub use snapshot::{ChunksReader, SnapshotExporter, SnapshotRecord, SnapshotTrailer};
+pub use snapshot_file::{DigestCheck, SnapshotFileSummary, scan_snapshot_file};
 pub use tables::Table;
 pub use write_batch::WriteBatch;

@@ -257,21 +257,39 @@ impl<R: Read> HashingReader<R> {
 }
 
 /// One record of a snapshot stream: a key and value of a table.
-pub(crate) struct Record {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRecord {
     pub table: Table,
     pub key: Vec<u8>,
     pub value: Vec<u8>,
 }
 
+/// What the end-of-stream record of a checked stream said.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotTrailer {
+    /// Key-value records in the stream (every table's).
+    pub records: u64,
+    /// The stream's CRC-32 (IEEE), verified against every byte before it.
+    pub crc32: u32,
+}
+
 /// Parses a snapshot stream record by record, checking magic, version, table names, the
-/// record count and the checksum; holds one record at a time.
+/// record count and the checksum; holds one record at a time, so streams of any size are
+/// processed in bounded memory (raft snapshot install, `qraftctl snapshot status|restore`).
+/// A record is only known good once [`Self::next_record`] has returned `Ok(None)`: a caller
+/// that writes records as they come must be able to throw them away.
 pub(crate) struct StreamParser<R> {
     reader: HashingReader<R>,
     records: u64,
     started: bool,
+    trailer: Option<SnapshotTrailer>,
+    /// Whether bytes may follow the end record (a file's padding and digest, checked by the
+    /// caller through [`Self::into_inner`]); a bare stream must end right there.
+    suffix_allowed: bool,
 }
 
 impl<R: Read> StreamParser<R> {
+    /// A parser for a bare stream: no byte may follow the end record.
     pub fn new(stream: R) -> Self {
         StreamParser {
             reader: HashingReader {
@@ -280,12 +298,26 @@ impl<R: Read> StreamParser<R> {
             },
             records: 0,
             started: false,
+            trailer: None,
+            suffix_allowed: false,
         }
     }
 
-    /// The next record, or `None` once the end record was read and checked (no byte may
-    /// follow it).
-    pub fn next_record(&mut self) -> Result<Option<Record>> {
+    /// A parser for a stream that something else follows (see `snapshot_file`): whatever
+    /// follows the end record is left unread in [`Self::into_inner`] for the caller to check.
+    pub fn with_suffix(stream: R) -> Self {
+        StreamParser {
+            suffix_allowed: true,
+            ..Self::new(stream)
+        }
+    }
+
+    /// The next record, or `None` once the end record was read and checked (and, for
+    /// [`Self::new`], no byte follows it).
+    pub fn next_record(&mut self) -> Result<Option<SnapshotRecord>> {
+        if self.trailer.is_some() {
+            return Ok(None);
+        }
         let reader = &mut self.reader;
         if !self.started {
             if &reader.exact::<8>()? != MAGIC {
@@ -320,7 +352,7 @@ impl<R: Read> StreamParser<R> {
                 let value_len = u32::from_be_bytes(reader.exact()?) as usize;
                 let value = reader.vec(value_len)?;
                 self.records += 1;
-                Ok(Some(Record { table, key, value }))
+                Ok(Some(SnapshotRecord { table, key, value }))
             }
             TAG_END => {
                 let count = u64::from_be_bytes(reader.exact()?);
@@ -335,10 +367,16 @@ impl<R: Read> StreamParser<R> {
                 if computed != stored {
                     return Err(StorageError::BadSnapshot("checksum mismatch".into()));
                 }
-                let mut trailing = [0u8; 1];
-                if reader.inner.read(&mut trailing)? != 0 {
-                    return Err(StorageError::BadSnapshot("data after end of stream".into()));
+                if !self.suffix_allowed {
+                    let mut trailing = [0u8; 1];
+                    if reader.inner.read(&mut trailing)? != 0 {
+                        return Err(StorageError::BadSnapshot("data after end of stream".into()));
+                    }
                 }
+                self.trailer = Some(SnapshotTrailer {
+                    records: count,
+                    crc32: stored,
+                });
                 Ok(None)
             }
             other => Err(StorageError::BadSnapshot(format!(
@@ -350,6 +388,16 @@ impl<R: Read> StreamParser<R> {
     /// Records read so far.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// The checked end record, once [`Self::next_record`] returned `None`.
+    pub fn trailer(&self) -> Option<SnapshotTrailer> {
+        self.trailer
+    }
+
+    /// The underlying stream, positioned right after the end record.
+    pub fn into_inner(self) -> R {
+        self.reader.inner
     }
 }
 

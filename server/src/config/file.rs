@@ -45,6 +45,7 @@ struct FileSettings {
     experimental_corrupt_check_time: Option<String>,
     watch_progress_notify_interval: Option<String>,
     experimental_watch_progress_notify_interval: Option<String>,
+    force_new_cluster: Option<bool>,
     client_transport_security: Option<TransportSecurity>,
     peer_transport_security: Option<TransportSecurity>,
 }
@@ -131,5 +132,6 @@ pub fn parse(text: &str) -> Result<Flags, serde_norway::Error> {
         experimental_corrupt_check_time: f.experimental_corrupt_check_time,
         watch_progress_notify_interval: f.watch_progress_notify_interval,
         experimental_watch_progress_notify_interval: f.experimental_watch_progress_notify_interval,
+        force_new_cluster: f.force_new_cluster,
     })
 }

@@ -171,4 +171,9 @@ pub struct Flags {
     /// not given).
     #[arg(long, env = "QRAFT_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL")]
     pub experimental_watch_progress_notify_interval: Option<String>,
+    /// Restart an existing member as the only member of its cluster (after quorum loss):
+    /// every other member is removed by conf changes committed at start, the data is kept.
+    /// Remove the flag once the member runs [default: false].
+    #[arg(long, env = "QRAFT_FORCE_NEW_CLUSTER", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub force_new_cluster: Option<bool>,
 }

@@ -114,6 +114,9 @@ pub struct Config {
     /// `--watch-progress-notify-interval` (or its `--experimental-` name) in milliseconds:
     /// 10 minutes by default (also for 0), at least 100 ms, as etcd.
     pub watch_progress_notify_ms: u64,
+    /// `--force-new-cluster`: an existing member restarts as a one-member cluster
+    /// (`qraft_io::driver::force_new_cluster`); ignored for a new data dir, as in etcd.
+    pub force_new_cluster: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -399,6 +402,7 @@ impl Config {
             initial_corrupt_check: s.experimental_initial_corrupt_check.unwrap_or(false),
             corrupt_check_ms,
             watch_progress_notify_ms,
+            force_new_cluster: s.force_new_cluster.unwrap_or(false),
         })
     }
 
@@ -616,6 +620,7 @@ fn ignored_flags(f: &Flags) -> Vec<&'static str> {
         experimental_corrupt_check_time => "--experimental-corrupt-check-time",
         watch_progress_notify_interval => "--watch-progress-notify-interval",
         experimental_watch_progress_notify_interval => "--experimental-watch-progress-notify-interval",
+        force_new_cluster => "--force-new-cluster",
     );
     v
 }

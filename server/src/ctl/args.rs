@@ -314,6 +314,37 @@ pub enum EndpointCommand {
 pub enum SnapshotCommand {
     /// Stores a snapshot of the member's key space to a file.
     Save { filename: PathBuf },
+    /// Checks a snapshot file and prints its hash, revision, total keys and size (offline).
+    Status { filename: PathBuf },
+    /// Builds the data directory of one member of a new cluster from a snapshot file
+    /// (offline; run it once per member with that member's flags).
+    Restore(RestoreArgs),
+}
+
+/// etcdutl's `snapshot restore` flags, with qraft's defaults.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    pub filename: PathBuf,
+    /// Path to the data directory to create [default: ./<name>.qraft].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Human-readable name for this member.
+    #[arg(long, default_value = "default")]
+    pub name: String,
+    /// Initial cluster configuration for the restored cluster, `name=peer-url,...`
+    /// [default: <name>=<initial advertise peer URLs>].
+    #[arg(long)]
+    pub initial_cluster: Option<String>,
+    /// Initial cluster token for the restored cluster (mixed into member and cluster IDs).
+    #[arg(long, default_value = "qraft-cluster")]
+    pub initial_cluster_token: String,
+    /// This member's peer URLs [default: https://127.0.0.1:2380].
+    #[arg(long)]
+    pub initial_advertise_peer_urls: Option<String>,
+    /// Do not check the SHA-256 appended by `etcdctl snapshot save` (the stream's own CRC-32
+    /// is always checked).
+    #[arg(long)]
+    pub skip_hash_check: bool,
 }
 
 /// etcdctl's `downgrade` commands. The version is optional on the command line so that a

@@ -207,7 +207,9 @@ async fn status(client: &Client, cli: &Cli, cluster: bool, p: &Printer) -> anyho
 }
 
 pub async fn snapshot(client: &Client, cmd: &SnapshotCommand, p: &Printer) -> anyhow::Result<()> {
-    let SnapshotCommand::Save { filename } = cmd;
+    let SnapshotCommand::Save { filename } = cmd else {
+        return super::snapshot::offline(cmd, p);
+    };
     let partial = filename.with_extension("part");
     // 0600 as etcdctl's: the snapshot holds every value and the users' password hashes.
     let mut file = qraft_io::storage::create_private_file(&partial)

@@ -18,6 +18,7 @@ mod maintenance;
 mod member;
 mod output;
 mod password;
+mod snapshot;
 mod txn;
 mod watch;
 
@@ -40,6 +41,11 @@ pub async fn run(mut cli: Cli) -> anyhow::Result<()> {
     }) = &cli.command
     {
         return maintenance::defrag_offline(dir, &printer);
+    }
+    if let Command::Snapshot(cmd) = &cli.command
+        && !matches!(cmd, args::SnapshotCommand::Save { .. })
+    {
+        return snapshot::offline(cmd, &printer);
     }
     // As etcdctl: an auth command checks its arguments and reads the password it sets before
     // connecting, then the sign-in password is asked for (once, for every connection).

@@ -82,6 +82,15 @@ pub fn put_nonzero_i(m: &mut Map<String, Value>, k: &str, v: i64) {
 
 /// etcdctl's tables: a `+---+` border, upper-case headers, cells padded, one row per line.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    aligned_table(headers, rows, false)
+}
+
+/// [`table`] with the cells right-aligned (etcdctl's `snapshot status`); headers stay centred.
+pub fn right_aligned_table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    aligned_table(headers, rows, true)
+}
+
+fn aligned_table(headers: &[&str], rows: &[Vec<String>], right: bool) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -93,19 +102,22 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         .map(|w| format!("+{}", "-".repeat(w + 2)))
         .collect::<String>()
         + "+\n";
-    let line = |cells: Vec<String>| -> String {
+    let line = |cells: Vec<String>, right: bool| -> String {
         cells
             .iter()
             .zip(&widths)
-            .map(|(c, w)| format!("| {c:^w$} "))
+            .map(|(c, w)| match right {
+                true => format!("| {c:>w$} "),
+                false => format!("| {c:^w$} "),
+            })
             .collect::<String>()
             + "|\n"
     };
     let mut out = border.clone();
-    out += &line(headers.iter().map(|h| h.to_uppercase()).collect());
+    out += &line(headers.iter().map(|h| h.to_uppercase()).collect(), false);
     out += &border;
     for row in rows {
-        out += &line(row.clone());
+        out += &line(row.clone(), right);
     }
     out += &border;
     out
