@@ -30,7 +30,7 @@ use qraft_tests::cluster::{Cluster, ClusterOptions, binary, free_tcp_port};
 use qraft_tests::cluster_ops::{
     WriteLoad, assert_acknowledged_present, restart_with, wait_serving,
 };
-use qraft_tests::etcdctl::{ETCDCTL, etcdctl_available_or_skip};
+use qraft_tests::etcdctl::{ETCDCTL, require_etcdctl};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -452,7 +452,8 @@ fn bad_snapshot_files_get_clear_errors_and_restore_writes_nothing() {
     assert_eq!(names.len(), 1);
 
     // `etcdctl snapshot save` through the gRPC listener: padded, with a SHA-256 at the end.
-    if etcdctl_available_or_skip("bad_snapshot_files (etcdctl part)") {
+    require_etcdctl("bad_snapshot_files_get_clear_errors_and_restore_writes_nothing");
+    {
         let saved = dir.join("etcdctl.db");
         let out = Command::new(ETCDCTL)
             .env("ETCDCTL_API", "3")
