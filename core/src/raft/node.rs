@@ -191,6 +191,13 @@ impl<S: Storage> RawNode<S> {
         }
     }
 
+    /// The index of the snapshot raft accepted from the leader and has not yet handed out in a
+    /// `Ready` (`None`: none pending).
+    pub fn pending_snapshot_index(&self) -> Option<u64> {
+        let snapshot = self.raft.raft_log.unstable.snapshot.as_ref()?;
+        Some(snapshot.metadata.as_ref().map_or(0, |m| m.index))
+    }
+
     pub fn has_ready(&self) -> bool {
         let r = &self.raft;
         self.soft_state() != self.prev_soft_state

@@ -49,6 +49,9 @@ pub enum Output {
     /// now at `revision`. Changes it skipped produced no `Events`: watchers must catch up from
     /// the key space (as after a restart).
     SnapshotInstalled { index: u64, revision: i64 },
+    /// A snapshot from the leader at raft `index` was refused (its entries are applied or
+    /// committed already): whatever the shell stored of it beside the member's state goes.
+    SnapshotRefused { index: u64 },
     /// This member's view of the leader changed (0 = none known).
     LeaderChanged { leader: u64, term: u64 },
     /// bcrypt work for a request (`super::passwords`): run it off the loop thread

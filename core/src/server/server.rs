@@ -7,7 +7,7 @@
 use qraft_proto::etcdserverpb::LeaseRevokeRequest;
 use qraft_proto::qraftpb::MemberRecord;
 use qraft_proto::qraftpb::internal_request::Request;
-use qraft_proto::raftpb::{Entry, Message, Snapshot};
+use qraft_proto::raftpb::{Entry, Message, MessageType, Snapshot};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -258,8 +258,19 @@ impl<S: Storage, B: Backend> Server<S, B> {
 
     /// A raft message from a peer.
     pub fn step(&mut self, message: Message) {
+        let offered = (message.r#type == MessageType::MsgSnap as i32).then(|| {
+            let meta = message.snapshot.as_ref().and_then(|s| s.metadata.as_ref());
+            meta.map_or(0, |m| m.index)
+        });
         // Messages from unknown peers or stale terms are the node's to ignore.
         let _ = self.node.step(message);
+        // A snapshot raft did not take (it has the entries already, or a newer state) will never
+        // come out of a `Ready`: the shell may drop the data it received for it.
+        if let Some(index) = offered
+            && self.node.pending_snapshot_index() != Some(index)
+        {
+            self.outputs.push(Output::SnapshotRefused { index });
+        }
     }
 
     /// Counters for the shell's metrics.

@@ -560,6 +560,13 @@ impl Loop {
                     self.metrics
                         .rebase_keys(self.server.state().mvcc.live_keys());
                 }
+                Output::SnapshotRefused { index } => {
+                    tracing::info!(
+                        index,
+                        "refused a snapshot from the leader (already caught up)"
+                    );
+                    self.storage.discard_received_snapshots(index);
+                }
                 Output::PasswordWork(work) => self.passwords.submit(work),
                 Output::LeaderChanged { leader, term } => {
                     if leader != self.last_leader {

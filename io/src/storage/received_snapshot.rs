@@ -181,6 +181,13 @@ impl LmdbStorage {
         Ok(())
     }
 
+    /// Drops the received snapshots at or below `index` that raft refused (see
+    /// `Output::SnapshotRefused`): they would never be installed, and each is a copy of the
+    /// key space on disk. Receptions still in progress are left to finish.
+    pub fn discard_received_snapshots(&self, index: u64) {
+        self.remove_staged(|staged| staged.is_some_and(|i| i <= index));
+    }
+
     /// Removes the received snapshots (complete ones with an index, partial ones with `None`)
     /// `doomed` picks; an error only leaves a directory for the next open to remove.
     fn remove_staged(&self, doomed: impl Fn(Option<u64>) -> bool) {

@@ -8,7 +8,6 @@ use futures::SinkExt;
 use qraft_proto::qraftpb::{PeerFrame, PeerHello, peer_frame};
 
 use super::peer::{PeerEvent, Shared};
-use super::peer_snapshot::{Refused, receive_snapshot, stop};
 use super::{FrameError, codes, read_sized_frame};
 use crate::runtime;
 
@@ -51,24 +50,11 @@ enum StreamEnd {
     WrongCluster { ours: u64, theirs: u64 },
     Removed(u64),
     DriverGone,
-    Snapshot(Refused),
 }
 
 async fn serve_stream(shared: Arc<Shared>, conn: quinn::Connection, mut recv: quinn::RecvStream) {
     match read_stream(&shared, &mut recv).await {
-        StreamEnd::Clean | StreamEnd::DriverGone | StreamEnd::Snapshot(Refused::DriverGone) => {}
-        StreamEnd::Snapshot(refused) => {
-            match &refused {
-                Refused::Protocol(what) => {
-                    tracing::warn!(remote = %conn.remote_address(), what, "bad snapshot stream; dropped")
-                }
-                Refused::Bad(what) => {
-                    tracing::warn!(remote = %conn.remote_address(), what, "snapshot not received; dropped")
-                }
-                Refused::DriverGone => {}
-            }
-            stop(&mut recv, &refused);
-        }
+        StreamEnd::Clean | StreamEnd::DriverGone => {}
         StreamEnd::Frame(e) => {
             tracing::warn!(remote = %conn.remote_address(), error = %e, "bad peer frame; stream reset");
             let _ = recv.stop(codes::BAD_FRAME);
@@ -132,15 +118,9 @@ async fn read_stream(shared: &Shared, recv: &mut quinn::RecvStream) -> StreamEnd
                 return StreamEnd::Protocol("peer request frame on a message stream");
             }
             peer_frame::Frame::Message(m) => m,
-            peer_frame::Frame::SnapshotChunk(chunk) => {
-                // A snapshot has its stream to itself (see `peer_snapshot`).
-                if is_removed(shared, hello.member_id) {
-                    return StreamEnd::Removed(hello.member_id);
-                }
-                return match receive_snapshot(shared, recv, hello.member_id, chunk).await {
-                    Ok(()) => StreamEnd::Clean,
-                    Err(refused) => StreamEnd::Snapshot(refused),
-                };
+            peer_frame::Frame::SnapshotChunk(_) => {
+                // A snapshot has a bidirectional stream to itself (see `peer_snapshot`).
+                return StreamEnd::Protocol("snapshot chunk on a message stream");
             }
         };
         // A member removed while its stream was open is refused at its next frame, so it learns

@@ -8,6 +8,10 @@
 //! [`PeerRequestHandler`] the driver registered (a follower's forwarded lease calls). Adding a
 //! question between members means a new case in `PeerRequest`/`PeerResponse` and an arm in the
 //! handler, not a new stream protocol.
+//!
+//! A snapshot from the leader also travels on a bidirectional stream: a hello, then
+//! `SnapshotChunk`s instead of a request, answered with `SnapshotReceived` once stored and
+//! handed to raft (`peer_snapshot`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -57,31 +61,37 @@ async fn answer(
 ) -> Result<(), TransportError> {
     let limit = shared.config.max_frame;
     let hello = read_frame::<PeerFrame, _>(&mut recv, limit).await?;
-    let request = read_frame::<PeerFrame, _>(&mut recv, limit).await?;
-    let (Some(peer_frame::Frame::Hello(hello)), Some(peer_frame::Frame::Request(request))) =
-        (hello.and_then(|f| f.frame), request.and_then(|f| f.frame))
-    else {
-        let _ = recv.stop(codes::PROTOCOL);
-        return Err(TransportError::PeerRequest(
-            "a bidirectional peer stream must carry a hello and a request".into(),
-        ));
+    let first = read_frame::<PeerFrame, _>(&mut recv, limit).await?;
+    let (hello, request) = match (hello.and_then(|f| f.frame), first.and_then(|f| f.frame)) {
+        (Some(peer_frame::Frame::Hello(hello)), Some(peer_frame::Frame::Request(request))) => {
+            (hello, request)
+        }
+        (Some(peer_frame::Frame::Hello(hello)), Some(peer_frame::Frame::SnapshotChunk(chunk))) => {
+            if let Err(refusal) = check_asker(shared, &hello, None) {
+                return Err(refuse(conn, &mut recv, &hello, refusal));
+            }
+            return super::peer_snapshot::answer_snapshot(
+                shared,
+                send,
+                recv,
+                hello.member_id,
+                chunk,
+            )
+            .await;
+        }
+        _ => {
+            let _ = recv.stop(codes::PROTOCOL);
+            return Err(TransportError::PeerRequest(
+                "a bidirectional peer stream must carry a hello and a request or a snapshot".into(),
+            ));
+        }
     };
     let Some(request) = request.request else {
         let _ = recv.stop(codes::PROTOCOL);
         return Err(TransportError::PeerRequest("empty peer request".into()));
     };
-    if let Err(refusal) = check_asker(shared, &hello, &request) {
-        match refusal {
-            Refusal::WrongCluster => conn.close(codes::WRONG_CLUSTER, b"cluster ID mismatch"),
-            Refusal::Removed => conn.close(codes::REMOVED, b"member removed from the cluster"),
-            Refusal::Anonymous => {
-                let _ = recv.stop(codes::PROTOCOL);
-            }
-        }
-        return Err(TransportError::PeerRequest(format!(
-            "request from member {:x} refused: {refusal:?}",
-            hello.member_id
-        )));
+    if let Err(refusal) = check_asker(shared, &hello, Some(&request)) {
+        return Err(refuse(conn, &mut recv, &hello, refusal));
     }
     let response = match request {
         peer_request::Request::Members(_) => {
@@ -123,10 +133,32 @@ enum Refusal {
     Anonymous,
 }
 
+/// Ends a refused stream (or the whole connection, for a foreign or removed member) and says
+/// why.
+fn refuse(
+    conn: &quinn::Connection,
+    recv: &mut quinn::RecvStream,
+    hello: &PeerHello,
+    refusal: Refusal,
+) -> TransportError {
+    match refusal {
+        Refusal::WrongCluster => conn.close(codes::WRONG_CLUSTER, b"cluster ID mismatch"),
+        Refusal::Removed => conn.close(codes::REMOVED, b"member removed from the cluster"),
+        Refusal::Anonymous => {
+            let _ = recv.stop(codes::PROTOCOL);
+        }
+    }
+    TransportError::PeerRequest(format!(
+        "request from member {:x} refused: {refusal:?}",
+        hello.member_id
+    ))
+}
+
+/// Whether the member in `hello` may ask `request` (`None`: send a snapshot).
 fn check_asker(
     shared: &Shared,
     hello: &PeerHello,
-    request: &peer_request::Request,
+    request: Option<&peer_request::Request>,
 ) -> Result<(), Refusal> {
     let ours = shared.cluster_id.load(Ordering::Relaxed);
     if ours != 0 && hello.cluster_id != 0 && ours != hello.cluster_id {
@@ -134,7 +166,7 @@ fn check_asker(
     }
     if hello.member_id == 0 {
         return match request {
-            peer_request::Request::Members(_) => Ok(()),
+            Some(peer_request::Request::Members(_)) => Ok(()),
             _ => Err(Refusal::Anonymous),
         };
     }

@@ -84,6 +84,15 @@ impl Dialer {
         let conn = self.connection().await?;
         Ok(conn.open_uni().await?)
     }
+
+    /// A bidirectional stream on the live connection (dialing if needed): a snapshot and its
+    /// receiver's answer.
+    pub async fn open_bi_stream(
+        &self,
+    ) -> Result<(quinn::SendStream, quinn::RecvStream), TransportError> {
+        let conn = self.connection().await?;
+        Ok(conn.open_bi().await?)
+    }
 }
 
 /// Writes queued messages to one peer until the queue is dropped. On any failure the stream

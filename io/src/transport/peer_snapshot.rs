@@ -1,7 +1,7 @@
 //! Raft snapshots between members, streamed on a QUIC stream of their own.
 //!
 //! Raft's `MsgSnap` carries only metadata. When the leader's loop sends one, the transport
-//! opens a new unidirectional stream to the peer and writes a hello, then `SnapshotChunk`s: the
+//! opens a new bidirectional stream to the peer and writes a hello, then `SnapshotChunk`s: the
 //! first carries the message, with the metadata of the read transaction the data comes from
 //! ([`LmdbStorage::export_snapshot`], a point-in-time view; it may be newer than what raft
 //! chose, which raft takes as any newer acknowledgement), the others the snapshot stream (see
@@ -17,22 +17,39 @@
 //! installed; the stream is then stopped, so the sender reports the snapshot as failed and raft
 //! sends it again. The loop thread never touches the data: heartbeats, votes and client
 //! traffic go on during a transfer.
+//!
+//! **Delivery is acknowledged by the receiver, not by QUIC.** The sender reports the snapshot
+//! as delivered (raft's `ReportSnapshot`) only when the receiver answers `SnapshotReceived` on
+//! the stream's other half, which it does after handing the message to its driver. QUIC's own
+//! acknowledgement of the last byte comes earlier, while the receiver still finishes writing:
+//! a leader that took it as delivery probed the follower at once, the probe reached the
+//! follower's raft before the snapshot did, was rejected from the old log, and the leader sent
+//! the whole snapshot a second time. Messages from one peer reach the driver in order, so a
+//! probe sent after the answer is stepped after the snapshot.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::SinkExt;
 use futures::channel::mpsc;
-use qraft_proto::qraftpb::{PeerFrame, SnapshotChunk, peer_frame};
+use qraft_proto::qraftpb::{
+    PeerFrame, PeerResponse, SnapshotChunk, SnapshotReceived, peer_frame, peer_response,
+};
 use qraft_proto::raftpb::Message;
 
 use super::peer::{PeerEvent, Shared, lock};
 use super::peer_send::{Dialer, push_frame};
-use super::{TransportError, codes};
+use super::{TransportError, codes, encode_frame, read_frame};
 use crate::runtime;
 use crate::storage::{ChunksReader, LmdbStorage, SnapshotExporter};
 
 /// Chunks in flight between the stream reader and the thread writing them to disk.
 const RECEIVE_QUEUE: usize = 2;
+
+/// How long the sender waits, after its last chunk, for the receiver to finish storing the
+/// snapshot and hand it to raft: the final commit, checks and rename of a large snapshot on a
+/// slow disk, and a busy driver. Past it the snapshot counts as failed and raft sends again.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Streams one snapshot to `msg.to` and reports how it ended (etcd's `ReportSnapshot`).
 pub(super) async fn send_snapshot(shared: Arc<Shared>, dialer: Arc<Dialer>, msg: Message) {
@@ -85,7 +102,7 @@ async fn stream_snapshot(
     let snapshot = msg.snapshot.get_or_insert_with(Default::default);
     snapshot.metadata = Some(metadata);
     snapshot.data = Default::default();
-    let mut stream = dialer.open_stream().await?;
+    let (mut stream, mut answer) = dialer.open_bi_stream().await?;
     let sent = shared.config.metrics.network.sent_to(dialer.id);
     let chunk_size = shared.config.snapshot_chunk.max(1);
     let mut buf = Vec::new();
@@ -116,15 +133,25 @@ async fn stream_snapshot(
     }
     drop(exporter);
     stream.finish()?;
-    match stream.stopped().await {
-        Ok(None) => Ok(offset),
-        Ok(Some(code)) => Err(TransportError::Stopped(format!("code {code}"))),
+    let answer = runtime::timeout(
+        ANSWER_TIMEOUT,
+        read_frame::<PeerFrame, _>(&mut answer, shared.config.max_frame),
+    )
+    .await
+    .map_err(|_| TransportError::Timeout)?;
+    match answer.map(|frame| frame.and_then(|f| f.frame)) {
+        Ok(Some(peer_frame::Frame::Response(PeerResponse {
+            response: Some(peer_response::Response::Snapshot(_)),
+        }))) => Ok(offset),
+        Ok(_) => Err(TransportError::Snapshot(
+            "the receiver ended the stream without taking the snapshot".into(),
+        )),
         Err(e) => Err(TransportError::Stopped(e.to_string())),
     }
 }
 
 /// Why a snapshot stream was not delivered.
-pub(super) enum Refused {
+enum Refused {
     Protocol(&'static str),
     Bad(String),
     DriverGone,
@@ -132,13 +159,14 @@ pub(super) enum Refused {
 
 /// Receives the snapshot whose first chunk is `first` from `recv` (the rest of the stream),
 /// writing it to disk as it arrives, and hands its message to the driver once all of it is
-/// stored and checked. `from` is the sender named in the stream's hello.
-pub(super) async fn receive_snapshot(
+/// stored and checked; returns the snapshot's index. `from` is the sender named in the
+/// stream's hello.
+async fn receive_snapshot(
     shared: &Shared,
     recv: &mut quinn::RecvStream,
     from: u64,
     first: SnapshotChunk,
-) -> Result<(), Refused> {
+) -> Result<u64, Refused> {
     let limit = shared.config.max_frame;
     if first.offset != 0 {
         return Err(Refused::Protocol("snapshot stream without its first chunk"));
@@ -216,13 +244,14 @@ pub(super) async fn receive_snapshot(
         return Err(err);
     }
     let records = stored.map_err(|e| Refused::Bad(e.to_string()))?;
+    let index = message
+        .snapshot
+        .as_ref()
+        .and_then(|s| s.metadata.as_ref())
+        .map_or(0, |m| m.index);
     tracing::info!(
         from = format_args!("{from:x}"),
-        index = message
-            .snapshot
-            .as_ref()
-            .and_then(|s| s.metadata.as_ref())
-            .map_or(0, |m| m.index),
+        index,
         bytes = expected,
         records,
         "received a snapshot"
@@ -231,14 +260,61 @@ pub(super) async fn receive_snapshot(
     events
         .send(PeerEvent::Message(message))
         .await
-        .map_err(|_| Refused::DriverGone)
+        .map_err(|_| Refused::DriverGone)?;
+    Ok(index)
 }
 
-/// Stops a snapshot stream that was refused, so its sender reports the snapshot as failed.
-pub(super) fn stop(recv: &mut quinn::RecvStream, refused: &Refused) {
-    let code = match refused {
-        Refused::Protocol(_) => codes::PROTOCOL,
-        Refused::Bad(_) | Refused::DriverGone => codes::BAD_FRAME,
-    };
-    let _ = recv.stop(code);
+/// Serves a snapshot stream opened by member `from` (its hello checked): receives it, then
+/// answers that it was handed to raft — or stops the stream, so the sender reports a failure.
+pub(super) async fn answer_snapshot(
+    shared: &Shared,
+    mut send: quinn::SendStream,
+    mut recv: quinn::RecvStream,
+    from: u64,
+    first: SnapshotChunk,
+) -> Result<(), TransportError> {
+    match receive_snapshot(shared, &mut recv, from, first).await {
+        Ok(index) => {
+            let mut buf = Vec::new();
+            let answer = PeerResponse {
+                response: Some(peer_response::Response::Snapshot(SnapshotReceived {
+                    index,
+                })),
+            };
+            encode_frame(
+                &PeerFrame {
+                    frame: Some(peer_frame::Frame::Response(answer)),
+                },
+                &mut buf,
+            )?;
+            send.write_all(&buf).await?;
+            send.finish()?;
+            let _ = runtime::timeout(ANSWER_TIMEOUT, send.stopped()).await;
+            Ok(())
+        }
+        Err(refused) => {
+            let code = match &refused {
+                Refused::Protocol(what) => {
+                    tracing::warn!(
+                        from = format_args!("{from:x}"),
+                        what,
+                        "bad snapshot stream; dropped"
+                    );
+                    codes::PROTOCOL
+                }
+                Refused::Bad(what) => {
+                    tracing::warn!(
+                        from = format_args!("{from:x}"),
+                        what,
+                        "snapshot not received; dropped"
+                    );
+                    codes::BAD_FRAME
+                }
+                Refused::DriverGone => codes::SHUTDOWN,
+            };
+            let _ = recv.stop(code);
+            let _ = send.reset(code);
+            Ok(())
+        }
+    }
 }

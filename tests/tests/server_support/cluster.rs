@@ -361,6 +361,9 @@ impl Cluster {
                 )
                 .unwrap();
             }
+            Output::SnapshotRefused { index } => {
+                writeln!(self.out, "n{id} refused snapshot at index {index}").unwrap();
+            }
             Output::LeaderChanged { .. }
             | Output::ConfState(_)
             | Output::Snapshot { .. }
