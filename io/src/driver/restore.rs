@@ -1,5 +1,7 @@
 //! `snapshot restore`: a data directory for one member of a **new** cluster, built from a
-//! snapshot file (etcdutl's meaning).
+//! snapshot file (etcdutl's meaning): qraft's own, or etcd's (the bbolt file `etcdctl snapshot
+//! save` writes against etcd, read as qraft records by `storage::etcd_snapshot`), so a cluster
+//! moves from etcd to qraft with its revisions, leases and auth as they were.
 //!
 //! Kept from the snapshot: the key space with every revision (create/mod/version), the
 //! compaction point, leases, auth (users, roles, enabled flag and revision), the storage schema
@@ -29,8 +31,8 @@ use qraft_proto::raftpb::ConfState;
 
 use super::bootstrap::InitialMember;
 use crate::storage::{
-    LmdbStorage, MemberIdentity, SnapshotFileSummary, SnapshotRecord, StorageConfig, StorageError,
-    Table, WriteBatch, scan_snapshot_file,
+    DigestPolicy, LmdbStorage, MemberIdentity, SnapshotFileSummary, SnapshotRecord, StorageConfig,
+    StorageError, Table, WriteBatch, scan_snapshot_file,
 };
 
 /// Bytes of records per write transaction while restoring (LMDB keeps a transaction's dirty
@@ -49,7 +51,8 @@ pub struct RestorePlan {
     pub identity: MemberIdentity,
     /// Every member of the new cluster (`--initial-cluster`), IDs included.
     pub members: Vec<InitialMember>,
-    /// Skip the SHA-256 of an etcd-style file (the stream's CRC-32 is always checked).
+    /// Skip the SHA-256 of an etcd-style file (a qraft stream's CRC-32 is always checked); an
+    /// etcd database without one needs it, as in etcd.
     pub skip_hash_check: bool,
 }
 
@@ -138,7 +141,12 @@ fn build(plan: &RestorePlan, temp: &Path) -> Result<SnapshotFileSummary, Restore
     let mut batch: Option<WriteBatch<'_>> = None;
     let mut batch_bytes = 0usize;
     let mut build_failure = None;
-    let scanned = scan_snapshot_file(&plan.snapshot, plan.skip_hash_check, |record| {
+    let policy = if plan.skip_hash_check {
+        DigestPolicy::Skip
+    } else {
+        DigestPolicy::Required
+    };
+    let scanned = scan_snapshot_file(&plan.snapshot, policy, |record| {
         if !kept(&record) {
             return Ok(());
         }

@@ -51,12 +51,14 @@
 //! journal refuses the open. The whole argument, with its invariants: `docs/storage.md`.
 
 mod backend_impl;
+mod bbolt_file;
 mod codec;
 mod config;
 #[cfg(test)]
 mod corruption_tests;
 mod env;
 mod error;
+mod etcd_snapshot;
 mod journal;
 #[cfg(test)]
 mod journal_crash_fs;
@@ -91,6 +93,8 @@ pub use permissions::{
 pub use raft_state::{LogPosition, PersistedRaftState};
 pub use read_txn::{ReadTxn, Visitor};
 pub use snapshot::{ChunksReader, SnapshotExporter, SnapshotRecord, SnapshotTrailer};
-pub use snapshot_file::{DigestCheck, SnapshotFileSummary, scan_snapshot_file};
+pub use snapshot_file::{
+    DigestCheck, DigestPolicy, SnapshotFileSummary, SnapshotFormat, scan_snapshot_file,
+};
 pub use tables::Table;
 pub use write_batch::WriteBatch;
