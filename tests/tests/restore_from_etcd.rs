@@ -1,12 +1,13 @@
 //! From etcd to qraft with revisions intact (docs/operations.md, "Migrating from etcd"): the
 //! real etcd 3.4 gets a scripted history (puts, txns, deletes, a lease with a key, a
-//! compaction, a user and a role, and enough data for multi-level trees and overflow pages),
+//! compaction, users and a role, auth enabled, and enough data for multi-level trees and overflow pages),
 //! `etcdctl snapshot save` writes its bbolt file, and:
 //!
 //! * `qraftctl snapshot status` prints exactly what `etcdctl snapshot status` prints for it;
 //! * `qraftctl snapshot restore` builds a qraft member from it, which answers every
 //!   `get --rev=R` for the kept revisions, the compacted-revision error, the lease (ID, granted
-//!   TTL, keys), the users and roles, and `endpoint hashkv`'s revisions exactly as etcd did
+//!   TTL, keys), the users and roles, auth (on, etcd's password hashes and permissions
+//!   working), and `endpoint hashkv`'s revisions exactly as etcd did
 //!   (`-w json`, with the cluster/member IDs and raft terms masked);
 //! * truncated, corrupt and wrong-SHA-256 etcd files are refused with a clear error, and the
 //!   restore writes nothing.
@@ -56,6 +57,16 @@ fn json(ctl: &Etcdctl, args: &[&str]) -> Value {
     all.extend_from_slice(&["-w", "json"]);
     let text = ok(ctl, &all, None);
     serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{args:?}: {e}: {text}"))
+}
+
+/// etcdctl's credentials once the history turned auth on.
+const ROOT: &str = "--user=root:rootpw";
+
+/// `args` run as root.
+fn root<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = vec![ROOT];
+    all.extend_from_slice(args);
+    all
 }
 
 /// Blanks what a new cluster legitimately changes: its IDs and raft term. Lease IDs,
@@ -127,7 +138,10 @@ fn write_history(ctl: &Etcdctl) -> (String, i64, i64) {
         None,
     );
     ok(ctl, &["user", "grant-role", "alice", "reader"], None);
-    let last = json(ctl, &["get", "a"])["header"]["revision"]
+    ok(ctl, &["user", "add", "root:rootpw"], None);
+    ok(ctl, &["user", "grant-role", "root", "root"], None);
+    ok(ctl, &["auth", "enable"], None);
+    let last = json(ctl, &root(&["get", "a"]))["header"]["revision"]
         .as_i64()
         .expect("revision");
     (lease, compact, last)
@@ -155,27 +169,48 @@ fn observe(ctl: &Etcdctl, lease: &str, compact: i64, last: i64) -> Vec<(String, 
         let rev_flag = format!("--rev={rev}");
         record(
             format!("get at {rev}"),
-            &["get", "", "--from-key", &rev_flag, "-w", "json"],
+            &root(&["get", "", "--from-key", &rev_flag, "-w", "json"]),
         );
     }
+    let below = format!("--rev={}", compact - 1);
     record(
         "get below the compaction".into(),
-        &["get", "a", &format!("--rev={}", compact - 1), "-w", "json"],
+        &root(&["get", "a", &below, "-w", "json"]),
     );
-    record("get now".into(), &["get", "", "--from-key", "-w", "json"]);
-    record("lease list".into(), &["lease", "list", "-w", "json"]);
-    record("user list".into(), &["user", "list", "-w", "json"]);
-    record("user get".into(), &["user", "get", "alice", "-w", "json"]);
-    record("role get".into(), &["role", "get", "reader", "-w", "json"]);
+    record(
+        "get now".into(),
+        &root(&["get", "", "--from-key", "-w", "json"]),
+    );
+    record("lease list".into(), &root(&["lease", "list", "-w", "json"]));
+    record("user list".into(), &root(&["user", "list", "-w", "json"]));
+    record(
+        "user get".into(),
+        &root(&["user", "get", "alice", "-w", "json"]),
+    );
+    record(
+        "role get".into(),
+        &root(&["role", "get", "reader", "-w", "json"]),
+    );
+    // The auth store came along: alice's password (etcd's bcrypt hash) and her role's range.
+    let alice = "--user=alice:alicepw";
+    record("alice reads a".into(), &[alice, "get", "a", "-w", "json"]);
+    record(
+        "alice may not read z".into(),
+        &[alice, "get", "z", "-w", "json"],
+    );
+    record(
+        "a wrong password".into(),
+        &["--user=alice:wrong", "get", "a", "-w", "json"],
+    );
     // HashKV's hash covers qraft's own row encoding (core/src/mvcc/hash.rs), not etcd's:
     // compare the revisions it reports.
-    let mut hashkv = json(ctl, &["endpoint", "hashkv"]);
+    let mut hashkv = json(ctl, &root(&["endpoint", "hashkv"]));
     mask_ids(&mut hashkv);
     hashkv[0]["HashKV"]["hash"].take();
     seen.push(("hashkv".into(), hashkv.to_string()));
     // The remaining TTL counts down and restarts at the granted one on a new leader (etcd's
     // rule too): compare the rest.
-    let mut ttl = json(ctl, &["lease", "timetolive", lease, "--keys"]);
+    let mut ttl = json(ctl, &root(&["lease", "timetolive", lease, "--keys"]));
     mask_ids(&mut ttl);
     let remaining = ttl["ttl"].take();
     assert!(remaining.as_i64().is_some_and(|t| t > 0), "{ttl}");
@@ -186,7 +221,7 @@ fn observe(ctl: &Etcdctl, lease: &str, compact: i64, last: i64) -> Vec<(String, 
 /// Waits (bounded) until a linearizable read through `ctl` succeeds, without writing.
 fn wait_serving(ctl: &Etcdctl, cluster: &Cluster) {
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !ctl.run(&["get", "a"], None).status.success() {
+    while !ctl.run(&root(&["get", "a"]), None).status.success() {
         assert!(
             Instant::now() < deadline,
             "the restored member never served a read:\n{}",
@@ -234,7 +269,11 @@ fn an_etcd_snapshot_restores_into_qraft_with_revisions_leases_and_auth_intact() 
 
     let mut qraft = Cluster::unstarted(1, ClusterOptions::default());
     let file = qraft.root.join("etcd.db");
-    ok(&etcdctl, &["snapshot", "save", path_str(&file)], None);
+    ok(
+        &etcdctl,
+        &root(&["snapshot", "save", path_str(&file)]),
+        None,
+    );
     let expected = observe(&etcdctl, &lease, compact, last);
     let etcd_status = json(&etcdctl, &["snapshot", "status", path_str(&file)]);
     drop(etcd);
@@ -286,7 +325,7 @@ fn an_etcd_snapshot_restores_into_qraft_with_revisions_leases_and_auth_intact() 
         assert_eq!(have, want, "{what}");
     }
     // The restored member goes on from etcd's revision.
-    let put = json(&qraftctl, &["put", "after", "1"]);
+    let put = json(&qraftctl, &root(&["put", "after", "1"]));
     assert_eq!(put["header"]["revision"].as_i64(), Some(last + 1), "{put}");
 }
 
