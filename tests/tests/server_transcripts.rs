@@ -121,7 +121,19 @@ impl Cluster {
                     prev_kv: flag("prev"),
                     ..Default::default()
                 });
-                self.send(node(1), request, token);
+                // nowait: proposed but not run, so a later request's check at entry sees
+                // the state before this one applies.
+                if flag("nowait") {
+                    self.submit(node(1), request, token);
+                } else {
+                    self.send(node(1), request, token);
+                }
+            }
+            // repeat N COMMAND…: runs the command N times.
+            "repeat" => {
+                for _ in 0..num(1) {
+                    self.run(&words[2..]);
+                }
             }
             "get" => {
                 let key = if words[2] == "''" {

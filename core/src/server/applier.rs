@@ -111,7 +111,16 @@ impl<S: Storage> Applier<'_, S> {
                             (Some(reply), Ok(_)) => Ok(Some(reply)),
                             (_, result) => result,
                         };
-                        responses.push((client, result, self.state.mvcc.current_revision()));
+                        match (result, pending.sign_in_retry) {
+                            // Users or roles changed after the password was checked: check
+                            // it again (after the batch) instead of failing the client.
+                            (Err(Error::AuthOldRevision), Some(retry)) => {
+                                self.pending.sign_in_retries.push((client, retry));
+                            }
+                            (result, _) => {
+                                responses.push((client, result, self.state.mvcc.current_revision()))
+                            }
+                        }
                     }
                 }
                 Ok(EntryType::EntryConfChange) => {

@@ -242,6 +242,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                         client: Some(client),
                         deadline_ms: self.now_ms + self.config.request_timeout_ms,
                         reply,
+                        sign_in_retry: None,
                     },
                 );
                 self.pending.member_changes.insert(id, change);

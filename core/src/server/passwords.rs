@@ -112,11 +112,31 @@ pub(crate) enum Continuation {
     },
     /// `revision`: the auth revision the password was checked at; the Authenticate entry
     /// carries it and fails at apply if users or roles changed meanwhile (etcd's check).
+    /// `retry`: the sign-in to start again once if that happens (`None` on the retry).
     Authenticate {
         client: RequestId,
         name: String,
         revision: u64,
+        retry: Option<SignInRetry>,
     },
+}
+
+/// A sign-in kept while its token entry waits to be applied: if apply refuses the entry
+/// because users or roles changed after the password was checked, the member checks the
+/// password again at the new revision and proposes a new token, once, instead of failing the
+/// client (etcd's server retries the same way, in a loop; one retry keeps a member whose auth
+/// store changes all the time from checking one password forever). Holds the clear password
+/// in memory only, never in an entry or a log line.
+#[derive(Clone)]
+pub struct SignInRetry {
+    pub name: String,
+    pub password: String,
+}
+
+impl std::fmt::Debug for SignInRetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignInRetry {{ name: {:?} }}", self.name)
+    }
 }
 
 /// Requests parked while the shell runs their bcrypt work.
@@ -187,6 +207,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     client,
                     name,
                     revision,
+                    retry,
                 },
                 PasswordOutcome::Verified(true),
             ) => {
@@ -204,6 +225,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                         Propose::Authenticate(request),
                         String::new(),
                         revision,
+                        retry,
                     ),
                 )
             }
@@ -222,6 +244,53 @@ impl<S: Storage, B: Backend> Server<S, B> {
         };
         if let Err((err, hint)) = result {
             self.respond_error(client, &err, hint);
+        }
+    }
+
+    /// Authenticate: the cheap checks here (user, sign-in limit); the password is checked off
+    /// the loop, then the token proposed at the auth revision of the check. `retry`: whether a
+    /// token refused at apply for a stale revision may be tried again (see [`SignInRetry`]).
+    pub(crate) fn sign_in(
+        &mut self,
+        client: RequestId,
+        name: String,
+        password: String,
+        retry: bool,
+    ) -> Result<(), (Error, u64)> {
+        let hash = self
+            .state
+            .auth
+            .login_hash(&name, self.now_ms)
+            .map_err(|err| (err, 0))?;
+        let revision = self.state.auth.revision();
+        let retry = retry.then(|| SignInRetry {
+            name: name.clone(),
+            password: password.clone(),
+        });
+        self.start_password_work(
+            |job| PasswordWork::Verify {
+                job,
+                password,
+                hash,
+            },
+            Continuation::Authenticate {
+                client,
+                name,
+                revision,
+                retry,
+            },
+        )
+    }
+
+    /// Starts again the sign-ins whose token entries apply refused for a stale auth revision
+    /// (collected while applying); call after every applied batch.
+    pub(crate) fn retry_sign_ins(&mut self) {
+        for (client, SignInRetry { name, password }) in
+            std::mem::take(&mut self.pending.sign_in_retries)
+        {
+            if let Err((err, hint)) = self.sign_in(client, name, password, false) {
+                self.respond_error(client, &err, hint);
+            }
         }
     }
 }

@@ -7,6 +7,7 @@ use qraft_proto::qraftpb::client_response::Response;
 
 use super::membership::MemberChange;
 use super::output::RequestId;
+use super::passwords::SignInRetry;
 
 /// A proposal waiting to be applied, keyed by its proposal ID.
 #[derive(Debug, Clone)]
@@ -16,6 +17,9 @@ pub struct PendingProposal {
     pub deadline_ms: u64,
     /// The answer once applied, when it is not the applied request's own response.
     pub reply: Option<Response>,
+    /// For a token entry: the sign-in to run again if apply refuses it for a stale auth
+    /// revision.
+    pub sign_in_retry: Option<SignInRetry>,
 }
 
 /// A linearizable read waiting for its read index to be applied.
@@ -58,6 +62,9 @@ pub struct Pending {
     pub reads_waiting: Vec<PendingRead>,
     /// ReadIndex rounds, keyed by their round number (see `read_ctx_bytes`), in issue order.
     pub read_batches: BTreeMap<u64, ReadBatch>,
+    /// Sign-ins whose token entry apply refused for a stale auth revision, in apply order,
+    /// to start again after the batch (`Server::retry_sign_ins`).
+    pub sign_in_retries: Vec<(RequestId, SignInRetry)>,
 }
 
 impl Pending {

@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::raft::Storage;
 
 use super::output::RequestId;
+use super::passwords::SignInRetry;
 use super::pending::PendingProposal;
 use super::server::Server;
 
@@ -29,15 +30,23 @@ impl<S: Storage, B: Backend> Server<S, B> {
     }
 
     /// As [`Server::propose`], with the auth revision the request was checked at (rather than
-    /// the current one), for checks made before proposing that apply compares.
+    /// the current one), for checks made before proposing that apply compares; `retry` is the
+    /// sign-in to start again if apply refuses the entry for that revision.
     pub(crate) fn propose_at_revision(
         &mut self,
         client: Option<RequestId>,
         request: Request,
         username: String,
         auth_revision: u64,
+        retry: Option<SignInRetry>,
     ) -> std::result::Result<(), (Error, u64)> {
-        let result = self.submit_proposal(client, request, username, None, Some(auth_revision));
+        let result = self.submit_proposal(
+            client,
+            request,
+            username,
+            None,
+            Some((auth_revision, retry)),
+        );
         if result.is_err() {
             self.stats.proposals_failed += 1;
         }
@@ -65,8 +74,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
         request: Request,
         username: String,
         reply: Option<Response>,
-        auth_revision: Option<u64>,
+        checked_at: Option<(u64, Option<SignInRetry>)>,
     ) -> std::result::Result<(), (Error, u64)> {
+        let (auth_revision, sign_in_retry) = match checked_at {
+            Some((revision, retry)) => (revision, retry),
+            None => (self.state.auth.revision(), None),
+        };
         if self.leader == 0 {
             return Err((Error::NoLeader, 0));
         }
@@ -80,7 +93,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             header: Some(RequestHeader {
                 id,
                 username,
-                auth_revision: auth_revision.unwrap_or(self.state.auth.revision()),
+                auth_revision,
             }),
             id,
             request: Some(request),
@@ -93,6 +106,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                         client,
                         deadline_ms: self.now_ms + self.config.request_timeout_ms,
                         reply,
+                        sign_in_retry,
                     },
                 );
                 Ok(())

@@ -67,6 +67,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             applier.apply_entries(&mut txn, &entries)?;
             txn.commit()?;
             self.applied_in_batch = true;
+            self.retry_sign_ins();
         }
         if std::mem::take(&mut self.applied_in_batch) {
             self.migrate_storage()?;
@@ -107,6 +108,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let entries = std::mem::take(&mut self.to_apply);
         self.applier().1.apply_entries(txn, &entries)?;
         self.applied_in_batch = true;
+        self.retry_sign_ins();
         Ok(())
     }
 

@@ -184,29 +184,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.reply(id, Out::LeaseLeases(response));
                 Ok(())
             }
-            // The cheap checks here; the password is checked off the loop (`passwords`), then
-            // the token proposed at the auth revision of the check.
-            In::Authenticate(r) => {
-                let hash = self
-                    .state
-                    .auth
-                    .login_hash(&r.name, self.now_ms)
-                    .map_err(plain)?;
-                let revision = self.state.auth.revision();
-                let password = r.password;
-                self.start_password_work(
-                    |job| PasswordWork::Verify {
-                        job,
-                        password,
-                        hash,
-                    },
-                    Continuation::Authenticate {
-                        client: id,
-                        name: r.name,
-                        revision,
-                    },
-                )
-            }
+            // The password is checked off the loop (`passwords`).
+            In::Authenticate(r) => self.sign_in(id, r.name, r.password, true),
             In::AuthStatus(_) => {
                 let response = self.state.auth.status();
                 self.reply(id, Out::AuthStatus(response));
