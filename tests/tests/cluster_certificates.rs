@@ -1,17 +1,20 @@
 //! Certificates with real `qraft` processes and the real etcdctl (issue 16, items 4, 6, 8;
 //! issue 24, item 7): with `--client-cert-auth` a request without a token runs as the client
-//! certificate's common name, on the gRPC and QUIC listeners; `--client-crl-file` and
+//! certificate's common name, on the gRPC and QUIC listeners, unary calls and watch streams
+//! alike; `--client-crl-file` and
 //! `--peer-crl-file` refuse revoked certificates; `--peer-cert-allowed-cn` refuses peers with
 //! another name; a self-signed CA certificate presented as a client certificate is refused with
 //! a log line naming the reason.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::Duration;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-use qraft_io::client::{Client, ClientConfig};
+use qraft_io::client::{Client, ClientConfig, ClientError};
 use qraft_io::runtime;
 use qraft_io::tls::{ALPN_PEER, Identity, roots_from_pem_file};
+use qraft_proto::etcdserverpb::WatchCreateRequest;
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_ops::{member_log, wait_until};
 use qraft_tests::etcd_cluster::free_port;
@@ -96,6 +99,75 @@ fn etcdctl(addr: &str, ca: &Path, cert: &(PathBuf, PathBuf), args: &[&str]) -> (
         String::from_utf8_lossy(&out.stderr)
     );
     (out.status.success(), text)
+}
+
+/// `etcdctl watch` with a client certificate, running `action` once the watch had a second to
+/// start; stops when stdout holds `until` or `wait` passed: (exit code, `None` if it was still
+/// watching, stdout, stderr).
+fn etcdctl_watch(
+    addr: &str,
+    ca: &Path,
+    cert: &(PathBuf, PathBuf),
+    args: &[&str],
+    until: &str,
+    action: impl FnOnce(),
+) -> (Option<i32>, String, String) {
+    let wait = Duration::from_secs(10);
+    let mut child = Command::new(ETCDCTL)
+        .env("ETCDCTL_API", "3")
+        .arg(format!("--endpoints=https://{addr}"))
+        .arg(format!("--cacert={}", ca.display()))
+        .arg(format!("--cert={}", cert.0.display()))
+        .arg(format!("--key={}", cert.1.display()))
+        .arg("--dial-timeout=3s")
+        .arg("watch")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run etcdctl watch");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    action();
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    let mut code = None;
+    while Instant::now() < deadline {
+        while let Ok(chunk) = rx.try_recv() {
+            out.extend(chunk);
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            code = Some(status.code().unwrap_or(-1));
+            break;
+        }
+        if String::from_utf8_lossy(&out).contains(until) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if code.is_none() {
+        let _ = child.kill();
+    }
+    let mut err = String::new();
+    if let Some(mut stderr) = child.stderr.take() {
+        let _ = stderr.read_to_string(&mut err);
+    }
+    let _ = child.wait();
+    let _ = reader.join();
+    while let Ok(chunk) = rx.try_recv() {
+        out.extend(chunk);
+    }
+    (code, String::from_utf8_lossy(&out).into_owned(), err)
 }
 
 fn quic_client(c: &Cluster, cert: &(PathBuf, PathBuf)) -> Result<Client, String> {
@@ -184,6 +256,30 @@ fn client_certificates_name_users_and_revoked_ones_are_refused() {
         !ok && out.contains("permission denied"),
         "alice reads b/: {out}"
     );
+    // Watch streams run as the certificate's user too: alice's watch on a/ gets root's
+    // write; hers on b/ is refused at once, as etcd refuses a watch without read permission.
+    let (code, out, err) = etcdctl_watch(&grpc, &ca, alice, &["a/w"], "uno", || {
+        let (ok, out) = run(&root_cert, &["put", "a/w", "uno"]);
+        assert!(ok, "root puts a/w: {out}");
+    });
+    assert_eq!(
+        (code, out.as_str()),
+        (None, "PUT\na/w\nuno\n"),
+        "alice watches a/w; stderr {err:?}"
+    );
+    let (code, out, err) = etcdctl_watch(&grpc, &ca, alice, &["b/1"], "secret", || {
+        let (ok, out) = run(&root_cert, &["put", "b/1", "secret"]);
+        assert!(ok, "root puts b/1: {out}");
+    });
+    assert_eq!(
+        code,
+        Some(5),
+        "alice watches b/1: stdout {out:?} stderr {err:?}"
+    );
+    assert!(
+        out.is_empty() && err.contains("etcdserver: permission denied"),
+        "alice watches b/1: stdout {out:?} stderr {err:?}"
+    );
     // A certificate naming no user gets nothing.
     let (ok, out) = run(nobody, &["get", "a/1"]);
     assert!(
@@ -203,6 +299,33 @@ fn client_certificates_name_users_and_revoked_ones_are_refused() {
     );
     let denied = runtime::block_on(client.put_kv("a/4", "x")).expect_err("alice writes over QUIC");
     assert!(denied.to_string().contains("permission denied"), "{denied}");
+    // And her watches: created on a/, refused on b/.
+    for (key, refused) in [("a/1", false), ("b/1", true)] {
+        let first = runtime::block_on(runtime::timeout(Duration::from_secs(10), async {
+            let mut watch = client
+                .watch(WatchCreateRequest {
+                    key: key.as_bytes().to_vec().into(),
+                    ..Default::default()
+                })
+                .await?;
+            watch.next().await.unwrap_or(Err(ClientError::StreamClosed))
+        }))
+        .expect("a watch answer within 10 s")
+        .expect("alice's watch over QUIC");
+        assert!(first.created, "alice watches {key} over QUIC: {first:?}");
+        assert_eq!(
+            first.canceled, refused,
+            "alice watches {key} over QUIC: {first:?}"
+        );
+        if refused {
+            assert!(
+                first
+                    .cancel_reason
+                    .contains("etcdserver: permission denied"),
+                "{first:?}"
+            );
+        }
+    }
     client.close();
     let refused = quic_client(&c, revoked)
         .and_then(|client| {
