@@ -338,14 +338,28 @@ impl Cluster {
 
     /// A client for member `i` only.
     pub fn client(&self, i: usize) -> Client {
-        let config = self.client_config(vec![self.nodes[i].client_url()]);
-        runtime::block_on(Client::connect(config)).expect("connect")
+        self.connect(vec![self.nodes[i].client_url()])
     }
 
     /// A client over every running member.
     pub fn client_all(&self) -> Client {
-        let eps = self.nodes.iter().map(Node::client_url).collect();
-        runtime::block_on(Client::connect(self.client_config(eps))).expect("connect")
+        self.connect(self.nodes.iter().map(Node::client_url).collect())
+    }
+
+    /// Connects to `endpoints`, retrying for up to 30 s: a member opens its client listener
+    /// only once it applied its own member record (etcd's publish), which a member just
+    /// started (a learner catching up, say) may take a while to do on a loaded machine.
+    fn connect(&self, endpoints: Vec<String>) -> Client {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match runtime::block_on(Client::connect(self.client_config(endpoints.clone()))) {
+                Ok(client) => return client,
+                Err(e) if Instant::now() >= deadline => {
+                    panic!("connect to {endpoints:?} within 30 s: {e}")
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(200)),
+            }
+        }
     }
 
     /// Waits until a put through any member succeeds.
