@@ -333,4 +333,10 @@ impl<S: Storage> RawNode<S> {
     pub fn storage_mut(&mut self) -> &mut S {
         &mut self.raft.raft_log.storage
     }
+
+    /// Consumes the node and returns its storage (what was persisted; the unstable part of
+    /// the log is dropped, as a crash would).
+    pub fn into_storage(self) -> S {
+        self.raft.raft_log.storage
+    }
 }

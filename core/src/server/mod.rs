@@ -3,7 +3,8 @@
 //! [`Server`] owns a raft node, the application state (MVCC key space, leases, auth, members)
 //! over a [`crate::backend::Backend`], and the requests in flight. The shell drives it:
 //!
-//! - `tick(now_ms)` every `tick_ms` (the heartbeat interval) with its monotonic clock;
+//! - `tick(now_ms)` every `tick_ms` (the heartbeat interval) with its monotonic clock — or
+//!   sleep until `poll_timeout()` and call `handle_timeout(now_ms)` (`timer`);
 //! - `step(msg)` for every raft message from a peer;
 //! - `request(id, ClientRequest)` for every client request (`id` is the shell's handle);
 //! - `ready()` → [`RaftWork`] to send / persist, then `advance()` which applies committed
@@ -46,6 +47,7 @@ mod shell;
 mod snapshot;
 mod state;
 mod stats;
+mod timer;
 mod version;
 mod watch_auth;
 

@@ -39,6 +39,8 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) pending: Pending,
     pub(crate) outputs: Vec<Output>,
     pub(crate) now_ms: u64,
+    /// When the next tick is due on the shell's clock (`super::timer`).
+    pub(super) next_tick_ms: u64,
     pub(crate) leader: u64,
     pub(crate) term: u64,
     pub(crate) committed: u64,
@@ -112,6 +114,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let config_version_ticks = config.version_check_ticks;
         let config_publish_ticks = config.election_ticks as u64;
         let config_initial_corrupt_check = config.initial_corrupt_check;
+        let config_tick_ms = config.tick_ms;
         Ok(Server {
             ids: IdGenerator::new(config.member_id, now_ms),
             committed: state.applied_index,
@@ -122,6 +125,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             pending: Pending::default(),
             outputs: Vec::new(),
             now_ms,
+            next_tick_ms: now_ms.saturating_add(config_tick_ms.max(1)),
             leader: 0,
             term,
             next_lease_check_ms: now_ms,
@@ -200,11 +204,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.node.storage_mut()
     }
 
-    /// One raft tick (call every `tick_ms`), with the shell's monotonic clock. The leader also
-    /// proposes revokes of expired leases and lease checkpoints here; requests past their
-    /// deadline are answered "request timed out".
+    /// One raft tick (call every `tick_ms`, or let [`Server::poll_timeout`] say when), with
+    /// the shell's monotonic clock. The leader also proposes revokes of expired leases and
+    /// lease checkpoints here; requests past their deadline are answered "request timed out".
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        self.schedule_next_tick(now_ms);
         self.node.tick();
         let proposals = self.pending.proposals.len();
         for client in self.pending.expire(self.now_ms) {

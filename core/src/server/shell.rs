@@ -1,5 +1,5 @@
-//! Hooks the IO shell needs beyond requests and ticks: the commit index for status reports and
-//! leadership transfer (MoveLeader).
+//! Hooks the IO shell needs beyond requests and ticks: the commit index for status reports,
+//! leadership transfer (MoveLeader), and taking the storage back to reopen it.
 
 use crate::backend::Backend;
 use crate::raft::{StateRole, Storage};
@@ -21,5 +21,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
             return Err("etcdserver: bad leader transferee".to_string());
         }
         self.node.transfer_leader(to).map_err(|e| e.to_string())
+    }
+
+    /// Closes the member and hands back its raft log storage and backend. For an in-memory
+    /// embedder (a [`crate::raft::MemStorage`] the shell persists every
+    /// [`super::RaftWork`] into through [`Server::raft_storage_mut`], a
+    /// [`crate::backend::MemBackend`]) this is exactly what a crash leaves — everything the
+    /// shell persisted and every committed backend transaction, nothing in flight — and
+    /// [`Server::new`] over them restarts the member.
+    pub fn into_storage(self) -> (S, B) {
+        (self.node.into_storage(), self.backend)
     }
 }
