@@ -270,6 +270,8 @@ impl Shell {
                     self.snapshots_installed += 1;
                     self.hub.resync();
                 }
+                // Snapshot data travels inside raft's message here: nothing kept beside it.
+                Output::SnapshotRefused { .. } => {}
                 Output::LeaderChanged { leader, term } => {
                     eprintln!(
                         "n{}: leader {leader} at term {term}",
