@@ -91,4 +91,14 @@ fn every_workload_runs_against_a_real_cluster_without_errors() {
         &["watch", "--watchers", "4"],
     );
     assert!(watch["ok"].as_u64().is_some_and(|ok| ok > 0), "{watch}");
+    // Fan-out over keys: 6 watchers on 3 keys, 21 puts cycling over them (7 per key): each
+    // watcher sees its key's 7 puts, 42 events in all, none missing.
+    let fanout = bench(
+        &c,
+        21,
+        &["--clients", "3", "--conns", "2"],
+        &["watch", "--watchers", "6", "--watch-keys", "3"],
+    );
+    assert_eq!(fanout["ok"], 42, "{fanout}");
+    assert_eq!(fanout["errors"], 0, "{fanout}");
 }

@@ -13,7 +13,7 @@ use super::keys::{KeyGen, KeyOrder, stamped_value};
 use super::progress::Progress;
 use super::stats::{Recorder, Summary};
 use super::target::{BoxFut, Conn, Target};
-use super::watch::run_watch;
+use super::watch::{WatchShape, run_watch};
 use super::workload::{Consistency, Load, Workload};
 
 /// Runs one workload to completion and returns its summary.
@@ -33,13 +33,17 @@ pub async fn run(
     let recorder = match workload {
         Workload::Watch {
             watchers,
+            watch_keys,
             key_size,
             val_size,
         } => {
-            run_watch(
-                &conns, load, &budget, *watchers, *key_size, *val_size, start,
-            )
-            .await?
+            let shape = WatchShape {
+                watchers: *watchers,
+                watch_keys: *watch_keys,
+                key_size: *key_size,
+                val_size: *val_size,
+            };
+            run_watch(&conns, load, &budget, &shape, start).await?
         }
         Workload::LeaseKeepalive => run_requesters(&conns, load, &budget, keep_alive_loop).await,
         _ => {

@@ -1,7 +1,9 @@
-//! The watch workload: `watchers` streams watch one key while the requesters put it. Each put's
-//! value carries its send time, so every watcher measures put-to-event latency from the event
-//! alone; a watcher that has not seen every acknowledged put within a grace period after the
-//! last one counts the missing events as errors.
+//! The watch workload: `watchers` streams watch `watch_keys` keys (watcher i the key i mod
+//! `watch_keys`; with one key, a pure broadcast) while the requesters put them in turn. Each
+//! put's value carries its send time, so every watcher measures put-to-event latency from the
+//! event alone; a watcher that has not seen every acknowledged put of its key within a grace
+//! period after the last one counts the missing events as errors. Watchers are spread over the
+//! connections (watcher i on connection i mod `--conns`), as a fan-out of many clients' watches.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,34 +25,48 @@ const POLL: Duration = Duration::from_millis(100);
 /// Not yet known: the puts are still running.
 const UNKNOWN: u64 = u64::MAX;
 
+/// The shape of a watch run.
+pub struct WatchShape {
+    pub watchers: u64,
+    pub watch_keys: u64,
+    pub key_size: usize,
+    pub val_size: usize,
+}
+
 pub async fn run_watch(
     conns: &[Box<dyn Conn>],
     load: &Load,
     budget: &Budget,
-    watchers: u64,
-    key_size: usize,
-    val_size: usize,
+    shape: &WatchShape,
     origin: Instant,
 ) -> anyhow::Result<Recorder> {
-    let key = encode_key(0, key_size);
+    let keys: Vec<Vec<u8>> = (0..shape.watch_keys.max(1))
+        .map(|k| encode_key(k, shape.key_size))
+        .collect();
     let mut streams = Vec::new();
-    for i in 0..watchers {
+    for i in 0..shape.watchers {
         let conn = &conns[(i % conns.len() as u64) as usize];
-        streams.push(conn.watch(key.clone()).await?);
+        let key = (i % keys.len() as u64) as usize;
+        streams.push((key, conn.watch(keys[key].clone()).await?));
     }
-    let expected = AtomicU64::new(UNKNOWN);
+    // Puts acknowledged per key; the watchers' targets once the puts are over.
+    let acked: Vec<AtomicU64> = keys.iter().map(|_| AtomicU64::new(0)).collect();
+    let expected: Vec<AtomicU64> = keys.iter().map(|_| AtomicU64::new(UNKNOWN)).collect();
+    let next = AtomicU64::new(0);
     let puts = async {
         let recorder = run_requesters(conns, load, budget, |conn, budget, _| {
-            put_loop(conn, budget, key.clone(), val_size, origin)
+            put_loop(conn, budget, &keys, &next, &acked, shape.val_size, origin)
         })
         .await;
-        expected.store(recorder.count(), Ordering::Release);
+        for (target, count) in expected.iter().zip(&acked) {
+            target.store(count.load(Ordering::Acquire), Ordering::Release);
+        }
         recorder
     };
     let events = futures::future::join_all(
         streams
             .iter_mut()
-            .map(|stream| watch_loop(stream.as_mut(), &expected, origin)),
+            .map(|(key, stream)| watch_loop(stream.as_mut(), &expected[*key], origin)),
     );
     let (put_recorder, event_recorders) = join(puts, events).await;
     let mut events = Recorder::new();
@@ -66,16 +82,25 @@ pub async fn run_watch(
 async fn put_loop(
     conn: &dyn Conn,
     budget: &Budget,
-    key: Vec<u8>,
+    keys: &[Vec<u8>],
+    next: &AtomicU64,
+    acked: &[AtomicU64],
     val_size: usize,
     origin: Instant,
 ) -> Recorder {
     let mut recorder = Recorder::new();
     while budget.claim().is_some() {
+        let key = (next.fetch_add(1, Ordering::Relaxed) % keys.len() as u64) as usize;
         let stamp = u64::try_from(origin.elapsed().as_nanos()).unwrap_or(u64::MAX);
         let sent = Instant::now();
-        match conn.put(key.clone(), stamped_value(val_size, stamp)).await {
-            Ok(()) => recorder.success(sent.elapsed()),
+        match conn
+            .put(keys[key].clone(), stamped_value(val_size, stamp))
+            .await
+        {
+            Ok(()) => {
+                acked[key].fetch_add(1, Ordering::AcqRel);
+                recorder.success(sent.elapsed());
+            }
             Err(err) => recorder.error(err.0),
         }
         budget.finished();

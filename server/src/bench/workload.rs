@@ -69,10 +69,14 @@ pub enum Workload {
         #[arg(long, default_value_t = 8)]
         val_size: usize,
     },
-    /// `--watchers` watch one key while `--total` puts write it; measures put-to-event latency.
+    /// `--watchers` watch `--watch-keys` keys while `--total` puts write them in turn; measures
+    /// put-to-event latency and events delivered (a fan-out: watchers spread over `--conns`).
     Watch {
         #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=100_000))]
         watchers: u64,
+        /// Distinct keys watched (watcher i watches key i mod this).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        watch_keys: u64,
         #[arg(long, default_value_t = 8)]
         key_size: usize,
         #[arg(long, default_value_t = 8)]
