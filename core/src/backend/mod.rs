@@ -12,6 +12,13 @@
 //!   transaction is running.
 //! - **Atomic commit.** Everything written in one write transaction becomes visible (and, for a
 //!   durable backend, durable) together or not at all.
+//! - **Visible at commit.** Every read transaction opened after [`WriteTxn::commit`] returns
+//!   sees what it wrote. This is how the core reads the applied state: through
+//!   [`Backend::read_txn`] only, so a backend that batches commits must serve reads from its
+//!   batch (as etcd's backend reads through its write buffer). Durability may come later: the
+//!   applied index commits with the data (below), so a crash loses a suffix of applied entries
+//!   that the raft log applies again. qraft-io's loop backend keeps one LMDB write transaction
+//!   open for a few milliseconds across many such commits and serves reads through it.
 //!
 //! # Invariant: applied index and applied data commit together
 //! The state machine applies committed raft entries inside one write transaction and, in that

@@ -133,14 +133,6 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.issue_read_round();
     }
 
-    /// Whether some read's round is done, so the next [`Self::serve_reads`] may serve it.
-    pub(crate) fn has_confirmed_reads(&self) -> bool {
-        self.pending
-            .read_batches
-            .values()
-            .any(|batch| batch.read_index.is_some())
-    }
-
     /// Serves every read whose round's index has been applied.
     pub(crate) fn serve_reads(&mut self) {
         let applied = self.state.applied_index;

@@ -91,11 +91,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
 
     /// Group commit: applies the committed entries of the last [`Server::ready`] inside the
     /// shell's own write transaction `txn` — the one that also persists that ready's entries
-    /// and hard state — so a turn costs one commit (one fsync) instead of two. The shell must
-    /// commit `txn` before it delivers the outputs produced here (responses, events,
-    /// `ConfState`, which it should store in the same `txn`), then call [`Server::advance`].
-    /// A dropped (uncommitted) `txn` is a fatal error for the member: the in-memory state has
-    /// already moved on.
+    /// and hard state — so a turn costs one commit (one fsync) instead of two. `txn` is a
+    /// write transaction of the server's backend: every later read of the applied state goes
+    /// through [`Backend::read_txn`], which sees it once committed (see the backend's
+    /// contract; qraft-io's backend keeps it open across turns and reads through it). Then
+    /// call [`Server::advance`]. A dropped (uncommitted) `txn` is a fatal error for the
+    /// member: the in-memory state has already moved on.
     ///
     /// A ready that carries a snapshot from the leader is not applied here (installing it
     /// reopens the state from the backend): [`Server::advance`] then does all of it in its own
@@ -110,18 +111,6 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.applied_in_batch = true;
         self.retry_sign_ins();
         Ok(())
-    }
-
-    /// Whether the next [`Server::advance`] reads or writes the backend outside the shell's
-    /// transaction — to install a snapshot, serve reads whose round is done, migrate the
-    /// storage schema or take a snapshot image. A shell that keeps the transaction of
-    /// [`Server::advance_in`] open across turns commits it first, so that these see every
-    /// entry applied so far (and the backend has no other write transaction open).
-    pub fn advance_uses_backend(&self) -> bool {
-        self.to_install.is_some()
-            || self.has_confirmed_reads()
-            || self.storage_migration_pending()
-            || (self.config.snapshot_images && self.snapshot_due())
     }
 
     /// Whether the last [`Server::ready`] handed out committed entries still to apply.

@@ -115,11 +115,6 @@ impl<S: Storage, B: Backend> Server<S, B> {
             .collect()
     }
 
-    /// The storage schema differs from the one the cluster version asks for.
-    pub(crate) fn storage_migration_pending(&self) -> bool {
-        self.versions.storage_target().is_some() && self.versions.storage_version().is_some()
-    }
-
     /// Migrates the storage schema to the cluster version after a batch was applied (its own
     /// transaction: a crash in between leaves the old schema with the new cluster version, and
     /// the migration runs again after the restart). A downgrade the raft log does not allow yet

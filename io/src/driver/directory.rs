@@ -1,16 +1,18 @@
-//! Keeps the transport's view of the configuration current: the applied member list (which
-//! joining members ask for) and the removed members (whose connections are refused).
+//! Keeps the transport's view of the configuration current: the peers it connects to (from
+//! the applied member list), the applied member list (which joining members ask for) and the
+//! removed members (whose connections are refused).
 
 use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::ops::ControlFlow;
 
-use qraft_core::backend::Table;
+use qraft_core::backend::{ReadTxn, Table};
 use qraft_proto::qraftpb::{MemberRecord, MembersResponse};
 use qraft_proto::raftpb::ConfState;
 
 use super::handle::DriverError;
-use crate::storage::LmdbStorage;
-use crate::transport::PeerTransport;
+use super::held::HeldBatch;
+use super::run::Loop;
+use crate::transport::{PeerAddr, PeerTransport};
 
 /// The member list last handed to the transport.
 #[derive(Default)]
@@ -22,14 +24,14 @@ impl PublishedMembers {
     pub fn update(
         &mut self,
         transport: &dyn PeerTransport,
-        storage: &LmdbStorage,
+        applied: &HeldBatch<'_>,
         cluster_id: u64,
         members: &BTreeMap<u64, MemberRecord>,
     ) -> Result<(), DriverError> {
         if members.is_empty() || self.0.as_ref() == Some(members) {
             return Ok(());
         }
-        let removed = removed_members(storage)?;
+        let removed = removed_members(applied)?;
         transport.publish_members(
             MembersResponse {
                 cluster_id,
@@ -42,14 +44,16 @@ impl PublishedMembers {
     }
 }
 
-fn removed_members(storage: &LmdbStorage) -> Result<Vec<u64>, DriverError> {
-    let txn = storage.read()?;
+fn removed_members(applied: &HeldBatch<'_>) -> Result<Vec<u64>, DriverError> {
+    let view = applied.view()?;
     let mut removed = Vec::new();
-    for row in txn.range(Table::MembersRemoved, Bound::Unbounded, Bound::Unbounded)? {
-        if let Ok(bytes) = <[u8; 8]>::try_from(row?.0) {
+    view.scan(Table::MembersRemoved, &[], None, &mut |key, _| {
+        if let Ok(bytes) = <[u8; 8]>::try_from(key) {
             removed.push(u64::from_be_bytes(bytes));
         }
-    }
+        ControlFlow::Continue(())
+    })
+    .map_err(qraft_core::error::Error::from)?;
     Ok(removed)
 }
 
@@ -63,4 +67,59 @@ pub(super) fn removes(conf_state: &ConfState, me: u64) -> bool {
         .chain(&conf_state.learners_next)
         .any(|&id| id == me);
     !in_config && !conf_state.voters.is_empty()
+}
+
+impl Loop<'_> {
+    pub(super) fn is_sole_voter(&self) -> bool {
+        let conf = self.storage.raft_state().conf_state;
+        conf.voters == [self.server.member_id()] && conf.learners.is_empty()
+    }
+
+    /// Registers every member of the current configuration with the transport and forgets
+    /// removed ones.
+    pub(super) async fn reconcile_peers(&mut self) {
+        let me = self.server.member_id();
+        let wanted: Vec<(u64, String)> = self
+            .server
+            .state()
+            .members
+            .values()
+            .filter(|m| m.id != me)
+            .filter_map(|m| {
+                let url = m.raft_attrs.as_ref()?.peer_urls.first()?.clone();
+                Some((m.id, url))
+            })
+            .collect();
+        // Before the first configuration arrives (a joining member), keep the flag-given peers.
+        let removed: Vec<u64> = if self.server.state().members.is_empty() {
+            Vec::new()
+        } else {
+            self.peers
+                .keys()
+                .filter(|id| !wanted.iter().any(|(w, _)| w == *id))
+                .copied()
+                .collect()
+        };
+        for id in removed {
+            self.transport.remove_peer(id);
+            self.peers.remove(&id);
+        }
+        for (id, url) in wanted {
+            if self.peers.get(&id) != Some(&url) {
+                self.add_peer(id, url).await;
+            }
+        }
+    }
+
+    pub(super) async fn add_peer(&mut self, id: u64, url: String) {
+        match PeerAddr::from_url(&url).await {
+            Ok(addr) => {
+                self.transport.add_peer(id, addr);
+                self.peers.insert(id, url);
+            }
+            Err(err) => {
+                tracing::warn!(member = format_args!("{id:x}"), %url, %err, "cannot resolve peer")
+            }
+        }
+    }
 }

@@ -98,6 +98,14 @@ fn served_here(request: &ClientRequest) -> bool {
     )
 }
 
+/// Calls the shell serves from LMDB's last commit on another thread (a client's snapshot), so
+/// the loop commits the batch it holds before the call's permission check is answered: the
+/// snapshot then holds every entry applied before the call arrived, as etcd's (its backend
+/// commits before a snapshot).
+pub(super) fn served_from_committed_file(request: &ClientRequest) -> bool {
+    matches!(request.request, Some(In::Snapshot(_)))
+}
+
 impl DriverHandle {
     /// For a call the shell serves itself (status, defragment, snapshot, move-leader), the
     /// state machine's verdict: it resolves the token and checks the permission as for every

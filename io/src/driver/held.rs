@@ -1,4 +1,5 @@
-//! The batch of applied entries the loop keeps open across turns.
+//! The batch of applied entries the loop keeps open across turns, and the state machine's
+//! backend on top of it: the one way the loop reads or writes the applied state.
 //!
 //! Applying a committed entry answers its client at once (the entry is durable in the raft
 //! journal of a majority; a restart replays it). Committing the LMDB transaction that holds the
@@ -8,95 +9,286 @@
 //! commits it:
 //!
 //! - once it is [`HOLD_LIMIT`] old, at the next turn or when the loop is idle that long;
-//! - before anything reads the applied state outside it, on this thread: reads and hashes the
-//!   core serves (`run::reads_applied_state`, `Server::advance_uses_backend`), watchers catching
-//!   up, ticks (the corruption check hashes the key space);
-//! - before any other write: snapshots, configurations, schema migrations, the loop's end.
+//! - before any write outside it: snapshots, configurations, the loop's end;
+//! - before the shell serves the committed LMDB file on another thread (a client's snapshot).
+//!
+//! Reads do not commit it. The core reaches the applied state only through its backend, and
+//! the backend the loop gives it is [`LoopBackend`]: a read (`Backend::read_txn`) goes through
+//! the open batch — an LMDB write transaction sees its own writes — or, when none is open,
+//! through a read transaction of the last commit, which then holds everything applied. A write
+//! (`Backend::write_txn`) goes into the open batch, and its `commit` leaves it open, to commit
+//! on the schedule above (etcd's backend reads through its write buffer the same way). So no
+//! read can miss an applied entry, whatever the shell does: the rule is the type, not a
+//! convention. A read of the applied state while the loop holds the batch for writing is an
+//! error, never a stale answer.
 //!
 //! Invariants: the batch lives on the loop's thread only (an LMDB write transaction belongs to
-//! the thread that began it); while it is open it holds the writer lock, so the journal takes
-//! the turn's raft records through it ([`HeldBatch::journal_append`]) and writers on other
-//! threads (defrag) wait at most [`HOLD_LIMIT`] and a turn. Readers on other threads see the
-//! last commit, as before a turn's commit.
+//! the thread that began it; `Rc` and `RefCell` keep it there); while it is open it holds the
+//! writer lock, so the journal takes the turn's raft records through it
+//! ([`HeldBatch::journal_append`]) and writers on other threads (defrag) wait at most
+//! [`HOLD_LIMIT`] and a turn. Readers on other threads see the last commit. Its size is bounded
+//! by what the loop applies in [`HOLD_LIMIT`], whatever the reads.
 
+use std::cell::{Ref, RefCell, RefMut};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use qraft_core::backend::{self, Backend, BackendError, Table, Visit};
 use qraft_proto::raftpb::{Entry, HardState};
 
 use super::metrics::LoopMetrics;
-use crate::storage::{LmdbStorage, StorageError, WriteBatch};
+use crate::storage::{LmdbStorage, ReadTxn, StorageError, WriteBatch};
 
 /// How long applied entries may wait in an open transaction. A power loss is not the limit
 /// (the journal covers it); the limit bounds how long other threads' writers wait and how
 /// much a commit carries.
 pub(super) const HOLD_LIMIT: Duration = Duration::from_millis(10);
 
+/// The open batch, if any, and when it began.
+struct Open<'s> {
+    batch: WriteBatch<'s>,
+    since: Instant,
+    /// A write handle was dropped without `commit` after it wrote: the batch holds a part of
+    /// a change and must never commit.
+    abandoned: bool,
+}
+
 pub(super) struct HeldBatch<'s> {
     storage: &'s LmdbStorage,
-    open: Option<(WriteBatch<'s>, Instant)>,
+    open: RefCell<Option<Open<'s>>>,
+}
+
+/// The state machine's backend on the loop: LMDB seen through the held batch (see the module
+/// documentation). Clones share the batch.
+#[derive(Clone)]
+pub(super) struct LoopBackend<'s>(Rc<HeldBatch<'s>>);
+
+impl<'s> LoopBackend<'s> {
+    pub fn new(storage: &'s LmdbStorage) -> Self {
+        LoopBackend(Rc::new(HeldBatch {
+            storage,
+            open: RefCell::new(None),
+        }))
+    }
+
+    pub fn held(&self) -> &HeldBatch<'s> {
+        &self.0
+    }
+}
+
+fn busy() -> StorageError {
+    StorageError::Config("the held batch is in use (a read or write of it is still open)".into())
 }
 
 impl<'s> HeldBatch<'s> {
-    pub fn new(storage: &'s LmdbStorage) -> Self {
-        Self {
-            storage,
-            open: None,
+    /// The applied state as of now: through the open batch, or the last commit if none is open.
+    pub fn view(&self) -> Result<AppliedView<'_, 's>, StorageError> {
+        let open = self.open.try_borrow().map_err(|_| busy())?;
+        match Ref::filter_map(open, |open| open.as_ref().map(|open| &open.batch)) {
+            Ok(batch) => Ok(AppliedView::Held(batch)),
+            Err(_) => Ok(AppliedView::Committed(self.storage.read()?)),
         }
     }
 
-    /// The open batch to apply into, or a new one.
-    pub fn take_or_begin(&mut self) -> Result<(WriteBatch<'s>, Instant), StorageError> {
-        match self.open.take() {
-            Some(open) => Ok(open),
-            None => Ok((self.storage.begin_write()?, Instant::now())),
+    /// The open batch to write into, begun if none is open. Its `commit` keeps it open.
+    pub fn write(&self) -> Result<HeldWrite<'_, 's>, StorageError> {
+        let mut open = self.open.try_borrow_mut().map_err(|_| busy())?;
+        if open.is_none() {
+            *open = Some(Open {
+                batch: self.storage.begin_write()?,
+                since: Instant::now(),
+                abandoned: false,
+            });
         }
-    }
-
-    /// Keeps `batch` (begun at `since`) open, or commits it if it is due.
-    pub fn keep(
-        &mut self,
-        batch: WriteBatch<'s>,
-        since: Instant,
-        metrics: &LoopMetrics,
-    ) -> Result<(), StorageError> {
-        self.open = Some((batch, since));
-        if since.elapsed() >= HOLD_LIMIT {
-            self.commit(metrics)?;
-        }
-        Ok(())
+        Ok(HeldWrite {
+            open: RefMut::map(open, |open| open.as_mut().expect("opened above")),
+            wrote: false,
+            committed: false,
+        })
     }
 
     /// When the open batch is due, if there is one.
     pub fn deadline(&self) -> Option<Instant> {
-        self.open.as_ref().map(|(_, since)| *since + HOLD_LIMIT)
+        let open = self.open.try_borrow().ok()?;
+        open.as_ref().map(|open| open.since + HOLD_LIMIT)
     }
 
     pub fn is_due(&self) -> bool {
         self.deadline().is_some_and(|due| Instant::now() >= due)
     }
 
-    /// Commits the open batch, if any: data pages synced, the meta page not (a power loss may
-    /// undo it; the journal replays what it held).
-    pub fn commit(&mut self, metrics: &LoopMetrics) -> Result<(), StorageError> {
-        if let Some((batch, _)) = self.open.take() {
-            let start = Instant::now();
-            batch.commit_unsynced_meta()?;
-            metrics.committed(start.elapsed(), false, true);
+    /// Commits the open batch if it is due.
+    pub fn commit_if_due(&self, metrics: &LoopMetrics) -> Result<(), StorageError> {
+        if self.is_due() {
+            self.commit(metrics)?;
         }
         Ok(())
+    }
+
+    /// Commits the open batch, if any: data pages synced, the meta page not (a power loss may
+    /// undo it; the journal replays what it held).
+    pub fn commit(&self, metrics: &LoopMetrics) -> Result<(), StorageError> {
+        self.commit_with(metrics, false)
+    }
+
+    /// Commits the open batch, if any, durably (the meta page synced too): for a batch that
+    /// holds what the journal cannot replay (a snapshot turn's raft state).
+    pub fn commit_durably(&self, metrics: &LoopMetrics) -> Result<(), StorageError> {
+        self.commit_with(metrics, true)
+    }
+
+    fn commit_with(&self, metrics: &LoopMetrics, durably: bool) -> Result<(), StorageError> {
+        let open = self.open.try_borrow_mut().map_err(|_| busy())?.take();
+        let Some(open) = open else {
+            return Ok(());
+        };
+        if open.abandoned {
+            return Err(StorageError::Config(
+                "a write to the applied state was abandoned half done".into(),
+            ));
+        }
+        let start = Instant::now();
+        if durably {
+            open.batch.commit()?;
+        } else {
+            open.batch.commit_unsynced_meta()?;
+        }
+        metrics.committed(start.elapsed(), durably, true);
+        Ok(())
+    }
+
+    /// Drops the open batch uncommitted (the loop stops on an error; the journal holds what it
+    /// applied), so that the writer lock is free for the final fold of the journal.
+    pub fn abort(&self) {
+        if let Ok(mut open) = self.open.try_borrow_mut() {
+            open.take();
+        }
     }
 
     /// The turn's raft entries and hard state to the journal, through the open batch (which
     /// holds the writer lock) if there is one.
     pub fn journal_append(
-        &mut self,
+        &self,
         entries: &[Entry],
         hard_state: Option<&HardState>,
         sync: bool,
     ) -> Result<(), StorageError> {
-        match self.open.as_mut() {
-            Some((batch, _)) => batch.journal_append(entries, hard_state, sync),
+        let mut open = self.open.try_borrow_mut().map_err(|_| busy())?;
+        match open.as_mut() {
+            Some(open) => open.batch.journal_append(entries, hard_state, sync),
             None => self.storage.journal_append(entries, hard_state, sync),
         }
+    }
+}
+
+/// A read of the applied state (see [`HeldBatch::view`]).
+pub(super) enum AppliedView<'a, 's> {
+    Held(Ref<'a, WriteBatch<'s>>),
+    Committed(ReadTxn),
+}
+
+/// The open batch, borrowed for writing (see [`HeldBatch::write`]). Dropped without
+/// [`backend::WriteTxn::commit`] after writing, it leaves the batch unable to commit: the
+/// loop then stops, and a restart replays the entries from the journal.
+pub(super) struct HeldWrite<'a, 's> {
+    open: RefMut<'a, Open<'s>>,
+    wrote: bool,
+    committed: bool,
+}
+
+impl<'s> HeldWrite<'_, 's> {
+    /// The batch itself, for the loop's own writes (raft state in a snapshot turn,
+    /// configurations) next to the applied entries.
+    pub fn batch(&mut self) -> &mut WriteBatch<'s> {
+        self.wrote = true;
+        &mut self.open.batch
+    }
+
+    /// Done writing: the batch stays open (see [`HeldBatch`]).
+    pub fn done(mut self) {
+        self.committed = true;
+    }
+}
+
+impl Drop for HeldWrite<'_, '_> {
+    fn drop(&mut self) {
+        if self.wrote && !self.committed {
+            self.open.abandoned = true;
+        }
+    }
+}
+
+impl<'s> Backend for LoopBackend<'s> {
+    type ReadTxn<'a>
+        = AppliedView<'a, 's>
+    where
+        Self: 'a;
+    type WriteTxn<'a>
+        = HeldWrite<'a, 's>
+    where
+        Self: 'a;
+
+    fn read_txn(&self) -> Result<AppliedView<'_, 's>, BackendError> {
+        Ok(self.0.view()?)
+    }
+
+    fn write_txn(&self) -> Result<HeldWrite<'_, 's>, BackendError> {
+        Ok(self.0.write()?)
+    }
+}
+
+impl backend::ReadTxn for AppliedView<'_, '_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>, BackendError> {
+        match self {
+            AppliedView::Held(batch) => backend::ReadTxn::get(&**batch, table, key),
+            AppliedView::Committed(txn) => backend::ReadTxn::get(txn, table, key),
+        }
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        match self {
+            AppliedView::Held(batch) => backend::ReadTxn::scan(&**batch, table, start, end, visit),
+            AppliedView::Committed(txn) => backend::ReadTxn::scan(txn, table, start, end, visit),
+        }
+    }
+}
+
+impl backend::ReadTxn for HeldWrite<'_, '_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>, BackendError> {
+        backend::ReadTxn::get(&self.open.batch, table, key)
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        visit: &mut dyn FnMut(&[u8], &[u8]) -> Visit,
+    ) -> Result<(), BackendError> {
+        backend::ReadTxn::scan(&self.open.batch, table, start, end, visit)
+    }
+}
+
+impl backend::WriteTxn for HeldWrite<'_, '_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        backend::WriteTxn::put(self.batch(), table, key, value)
+    }
+
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, BackendError> {
+        backend::WriteTxn::delete(self.batch(), table, key)
+    }
+
+    /// Makes the writes visible to every later read of the applied state (they go through the
+    /// batch) and leaves the LMDB commit to the loop's schedule: durability comes from the
+    /// journal, which replays the entries whose effects a crash drops.
+    fn commit(self) -> Result<(), BackendError> {
+        self.done();
+        Ok(())
     }
 }

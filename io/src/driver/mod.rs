@@ -24,6 +24,7 @@ mod held;
 mod info;
 mod learner;
 mod metrics;
+mod outputs;
 mod password_pool;
 mod persist;
 mod restore;

@@ -1,13 +1,86 @@
-//! Carrying out the raft half of a loop turn on storage: what goes to disk, a snapshot turn's
-//! writes into its batch (entries and hard state otherwise go to the journal, see
-//! `LmdbStorage::journal_append`), the configurations applied entries produced, storing the
-//! state machine's periodic snapshots and compacting the log. (`MsgSnap` data is streamed by the
-//! peer transport, and received by it, off the loop.)
+//! Carrying out a loop turn's writes ([`Loop::write_turn`]): what goes to disk, a snapshot
+//! turn's writes into its batch (entries and hard state otherwise go to the journal, see
+//! `LmdbStorage::journal_append`), applying the committed entries into the held batch, the
+//! configurations applied entries produced, storing the state machine's periodic snapshots and
+//! compacting the log. (`MsgSnap` data is streamed by the peer transport, and received by it,
+//! off the loop.)
+
+use std::time::Instant;
 
 use qraft_core::server::{Output, RaftWork};
 use qraft_proto::raftpb::ConfState;
 
+use super::directory;
+use super::handle::DriverError;
+use super::outputs::release_responses;
+use super::run::Loop;
 use crate::storage::{LmdbStorage, StorageError, WriteBatch};
+
+impl Loop<'_> {
+    /// The turn's writes. Raft's part — entries and hard state — goes to the journal (one
+    /// `fdatasync`), after which the acknowledgements (`persisted_messages`) leave at once. The
+    /// committed entries the core applies go into the batch the loop keeps open across turns
+    /// (see [`super::held`]) with the applied index and the journal's tail; the answers to them
+    /// leave at once. Each answers a committed entry, already durable in the raft log of a
+    /// majority (the leader's own journal included: it counts its own acknowledgement only
+    /// after the turn that appended the entry), and a crash before the batch commits replays
+    /// the entry from the journal to the same result; reads see it through the batch. A
+    /// snapshot from the leader (already received by the transport) is swapped in first
+    /// ([`install_snapshot`]), then the turn's entries and hard state are committed durably in a
+    /// batch (the journal untouched); a new configuration is committed at once. Returns the
+    /// outputs produced so far — responses among them — and whether a configuration was stored.
+    pub(super) fn write_turn(
+        &mut self,
+        work: &mut RaftWork,
+    ) -> Result<(Vec<Output>, bool), DriverError> {
+        let backend = self.backend.clone();
+        let held = backend.held();
+        let applies = self.server.has_entries_to_apply();
+        let snapshot = work.snapshot.is_some();
+        if !snapshot && needs_write(work) {
+            let start = Instant::now();
+            held.journal_append(&work.entries, work.hard_state.as_ref(), work.must_sync)?;
+            if work.must_sync {
+                self.metrics.committed(start.elapsed(), true, false);
+            }
+            self.transport
+                .send(std::mem::take(&mut work.persisted_messages));
+        }
+        if !snapshot && !applies {
+            return Ok((self.server.take_outputs(), false));
+        }
+        if snapshot {
+            held.commit(&self.metrics)?;
+            install_snapshot(self.storage, work)?;
+        }
+        let mut write = held.write()?;
+        if snapshot {
+            persist_into(write.batch(), work)?;
+        }
+        let apply_start = Instant::now();
+        self.server.advance_in(&mut write)?;
+        self.metrics.applied(apply_start.elapsed());
+        let mut outputs = self.server.take_outputs();
+        let stored_conf = store_conf_states(write.batch(), &outputs)?;
+        write.done();
+        // The configurations are consumed here, so this is where a member sees its own removal
+        // (a leader that removes itself hears of it from nobody else).
+        let me = self.server.member_id();
+        self.removed |= outputs
+            .iter()
+            .any(|output| matches!(output, Output::ConfState(cs) if directory::removes(cs, me)));
+        outputs.retain(|output| !matches!(output, Output::ConfState(_)));
+        release_responses(&mut self.waiting, &mut outputs);
+        if snapshot {
+            held.commit_durably(&self.metrics)?;
+        } else if stored_conf {
+            held.commit(&self.metrics)?;
+        } else {
+            held.commit_if_due(&self.metrics)?;
+        }
+        Ok((outputs, stored_conf))
+    }
+}
 
 /// Whether `work` has anything for the disk.
 pub fn needs_write(work: &RaftWork) -> bool {
