@@ -181,7 +181,9 @@ impl<'s> HeldBatch<'s> {
     }
 }
 
-/// A read of the applied state (see [`HeldBatch::view`]).
+/// A read of the applied state (see [`HeldBatch::view`]). It lives on the stack for one read:
+/// boxing the larger variant would cost an allocation per read for nothing.
+#[allow(clippy::large_enum_variant)]
 pub(super) enum AppliedView<'a, 's> {
     Held(Ref<'a, WriteBatch<'s>>),
     Committed(ReadTxn),
