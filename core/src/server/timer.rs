@@ -1,5 +1,5 @@
 //! When the core next needs the shell: a deadline on the shell's monotonic clock, as
-//! quinn-proto's `Connection::poll_timeout`. A runtime sleeps until [`Server::poll_timeout`]
+//! a sans-IO QUIC connection's `poll_timeout`. A runtime sleeps until [`Server::poll_timeout`]
 //! (or until an input arrives) and then calls [`Server::handle_timeout`] with its clock, instead
 //! of keeping a ticker of its own. Time stays an argument: nothing here reads a clock.
 //!

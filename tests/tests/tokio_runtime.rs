@@ -1,6 +1,8 @@
 //! A second runtime for qraft-core: three members in one process on tokio, with nothing but
-//! the core's public API (no qraft-io). It is the worked example of `docs/embedding.md` and a
-//! test: CI fails if this cluster stops serving.
+//! the core's public API (this file names only `qraft_core` and `qraft_proto`, never qraft-io;
+//! it lives in the test crate so that core itself keeps no async runtime, even among its
+//! dev-dependencies). It is the worked example of `docs/embedding.md` and a test: CI fails if
+//! this cluster stops serving.
 //!
 //! - Each member is one tokio task owning a `Server` and a `WatchHub`. It sleeps until an
 //!   input arrives or until `Server::poll_timeout()`, feeds the inputs, then carries out what
