@@ -38,6 +38,20 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// Runs qraftctl without an endpoint (the offline `snapshot status|restore` commands); returns
+/// (success, stdout, stderr).
+pub fn ctl_offline(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(binary("qraftctl"))
+        .args(args)
+        .output()
+        .expect("run qraftctl");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A free UDP port on 127.0.0.1 (QUIC listens on UDP). The socket is closed before the member
 /// binds it; collisions with other tests are unlikely and fail loudly.
 pub fn free_udp_port() -> u16 {

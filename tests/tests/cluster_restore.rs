@@ -26,26 +26,13 @@ use qraft_proto::etcdserverpb::{
     AuthRoleAddRequest, AuthUserAddRequest, CompactionRequest, DeleteRangeRequest, HashKvRequest,
     LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest, RangeRequest,
 };
-use qraft_tests::cluster::{Cluster, ClusterOptions, binary, free_tcp_port};
+use qraft_tests::cluster::{Cluster, ClusterOptions, ctl_offline, free_tcp_port};
 use qraft_tests::cluster_ops::{
     WriteLoad, assert_acknowledged_present, restart_with, wait_serving,
 };
 use qraft_tests::etcdctl::{ETCDCTL, require_etcdctl};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// qraftctl without an endpoint (the offline snapshot commands).
-fn ctl_offline(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary("qraftctl"))
-        .args(args)
-        .output()
-        .expect("run qraftctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

@@ -15,27 +15,14 @@
 //! Needs the binaries of the same profile: `cargo build --release --workspace --bins`.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use qraft_tests::cluster::{Cluster, ClusterOptions, binary};
+use qraft_tests::cluster::{Cluster, ClusterOptions, ctl_offline};
 use qraft_tests::etcd::EtcdProcess;
 use qraft_tests::etcdctl::{Etcdctl, require_etcdctl};
 use serde_json::Value;
 
 const TEST: &str = "restore_from_etcd";
-
-fn ctl_offline(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(binary("qraftctl"))
-        .args(args)
-        .output()
-        .expect("run qraftctl");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn path_str(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
