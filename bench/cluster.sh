@@ -8,6 +8,9 @@
 #   leader_endpoint SYSTEM EPS [CACERT] [CTL]  prints the endpoint of the current leader
 #   restart_member I                restarts member I of the last cluster started (its command
 #                                   line is kept in MEMBER_CMDS), updating MEMBER_PIDS[I]
+#   add_member SYSTEM DIR EP [CACERT] [BINDIR]  adds a fourth member to the last cluster started
+#                                   (`member add` through EP, then starts it with
+#                                   --initial-cluster-state existing): MEMBER_PIDS[3], NEW_EP
 #
 # MEMBER_ARGS (environment, word-split) adds flags to every member of both systems, e.g.
 # "--snapshot-count 10000".
@@ -56,6 +59,8 @@ start_etcd() { # dir token [cadir]
     ETCD_EPS=""
     MEMBER_PIDS=()
     MEMBER_CMDS=()
+    MEMBER_CLUSTER=$cluster MEMBER_TOKEN=$token MEMBER_SCHEME=$scheme
+    MEMBER_TLS=("${tls[@]}")
     for i in 0 1 2; do
         # shellcheck disable=SC2206
         local cmd=(etcd --name "e$i" --data-dir "$w/e$i"
@@ -109,6 +114,7 @@ start_qraft() { # bindir dir token
     QRAFT_EPS=""
     MEMBER_PIDS=()
     MEMBER_CMDS=()
+    MEMBER_CLUSTER=$cluster MEMBER_TOKEN=$token
     for i in 0 1 2; do
         # shellcheck disable=SC2206
         local cmd=("$bin/qraft" --name "q$i" --data-dir "$w/q$i"
@@ -149,4 +155,45 @@ restart_member() { # i
     eval "${MEMBER_CMDS[$i]} &"
     PIDS+=($!)
     MEMBER_PIDS[i]=$!
+}
+
+add_member() { # system dir ep [cacert] [bindir]
+    local sys=$1 w=$2 ep=$3 cacert=${4:-} bin=${5:-} cp pp peer cmd
+    cp=$(free_port)
+    pp=$(free_port)
+    if [[ $sys == etcd ]]; then
+        peer="$MEMBER_SCHEME://127.0.0.1:$pp"
+        ETCDCTL_API=3 etcdctl --endpoints "$ep" ${cacert:+--cacert "$cacert"} \
+            member add e3 --peer-urls "$peer" >/dev/null
+        # shellcheck disable=SC2206
+        cmd=(etcd --name e3 --data-dir "$w/e3"
+            --listen-client-urls "$MEMBER_SCHEME://127.0.0.1:$cp"
+            --advertise-client-urls "$MEMBER_SCHEME://127.0.0.1:$cp"
+            --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer"
+            --initial-cluster "$MEMBER_CLUSTER,e3=$peer" --initial-cluster-state existing
+            --initial-cluster-token "$MEMBER_TOKEN" --quota-backend-bytes 8589934592
+            "${MEMBER_TLS[@]}" --logger zap --log-outputs stderr --log-level error
+            ${MEMBER_ARGS:-})
+        NEW_EP="$MEMBER_SCHEME://127.0.0.1:$cp"
+    else
+        peer="https://127.0.0.1:$pp"
+        "$bin/qraftctl" --endpoints "$ep" --cacert "$cacert" member add q3 --peer-urls "$peer" \
+            >/dev/null
+        for sub in peer client; do
+            mkdir -p "$w/q3/fixtures/$sub"
+            cp "$w/ca/ca.crt" "$w/ca/ca.key" "$w/q3/fixtures/$sub/"
+        done
+        # shellcheck disable=SC2206
+        cmd=("$bin/qraft" --name q3 --data-dir "$w/q3"
+            --listen-client-urls "https://127.0.0.1:$cp"
+            --listen-peer-urls "$peer"
+            --listen-metrics-urls "http://127.0.0.1:$(free_port)"
+            --initial-cluster "$MEMBER_CLUSTER,q3=$peer" --initial-cluster-state existing
+            --initial-cluster-token "$MEMBER_TOKEN" ${MEMBER_ARGS:-})
+        NEW_EP="https://127.0.0.1:$cp"
+    fi
+    MEMBER_CMDS[3]="$(printf '%q ' "${cmd[@]}") >>$(printf '%q' "$w/${sys:0:1}3.log") 2>&1"
+    "${cmd[@]}" >"$w/${sys:0:1}3.log" 2>&1 &
+    PIDS+=($!)
+    MEMBER_PIDS[3]=$!
 }

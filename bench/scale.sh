@@ -10,13 +10,17 @@
 #             time until its revision reaches the leader's, peak anonymous memory (RssAnon,
 #             sampled every 100 ms) of the leader and the follower against their steady value
 #             before, leader changes during it, data directory sizes after;
-#   restart   the follower stopped and started again: time until it answers a status call.
+#   restart   the follower stopped and started again: time until it answers a status call;
+#   join      a fourth member added (`member add`, started with --initial-cluster-state
+#             existing): time until its revision reaches the leader's, its peak RssAnon;
+#   list      a full paged list of the key space (limit 500, one consistent revision);
+#   watchers  WATCHERS (default 100) watchers on disjoint key ranges during the fill: events
+#             received of N.
+# "leader change" covers the whole run from the fill on.
 # Prints one Markdown table. Knobs (environment): N (default 2000000), V (default 1024),
-# SNAP_COUNT (default 10000), AFTER (default SNAP_COUNT + 10000), SKIP_ETCD=1, SKIP_QRAFT=1,
+# SNAP_COUNT (default 10000), AFTER (default SNAP_COUNT + 10000), WATCHERS, SKIP_ETCD=1, SKIP_QRAFT=1,
 # ETCD_TLS (1, the default: etcd encrypts as qraft does), WORK, KEEP=1. Not part of CI; the
 # default size needs ~3 GiB of disk per member and takes a while: try N=200000 first.
-# Left for later: a member added by `member add` (same snapshot path), a full paged list and
-# watchers during the fill.
 set -euo pipefail
 
 BIN=${1:?usage: $0 BINDIR}
@@ -25,6 +29,7 @@ V=${V:-1024}
 SNAP_COUNT=${SNAP_COUNT:-10000}
 AFTER=${AFTER:-$((SNAP_COUNT + 10000))}
 ETCD_TLS=${ETCD_TLS:-1}
+WATCHERS=${WATCHERS:-100}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-scale.XXXXXX")}
 mkdir -p "$WORK"
 BENCH="$BIN/qraft-bench"
@@ -72,10 +77,10 @@ wait_ready() { # target endpoints [cacert]
     return 1
 }
 
-put() { # target endpoint cacert total key-prefix-offset
+put() { # target endpoint cacert total key-prefix-offset [put flags]
     "$BENCH" --target "$1" --endpoints "$2" ${3:+--cacert "$3"} --json --clients 256 \
         --conns 32 --total "$4" put --val-size "$V" --key-size 16 \
-        --key-space-size $(($4 + $5)) --key-order sequential
+        --key-space-size $(($4 + $5)) --key-order sequential "${@:6}"
 }
 
 stop_member() { # i
@@ -83,9 +88,31 @@ stop_member() { # i
     wait "${MEMBER_PIDS[$1]}" 2>/dev/null || true
 }
 
+# Samples the RssAnon of the leader and of member $2 every 100 ms until member $2's revision
+# reaches $3 (15 minutes at most). Sets CAUGHT_S, PEAK_L, PEAK_M.
+wait_caught_up() { # system member-index target-revision endpoint-of-member cacert
+    local sys=$1 m=$2 target=$3 ep=$4 cacert=$5 start now
+    start=$(date +%s.%N)
+    PEAK_L=0
+    PEAK_M=0
+    while :; do
+        now=$(rss_anon_mb "${MEMBER_PIDS[$LEADER]}")
+        ((now > PEAK_L)) && PEAK_L=$now
+        now=$(rss_anon_mb "${MEMBER_PIDS[$m]}")
+        ((now > PEAK_M)) && PEAK_M=$now
+        (($(revision "$sys" "$ep" "$cacert") >= target)) && break
+        if (($(echo "$(date +%s.%N) - $start > 900" | bc))); then
+            log "$sys: member $m did not catch up in 15 minutes"
+            break
+        fi
+        sleep 0.1
+    done
+    CAUGHT_S=$(echo "$(date +%s.%N) - $start" | bc)
+}
+
 run_system() { # system workdir
-    local sys=$1 w=$2 eps cacert="" leader_ep leader f fill_qps target start now
-    local steady_l steady_f peak_l peak_f catch_s ready_s leader_before leader_after sizes
+    local sys=$1 w=$2 eps cacert="" leader_ep f fill fill_qps fill_events target list
+    local steady_l steady_f catch ready_s leader_before join sizes start
     rm -rf "$w"
     if [[ $sys == etcd ]]; then
         if [[ $ETCD_TLS == 1 ]]; then
@@ -102,35 +129,25 @@ run_system() { # system workdir
     wait_ready "$sys" "$eps" "$cacert" || { log "$sys did not serve writes"; return 1; }
     leader_ep=$(leader_endpoint "$sys" "$eps" "$cacert" "$CTL")
     IFS=, read -r -a all <<<"$eps"
-    for leader in 0 1 2; do [[ ${all[$leader]} == "$leader_ep" ]] && break; done
-    f=$(((leader + 1) % 3))
-    log "$sys: fill $N x $V bytes"
-    fill_qps=$(put "$sys" "$leader_ep" "$cacert" "$N" 0 | jq -r '.qps | floor')
-    steady_l=$(rss_anon_mb "${MEMBER_PIDS[$leader]}")
+    for LEADER in 0 1 2; do [[ ${all[$LEADER]} == "$leader_ep" ]] && break; done
+    f=$(((LEADER + 1) % 3))
+    leader_before=$(leader_id "$sys" "$leader_ep" "$cacert")
+    log "$sys: fill $N x $V bytes, $WATCHERS range watchers"
+    fill=$(put "$sys" "$leader_ep" "$cacert" "$N" 0 --range-watchers "$WATCHERS")
+    fill_qps=$(jq -r '.qps | floor' <<<"$fill")
+    fill_events=$(jq -r '.items // 0' <<<"$fill")
+    steady_l=$(rss_anon_mb "${MEMBER_PIDS[$LEADER]}")
     steady_f=$(rss_anon_mb "${MEMBER_PIDS[$f]}")
+    log "$sys: paged list (limit 500)"
+    list=$("$BENCH" --target "$sys" --endpoints "$leader_ep" ${cacert:+--cacert "$cacert"} --json \
+        --total 100000000 --duration 1800 list --page-size 500)
     log "$sys: follower $f stopped, $AFTER more writes"
     stop_member "$f"
     put "$sys" "$leader_ep" "$cacert" "$AFTER" "$N" >/dev/null
     target=$(revision "$sys" "$leader_ep" "$cacert")
-    leader_before=$(leader_id "$sys" "$leader_ep" "$cacert")
     restart_member "$f"
-    start=$(date +%s.%N)
-    peak_l=$steady_l
-    peak_f=0
-    while :; do
-        now=$(rss_anon_mb "${MEMBER_PIDS[$leader]}")
-        ((now > peak_l)) && peak_l=$now
-        now=$(rss_anon_mb "${MEMBER_PIDS[$f]}")
-        ((now > peak_f)) && peak_f=$now
-        (($(revision "$sys" "${all[$f]}" "$cacert") >= target)) && break
-        if (($(echo "$(date +%s.%N) - $start > 900" | bc))); then
-            log "$sys: the follower did not catch up in 15 minutes"
-            break
-        fi
-        sleep 0.1
-    done
-    catch_s=$(echo "$(date +%s.%N) - $start" | bc)
-    leader_after=$(leader_id "$sys" "$leader_ep" "$cacert")
+    wait_caught_up "$sys" "$f" "$target" "${all[$f]}" "$cacert"
+    catch="$(printf '%.1f' "$CAUGHT_S") s | $steady_l → $PEAK_L MB | $steady_f → $PEAK_M MB"
     sizes=$(for i in 0 1 2; do du -sm "$w/${sys:0:1}$i" | cut -f1; done | paste -sd/)
     log "$sys: restart-to-ready"
     stop_member "$f"
@@ -138,10 +155,15 @@ run_system() { # system workdir
     start=$(date +%s.%N)
     until status_json "$sys" "${all[$f]}" "$cacert" >/dev/null 2>&1; do sleep 0.05; done
     ready_s=$(echo "$(date +%s.%N) - $start" | bc)
-    ROWS+=("| $sys | $fill_qps | $(printf '%.1f' "$catch_s") s | $steady_l → $peak_l MB | \
-$steady_f → $peak_f MB | $([[ $leader_before == "$leader_after" ]] && echo no || echo YES) | \
-$sizes | $(printf '%.2f' "$ready_s") s |")
-    for i in 0 1 2; do stop_member "$i"; done
+    log "$sys: a fourth member added"
+    target=$(revision "$sys" "$leader_ep" "$cacert")
+    add_member "$sys" "$w" "$leader_ep" "$cacert" "$BIN"
+    wait_caught_up "$sys" 3 "$target" "$NEW_EP" "$cacert"
+    join="$(printf '%.1f' "$CAUGHT_S") s, peak $PEAK_M MB"
+    ROWS+=("| $sys | $fill_qps | $fill_events/$N | $(jq -r '"\(.elapsed_s * 10 | floor / 10) s, \(.items) keys"' <<<"$list") | \
+$catch | $([[ $leader_before == "$(leader_id "$sys" "$leader_ep" "$cacert")" ]] && echo no || echo YES) | \
+$sizes | $(printf '%.2f' "$ready_s") s | $join |")
+    for i in 0 1 2 3; do stop_member "$i"; done
     rm -rf "$w"
 }
 
@@ -152,6 +174,6 @@ echo
 echo "3 members each, $N keys x $V bytes, --snapshot-count $SNAP_COUNT, $AFTER writes while a" \
     "follower was down; $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg), $(date -u +%FT%RZ)"
 echo
-echo "| system | fill puts/s | catch-up | leader RssAnon steady → peak | follower RssAnon steady → peak | leader change | data dirs (MB) | restart to ready |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| system | fill puts/s | watch events | paged list | catch-up | leader RssAnon steady → peak | follower RssAnon steady → peak | leader change | data dirs (MB) | restart to ready | member added: caught up, RssAnon peak |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${ROWS[@]}"

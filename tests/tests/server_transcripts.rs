@@ -319,6 +319,21 @@ impl Cluster {
                 });
                 self.send(node(1), request, token);
             }
+            // pause-apply N: member N's shell starts maintenance that excludes backend writers
+            // (an online defrag): raft goes on, committed entries wait.
+            "pause-apply" => {
+                self.server(node(1)).pause_apply();
+                writeln!(self.out, "n{} apply paused", node(1)).unwrap();
+            }
+            // resume-apply N: the maintenance ended; what waited is applied at once.
+            "resume-apply" => {
+                let id = node(1);
+                let server = self.server(id);
+                server.resume_apply();
+                server.apply_waiting().unwrap();
+                writeln!(self.out, "n{id} apply resumed").unwrap();
+                self.stabilize();
+            }
             // The member stops; only what it persisted (raft log, backend) survives.
             "crash" => {
                 let id = node(1);

@@ -39,7 +39,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.read_round_done(round, read.index);
             }
         }
-        self.to_apply = ready.committed_entries;
+        // Entries held back by a pause wait in front of the new ones, in order.
+        self.to_apply.extend(ready.committed_entries);
         self.to_install = ready.snapshot.clone();
         Some(RaftWork {
             messages: ready.messages,
@@ -57,9 +58,36 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// [`Server::advance_in`] for this work calls this after committing that transaction; the
     /// entries applied there are not applied again.
     pub fn advance(&mut self) -> Result<()> {
+        if self.apply_paused && self.to_install.is_none() {
+            // Raft moves on (its log and messages do not need the backend); the committed
+            // entries wait in `to_apply`, and the reads that need them with them.
+            self.node.advance();
+            return Ok(());
+        }
         if let Some(snapshot) = self.to_install.take() {
             self.install_snapshot(&snapshot)?;
         }
+        self.apply_pending()?;
+        self.node.advance();
+        self.after_apply();
+        Ok(())
+    }
+
+    /// After [`Server::resume_apply`]: applies the committed entries that waited (one backend
+    /// write transaction) and serves what they made possible. No raft step; a shell whose
+    /// next turn has no ready of its own calls this instead of waiting for one.
+    pub fn apply_waiting(&mut self) -> Result<()> {
+        if self.apply_paused {
+            return Ok(());
+        }
+        self.apply_pending()?;
+        self.after_apply();
+        Ok(())
+    }
+
+    /// Applies `to_apply` in one backend transaction, then the storage migration and the
+    /// periodic snapshot if anything was applied (here or by `advance_in`).
+    fn apply_pending(&mut self) -> Result<()> {
         let entries = std::mem::take(&mut self.to_apply);
         if !entries.is_empty() {
             let (backend, mut applier) = self.applier();
@@ -73,7 +101,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.migrate_storage()?;
             self.maybe_snapshot()?;
         }
-        self.node.advance();
+        Ok(())
+    }
+
+    fn after_apply(&mut self) {
         if let Some(index) = self.lease_catch_up_index
             && self.state.applied_index >= index
         {
@@ -86,7 +117,6 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .promote(self.config.election_timeout_ms(), self.now_ms);
         }
         self.serve_reads();
-        Ok(())
     }
 
     /// Group commit: applies the committed entries of the last [`Server::ready`] inside the
@@ -103,7 +133,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// transactions. Atomicity makes applying in the appending transaction safe: the applied
     /// index and the entries it covers become durable together, or neither does.
     pub fn advance_in<T: WriteTxn + ?Sized>(&mut self, txn: &mut T) -> Result<()> {
-        if self.to_install.is_some() || self.to_apply.is_empty() {
+        if self.apply_paused || self.to_install.is_some() || self.to_apply.is_empty() {
             return Ok(());
         }
         let entries = std::mem::take(&mut self.to_apply);
@@ -113,9 +143,28 @@ impl<S: Storage, B: Backend> Server<S, B> {
         Ok(())
     }
 
-    /// Whether the last [`Server::ready`] handed out committed entries still to apply.
+    /// Whether committed entries wait to be applied at the next advance (none while applying
+    /// is paused: they wait for [`Server::resume_apply`]).
     pub fn has_entries_to_apply(&self) -> bool {
-        !self.to_apply.is_empty()
+        !self.apply_paused && !self.to_apply.is_empty()
+    }
+
+    /// Holds back applying: the shell's backend is about to be busy with maintenance that
+    /// excludes writers (an online defragmentation rewrites the whole file). Raft goes on —
+    /// messages, votes, heartbeats, entries persisted by the shell — so no election follows
+    /// from the maintenance; committed entries wait in order, and with them the answers to
+    /// their writes and the linearizable reads that need them (as etcd's apply waits behind
+    /// its defragmentation). While paused, [`Server::advance`] touches the backend only for a
+    /// snapshot from the leader, which the shell must not hand over before resuming.
+    pub fn pause_apply(&mut self) {
+        self.apply_paused = true;
+    }
+
+    /// Ends [`Server::pause_apply`]: the next [`Server::advance`] (or `advance_in`) applies
+    /// everything that waited. The shell makes sure there is a next turn (it calls
+    /// [`Server::has_entries_to_apply`] and turns when it is true).
+    pub fn resume_apply(&mut self) {
+        self.apply_paused = false;
     }
 
     fn on_soft_state(&mut self, leader: u64, role: StateRole) {

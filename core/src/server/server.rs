@@ -57,6 +57,8 @@ pub struct Server<S: Storage, B: Backend> {
     /// Entries were applied since the last `advance()` (`advance_in` or `advance` itself):
     /// storage migration and the periodic snapshot are due a look.
     pub(super) applied_in_batch: bool,
+    /// Applying is held back (see [`Server::pause_apply`]); `to_apply` keeps what waits.
+    pub(super) apply_paused: bool,
     pub(crate) last_snapshot_index: u64,
     /// The (leader, term) last announced with `Output::LeaderChanged`.
     pub(super) reported_leader: (u64, u64),
@@ -137,6 +139,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             to_apply: Vec::new(),
             to_install: None,
             applied_in_batch: false,
+            apply_paused: false,
             last_snapshot_index: snapshot_index,
             reported_leader: (0, term),
             rng,

@@ -12,7 +12,7 @@ use qraft_proto::raftpb::ConfState;
 use super::handle::DriverError;
 use super::held::HeldBatch;
 use super::run::Loop;
-use crate::transport::{PeerAddr, PeerTransport};
+use crate::transport::PeerTransport;
 
 /// The member list last handed to the transport.
 #[derive(Default)]
@@ -76,10 +76,14 @@ impl Loop<'_> {
     }
 
     /// Registers every member of the current configuration with the transport and forgets
-    /// removed ones.
-    pub(super) async fn reconcile_peers(&mut self) {
+    /// removed ones (lookups happen off the loop, see [`super::peer_resolver`]).
+    pub(super) fn reconcile_peers(&mut self) {
+        // Before the first configuration arrives (a joining member), keep the flag-given peers.
+        if self.server.state().members.is_empty() {
+            return;
+        }
         let me = self.server.member_id();
-        let wanted: Vec<(u64, String)> = self
+        let wanted: BTreeMap<u64, String> = self
             .server
             .state()
             .members
@@ -90,36 +94,6 @@ impl Loop<'_> {
                 Some((m.id, url))
             })
             .collect();
-        // Before the first configuration arrives (a joining member), keep the flag-given peers.
-        let removed: Vec<u64> = if self.server.state().members.is_empty() {
-            Vec::new()
-        } else {
-            self.peers
-                .keys()
-                .filter(|id| !wanted.iter().any(|(w, _)| w == *id))
-                .copied()
-                .collect()
-        };
-        for id in removed {
-            self.transport.remove_peer(id);
-            self.peers.remove(&id);
-        }
-        for (id, url) in wanted {
-            if self.peers.get(&id) != Some(&url) {
-                self.add_peer(id, url).await;
-            }
-        }
-    }
-
-    pub(super) async fn add_peer(&mut self, id: u64, url: String) {
-        match PeerAddr::from_url(&url).await {
-            Ok(addr) => {
-                self.transport.add_peer(id, addr);
-                self.peers.insert(id, url);
-            }
-            Err(err) => {
-                tracing::warn!(member = format_args!("{id:x}"), %url, %err, "cannot resolve peer")
-            }
-        }
+        self.peers.want(wanted);
     }
 }

@@ -7,11 +7,12 @@ use qraft_core::watch::StreamId;
 use qraft_proto::etcdserverpb::WatchRequest;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
+use super::defrag::DefragResult;
 use super::forward::{self, Forwarder};
 use super::info::{NodeInfo, SharedInfo};
 use super::watch_queue::{WatchResponses, WatchSink, watch_queue};
 use crate::status::{Code, error_response};
-use crate::storage::LmdbStorage;
+use crate::storage::{LmdbStorage, StorageError};
 use crate::transport::ConnectionRoom;
 
 /// etcd's message when the member is going away.
@@ -71,6 +72,16 @@ pub(crate) enum Command {
         to: u64,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// etcd's online defrag, run by the loop (see `defrag`); `done` is this channel, on which
+    /// the copy's end comes back as `DefragDone`.
+    Defragment {
+        reply: oneshot::Sender<DefragResult>,
+        done: mpsc::Sender<Command>,
+    },
+    DefragDone {
+        result: DefragResult,
+        reply: oneshot::Sender<DefragResult>,
+    },
     Shutdown,
 }
 
@@ -121,6 +132,19 @@ impl DriverHandle {
             return stopped();
         }
         answer.await.unwrap_or_else(|_| stopped())
+    }
+
+    /// Defragments the member's file while it keeps serving (see `defrag`).
+    pub async fn defragment(&self) -> DefragResult {
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Defragment {
+            reply,
+            done: self.commands.clone(),
+        };
+        if self.send(command).await.is_err() {
+            return Err(StorageError::Closed);
+        }
+        answer.await.unwrap_or(Err(StorageError::Closed))
     }
 
     /// A snapshot of what the loop last published about the member.

@@ -7,7 +7,6 @@
 //! shown to the state machine, which checks their token and permission as for any other call.
 
 use std::future::Future;
-use std::time::Duration;
 
 use qraft_proto::etcdserverpb::{DefragmentResponse, MoveLeaderResponse, SnapshotResponse};
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -18,10 +17,6 @@ use super::handle::DriverHandle;
 use super::{status, watch};
 use crate::status::{Code, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
-
-/// How long a defrag waits for open read transactions (snapshot streams, watch catch-up) to end
-/// before it gives up and leaves the file as it was.
-const DEFRAG_READER_WAIT: Duration = Duration::from_secs(5);
 
 /// Bytes of key space per snapshot chunk sent to `qraftctl snapshot save`.
 const SNAPSHOT_CHUNK: usize = 256 * 1024;
@@ -136,23 +131,14 @@ async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
 }
 
 /// etcd's online defrag: the member's file is rewritten without its free pages while it keeps
-/// serving; writes wait until the copy is in place (see `LmdbStorage::defrag`).
+/// serving; writes wait until the copy is in place, raft does not (see `super::defrag`).
 async fn defragment(handle: &DriverHandle) -> ClientResponse {
-    let storage = handle.storage().clone();
-    let result = crate::runtime::spawn_blocking(move || storage.defrag(DEFRAG_READER_WAIT)).await;
-    match result {
-        Ok((before, after)) => {
-            tracing::info!(
-                before = before.file_bytes,
-                after = after.file_bytes,
-                "defragmented the backend"
-            );
-            ClientResponse {
-                response: Some(Out::Defragment(DefragmentResponse {
-                    header: Some(status::header(&handle.info())),
-                })),
-            }
-        }
+    match handle.defragment().await {
+        Ok(_sizes) => ClientResponse {
+            response: Some(Out::Defragment(DefragmentResponse {
+                header: Some(status::header(&handle.info())),
+            })),
+        },
         Err(err @ crate::storage::StorageError::Busy(_)) => {
             error_response(Code::Unavailable, err.to_string())
         }

@@ -15,6 +15,7 @@
 mod alarm;
 mod bootstrap;
 mod config;
+mod defrag;
 mod directory;
 mod force_new_cluster;
 mod forward;
@@ -26,6 +27,7 @@ mod learner;
 mod metrics;
 mod outputs;
 mod password_pool;
+mod peer_resolver;
 mod persist;
 mod restore;
 mod run;

@@ -21,7 +21,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
-use qraft_core::server::{RequestId, Server};
+use qraft_core::server::{RaftWork, RequestId, Server};
 use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
 use qraft_proto::qraftpb::ClientResponse;
 
@@ -34,6 +34,7 @@ use super::held::LoopBackend;
 use super::info::SharedInfo;
 use super::metrics::LoopMetrics;
 use super::password_pool::{PasswordPool, PasswordResults};
+use super::peer_resolver::PeerResolver;
 use super::secrets::os_secret_rng;
 use super::watch_queue::WatchSink;
 use crate::runtime::{self, Task};
@@ -138,13 +139,15 @@ pub(super) struct Loop<'s> {
     next_request: RequestId,
     pub hub: WatchHub,
     pub watch_streams: HashMap<StreamId, WatchSink>,
-    /// Peer URL registered with the transport, per member.
-    pub peers: HashMap<u64, String>,
+    /// The members' peer URLs, resolved for the transport off the loop.
+    pub peers: PeerResolver,
     pub leader_changes: u64,
     pub last_leader: u64,
     published_members: PublishedMembers,
     /// Set when this member learns it was removed; the loop then stops with an error.
     pub removed: bool,
+    /// A defragmentation runs: applying is paused (see [`super::defrag`]).
+    pub defragging: bool,
     quota: super::alarm::QuotaWatch,
     pub metrics: LoopMetrics,
     /// Runs the core's bcrypt work off this thread.
@@ -177,6 +180,7 @@ impl<'s> Loop<'s> {
             server.stats(),
             server.state().mvcc.live_keys(),
         );
+        let peers = PeerResolver::start(Arc::clone(&transport));
         Ok(Loop {
             metrics,
             hub: WatchHub::new(WatchConfig {
@@ -195,11 +199,12 @@ impl<'s> Loop<'s> {
             waiting: HashMap::new(),
             next_request: 1,
             watch_streams: HashMap::new(),
-            peers: HashMap::new(),
+            peers,
             leader_changes: 0,
             last_leader: 0,
             published_members: PublishedMembers::default(),
             removed: false,
+            defragging: false,
             quota: Default::default(),
             passwords,
         })
@@ -212,10 +217,8 @@ impl<'s> Loop<'s> {
         mut password_results: PasswordResults,
         initial_peers: Vec<(u64, String)>,
     ) -> Result<(), DriverError> {
-        for (id, url) in initial_peers {
-            self.add_peer(id, url).await;
-        }
-        self.reconcile_peers().await;
+        self.peers.want(initial_peers.into_iter().collect());
+        self.reconcile_peers();
         if self.is_sole_voter() {
             // A one-member cluster need not wait an election timeout to lead.
             self.server.campaign();
@@ -373,6 +376,8 @@ impl<'s> Loop<'s> {
             Command::TransferLeader { to, reply } => {
                 let _ = reply.send(self.server.transfer_leader(to));
             }
+            Command::Defragment { reply, done } => self.start_defrag(reply, done)?,
+            Command::DefragDone { result, reply } => self.finish_defrag(result, reply),
             Command::Shutdown => return Ok(true),
         }
         Ok(false)
@@ -380,6 +385,14 @@ impl<'s> Loop<'s> {
 
     async fn process(&mut self) -> Result<(), DriverError> {
         let mut conf_changed = false;
+        if self.server.has_entries_to_apply() {
+            // Entries that waited for a defragmentation to end, with no new raft work to carry
+            // them: applied as a turn without raft records.
+            let (outputs, stored_conf) = self.write_turn(&mut RaftWork::default())?;
+            self.server.apply_waiting()?;
+            conf_changed |= stored_conf;
+            conf_changed |= self.deliver(outputs)?;
+        }
         while let Some(mut work) = self.server.ready() {
             // Appends go out before the leader's own write: raft lets it persist in parallel
             // with replication (its own acknowledgement counts only after `advance`).
@@ -394,7 +407,7 @@ impl<'s> Loop<'s> {
         }
         conf_changed |= self.deliver_outputs()?;
         if conf_changed {
-            self.reconcile_peers().await;
+            self.reconcile_peers();
         }
         self.published_members.update(
             self.transport.as_ref(),

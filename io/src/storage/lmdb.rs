@@ -6,7 +6,7 @@
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
@@ -42,10 +42,15 @@ pub(crate) struct Shared {
     /// while a commit is published, so a reader holding it sees the same state as a transaction
     /// begun under it. Lock order: `raft`, then `tail`, then `journal`.
     pub raft: RwLock<PersistedRaftState>,
-    /// What the journal holds beyond LMDB; changed only under the writer lock.
+    /// What the journal holds beyond LMDB; changed under the writer lock, or while a defrag
+    /// holds that lock (see `defragging`).
     pub tail: RwLock<LogTail>,
     pub journal: Mutex<Journal>,
     pub applied_index: AtomicU64,
+    /// Set while [`LmdbStorage::defrag`] holds the writer lock. A defrag commits nothing, so no
+    /// fold of the journal's tail can race an append: [`LmdbStorage::journal_append`] then goes
+    /// on without the lock, and raft's log keeps moving for the whole copy.
+    pub defragging: AtomicBool,
     /// Exclusive advisory lock on the data directory; declared last so it is released only
     /// after the environment is closed.
     _dir_lock: File,
@@ -148,6 +153,7 @@ impl LmdbStorage {
                 raft: RwLock::new(raft),
                 tail: RwLock::new(LogTail::new(position)),
                 journal: Mutex::new(recovered.journal),
+                defragging: AtomicBool::new(false),
                 applied_index: AtomicU64::new(applied),
                 _dir_lock: dir_lock,
             }),
@@ -192,14 +198,20 @@ impl LmdbStorage {
     /// Makes a loop turn's raft entries and hard state durable in the journal — one record, one
     /// `fdatasync` — and visible to raft; the next write batch folds them into LMDB. With
     /// `sync` false (raft needs nothing durable: a commit index only) nothing is written and the
-    /// hard state waits in memory for that batch.
+    /// hard state waits in memory for that batch. It waits for the writer lock, except behind a
+    /// defrag (see [`Shared::defragging`]): raft's log moves on while the file is copied.
     pub fn journal_append(
         &self,
         entries: &[Entry],
         hard_state: Option<&HardState>,
         sync: bool,
     ) -> Result<()> {
-        let _writer = self.shared.cell.lock_writer();
+        let _writer = match self.shared.cell.try_lock_writer() {
+            Some(writer) => Some(writer),
+            // A defrag holds the lock for the whole copy and commits nothing meanwhile.
+            None if self.shared.defragging.load(Ordering::Acquire) => None,
+            None => Some(self.shared.cell.lock_writer()),
+        };
         append_to_journal(&self.shared, entries, hard_state, sync)
     }
 
@@ -432,7 +444,8 @@ impl LmdbStorage {
 
     /// Defragmentation: rewrites the data file without its free pages and reopens it in place,
     /// so the file shrinks to about the size in use. Works while the storage is shared: writes
-    /// wait for the writer lock for the whole run (as etcd's defrag blocks writes), reads only
+    /// wait for the writer lock for the whole run (as etcd's defrag blocks writes), journal
+    /// appends do not (a driver pauses applying meanwhile and raft goes on), reads wait only
     /// while the environment is swapped. Fails with [`StorageError::Busy`] (nothing changed) if
     /// read transactions stay open past `reader_wait`. Returns the sizes before and after.
     ///
@@ -442,6 +455,8 @@ impl LmdbStorage {
     pub fn defrag(&self, reader_wait: Duration) -> Result<(SizeInfo, SizeInfo)> {
         let before = self.size_info()?;
         let writer = self.shared.cell.lock_writer();
+        // Declared after `writer`, so it is cleared before the lock is released, on every path.
+        let _defragging = DefragFlag::raise(&self.shared.defragging);
         let temp = defrag_temp_path(&self.env_dir());
         {
             let opened = self
@@ -493,6 +508,22 @@ impl LmdbStorage {
     /// Offline defragmentation of a data directory no process has open.
     pub fn defrag_dir(config: &StorageConfig) -> Result<(SizeInfo, SizeInfo)> {
         LmdbStorage::open(config.clone())?.defrag(Duration::ZERO)
+    }
+}
+
+/// [`Shared::defragging`], raised for the life of the value.
+struct DefragFlag<'a>(&'a AtomicBool);
+
+impl<'a> DefragFlag<'a> {
+    fn raise(flag: &'a AtomicBool) -> Self {
+        flag.store(true, Ordering::Release);
+        DefragFlag(flag)
+    }
+}
+
+impl Drop for DefragFlag<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 

@@ -6,11 +6,13 @@
 
 use std::sync::Arc;
 
-use etcd_client::{Certificate, Client, ConnectOptions, GetOptions, TlsOptions, Txn, TxnOp};
+use etcd_client::{
+    Certificate, Client, ConnectOptions, GetOptions, TlsOptions, Txn, TxnOp, WatchOptions,
+};
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
-use super::target::{BoxFut, Conn, EventStream, KeepAlive, Target, TargetError};
+use super::target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
 
 /// Events forwarded ahead of the watcher before the forwarding task waits.
 const EVENT_BUFFER: usize = 1024;
@@ -112,6 +114,25 @@ impl Conn for EtcdConn {
         })
     }
 
+    fn range_page(&self, from: Vec<u8>, limit: i64, revision: i64) -> BoxFut<'_, Page> {
+        let mut kv = self.client.kv_client();
+        let options = GetOptions::new()
+            .with_from_key()
+            .with_limit(limit)
+            .with_revision(revision);
+        on_runtime(&self.runtime, async move {
+            let response = kv.get(from, Some(options)).await.map_err(err)?;
+            Ok(Page {
+                keys: response.kvs().len() as u64,
+                more_after: response
+                    .more()
+                    .then(|| response.kvs().last().map(|kv| kv.key().to_vec()))
+                    .flatten(),
+                revision: response.header().map_or(0, |h| h.revision()),
+            })
+        })
+    }
+
     fn txn_put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()> {
         let mut kv = self.client.kv_client();
         let txn = Txn::new().and_then(vec![TxnOp::put(key, value, None)]);
@@ -152,11 +173,12 @@ impl Conn for EtcdConn {
         })
     }
 
-    fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
+    fn watch_range(&self, key: Vec<u8>, range_end: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
         let mut watch = self.client.watch_client();
+        let options = (!range_end.is_empty()).then(|| WatchOptions::new().with_range(range_end));
         let (mut events_tx, events) = mpsc::channel(EVENT_BUFFER);
         let opening = on_runtime(&self.runtime, async move {
-            let mut stream = watch.watch(key, None).await.map_err(err)?;
+            let mut stream = watch.watch(key, options).await.map_err(err)?;
             // The first response confirms the watch exists; puts start only after it.
             match stream.message().await.map_err(err)? {
                 Some(created) if created.created() => {}

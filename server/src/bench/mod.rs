@@ -5,8 +5,10 @@ mod budget;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod keys;
+mod list;
 mod progress;
 pub mod qraft;
+mod range_watch;
 mod runner;
 pub mod stats;
 pub mod target;
@@ -15,7 +17,7 @@ pub mod workload;
 
 pub use runner::run;
 pub use stats::Summary;
-pub use target::{BoxFut, Conn, EventStream, KeepAlive, Target, TargetError};
+pub use target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
 pub use workload::{Load, Workload};
 
 #[cfg(test)]

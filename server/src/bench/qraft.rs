@@ -10,7 +10,7 @@ use qraft_proto::etcdserverpb::{
     request_op,
 };
 
-use super::target::{BoxFut, Conn, EventStream, KeepAlive, Target, TargetError};
+use super::target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
 
 pub struct QraftTarget {
     endpoints: Vec<String>,
@@ -72,6 +72,29 @@ impl Conn for QraftConn {
         })
     }
 
+    fn range_page(&self, from: Vec<u8>, limit: i64, revision: i64) -> BoxFut<'_, Page> {
+        let request = RangeRequest {
+            key: Bytes::from(from),
+            // "\0" as range end: every key from `key` on.
+            range_end: Bytes::from_static(b"\0"),
+            limit,
+            revision,
+            keys_only: false,
+            ..RangeRequest::default()
+        };
+        Box::pin(async move {
+            let response = self.0.range(request).await.map_err(TargetError::new)?;
+            Ok(Page {
+                keys: response.kvs.len() as u64,
+                more_after: response
+                    .more
+                    .then(|| response.kvs.last().map(|kv| kv.key.to_vec()))
+                    .flatten(),
+                revision: response.header.map_or(0, |h| h.revision),
+            })
+        })
+    }
+
     fn txn_put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()> {
         let put = PutRequest {
             key: Bytes::from(key),
@@ -113,9 +136,10 @@ impl Conn for QraftConn {
         Box::pin(async move { Ok(Box::new(QraftKeepAlive(stream)) as Box<dyn KeepAlive>) })
     }
 
-    fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
+    fn watch_range(&self, key: Vec<u8>, range_end: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
         let create = WatchCreateRequest {
             key: Bytes::from(key),
+            range_end: Bytes::from(range_end),
             ..WatchCreateRequest::default()
         };
         Box::pin(async move {

@@ -3,6 +3,7 @@
 //! latency records into one summary.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -10,7 +11,9 @@ use futures::future::join_all;
 
 use super::budget::Budget;
 use super::keys::{KeyGen, KeyOrder, stamped_value};
+use super::list::run_list;
 use super::progress::Progress;
+use super::range_watch::{count_events, open_range_watchers};
 use super::stats::{Recorder, Summary};
 use super::target::{BoxFut, Conn, Target};
 use super::watch::{WatchShape, run_watch};
@@ -30,6 +33,7 @@ pub async fn run(
     let start = Instant::now();
     let budget = Arc::new(Budget::new(load.total, load.duration, start));
     let bar = Progress::start(budget.clone(), progress);
+    let mut items = None;
     let recorder = match workload {
         Workload::Watch {
             watchers,
@@ -46,6 +50,44 @@ pub async fn run(
             run_watch(&conns, load, &budget, &shape, start).await?
         }
         Workload::LeaseKeepalive => run_requesters(&conns, load, &budget, keep_alive_loop).await,
+        Workload::Put {
+            keys,
+            range_watchers,
+            ..
+        } if *range_watchers > 0 => {
+            let mut streams =
+                open_range_watchers(&conns, *range_watchers, keys.key_space_size, keys.key_size)
+                    .await?;
+            let received = AtomicU64::new(0);
+            let expected = AtomicU64::new(u64::MAX);
+            let puts = async {
+                let recorder = run_requesters(&conns, load, &budget, |conn, budget, client| {
+                    request_loop(
+                        conn,
+                        budget,
+                        workload,
+                        load.seed.wrapping_add(client),
+                        start,
+                    )
+                })
+                .await;
+                expected.store(recorder.count(), Ordering::Release);
+                recorder
+            };
+            let counting = join_all(
+                streams
+                    .iter_mut()
+                    .map(|stream| count_events(stream.as_mut(), &received, &expected)),
+            );
+            let (recorder, _) = futures::future::join(puts, counting).await;
+            items = Some(received.load(Ordering::Acquire));
+            recorder
+        }
+        Workload::List { page_size } => {
+            let (recorder, listed) = run_list(conns[0].as_ref(), &budget, *page_size).await;
+            items = Some(listed);
+            recorder
+        }
         _ => {
             run_requesters(&conns, load, &budget, |conn, budget, client| {
                 request_loop(
@@ -61,7 +103,9 @@ pub async fn run(
     };
     let elapsed = start.elapsed();
     bar.finish();
-    Ok(recorder.summary(workload.name(), target.name(), elapsed))
+    let mut summary = recorder.summary(workload.name(), target.name(), elapsed);
+    summary.items = items;
+    Ok(summary)
 }
 
 pub async fn connect(target: &dyn Target, count: u64) -> anyhow::Result<Vec<Box<dyn Conn>>> {
@@ -137,7 +181,7 @@ fn request<'a>(
         Workload::Put { val_size, .. } => conn.put(key, stamped_value(*val_size, stamp())),
         Workload::TxnPut { val_size, .. } => conn.txn_put(key, stamped_value(*val_size, stamp())),
         Workload::Range { consistency, .. } => conn.range(key, *consistency == Consistency::S),
-        Workload::Watch { .. } | Workload::LeaseKeepalive => {
+        Workload::Watch { .. } | Workload::LeaseKeepalive | Workload::List { .. } => {
             Box::pin(async { Err(super::target::TargetError::new("not a request workload")) })
         }
     }

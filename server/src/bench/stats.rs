@@ -86,6 +86,7 @@ impl Recorder {
             p999_ms: ms(h.value_at_quantile(0.999)),
             max_ms: ms(h.max()),
             error_samples: self.error_samples.clone(),
+            items: None,
         }
     }
 }
@@ -106,6 +107,9 @@ pub struct Summary {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub error_samples: Vec<String>,
+    /// Items a workload counts besides requests (the keys a paged list returned).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<u64>,
 }
 
 impl std::fmt::Display for Summary {
@@ -120,6 +124,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "  p99:       {:.3} ms", self.p99_ms)?;
         writeln!(f, "  p99.9:     {:.3} ms", self.p999_ms)?;
         write!(f, "  Max:       {:.3} ms", self.max_ms)?;
+        if let Some(items) = self.items {
+            write!(f, "\n  Items:     {items}")?;
+        }
         for message in &self.error_samples {
             write!(f, "\n  error:     {message}")?;
         }

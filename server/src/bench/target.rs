@@ -33,6 +33,10 @@ pub trait Conn: Send + Sync {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()>;
     /// Reads one key; `serializable` skips the leader round (may be stale).
     fn range(&self, key: Vec<u8>, serializable: bool) -> BoxFut<'_, ()>;
+    /// One page of a paged list of the whole key space: at most `limit` keys from `from` on
+    /// (`revision` 0 on the first page, then the first page's revision, as a Kubernetes list
+    /// pages through one consistent view).
+    fn range_page(&self, from: Vec<u8>, limit: i64, revision: i64) -> BoxFut<'_, Page>;
     /// A transaction with no compares whose success branch puts `key`.
     fn txn_put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()>;
     /// Grants a lease with `ttl` seconds and returns its ID.
@@ -40,7 +44,22 @@ pub trait Conn: Send + Sync {
     /// Opens a keep-alive stream for the lease.
     fn lease_keep_alive(&self, lease: i64) -> BoxFut<'_, Box<dyn KeepAlive>>;
     /// Watches one key from now on.
-    fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>>;
+    fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
+        self.watch_range(key, Vec::new())
+    }
+    /// Watches the keys `[key, range_end)` from now on (one key when `range_end` is empty).
+    fn watch_range(&self, key: Vec<u8>, range_end: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>>;
+}
+
+/// What one page of a paged list returned.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    /// Keys in the page.
+    pub keys: u64,
+    /// The last key of the page, when more keys follow.
+    pub more_after: Option<Vec<u8>>,
+    /// The revision the page was read at.
+    pub revision: i64,
 }
 
 /// A keep-alive stream: each call is one request/response round.

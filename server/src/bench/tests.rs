@@ -12,10 +12,11 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::executor::block_on;
 
-use super::target::{BoxFut, Conn, EventStream, KeepAlive, Target, TargetError};
+use super::target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
 use super::workload::{Load, Workload};
 
-type WatcherList = Vec<(Vec<u8>, mpsc::UnboundedSender<Vec<Vec<u8>>>)>;
+/// Watched key, range end (empty: the key alone) and where its events go.
+type WatcherList = Vec<(Vec<u8>, Vec<u8>, mpsc::UnboundedSender<Vec<Vec<u8>>>)>;
 
 #[derive(Default)]
 struct Shared {
@@ -52,8 +53,13 @@ impl MemConn {
 
     fn store(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), TargetError> {
         self.call()?;
-        for (watched, tx) in self.0.watchers.lock().map_err(TargetError::new)?.iter() {
-            if *watched == key {
+        for (watched, end, tx) in self.0.watchers.lock().map_err(TargetError::new)?.iter() {
+            let hit = if end.is_empty() {
+                *watched == key
+            } else {
+                *watched <= key && key < *end
+            };
+            if hit {
                 let _ = tx.unbounded_send(vec![value.clone()]);
             }
         }
@@ -77,6 +83,21 @@ impl Conn for MemConn {
             Ok(())
         })
     }
+    fn range_page(&self, from: Vec<u8>, limit: i64, _revision: i64) -> BoxFut<'_, Page> {
+        Box::pin(async move {
+            self.call()?;
+            let data = self.0.data.lock().map_err(TargetError::new)?;
+            let mut keys: Vec<&Vec<u8>> = data.keys().filter(|k| **k >= from).collect();
+            keys.sort();
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            let page = &keys[..keys.len().min(limit)];
+            Ok(Page {
+                keys: page.len() as u64,
+                more_after: (keys.len() > limit).then(|| page[page.len() - 1].clone()),
+                revision: 1,
+            })
+        })
+    }
     fn txn_put(&self, key: Vec<u8>, value: Vec<u8>) -> BoxFut<'_, ()> {
         Box::pin(async move { self.store(key, value) })
     }
@@ -86,14 +107,14 @@ impl Conn for MemConn {
     fn lease_keep_alive(&self, _lease: i64) -> BoxFut<'_, Box<dyn KeepAlive>> {
         Box::pin(async move { Ok(Box::new(MemKeepAlive) as Box<dyn KeepAlive>) })
     }
-    fn watch(&self, key: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
+    fn watch_range(&self, key: Vec<u8>, range_end: Vec<u8>) -> BoxFut<'_, Box<dyn EventStream>> {
         let (tx, rx) = mpsc::unbounded();
         Box::pin(async move {
             self.0
                 .watchers
                 .lock()
                 .map_err(TargetError::new)?
-                .push((key, tx));
+                .push((key, range_end, tx));
             Ok(Box::new(MemEvents(rx)) as Box<dyn EventStream>)
         })
     }
@@ -193,4 +214,32 @@ fn an_unbounded_run_is_refused() {
     let target = MemTarget(Arc::new(Shared::default()));
     let refused = block_on(super::run(&target, &cli.load, &cli.workload, false));
     assert!(refused.is_err());
+}
+
+#[test]
+fn a_paged_list_returns_every_key_once() {
+    let shared = Arc::new(Shared::default());
+    run(
+        &shared,
+        "--clients 4 --total 1234 put --key-space-size 1234 --key-order sequential",
+    );
+    let summary = run(&shared, "--total 1000 list --page-size 100");
+    // 12 full pages and one of 34.
+    assert_eq!(
+        (summary.ok, summary.errors, summary.items),
+        (13, 0, Some(1234))
+    );
+}
+
+#[test]
+fn range_watchers_see_every_put_once() {
+    let shared = Arc::new(Shared::default());
+    let summary = run(
+        &shared,
+        "--clients 4 --total 300 put --key-space-size 300 --key-order sequential --range-watchers 7",
+    );
+    assert_eq!(
+        (summary.ok, summary.errors, summary.items),
+        (300, 0, Some(300))
+    );
 }

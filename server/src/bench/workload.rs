@@ -54,6 +54,10 @@ pub enum Workload {
         /// Value size in bytes.
         #[arg(long, default_value_t = 8)]
         val_size: usize,
+        /// Watchers on disjoint ranges of the key space, open during the puts; the summary's
+        /// `items` counts the events they received (see `range_watch`).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+        range_watchers: u64,
     },
     /// Reads single keys.
     Range {
@@ -84,6 +88,12 @@ pub enum Workload {
     },
     /// Each requester grants a lease, then renews it over a keep-alive stream.
     LeaseKeepalive,
+    /// Lists the whole key space in pages (one walker; `--clients` is not used), every page at
+    /// the first page's revision. The summary counts pages as requests and keys as `items`.
+    List {
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        page_size: i64,
+    },
 }
 
 impl Workload {
@@ -98,6 +108,7 @@ impl Workload {
             Workload::TxnPut { .. } => "txn-put",
             Workload::Watch { .. } => "watch",
             Workload::LeaseKeepalive => "lease-keepalive",
+            Workload::List { .. } => "list",
         }
     }
 }
