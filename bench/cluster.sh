@@ -163,8 +163,13 @@ add_member() { # system dir ep [cacert] [bindir]
     pp=$(free_port)
     if [[ $sys == etcd ]]; then
         peer="$MEMBER_SCHEME://127.0.0.1:$pp"
-        ETCDCTL_API=3 etcdctl --endpoints "$ep" ${cacert:+--cacert "$cacert"} \
-            member add e3 --peer-urls "$peer" >/dev/null
+        # etcd refuses a voting member until every member has been connected for 5 s (its
+        # strict reconfiguration check): retry for a while after a restart.
+        for _ in $(seq 1 60); do
+            ETCDCTL_API=3 etcdctl --endpoints "$ep" ${cacert:+--cacert "$cacert"} \
+                member add e3 --peer-urls "$peer" >/dev/null 2>&1 && break
+            sleep 0.5
+        done
         # shellcheck disable=SC2206
         cmd=(etcd --name e3 --data-dir "$w/e3"
             --listen-client-urls "$MEMBER_SCHEME://127.0.0.1:$cp"
@@ -177,8 +182,11 @@ add_member() { # system dir ep [cacert] [bindir]
         NEW_EP="$MEMBER_SCHEME://127.0.0.1:$cp"
     else
         peer="https://127.0.0.1:$pp"
-        "$bin/qraftctl" --endpoints "$ep" --cacert "$cacert" member add q3 --peer-urls "$peer" \
-            >/dev/null
+        for _ in $(seq 1 60); do
+            "$bin/qraftctl" --endpoints "$ep" --cacert "$cacert" member add q3 \
+                --peer-urls "$peer" >/dev/null 2>&1 && break
+            sleep 0.5
+        done
         for sub in peer client; do
             mkdir -p "$w/q3/fixtures/$sub"
             cp "$w/ca/ca.crt" "$w/ca/ca.key" "$w/q3/fixtures/$sub/"
