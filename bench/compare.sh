@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Side-by-side benchmark of qraft and etcd on this machine, with one command:
 #
-#     bench/compare.sh            # ~10 minutes; prints one Markdown table
+#     bench/compare.sh            # ~15 minutes; prints one Markdown table
 #
 # Starts a 3-member etcd and a 3-member qraft on 127.0.0.1 (free ports, data directories under
 # one temporary directory on the same disk, both fsync on commit: etcd's default, qraft's only
-# mode), runs the same qraft-bench workloads against both, and prints both results with the
-# qraft/etcd ratio. Not part of CI. Knobs (environment): SCALE (multiplies every total, default
+# mode), runs the same qraft-bench workloads against both, and prints the results with the
+# qraft/etcd ratios. qraft is measured on both of its client paths, each on a fresh cluster:
+# its own QUIC protocol (`qraft`) and etcd's gRPC API on the same client URL, driven by the
+# same etcd client (`etcd-client`, tonic) that drives etcd (`qraft-grpc`). Not part of CI. Knobs (environment): SCALE (multiplies every total, default
 # 1), WORK (where data goes, default a fresh dir under $TMPDIR), KEEP=1 (keep WORK), SKIP_QRAFT=1
-# or SKIP_ETCD=1 (run one side only), QRAFT_BIN (a directory with prebuilt `qraft` and
+# SKIP_GRPC=1 or SKIP_ETCD=1 (leave one side out), QRAFT_BIN (a directory with prebuilt `qraft` and
 # `qraft-bench`, feature etcd; default: build them), ENDPOINTS (`leader`, the default: the
 # clients of both systems talk to the leader, found after the start — the path the latency
 # targets are about; `all`: the three endpoints, which etcd's client balances over and qraft's
@@ -72,15 +74,20 @@ wait_ready() { # system endpoints
 
 # --- workloads -----------------------------------------------------------------------------
 # bench SYSTEM ENDPOINTS ROW ARGS... : runs one workload and appends its JSON with the row name.
+# A mixed run's JSON (writes, with the reads nested) becomes two rows.
 bench() {
-    local system=$1 eps=$2 row=$3 out
+    local system=$1 eps=$2 row=$3 out target=$1
     shift 3
+    [[ $system == qraft-grpc ]] && target=etcd
     log "$system: $row"
-    if out=$("$BENCH" --target "$system" --endpoints "$eps" ${CACERT:+--cacert "$CACERT"} \
+    if out=$("$BENCH" --target "$target" --endpoints "$eps" ${CACERT:+--cacert "$CACERT"} \
         --json "$@" 2>>"$WORK/bench-$system.err"); then
         jq -c --arg row "$row" --arg system "$system" \
-            --argjson load "$(cut -d' ' -f1 /proc/loadavg)" \
-            '. + {row: $row, system: $system, load: $load}' <<<"$out" >>"$RESULTS"
+            --argjson load "$(cut -d' ' -f1 /proc/loadavg)" '
+            if .reads then
+                (del(.reads) + {row: "\($row): writes"}), (.reads + {row: "\($row): reads"})
+            else . + {row: $row} end | . + {system: $system, load: $load}' \
+            <<<"$out" >>"$RESULTS"
     else
         log "$system: $row failed (see $WORK/bench-$system.err)"
     fi
@@ -101,9 +108,9 @@ members_footprint() { # system pid...
         '{system: $system, row: "data dirs, 3 members (MiB)", value: (. / 1048576)}' >>"$RESULTS"
 }
 
-run_suite() { # system endpoints pid...
-    local system=$1 eps=$2
-    shift 2
+run_suite() { # system endpoints all-endpoints pid...
+    local system=$1 eps=$2 all=$3
+    shift 3
     local load=(--key-size 8 --key-space-size 100000)
     bench "$system" "$eps" "load 100k keys x 256 B (256 clients)" --clients 256 --conns 32 \
         --total 100000 put "${load[@]}" --key-order sequential --val-size 256
@@ -127,6 +134,18 @@ run_suite() { # system endpoints pid...
         --conns 4 --total "$(total 1000)" watch --watchers 100 --val-size 256
     bench "$system" "$eps" "lease keep-alive, 64 clients" --clients 64 --conns 8 \
         --total "$(total 20000)" lease-keepalive
+    bench "$system" "$eps" "put 1 KiB, 64 clients" --clients 64 --conns 8 \
+        --total "$(total 20000)" put "${load[@]}" --val-size 1024
+    bench "$system" "$eps" "mixed 32 writers + 32 linearizable readers" --conns 8 \
+        --total "$(total 40000)" mixed --writers 32 --readers 32 "${load[@]}" --val-size 256
+    # Clients spread over the three members (followers forward writes). qraft's own client
+    # keeps to its first endpoint, so this row is for the gRPC paths.
+    if [[ $system != qraft ]]; then
+        bench "$system" "$all" "put, 64 clients, all members" --clients 64 --conns 8 \
+            --total "$(total 20000)" put "${load[@]}" --val-size 256
+        bench "$system" "$all" "mixed 32 + 32, all members" --conns 8 \
+            --total "$(total 40000)" mixed --writers 32 --readers 32 "${load[@]}" --val-size 256
+    fi
 }
 
 ENDPOINTS=${ENDPOINTS:-leader}
@@ -139,31 +158,37 @@ if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
     fi
     start_etcd "$WORK/etcd" qraft-compare "${CACERT:+$WORK/etcd/ca}"
     wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
+    all_eps=$ETCD_EPS
     [[ $ENDPOINTS == leader ]] && ETCD_EPS=$(leader_endpoint etcd "$ETCD_EPS" "${CACERT:-}")
     log "etcd endpoints: $ETCD_EPS"
-    run_suite etcd "$ETCD_EPS" "${MEMBER_PIDS[@]}"
+    run_suite etcd "$ETCD_EPS" "$all_eps" "${MEMBER_PIDS[@]}"
     for pid in "${MEMBER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     unset CACERT
 fi
-if [[ "${SKIP_QRAFT:-0}" != 1 ]]; then
-    log "starting 3-member qraft"
-    start_qraft "$BIN" "$WORK/qraft" qraft-compare
-    CACERT="$WORK/qraft/ca/ca.crt"
+run_qraft() { # system (qraft: QUIC, qraft-grpc: etcd's gRPC API)
+    local system=$1 all_eps
+    log "starting 3-member qraft for $system"
+    start_qraft "$BIN" "$WORK/$system" "$system"
+    CACERT="$WORK/$system/ca/ca.crt"
     if wait_ready qraft "$QRAFT_EPS"; then
+        all_eps=$QRAFT_EPS
         [[ $ENDPOINTS == leader ]] &&
             QRAFT_EPS=$(leader_endpoint qraft "$QRAFT_EPS" "$CACERT" "$BIN/qraftctl")
         log "qraft endpoints: $QRAFT_EPS"
-        run_suite qraft "$QRAFT_EPS" "${MEMBER_PIDS[@]}"
+        run_suite "$system" "$QRAFT_EPS" "$all_eps" "${MEMBER_PIDS[@]}"
     else
         log "qraft did not serve writes; its rows stay empty"
-        tail -n 5 "$WORK"/qraft/q*.log >&2 || true
+        tail -n 5 "$WORK/$system"/q*.log >&2 || true
     fi
+    for pid in "${MEMBER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     unset CACERT
-fi
+}
+[[ "${SKIP_QRAFT:-0}" == 1 ]] || run_qraft qraft
+[[ "${SKIP_GRPC:-0}" == 1 ]] || run_qraft qraft-grpc
 
 # --- the table -----------------------------------------------------------------------------
 echo
-echo "qraft vs etcd, 3 members each on 127.0.0.1, $(nproc) cores, $(date -u +%FT%RZ), SCALE=$SCALE, ENDPOINTS=$ENDPOINTS, ETCD_TLS=$ETCD_TLS"
+echo "qraft (QUIC and gRPC paths) vs etcd, 3 members each on 127.0.0.1, $(nproc) cores, $(date -u +%FT%RZ), SCALE=$SCALE, ENDPOINTS=$ENDPOINTS, ETCD_TLS=$ETCD_TLS"
 echo
 jq -rs '
   def f: if . == null then "n/a" elif . >= 100 then (. | round | tostring)
@@ -173,12 +198,12 @@ jq -rs '
   (reduce .[] as $r ({order: [], rows: {}};
       (if .rows[$r.row] == null then .order += [$r.row] else . end)
       | .rows[$r.row][$r.system] = $r)) as $t |
-  "| workload | etcd qps | qraft qps | qraft/etcd | etcd p99 ms | qraft p99 ms | qraft/etcd | etcd avg ms | qraft avg ms | errors etcd/qraft | load etcd/qraft |",
-  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-  ($t.order[] as $row | $t.rows[$row] as $x |
-    if ($x.etcd.value // $x.qraft.value) != null then
-      "| \($row) | \($x.etcd.value | f) | \($x.qraft.value | f) | \(ratio($x.qraft.value; $x.etcd.value)) | | | | | | | |"
+  "| workload | etcd qps | qraft QUIC qps | ×etcd | qraft gRPC qps | ×etcd | p99 ms etcd / QUIC / gRPC | errors | load etcd / QUIC / gRPC |",
+  "|---|---:|---:|---:|---:|---:|---|---|---|",
+  ($t.order[] as $row | $t.rows[$row] as $x | $x["qraft-grpc"] as $g |
+    if ($x.etcd.value // $x.qraft.value // $g.value) != null then
+      "| \($row) | \($x.etcd.value | f) | \($x.qraft.value | f) | \(ratio($x.qraft.value; $x.etcd.value)) | \($g.value | f) | \(ratio($g.value; $x.etcd.value)) | | | |"
     else
-      "| \($row) | \($x.etcd.qps | f) | \($x.qraft.qps | f) | \(ratio($x.qraft.qps; $x.etcd.qps)) | \($x.etcd.p99_ms | f) | \($x.qraft.p99_ms | f) | \(ratio($x.qraft.p99_ms; $x.etcd.p99_ms)) | \($x.etcd.avg_ms | f) | \($x.qraft.avg_ms | f) | \($x.etcd.errors // "n/a")/\($x.qraft.errors // "n/a") | \($x.etcd.load // "n/a")/\($x.qraft.load // "n/a") |"
+      "| \($row) | \($x.etcd.qps | f) | \($x.qraft.qps | f) | \(ratio($x.qraft.qps; $x.etcd.qps)) | \($g.qps | f) | \(ratio($g.qps; $x.etcd.qps)) | \($x.etcd.p99_ms | f) / \($x.qraft.p99_ms | f) / \($g.p99_ms | f) | \($x.etcd.errors // "-")/\($x.qraft.errors // "-")/\($g.errors // "-") | \($x.etcd.load // "-") / \($x.qraft.load // "-") / \($g.load // "-") |"
     end)
 ' "$RESULTS"

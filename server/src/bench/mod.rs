@@ -6,6 +6,7 @@ mod budget;
 pub mod etcd;
 pub mod keys;
 mod list;
+mod mixed;
 mod progress;
 pub mod qraft;
 mod range_watch;

@@ -12,6 +12,7 @@ use futures::future::join_all;
 use super::budget::Budget;
 use super::keys::{KeyGen, KeyOrder, stamped_value};
 use super::list::run_list;
+use super::mixed::{MixedShape, run_mixed};
 use super::progress::Progress;
 use super::range_watch::{count_events, open_range_watchers};
 use super::stats::{Recorder, Summary};
@@ -34,6 +35,7 @@ pub async fn run(
     let budget = Arc::new(Budget::new(load.total, load.duration, start));
     let bar = Progress::start(budget.clone(), progress);
     let mut items = None;
+    let mut reads = None;
     let recorder = match workload {
         Workload::Watch {
             watchers,
@@ -83,6 +85,25 @@ pub async fn run(
             items = Some(received.load(Ordering::Acquire));
             recorder
         }
+        Workload::Mixed {
+            writers,
+            readers,
+            keys,
+            val_size,
+            consistency,
+        } => {
+            let shape = MixedShape {
+                writers: *writers,
+                readers: *readers,
+                key_size: keys.key_size,
+                key_space_size: keys.key_space_size,
+                val_size: *val_size,
+                consistency: *consistency,
+            };
+            let (writes, read_records) = run_mixed(&conns, &budget, &shape, load.seed).await;
+            reads = Some(read_records);
+            writes
+        }
         Workload::List { page_size } => {
             let (recorder, listed) = run_list(conns[0].as_ref(), &budget, *page_size).await;
             items = Some(listed);
@@ -105,6 +126,7 @@ pub async fn run(
     bar.finish();
     let mut summary = recorder.summary(workload.name(), target.name(), elapsed);
     summary.items = items;
+    summary.reads = reads.map(|r: Recorder| Box::new(r.summary("reads", target.name(), elapsed)));
     Ok(summary)
 }
 
@@ -181,7 +203,10 @@ fn request<'a>(
         Workload::Put { val_size, .. } => conn.put(key, stamped_value(*val_size, stamp())),
         Workload::TxnPut { val_size, .. } => conn.txn_put(key, stamped_value(*val_size, stamp())),
         Workload::Range { consistency, .. } => conn.range(key, *consistency == Consistency::S),
-        Workload::Watch { .. } | Workload::LeaseKeepalive | Workload::List { .. } => {
+        Workload::Watch { .. }
+        | Workload::LeaseKeepalive
+        | Workload::List { .. }
+        | Workload::Mixed { .. } => {
             Box::pin(async { Err(super::target::TargetError::new("not a request workload")) })
         }
     }

@@ -87,6 +87,7 @@ impl Recorder {
             max_ms: ms(h.max()),
             error_samples: self.error_samples.clone(),
             items: None,
+            reads: None,
         }
     }
 }
@@ -110,6 +111,9 @@ pub struct Summary {
     /// Items a workload counts besides requests (the keys a paged list returned).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<u64>,
+    /// The reads of a mixed run (this summary is its writes').
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads: Option<Box<Summary>>,
 }
 
 impl std::fmt::Display for Summary {
@@ -124,6 +128,9 @@ impl std::fmt::Display for Summary {
         writeln!(f, "  p99:       {:.3} ms", self.p99_ms)?;
         writeln!(f, "  p99.9:     {:.3} ms", self.p999_ms)?;
         write!(f, "  Max:       {:.3} ms", self.max_ms)?;
+        if let Some(reads) = &self.reads {
+            write!(f, "\n{reads}")?;
+        }
         if let Some(items) = self.items {
             write!(f, "\n  Items:     {items}")?;
         }

@@ -243,3 +243,30 @@ fn range_watchers_see_every_put_once() {
         (300, 0, Some(300))
     );
 }
+
+#[test]
+fn a_mixed_run_reports_writes_and_reads_apart() {
+    // The in-memory target answers without yielding, so the first requester would take the
+    // whole budget: each role is checked on its own.
+    let shared = Arc::new(Shared::default());
+    let writes = run(
+        &shared,
+        "--total 300 mixed --writers 2 --readers 0 --key-space-size 50",
+    );
+    let reads = writes.reads.as_ref().expect("reads reported");
+    assert_eq!((writes.ok, reads.ok, writes.errors), (300, 0, 0));
+    assert!(
+        !shared
+            .data
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_empty()
+    );
+    let only_reads = run(
+        &shared,
+        "--total 200 mixed --writers 0 --readers 3 --key-space-size 50",
+    );
+    let reads = only_reads.reads.as_ref().expect("reads reported");
+    assert_eq!((only_reads.ok, reads.ok, reads.errors), (0, 200, 0));
+    assert_eq!(only_reads.workload, "mixed");
+}

@@ -88,6 +88,20 @@ pub enum Workload {
     },
     /// Each requester grants a lease, then renews it over a keep-alive stream.
     LeaseKeepalive,
+    /// `--writers` put and `--readers` read single keys of one key space at the same time
+    /// (`--clients` is not used); the summary is the writes', with the reads' as `reads`.
+    Mixed {
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+        writers: u64,
+        #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(0..=100_000))]
+        readers: u64,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[arg(long, default_value_t = 8)]
+        val_size: usize,
+        #[arg(long, value_enum, default_value_t = Consistency::L)]
+        consistency: Consistency,
+    },
     /// Lists the whole key space in pages (one walker; `--clients` is not used), every page at
     /// the first page's revision. The summary counts pages as requests and keys as `items`.
     List {
@@ -109,6 +123,7 @@ impl Workload {
             Workload::Watch { .. } => "watch",
             Workload::LeaseKeepalive => "lease-keepalive",
             Workload::List { .. } => "list",
+            Workload::Mixed { .. } => "mixed",
         }
     }
 }
