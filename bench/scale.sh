@@ -13,7 +13,8 @@
 #   restart   the follower stopped and started again: time until it answers a status call;
 #   join      a fourth member added (`member add`, started with --initial-cluster-state
 #             existing): time until its revision reaches the leader's, its peak RssAnon;
-#   list      a full paged list of the key space (limit 500, one consistent revision);
+#   list      a full paged list of the key space (limit 500, one consistent revision), for at
+#             most LIST_S seconds (default 120);
 #   watchers  WATCHERS (default 100) watchers on disjoint key ranges during the fill: events
 #             received of N.
 # "leader change" covers the whole run from the fill on.
@@ -30,6 +31,7 @@ SNAP_COUNT=${SNAP_COUNT:-10000}
 AFTER=${AFTER:-$((SNAP_COUNT + 10000))}
 ETCD_TLS=${ETCD_TLS:-1}
 WATCHERS=${WATCHERS:-100}
+LIST_S=${LIST_S:-120}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-scale.XXXXXX")}
 mkdir -p "$WORK"
 BENCH="$BIN/qraft-bench"
@@ -139,8 +141,10 @@ run_system() { # system workdir
     steady_l=$(rss_anon_mb "${MEMBER_PIDS[$LEADER]}")
     steady_f=$(rss_anon_mb "${MEMBER_PIDS[$f]}")
     log "$sys: paged list (limit 500)"
+    # Capped at LIST_S seconds: etcd counts every key of the range for each page (its
+    # `count`), so its pages slow down with the key space; the keys listed show how far it got.
     list=$("$BENCH" --target "$sys" --endpoints "$leader_ep" ${cacert:+--cacert "$cacert"} --json \
-        --total 100000000 --duration 1800 list --page-size 500)
+        --total 100000000 --duration "$LIST_S" list --page-size 500)
     log "$sys: follower $f stopped, $AFTER more writes"
     stop_member "$f"
     put "$sys" "$leader_ep" "$cacert" "$AFTER" "$N" >/dev/null
