@@ -17,6 +17,92 @@ impl Cluster {
         i
     }
 
+    /// Replaces member `slot` by a fresh one named `name` (new data dir, new peer port; the same
+    /// host, namespace, client port and extra flags, so clients that knew the slot's endpoints
+    /// reach the newcomer): `member remove` of the old one through `via`, kill -9 of its
+    /// process (a removed member stops by itself; one already killed is gone), `member add`
+    /// (as a learner if asked) and a start with `--initial-cluster-state existing`. Each
+    /// membership call is retried until it succeeds or `timeout` passes — under faults a
+    /// call can time out after it took effect, so "member not found" on a retried remove and
+    /// "Peer URLs already exists" on a retried add count as done. Returns the new member's ID;
+    /// panics after `timeout`.
+    pub fn replace_node(
+        &mut self,
+        slot: usize,
+        via: &[usize],
+        name: &str,
+        learner: bool,
+        timeout: Duration,
+    ) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let old = self.nodes[slot].name.clone();
+        let old_id = wait_for(timeout, &format!("the ID of {old}"), || {
+            via.iter().find_map(|&i| self.member_id_by_name(i, &old))
+        });
+        let hex = format!("{old_id:x}");
+        self.retry_ctl(via, &["member", "remove", &hex], deadline, |err| {
+            err.contains("member not found")
+        });
+        self.kill(slot);
+
+        let mut fresh = Node::new(&self.root, name);
+        let prev = &self.nodes[slot];
+        fresh.host = prev.host.clone();
+        fresh.netns = prev.netns.clone();
+        fresh.client_port = prev.client_port;
+        fresh.extra_args = prev.extra_args.clone();
+        self.nodes[slot] = fresh;
+        self.install_ca(slot);
+        let peer_urls = format!("--peer-urls={}", self.nodes[slot].peer_url());
+        let mut add = vec!["member", "add", name, &peer_urls];
+        if learner {
+            add.push("--learner");
+        }
+        self.retry_ctl(via, &add, deadline, |err| {
+            err.contains("Peer URLs already exists")
+        });
+        // Unstarted, it has no name yet in the member list: it is found by its peer URL.
+        let peer_url = self.nodes[slot].peer_url();
+        let id = wait_for(
+            deadline.saturating_duration_since(Instant::now()),
+            &format!("the ID of {name}"),
+            || {
+                via.iter()
+                    .find_map(|&i| self.member_id_by_peer_url(i, &peer_url))
+            },
+        );
+        self.spawn(slot, "existing");
+        id
+    }
+
+    /// Runs qraftctl through each of `via` in turn until one succeeds or fails with an error
+    /// that `done` accepts (the effect of an earlier try that timed out); panics at `deadline`.
+    pub fn retry_ctl(
+        &self,
+        via: &[usize],
+        args: &[&str],
+        deadline: Instant,
+        done: impl Fn(&str) -> bool,
+    ) {
+        let mut last = String::new();
+        for i in via.iter().cycle() {
+            let mut timed = vec!["--command-timeout=3s"];
+            timed.extend_from_slice(args);
+            let (ok, _, err) = self.ctl(*i, &timed);
+            if ok || done(&err) {
+                return;
+            }
+            last = err;
+            assert!(
+                Instant::now() < deadline,
+                "qraftctl {} never succeeded: {last}",
+                args.join(" ")
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        unreachable!("qraftctl {} through no member: {last}", args.join(" "));
+    }
+
     /// `member list -w json` through member `i`: the members sorted by ID (the header, which
     /// names the answering member, left out). `None` if qraftctl failed.
     pub fn member_list(&self, i: usize) -> Option<Vec<Value>> {
@@ -35,6 +121,19 @@ impl Cluster {
         self.member_list(via)?
             .iter()
             .find(|m| m.get("name").and_then(Value::as_str) == Some(name))?
+            .get("ID")?
+            .as_u64()
+    }
+
+    /// The ID of the member advertising `peer_url`, from member `via`'s list.
+    pub fn member_id_by_peer_url(&self, via: usize, peer_url: &str) -> Option<u64> {
+        self.member_list(via)?
+            .iter()
+            .find(|m| {
+                m.get("peerURLs")
+                    .and_then(Value::as_array)
+                    .is_some_and(|urls| urls.iter().any(|u| u.as_str() == Some(peer_url)))
+            })?
             .get("ID")?
             .as_u64()
     }

@@ -1,14 +1,17 @@
-//! Client histories for fault tests: register clients over the QUIC client library and over
-//! etcd's gRPC API (the `etcd-client` crate), a resuming watcher, and the checks run on what
-//! they recorded.
+//! Register histories for fault tests: clients over the QUIC client library and over etcd's
+//! gRPC API (the `etcd-client` crate) that read, write and compare-and-set, and the
+//! linearizability check run on what they recorded.
 //!
 //! Register keys live under `lin/{epoch}/{k}`: each fault round starts a new epoch, and a key
 //! takes at most [`OPS_PER_KEY`] operations, which keeps every key's history within reach of
 //! the simulation's Wing–Gong checker ([`crate::raft_sim::linearizability`]). Values are unique
-//! per write (`client * 1_000_000 + seq`), so a read names the write it saw.
+//! per write (`client * 1_000_000 + seq`), so a read names the write it saw, and a compare on a
+//! key's `mod_revision` is a compare on the value that revision wrote.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -16,7 +19,11 @@ use std::time::{Duration, Instant};
 
 use qraft_io::client::{Client, ClientConfig};
 use qraft_io::runtime;
-use qraft_proto::etcdserverpb::{PutRequest, RangeRequest, WatchCreateRequest};
+use qraft_proto::etcdserverpb::compare::{CompareResult, CompareTarget, TargetUnion};
+use qraft_proto::etcdserverpb::{
+    Compare, PutRequest, RangeRequest, RequestOp, ResponseHeader, TxnRequest, request_op,
+    response_op,
+};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -123,23 +130,226 @@ impl Shared {
     }
 }
 
-/// One register step: a linearizable read or a write of a unique value.
+/// What a register client last learned of a key: its value and `mod_revision` (`None`, 0: the
+/// key did not exist). A compare on `mod_revision` is a compare on the value: every write puts
+/// a value no other write puts, so the key holds that value exactly while its `mod_revision` is
+/// the one that write made.
+type Known = HashMap<String, (Option<u64>, i64)>;
+
+/// One register step: a linearizable read, a write of a unique value, or a compare-and-set
+/// (a txn comparing the value or the `mod_revision`, putting a unique value if equal, and
+/// reading the key otherwise).
+#[derive(Clone)]
 enum Step {
     Read,
     Write(u64),
+    Cas {
+        expect: Option<u64>,
+        on: CasOn,
+        new: u64,
+    },
 }
 
-fn next_step(rng: &mut SmallRng, client: usize, seq: &mut u64) -> Step {
-    if rng.random_bool(0.5) {
-        Step::Read
-    } else {
-        *seq += 1;
-        Step::Write(client as u64 * 1_000_000 + *seq)
+/// What a compare-and-set compares.
+#[derive(Clone, Copy)]
+enum CasOn {
+    /// `value == v` (etcd's compare on the value of a missing key is false, so `expect` is
+    /// never `None` here).
+    Value(u64),
+    /// `mod_revision == r` (0: the key does not exist).
+    ModRevision(i64),
+}
+
+/// What a step answered; a failed call (the outcome of a write unknown) is `None` instead.
+enum Answer {
+    Read(Option<u64>, i64),
+    Written(i64),
+    Swapped(i64),
+    NotSwapped(Option<u64>, i64),
+}
+
+fn next_step(
+    rng: &mut SmallRng,
+    client: usize,
+    seq: &mut u64,
+    known: Option<&(Option<u64>, i64)>,
+) -> Step {
+    let roll = rng.random_range(0..10);
+    if roll < 4 {
+        return Step::Read;
+    }
+    *seq += 1;
+    let new = client as u64 * 1_000_000 + *seq;
+    match known {
+        Some(&(expect, mod_revision)) if roll >= 7 => {
+            let on = match expect {
+                Some(v) if rng.random_bool(0.5) => CasOn::Value(v),
+                _ => CasOn::ModRevision(mod_revision),
+            };
+            Step::Cas { expect, on, new }
+        }
+        _ => Step::Write(new),
     }
 }
 
 fn parse_value(v: &[u8]) -> Option<u64> {
     std::str::from_utf8(v).ok()?.parse().ok()
+}
+
+/// Turns a step and its answer into a record (`None` for a failed read, which constrains
+/// nothing) and updates what the client knows of the key. Each executor answers a step with
+/// the answer of its kind; any other pairing counts as an unknown outcome.
+fn to_record(
+    shared: &Shared,
+    known: &mut Known,
+    (client, api, key): (usize, Api, String),
+    step: Step,
+    call: u64,
+    answer: Option<Answer>,
+) -> Option<Record> {
+    let now = shared.now();
+    let (kind, ret) = match (step, answer) {
+        (Step::Read, Some(Answer::Read(v, rev))) => {
+            known.insert(key.clone(), (v, rev));
+            (OpKind::Read(v), Some(now))
+        }
+        (Step::Read, _) => return None,
+        (Step::Write(v), Some(Answer::Written(rev))) => {
+            known.insert(key.clone(), (Some(v), rev));
+            (OpKind::Write(v), Some(now))
+        }
+        (Step::Write(v), _) => (OpKind::Write(v), None),
+        (Step::Cas { expect, new, .. }, Some(Answer::Swapped(rev))) => {
+            known.insert(key.clone(), (Some(new), rev));
+            (OpKind::Cas { expect, new }, Some(now))
+        }
+        (Step::Cas { expect, .. }, Some(Answer::NotSwapped(found, rev))) => {
+            known.insert(key.clone(), (found, rev));
+            (OpKind::CasFailed { expect, found }, Some(now))
+        }
+        (Step::Cas { expect, new, .. }, _) => (OpKind::Cas { expect, new }, None),
+    };
+    Some(Record {
+        client,
+        api,
+        key,
+        kind,
+        call,
+        ret,
+    })
+}
+
+/// Runs register steps until [`Shared::stop`]: picks a key, chooses a step from what it knows
+/// of the key, runs it with `exec` and records the outcome (pausing 20 ms after a failure).
+async fn register_loop<F, Fut>(
+    shared: &Shared,
+    (client, api, seed): (usize, Api, u64),
+    mut exec: F,
+    sleep: impl Fn(Duration) -> Pin<Box<dyn Future<Output = ()>>>,
+) where
+    F: FnMut(String, &Step) -> Fut,
+    Fut: Future<Output = Option<Answer>>,
+{
+    let mut rng = SmallRng::seed_from_u64(seed ^ (client as u64).rotate_left(17));
+    let mut known = Known::new();
+    let mut seq = 0;
+    while !shared.stop.load(Ordering::SeqCst) {
+        let Some(key) = shared.pick_key(&mut rng) else {
+            sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let step = next_step(&mut rng, client, &mut seq, known.get(&key));
+        let call = shared.now();
+        let answer = exec(key.clone(), &step).await;
+        if answer.is_none() {
+            sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(record) = to_record(shared, &mut known, (client, api, key), step, call, answer)
+        {
+            shared.record(record);
+        }
+    }
+}
+
+/// A txn: if `on` holds for `key`, put `new`; otherwise read `key`.
+fn cas_txn(key: &str, on: CasOn, new: u64) -> TxnRequest {
+    let (target, target_union) = match on {
+        CasOn::Value(v) => (
+            CompareTarget::Value,
+            TargetUnion::Value(v.to_string().into_bytes().into()),
+        ),
+        CasOn::ModRevision(r) => (CompareTarget::Mod, TargetUnion::ModRevision(r)),
+    };
+    let key: Vec<u8> = key.as_bytes().to_vec();
+    TxnRequest {
+        compare: vec![Compare {
+            result: CompareResult::Equal as i32,
+            target: target as i32,
+            key: key.clone().into(),
+            target_union: Some(target_union),
+            ..Default::default()
+        }],
+        success: vec![RequestOp {
+            request: Some(request_op::Request::RequestPut(PutRequest {
+                key: key.clone().into(),
+                value: new.to_string().into_bytes().into(),
+                ..Default::default()
+            })),
+        }],
+        failure: vec![RequestOp {
+            request: Some(request_op::Request::RequestRange(RangeRequest {
+                key: key.into(),
+                ..Default::default()
+            })),
+        }],
+    }
+}
+
+/// A step over the QUIC client library.
+async fn quic_step(c: &Client, key: String, step: &Step) -> Option<Answer> {
+    let revision = |h: Option<ResponseHeader>| h.map_or(0, |h| h.revision);
+    match *step {
+        Step::Read => {
+            let r = c
+                .range(RangeRequest {
+                    key: key.into_bytes().into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            let kv = r.kvs.first();
+            Some(Answer::Read(
+                kv.and_then(|kv| parse_value(&kv.value)),
+                kv.map_or(0, |kv| kv.mod_revision),
+            ))
+        }
+        Step::Write(v) => {
+            let r = c
+                .put(PutRequest {
+                    key: key.into_bytes().into(),
+                    value: v.to_string().into_bytes().into(),
+                    ..Default::default()
+                })
+                .await
+                .ok()?;
+            Some(Answer::Written(revision(r.header)))
+        }
+        Step::Cas { on, new, .. } => {
+            let r = c.txn(cas_txn(&key, on, new)).await.ok()?;
+            if r.succeeded {
+                return Some(Answer::Swapped(revision(r.header)));
+            }
+            let range = r.responses.into_iter().find_map(|op| match op.response {
+                Some(response_op::Response::ResponseRange(range)) => Some(range),
+                _ => None,
+            })?;
+            let kv = range.kvs.first();
+            Some(Answer::NotSwapped(
+                kv.and_then(|kv| parse_value(&kv.value)),
+                kv.map_or(0, |kv| kv.mod_revision),
+            ))
+        }
+    }
 }
 
 /// Starts a register client over the QUIC client library.
@@ -151,60 +361,20 @@ pub fn start_quic_client(
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         runtime::block_on(async move {
-            let mut rng = SmallRng::seed_from_u64(seed ^ client as u64);
             let Some(c) = connect_quic(&shared, config).await else {
                 return;
             };
-            let mut seq = 0;
-            while !shared.stop.load(Ordering::SeqCst) {
-                let Some(key) = shared.pick_key(&mut rng) else {
-                    runtime::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let call = shared.now();
-                let (kind, ret) = match next_step(&mut rng, client, &mut seq) {
-                    Step::Read => {
-                        let r = c
-                            .range(RangeRequest {
-                                key: key.clone().into_bytes().into(),
-                                ..Default::default()
-                            })
-                            .await;
-                        match r {
-                            Ok(r) => (
-                                OpKind::Read(r.kvs.first().and_then(|kv| parse_value(&kv.value))),
-                                Some(shared.now()),
-                            ),
-                            // A failed read constrains nothing.
-                            Err(_) => {
-                                runtime::sleep(Duration::from_millis(20)).await;
-                                continue;
-                            }
-                        }
-                    }
-                    Step::Write(v) => {
-                        let r = c
-                            .put(PutRequest {
-                                key: key.clone().into_bytes().into(),
-                                value: v.to_string().into_bytes().into(),
-                                ..Default::default()
-                            })
-                            .await;
-                        (OpKind::Write(v), r.ok().map(|_| shared.now()))
-                    }
-                };
-                if ret.is_none() {
-                    runtime::sleep(Duration::from_millis(20)).await;
-                }
-                shared.record(Record {
-                    client,
-                    api: Api::Quic,
-                    key,
-                    kind,
-                    call,
-                    ret,
-                });
-            }
+            register_loop(
+                &shared,
+                (client, Api::Quic, seed),
+                |key, step| {
+                    let c = &c;
+                    let step = step.clone();
+                    async move { quic_step(c, key, &step).await }
+                },
+                |d| Box::pin(runtime::sleep(d)),
+            )
+            .await;
             c.close();
         })
     })
@@ -216,6 +386,53 @@ async fn connect_quic(shared: &Shared, config: ClientConfig) -> Option<Client> {
             Ok(c) => return Some(c),
             Err(_) if shared.stop.load(Ordering::SeqCst) => return None,
             Err(_) => runtime::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// A step over etcd's gRPC API.
+async fn grpc_step(c: &mut etcd_client::Client, key: String, step: &Step) -> Option<Answer> {
+    use etcd_client::{Compare as GrpcCompare, CompareOp, Txn, TxnOp, TxnOpResponse};
+    let revision = |h: Option<&etcd_client::ResponseHeader>| h.map_or(0, |h| h.revision());
+    let read = |kv: Option<&etcd_client::KeyValue>| {
+        (
+            kv.and_then(|kv| parse_value(kv.value())),
+            kv.map_or(0, |kv| kv.mod_revision()),
+        )
+    };
+    match *step {
+        Step::Read => {
+            let r = c.get(key.as_str(), None).await.ok()?;
+            let (v, rev) = read(r.kvs().first());
+            Some(Answer::Read(v, rev))
+        }
+        Step::Write(v) => {
+            let r = c.put(key.as_str(), v.to_string(), None).await.ok()?;
+            Some(Answer::Written(revision(r.header())))
+        }
+        Step::Cas { on, new, .. } => {
+            let compare = match on {
+                CasOn::Value(v) => {
+                    GrpcCompare::value(key.as_str(), CompareOp::Equal, v.to_string())
+                }
+                CasOn::ModRevision(r) => {
+                    GrpcCompare::mod_revision(key.as_str(), CompareOp::Equal, r)
+                }
+            };
+            let txn = Txn::new()
+                .when([compare])
+                .and_then([TxnOp::put(key.as_str(), new.to_string(), None)])
+                .or_else([TxnOp::get(key.as_str(), None)]);
+            let r = c.txn(txn).await.ok()?;
+            if r.succeeded() {
+                return Some(Answer::Swapped(revision(r.header())));
+            }
+            let range = r.op_responses().into_iter().find_map(|op| match op {
+                TxnOpResponse::Get(range) => Some(range),
+                _ => None,
+            })?;
+            let (v, rev) = read(range.kvs().first());
+            Some(Answer::NotSwapped(v, rev))
         }
     }
 }
@@ -233,52 +450,28 @@ pub fn start_grpc_client(
             .build()
             .expect("tokio runtime");
         tokio.block_on(async move {
-            let mut rng = SmallRng::seed_from_u64(seed ^ (client as u64).rotate_left(17));
             let options = etcd_client::ConnectOptions::new()
                 .with_connect_timeout(Duration::from_secs(1))
                 .with_timeout(Duration::from_secs(2));
-            let mut c = loop {
+            let c = loop {
                 match etcd_client::Client::connect(&endpoints, Some(options.clone())).await {
                     Ok(c) => break c,
                     Err(_) if shared.stop.load(Ordering::SeqCst) => return,
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
             };
-            let mut seq = 0;
-            while !shared.stop.load(Ordering::SeqCst) {
-                let Some(key) = shared.pick_key(&mut rng) else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let call = shared.now();
-                let (kind, ret) = match next_step(&mut rng, client, &mut seq) {
-                    Step::Read => match c.get(key.as_str(), None).await {
-                        Ok(r) => (
-                            OpKind::Read(r.kvs().first().and_then(|kv| parse_value(kv.value()))),
-                            Some(shared.now()),
-                        ),
-                        Err(_) => {
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            continue;
-                        }
-                    },
-                    Step::Write(v) => {
-                        let r = c.put(key.as_str(), v.to_string(), None).await;
-                        (OpKind::Write(v), r.ok().map(|_| shared.now()))
-                    }
-                };
-                if ret.is_none() {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                shared.record(Record {
-                    client,
-                    api: Api::Grpc,
-                    key,
-                    kind,
-                    call,
-                    ret,
-                });
-            }
+            register_loop(
+                &shared,
+                (client, Api::Grpc, seed),
+                |key, step| {
+                    // The client is a cheap handle over one channel.
+                    let mut c = c.clone();
+                    let step = step.clone();
+                    async move { grpc_step(&mut c, key, &step).await }
+                },
+                |d| Box::pin(tokio::time::sleep(d)),
+            )
+            .await;
         })
     })
 }
@@ -315,145 +508,4 @@ pub fn format_history(records: &[Record]) -> String {
         );
     }
     out
-}
-
-/// One event the watcher saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Seen {
-    pub key: Vec<u8>,
-    pub mod_revision: i64,
-    pub delete: bool,
-}
-
-/// A watcher on a prefix from a revision on; the client library resumes it across failures.
-pub struct Watcher {
-    pub seen: Arc<Mutex<Vec<Seen>>>,
-    stop: Arc<AtomicBool>,
-    thread: JoinHandle<Vec<String>>,
-}
-
-impl Watcher {
-    pub fn start(config: ClientConfig, prefix: &str, start_revision: i64) -> Watcher {
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (into, halt) = (seen.clone(), stop.clone());
-        let key = prefix.as_bytes().to_vec();
-        let mut end = key.clone();
-        if let Some(last) = end.last_mut() {
-            *last += 1;
-        }
-        let thread = std::thread::spawn(move || {
-            runtime::block_on(async move {
-                let mut errors = Vec::new();
-                let client = loop {
-                    match Client::connect(config.clone()).await {
-                        Ok(c) => break c,
-                        Err(_) if halt.load(Ordering::SeqCst) => return errors,
-                        Err(_) => runtime::sleep(Duration::from_millis(100)).await,
-                    }
-                };
-                let create = WatchCreateRequest {
-                    key: key.into(),
-                    range_end: end.into(),
-                    start_revision,
-                    ..Default::default()
-                };
-                let mut watch = loop {
-                    match client.watch(create.clone()).await {
-                        Ok(w) => break w,
-                        Err(_) if halt.load(Ordering::SeqCst) => return errors,
-                        Err(_) => runtime::sleep(Duration::from_millis(100)).await,
-                    }
-                };
-                while !halt.load(Ordering::SeqCst) {
-                    match runtime::timeout(Duration::from_millis(200), watch.next()).await {
-                        Err(_) => {}
-                        Ok(None) => {
-                            errors.push("watch stream ended".to_string());
-                            break;
-                        }
-                        Ok(Some(Err(e))) => {
-                            // The library resumes on the next call; note it and go on.
-                            errors.push(format!("watch error (resumed): {e}"));
-                            runtime::sleep(Duration::from_millis(50)).await;
-                        }
-                        Ok(Some(Ok(resp))) => {
-                            if resp.canceled {
-                                errors.push(format!("watch canceled: {}", resp.cancel_reason));
-                                break;
-                            }
-                            let mut seen = into.lock().expect("seen");
-                            for ev in resp.events {
-                                if let Some(kv) = ev.kv {
-                                    seen.push(Seen {
-                                        key: kv.key.to_vec(),
-                                        mod_revision: kv.mod_revision,
-                                        delete: ev.r#type != 0,
-                                    });
-                                }
-                            }
-                        }
-                    }
-                }
-                watch.close();
-                client.close();
-                errors
-            })
-        });
-        Watcher { seen, stop, thread }
-    }
-
-    /// The highest revision delivered so far.
-    pub fn last_revision(&self) -> i64 {
-        self.seen
-            .lock()
-            .expect("seen")
-            .last()
-            .map_or(0, |s| s.mod_revision)
-    }
-
-    /// Stops the watcher; returns what it saw and the errors it met.
-    pub fn stop(self) -> (Vec<Seen>, Vec<String>) {
-        self.stop.store(true, Ordering::SeqCst);
-        let errors = self.thread.join().expect("watcher thread panicked");
-        let seen = self.seen.lock().expect("seen").clone();
-        (seen, errors)
-    }
-}
-
-/// Checks the watcher's events against the final content of its prefix (`expected`: every
-/// `(key, mod_revision)` of a put since the watch began, from the writers' keys, which are
-/// written once each): revisions never go backwards, no event is delivered twice, and every
-/// expected put was delivered. Returns the problems found.
-pub fn check_watch(seen: &[Seen], expected: &[(Vec<u8>, i64)]) -> Vec<String> {
-    let mut problems = Vec::new();
-    let mut last = 0;
-    let mut delivered = std::collections::HashSet::new();
-    for s in seen {
-        if s.mod_revision < last {
-            problems.push(format!(
-                "watch went back from revision {last} to {} ({})",
-                s.mod_revision,
-                String::from_utf8_lossy(&s.key)
-            ));
-        }
-        last = last.max(s.mod_revision);
-        if !delivered.insert((s.key.clone(), s.mod_revision)) {
-            problems.push(format!(
-                "watch delivered {} at revision {} twice",
-                String::from_utf8_lossy(&s.key),
-                s.mod_revision
-            ));
-        }
-    }
-    for (key, rev) in expected {
-        if !delivered.contains(&(key.clone(), *rev)) {
-            problems.push(format!(
-                "watch missed {} at revision {rev}",
-                String::from_utf8_lossy(key)
-            ));
-        }
-    }
-    problems.truncate(20);
-    problems
 }

@@ -12,6 +12,7 @@ pub mod etcd_json;
 pub mod etcdctl;
 pub mod etcdctl_script;
 pub mod fault_history;
+pub mod fault_watch;
 pub mod http;
 pub mod kv_gen;
 pub mod netns;
