@@ -259,6 +259,7 @@ impl AppState {
         txn.delete(Table::Members, &id.to_be_bytes())?;
         txn.put(Table::MembersRemoved, &id.to_be_bytes(), &[])?;
         self.members.remove(&id);
+        self.removed_members.insert(id);
         Ok(())
     }
 }

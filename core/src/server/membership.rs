@@ -101,9 +101,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
         if request.is_learner && learners >= MAX_LEARNERS {
             return Err((Error::TooManyLearners, 0));
         }
+        // The generator is seeded alike at every start of this member, so it draws again the
+        // IDs it issued before a restart: skip those still in use and those removed (a member
+        // with a removed ID would be refused by every peer and could never join).
         let id = loop {
             let id = self.rng.random::<u64>();
-            if id != 0 && !self.state.members.contains_key(&id) {
+            if id != 0
+                && !self.state.members.contains_key(&id)
+                && !self.state.removed_members.contains(&id)
+            {
                 break id;
             }
         };

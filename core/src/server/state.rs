@@ -1,6 +1,6 @@
 //! The replicated application state: key space, leases, auth and members.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use prost::Message as _;
 use qraft_proto::etcdserverpb::RangeRequest;
@@ -23,6 +23,9 @@ pub struct AppState {
     pub lessor: Lessor,
     pub auth: AuthStore,
     pub members: BTreeMap<u64, MemberRecord>,
+    /// IDs of removed members (the `members_removed` table): never issued again, since a
+    /// member with a removed ID is refused by every peer.
+    pub removed_members: BTreeSet<u64>,
     /// The active alarms (`super::alarm`).
     pub alarms: AlarmStore,
     /// This member's key space disagreed with a proposed hash (`super::corrupt`): not
@@ -53,18 +56,33 @@ impl AppState {
         let mut auth = AuthStore::new(config.auth.clone());
         auth.load(txn)?;
         let members = load_members(txn)?;
+        let removed_members = load_removed_members(txn)?;
         let alarms = AlarmStore::load(txn)?;
         Ok(AppState {
             mvcc,
             lessor,
             auth,
             members,
+            removed_members,
             alarms,
             hash_mismatch: false,
             applied_index: meta::get_u64(txn, meta::CONSISTENT_INDEX)?.unwrap_or(0),
             applied_term: meta::get_u64(txn, meta::TERM)?.unwrap_or(0),
         })
     }
+}
+
+fn load_removed_members<T: ReadTxn + ?Sized>(
+    txn: &T,
+) -> std::result::Result<BTreeSet<u64>, BackendError> {
+    let mut removed = BTreeSet::new();
+    txn.scan(Table::MembersRemoved, &[], None, &mut |key, _| {
+        if let Ok(bytes) = <[u8; 8]>::try_from(key) {
+            removed.insert(u64::from_be_bytes(bytes));
+        }
+        Visit::Continue(())
+    })?;
+    Ok(removed)
 }
 
 fn load_members<T: ReadTxn + ?Sized>(
