@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::cluster::{Cluster, Node};
+use crate::cluster::{Cluster, Node, free_udp_port};
 
 impl Cluster {
     /// Adds a member named `name` to the test cluster (fresh ports, the cluster's CA); it is
@@ -51,6 +51,12 @@ impl Cluster {
         fresh.netns = prev.netns.clone();
         fresh.client_port = prev.client_port;
         fresh.extra_args = prev.extra_args.clone();
+        // The port is probed in the test's namespace, not the member's: it may be the removed
+        // member's. A fresh member on a removed member's peer URL could be taken for it by a
+        // peer that has not applied the removal yet (joining finds itself by its peer URL).
+        while fresh.peer_port == prev.peer_port {
+            fresh.peer_port = free_udp_port();
+        }
         self.nodes[slot] = fresh;
         self.install_ca(slot);
         let peer_urls = format!("--peer-urls={}", self.nodes[slot].peer_url());
