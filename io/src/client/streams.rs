@@ -9,12 +9,14 @@ use qraft_proto::qraftpb::client_response::Response;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::{Client, ClientError};
-use crate::transport::{encode_frame, read_frame};
+use crate::transport::{FrameReader, encode_frame};
 
 /// A request/response stream on one QUIC bidirectional stream.
 pub(super) struct Call {
     pub(super) send: quinn::SendStream,
     recv: quinn::RecvStream,
+    /// Keeps a partly read response across `next` calls, so `next` is cancel-safe.
+    reader: FrameReader,
     limit: usize,
 }
 
@@ -25,6 +27,7 @@ impl Call {
         Ok(Self {
             send,
             recv,
+            reader: FrameReader::default(),
             limit: client.inner.config.max_response_bytes,
         })
     }
@@ -36,9 +39,14 @@ impl Call {
         Ok(())
     }
 
-    /// The next response; a server error becomes `Err`, a clean end `None`.
+    /// The next response; a server error becomes `Err`, a clean end `None`. Cancel-safe: a
+    /// call dropped before it completes (a timeout) loses nothing of the stream.
     pub(super) async fn next(&mut self) -> Option<Result<Response, ClientError>> {
-        match read_frame::<ClientResponse, _>(&mut self.recv, self.limit).await {
+        match self
+            .reader
+            .next::<ClientResponse, _>(&mut self.recv, self.limit)
+            .await
+        {
             Ok(Some(ClientResponse {
                 response: Some(Response::Error(e)),
             })) => Some(Err(e.into())),

@@ -45,6 +45,8 @@ pub struct Watch {
     /// the stream moves on to the next endpoint, once per endpoint (etcd's clientv3 moves on
     /// too), and reports the refusal when every endpoint refused.
     learner_refusals: usize,
+    /// Times the stream broke and was reopened (diagnostics: a resume is invisible otherwise).
+    resumes: u64,
 }
 
 struct Watcher {
@@ -64,6 +66,7 @@ impl Client {
             pending: VecDeque::from([create.clone()]),
             resuming: HashSet::new(),
             learner_refusals: 0,
+            resumes: 0,
         };
         watch.call = Some(Call::open(self, create_request(create)).await?);
         Ok(watch)
@@ -99,6 +102,9 @@ impl Watch {
     /// stream ended with no watcher left. A broken stream is reopened first; an error is
     /// returned only when that fails within the request timeout (calling `next` again retries)
     /// or when the server refused the stream for good.
+    ///
+    /// Cancel-safe: a call dropped before it returns (a timeout, a `select`) loses no
+    /// response; the next call goes on where it stopped.
     pub async fn next(&mut self) -> Option<Result<WatchResponse, ClientError>> {
         loop {
             let Some(call) = self.call.as_mut() else {
@@ -127,11 +133,17 @@ impl Watch {
                 None if self.active.is_empty() && self.pending.is_empty() => return None,
                 None => self.call = None,
             }
+            self.resumes += 1;
             tracing::debug!(
                 watchers = self.active.len(),
                 "watch stream broke; resuming on the next endpoint"
             );
         }
+    }
+
+    /// How many times the stream broke and was reopened so far.
+    pub fn resumes(&self) -> u64 {
+        self.resumes
     }
 
     /// Closes our side; the server cancels the stream's watchers.

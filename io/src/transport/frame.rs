@@ -89,6 +89,58 @@ where
     Ok(Some((M::decode(Bytes::from(body))?, HEADER + len)))
 }
 
+/// Reads frames one after another from one stream, keeping a partly read frame between
+/// calls: a [`FrameReader::next`] future dropped before it completes (a timeout, a `select`)
+/// loses no byte, and the next call goes on where it stopped. [`read_frame`] keeps its
+/// progress in the future itself, so dropping it mid-frame desynchronizes the stream; use
+/// this wherever a caller may give up waiting.
+#[derive(Debug, Default)]
+pub struct FrameReader {
+    header: [u8; HEADER],
+    header_filled: usize,
+    /// The body of the frame being read, once its length is known.
+    body: Option<Vec<u8>>,
+    body_filled: usize,
+}
+
+impl FrameReader {
+    /// The next frame, as [`read_frame`]. Cancel-safe: the reads it awaits consume nothing
+    /// unless they complete, and what they consumed is kept in `self`.
+    pub async fn next<M, R>(&mut self, recv: &mut R, limit: usize) -> Result<Option<M>, FrameError>
+    where
+        M: Message + Default,
+        R: AsyncRead + Unpin,
+    {
+        while self.header_filled < HEADER {
+            let n = recv.read(&mut self.header[self.header_filled..]).await?;
+            if n == 0 {
+                return if self.header_filled == 0 {
+                    Ok(None)
+                } else {
+                    Err(FrameError::Truncated)
+                };
+            }
+            self.header_filled += n;
+        }
+        let len = u32::from_be_bytes(self.header) as usize;
+        if len > limit {
+            return Err(FrameError::TooLarge { len, limit });
+        }
+        let body = self.body.get_or_insert_with(|| vec![0u8; len]);
+        while self.body_filled < len {
+            let n = recv.read(&mut body[self.body_filled..]).await?;
+            if n == 0 {
+                return Err(FrameError::Truncated);
+            }
+            self.body_filled += n;
+        }
+        let body = self.body.take().unwrap_or_default();
+        self.header_filled = 0;
+        self.body_filled = 0;
+        Ok(Some(M::decode(Bytes::from(body))?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,5 +199,62 @@ mod tests {
         let mut src: &[u8] = &[0, 0];
         let err = crate::runtime::block_on(read_frame::<PeerHello, _>(&mut src, 1024)).unwrap_err();
         assert!(matches!(err, FrameError::Truncated), "{err}");
+    }
+
+    /// A reader that hands out one byte per read and is pending before every other read, so a
+    /// frame takes many polls to arrive.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        ready: bool,
+    }
+
+    impl AsyncRead for Trickle<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+            buf: &mut [u8],
+        ) -> std::task::Poll<std::io::Result<usize>> {
+            if !self.ready {
+                self.ready = true;
+                cx.waker().wake_by_ref();
+                return std::task::Poll::Pending;
+            }
+            self.ready = false;
+            let n = self.bytes.len().min(buf.len()).min(1);
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            std::task::Poll::Ready(Ok(n))
+        }
+    }
+
+    #[test]
+    fn a_frame_reader_dropped_mid_frame_loses_nothing() {
+        use futures::FutureExt;
+        let mut buf = Vec::new();
+        for id in 1..=3 {
+            encode_frame(&hello(id), &mut buf).unwrap();
+        }
+        let mut src = Trickle {
+            bytes: &buf,
+            ready: false,
+        };
+        let mut reader = FrameReader::default();
+        let mut got = Vec::new();
+        let waker = futures::task::noop_waker();
+        let mut cx = std::task::Context::from_waker(&waker);
+        // Each attempt is polled twice and then dropped, as a short timeout would.
+        for _ in 0..10 * buf.len() {
+            let mut next = Box::pin(reader.next::<PeerHello, _>(&mut src, 1024));
+            for _ in 0..2 {
+                if let std::task::Poll::Ready(frame) = next.poll_unpin(&mut cx) {
+                    match frame.unwrap() {
+                        Some(hello) => got.push(hello),
+                        None => break,
+                    }
+                    break;
+                }
+            }
+        }
+        assert_eq!(got, vec![hello(1), hello(2), hello(3)]);
     }
 }

@@ -20,8 +20,8 @@ pub use client_listener::{ClientListener, ClientListenerConfig};
 pub use connection_room::{CONNECTION_ROOM_BYTES, ConnectionRoom};
 pub use endpoint::{QuicSettings, parse_url, resolve_url};
 pub use frame::{
-    CLIENT_REQUEST_FRAME_LIMIT, CLIENT_RESPONSE_FRAME_LIMIT, FrameError, PEER_FRAME_LIMIT,
-    encode_frame, read_frame, read_sized_frame,
+    CLIENT_REQUEST_FRAME_LIMIT, CLIENT_RESPONSE_FRAME_LIMIT, FrameError, FrameReader,
+    PEER_FRAME_LIMIT, encode_frame, read_frame, read_sized_frame,
 };
 pub use handler::{ClientContext, RequestHandler, RequestStream, ResponseSink, is_streaming};
 pub use members::fetch_members;

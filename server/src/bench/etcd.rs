@@ -12,7 +12,9 @@ use etcd_client::{
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 
-use super::target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
+use super::target::{
+    BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError, WatchedEvent,
+};
 
 /// Events forwarded ahead of the watcher before the forwarding task waits.
 const EVENT_BUFFER: usize = 1024;
@@ -191,7 +193,9 @@ impl Conn for EtcdConn {
                             response
                                 .events()
                                 .iter()
-                                .filter_map(|e| e.kv().map(|kv| kv.value().to_vec()))
+                                .filter_map(|e| {
+                                    e.kv().map(|kv| (kv.mod_revision(), kv.value().to_vec()))
+                                })
                                 .collect::<Vec<_>>(),
                         )),
                         Ok(None) => Ok(None),
@@ -232,11 +236,11 @@ impl KeepAlive for EtcdKeepAlive {
 }
 
 struct EtcdEvents {
-    events: mpsc::Receiver<Result<Option<Vec<Vec<u8>>>, TargetError>>,
+    events: mpsc::Receiver<Result<Option<Vec<WatchedEvent>>, TargetError>>,
 }
 
 impl EventStream for EtcdEvents {
-    fn next(&mut self) -> BoxFut<'_, Option<Vec<Vec<u8>>>> {
+    fn next(&mut self) -> BoxFut<'_, Option<Vec<WatchedEvent>>> {
         Box::pin(async move { self.events.next().await.unwrap_or(Ok(None)) })
     }
 }

@@ -18,7 +18,8 @@ pub mod workload;
 
 pub use runner::run;
 pub use stats::Summary;
-pub use target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
+pub use target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError, WatchedEvent};
+pub use watch::WatchTally;
 pub use workload::{Load, Workload};
 
 #[cfg(test)]

@@ -10,7 +10,9 @@ use qraft_proto::etcdserverpb::{
     request_op,
 };
 
-use super::target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
+use super::target::{
+    BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError, WatchedEvent,
+};
 
 pub struct QraftTarget {
     endpoints: Vec<String>,
@@ -172,7 +174,7 @@ impl KeepAlive for QraftKeepAlive {
 struct QraftEvents(Watch);
 
 impl EventStream for QraftEvents {
-    fn next(&mut self) -> BoxFut<'_, Option<Vec<Vec<u8>>>> {
+    fn next(&mut self) -> BoxFut<'_, Option<Vec<WatchedEvent>>> {
         Box::pin(async move {
             match self.0.next().await {
                 None => Ok(None),
@@ -181,10 +183,19 @@ impl EventStream for QraftEvents {
                     response
                         .events
                         .iter()
-                        .filter_map(|event| event.kv.as_ref().map(|kv| kv.value.to_vec()))
+                        .filter_map(|event| {
+                            event
+                                .kv
+                                .as_ref()
+                                .map(|kv| (kv.mod_revision, kv.value.to_vec()))
+                        })
                         .collect(),
                 )),
             }
         })
+    }
+
+    fn resumes(&self) -> u64 {
+        self.0.resumes()
     }
 }

@@ -36,20 +36,25 @@ pub async fn run(
     let bar = Progress::start(budget.clone(), progress);
     let mut items = None;
     let mut reads = None;
+    let mut tally = None;
     let recorder = match workload {
         Workload::Watch {
             watchers,
             watch_keys,
             key_size,
             val_size,
+            grace,
         } => {
             let shape = WatchShape {
                 watchers: *watchers,
                 watch_keys: *watch_keys,
                 key_size: *key_size,
                 val_size: *val_size,
+                grace: *grace,
             };
-            run_watch(&conns, load, &budget, &shape, start).await?
+            let (recorder, watched) = run_watch(&conns, load, &budget, &shape, start).await?;
+            tally = Some(watched);
+            recorder
         }
         Workload::LeaseKeepalive => run_requesters(&conns, load, &budget, keep_alive_loop).await,
         Workload::Put {
@@ -127,6 +132,7 @@ pub async fn run(
     let mut summary = recorder.summary(workload.name(), target.name(), elapsed);
     summary.items = items;
     summary.reads = reads.map(|r: Recorder| Box::new(r.summary("reads", target.name(), elapsed)));
+    summary.watch = tally;
     Ok(summary)
 }
 

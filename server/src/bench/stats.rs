@@ -6,6 +6,8 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
+use super::watch::WatchTally;
+
 /// How many distinct error messages a summary keeps (the count covers all of them).
 const KEPT_ERRORS: usize = 5;
 
@@ -88,6 +90,7 @@ impl Recorder {
             error_samples: self.error_samples.clone(),
             items: None,
             reads: None,
+            watch: None,
         }
     }
 }
@@ -114,6 +117,9 @@ pub struct Summary {
     /// The reads of a mixed run (this summary is its writes').
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reads: Option<Box<Summary>>,
+    /// The watch workload's accounting of late and missing events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watch: Option<WatchTally>,
 }
 
 impl std::fmt::Display for Summary {
@@ -133,6 +139,19 @@ impl std::fmt::Display for Summary {
         }
         if let Some(items) = self.items {
             write!(f, "\n  Items:     {items}")?;
+        }
+        if let Some(w) = &self.watch {
+            write!(
+                f,
+                "\n  Events:    {} late (the last {} ms after the last put), {} missing in {} \
+                 watchers, {} out of order, {} streams resumed",
+                w.late,
+                w.last_event_after_ms,
+                w.missing,
+                w.incomplete_watchers,
+                w.out_of_order,
+                w.resumed_streams
+            )?;
         }
         for message in &self.error_samples {
             write!(f, "\n  error:     {message}")?;

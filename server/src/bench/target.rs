@@ -67,7 +67,15 @@ pub trait KeepAlive: Send {
     fn keep_alive(&mut self) -> BoxFut<'_, ()>;
 }
 
-/// Events of one watch: each item is the values of one response's events, `None` at the end.
+/// One event as the watch workload sees it: its revision and the value written.
+pub type WatchedEvent = (i64, Vec<u8>);
+
+/// Events of one watch: each item is the events of one response, `None` at the end.
 pub trait EventStream: Send {
-    fn next(&mut self) -> BoxFut<'_, Option<Vec<Vec<u8>>>>;
+    /// Must be cancel-safe: the workload drops a pending call when the puts end.
+    fn next(&mut self) -> BoxFut<'_, Option<Vec<WatchedEvent>>>;
+    /// How many times the client reopened the stream after it broke.
+    fn resumes(&self) -> u64 {
+        0
+    }
 }

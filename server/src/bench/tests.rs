@@ -12,11 +12,13 @@ use futures::StreamExt;
 use futures::channel::mpsc;
 use futures::executor::block_on;
 
-use super::target::{BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError};
+use super::target::{
+    BoxFut, Conn, EventStream, KeepAlive, Page, Target, TargetError, WatchedEvent,
+};
 use super::workload::{Load, Workload};
 
 /// Watched key, range end (empty: the key alone) and where its events go.
-type WatcherList = Vec<(Vec<u8>, Vec<u8>, mpsc::UnboundedSender<Vec<Vec<u8>>>)>;
+type WatcherList = Vec<(Vec<u8>, Vec<u8>, mpsc::UnboundedSender<Vec<WatchedEvent>>)>;
 
 #[derive(Default)]
 struct Shared {
@@ -26,6 +28,10 @@ struct Shared {
     calls: AtomicU64,
     /// Every n-th call fails when non-zero.
     fail_every: u64,
+    /// The store's revision: one per write.
+    revision: AtomicU64,
+    /// When non-zero, the event of every n-th write reaches no watcher.
+    lose_event_every: u64,
 }
 
 struct MemTarget(Arc<Shared>);
@@ -53,14 +59,16 @@ impl MemConn {
 
     fn store(&self, key: Vec<u8>, value: Vec<u8>) -> Result<(), TargetError> {
         self.call()?;
+        let revision = self.0.revision.fetch_add(1, Ordering::Relaxed) + 1;
+        let lost = self.0.lose_event_every != 0 && revision.is_multiple_of(self.0.lose_event_every);
         for (watched, end, tx) in self.0.watchers.lock().map_err(TargetError::new)?.iter() {
             let hit = if end.is_empty() {
                 *watched == key
             } else {
                 *watched <= key && key < *end
             };
-            if hit {
-                let _ = tx.unbounded_send(vec![value.clone()]);
+            if hit && !lost {
+                let _ = tx.unbounded_send(vec![(revision as i64, value.clone())]);
             }
         }
         self.0
@@ -127,9 +135,9 @@ impl KeepAlive for MemKeepAlive {
     }
 }
 
-struct MemEvents(mpsc::UnboundedReceiver<Vec<Vec<u8>>>);
+struct MemEvents(mpsc::UnboundedReceiver<Vec<WatchedEvent>>);
 impl EventStream for MemEvents {
-    fn next(&mut self) -> BoxFut<'_, Option<Vec<Vec<u8>>>> {
+    fn next(&mut self) -> BoxFut<'_, Option<Vec<WatchedEvent>>> {
         Box::pin(async move { Ok(self.0.next().await) })
     }
 }
@@ -196,6 +204,34 @@ fn every_watcher_sees_every_put() {
         "--clients 2 --total 40 watch --watchers 3 --val-size 32",
     );
     assert_eq!((summary.ok, summary.errors), (120, 0));
+    let tally = summary
+        .watch
+        .unwrap_or_else(|| panic!("a watch run has a tally"));
+    assert_eq!((tally.missing, tally.out_of_order), (0, 0));
+}
+
+#[test]
+fn lost_events_are_counted_exactly_once_the_grace_ran_out() {
+    // 2 keys, 2 watchers each; 40 puts (20 per key); the events of writes 5, 10, .., 40 never
+    // arrive: 8 lost writes, each watched by 2 watchers.
+    let shared = Arc::new(Shared {
+        lose_event_every: 5,
+        ..Shared::default()
+    });
+    let started = std::time::Instant::now();
+    let summary = run(
+        &shared,
+        "--clients 1 --total 40 watch --watchers 4 --watch-keys 2 --val-size 16 --grace 300ms",
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    let tally = summary
+        .watch
+        .unwrap_or_else(|| panic!("a watch run has a tally"));
+    assert_eq!(tally.missing, 16);
+    assert_eq!(tally.incomplete_watchers, 4);
+    assert_eq!(tally.out_of_order, 0);
+    assert_eq!(summary.ok, 4 * 20 - 16);
+    assert_eq!(summary.errors, 4);
 }
 
 #[test]

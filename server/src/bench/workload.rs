@@ -85,6 +85,10 @@ pub enum Workload {
         key_size: usize,
         #[arg(long, default_value_t = 8)]
         val_size: usize,
+        /// How long watchers wait for their remaining events after the last put was
+        /// acknowledged; events still missing then are counted as missing (and as errors).
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        grace: Duration,
     },
     /// Each requester grants a lease, then renews it over a keep-alive stream.
     LeaseKeepalive,
