@@ -303,8 +303,12 @@ fn garbage_and_oversized_frames_reset_the_stream_and_the_member_keeps_serving() 
         let a = start(&ca, 1, CLUSTER, localhost());
         let b = start(&cb, 2, CLUSTER, localhost());
         // A raw client with a valid peer certificate, writing whatever it likes.
-        let tls = qraft_io::tls::peer_client_config(&ca.identity, &ca.roots, &Default::default())
-            .unwrap();
+        let tls = qraft_io::tls::peer_client_config(
+            &ca.identity,
+            &ca.roots.clone().into(),
+            &Default::default(),
+        )
+        .unwrap();
         let quic = quinn::crypto::rustls::QuicClientConfig::try_from(tls).unwrap();
         let mut raw = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
         raw.set_default_client_config(quinn::ClientConfig::new(Arc::new(quic)));

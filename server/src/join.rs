@@ -20,10 +20,9 @@ use qraft_io::driver::{
 };
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, MemberIdentity};
-use qraft_io::tls::Identity;
+use qraft_io::tls::{Identity, PeerTrust};
 use qraft_io::transport::fetch_members;
 use qraft_proto::qraftpb::MembersResponse;
-use rustls::RootCertStore;
 
 use crate::config::{Config, Url};
 
@@ -39,7 +38,7 @@ pub async fn resolve_identity(
     initial: &[InitialMember],
     new_cluster: bool,
     peer_identity: &Identity,
-    peer_ca: &RootCertStore,
+    peer_trust: &PeerTrust,
 ) -> anyhow::Result<MemberIdentity> {
     if let Some(identity) = storage.identity()? {
         return Ok(identity);
@@ -58,7 +57,7 @@ pub async fn resolve_identity(
         tracing::info!(members = initial.len(), "bootstrapped a new cluster");
         return Ok(from_flags);
     }
-    let (identity, members) = join(config, peer_identity, peer_ca).await?;
+    let (identity, members) = join(config, peer_identity, peer_trust).await?;
     bootstrap_join(storage, identity, &members.members)?;
     tracing::info!(
         member_id = format_args!("{:x}", identity.member_id),
@@ -72,7 +71,7 @@ pub async fn resolve_identity(
 async fn join(
     config: &Config,
     peer_identity: &Identity,
-    peer_ca: &RootCertStore,
+    peer_trust: &PeerTrust,
 ) -> anyhow::Result<(MemberIdentity, MembersResponse)> {
     let mine = normalized(
         config
@@ -93,7 +92,7 @@ async fn join(
              through"
         );
     }
-    let members = ask_any(&peers, peer_identity, peer_ca).await?;
+    let members = ask_any(&peers, peer_identity, peer_trust).await?;
     let me = members
         .members
         .iter()
@@ -122,7 +121,7 @@ async fn join(
 async fn ask_any(
     peers: &[String],
     identity: &Identity,
-    peer_ca: &RootCertStore,
+    peer_trust: &PeerTrust,
 ) -> anyhow::Result<MembersResponse> {
     let mut errors = Vec::new();
     let deadline = Instant::now() + ASK_BUDGET;
@@ -135,7 +134,7 @@ async fn ask_any(
         }
         errors.clear();
         for url in peers {
-            match fetch_members(identity, peer_ca, url, ASK_TIMEOUT).await {
+            match fetch_members(identity, peer_trust, url, ASK_TIMEOUT).await {
                 Ok(members) if members.cluster_id != 0 => return Ok(members),
                 Ok(_) => errors.push(format!("{url}: answered without a cluster ID")),
                 Err(err) => errors.push(format!("{url}: {err}")),

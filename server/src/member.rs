@@ -6,11 +6,14 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use qraft_core::server::ServerConfig;
-use qraft_io::driver::{self, DriverConfig, InitialMember, force_new_cluster, is_new_store};
+use qraft_io::driver::{
+    self, DriverConfig, InitialMember, NodeInfo, force_new_cluster, is_new_store,
+};
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, StorageConfig};
 use qraft_io::tls::{
-    AutoTlsOptions, CertChecks, Identity, crls_from_file, ensure_auto_tls_with, roots_from_pem_file,
+    AutoTlsOptions, CertChecks, Identity, PeerTrust, crls_from_file, ensure_auto_tls_with,
+    roots_from_pem_file,
 };
 use qraft_io::transport::{
     ClientListener, ClientListenerConfig, PeerTransportConfig, QuicPeerTransport,
@@ -18,10 +21,12 @@ use qraft_io::transport::{
 use qraft_proto::qraftpb::Attributes;
 use rustls::RootCertStore;
 
-use qraft_core::version::BINARY_VERSION;
+use qraft_core::version::{BINARY_VERSION, Version};
 use qraft_io::metrics::Metrics;
 
-use crate::config::{ClusterState, Config, Scheme, TlsSettings, TlsSource, Url, member_id};
+use crate::config::{
+    ClusterState, Config, PeerVerify, Scheme, TlsSettings, TlsSource, Url, member_id,
+};
 use crate::grpc::{ConnectionPolicy, GrpcLimits, GrpcServer};
 use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
@@ -48,10 +53,20 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         tls_material(&config.client_tls, &client_hosts, true).context("client TLS")?;
     let (peer_identity, peer_ca) =
         tls_material(&config.peer_tls, &peer_hosts, false).context("peer TLS")?;
-    let Some(peer_ca) = peer_ca else {
-        bail!(
-            "--peer-trusted-ca-file is required with --peer-cert-file (peers always verify each other)"
-        );
+    let peer_trust = match config.peer_verify {
+        PeerVerify::Ca => match peer_ca {
+            Some(ca) => PeerTrust::Ca(ca),
+            None => bail!(
+                "--peer-trusted-ca-file is required with --peer-cert-file (peers verify each other)"
+            ),
+        },
+        PeerVerify::AnyCertificate(reason) => {
+            tracing::warn!(
+                "peers are not verified: any peer certificate is accepted because {reason}; \
+                 peer traffic is still encrypted (QUIC always runs TLS)"
+            );
+            PeerTrust::AnyCertificate
+        }
     };
     let client_ca = if config.client_tls.client_cert_auth {
         Some(client_ca.context("--client-cert-auth needs a trusted CA")?)
@@ -99,7 +114,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         &initial,
         new_cluster,
         &peer_identity,
-        &peer_ca,
+        &peer_trust,
     )
     .await?;
     let (me, cluster_id) = (identity.member_id, identity.cluster_id);
@@ -119,7 +134,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     let server_version = config.emulated_version.unwrap_or(BINARY_VERSION);
     let peer_listen = config.listen_peer_urls[0].bind_addr()?;
     let mut peer_config =
-        PeerTransportConfig::new(peer_listen, peer_identity, peer_ca, cluster_id, me);
+        PeerTransportConfig::new(peer_listen, peer_identity, peer_trust, cluster_id, me);
     peer_config.peer_checks = peer_checks;
     peer_config.server_version = server_version.to_string();
     peer_config.heartbeat_interval = Duration::from_millis(config.heartbeat_interval_ms);
@@ -194,9 +209,21 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         runtime::sleep(Duration::from_millis(20)).await;
     }
     if handle.info().published {
+        // etcd's milestone line, which operators and tools (etcd's e2e suite) wait for.
         tracing::info!(
-            name = %config.name,
-            "published this member's name and client URLs to the cluster"
+            local_member_id = format_args!("{me:x}"),
+            local_member_attributes = format_args!(
+                "{{Name:{} ClientURLs:[{}]}}",
+                config.name,
+                config
+                    .advertise_client_urls
+                    .iter()
+                    .map(Url::to_string)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+            cluster_id = format_args!("{cluster_id:x}"),
+            "published local member to cluster through raft"
         );
     }
 
@@ -249,8 +276,11 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         peers = %crate::config::join_list(&config.listen_peer_urls),
         "serving"
     );
+    tracing::info!("ready to serve client requests");
 
+    let mut capabilities = None;
     while !shutdown.is_requested() && !handle.info().stopped {
+        log_capabilities(&handle.info(), &mut capabilities);
         runtime::sleep(Duration::from_millis(100)).await;
     }
     let fatal = handle.info().fatal_error;
@@ -271,6 +301,21 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     result?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// etcd's milestone line for each cluster version this member learns (at start, and after an
+/// upgrade or a downgrade): the features of that version are the ones enabled.
+fn log_capabilities(info: &NodeInfo, logged: &mut Option<Version>) {
+    let cluster = info.versions.as_ref().and_then(|v| v.cluster);
+    if let Some(version) = cluster
+        && *logged != cluster
+    {
+        *logged = cluster;
+        tracing::info!(
+            cluster_version = format_args!("{}.{}", version.major, version.minor),
+            "enabled capabilities for version"
+        );
+    }
 }
 
 /// Where etcd's gRPC API is served: every client URL (TCP beside the QUIC listener's UDP on the

@@ -221,7 +221,8 @@ fn wrong_alpn_and_certificates(c: &Cluster) {
         let ep = quic_raw::endpoint(tls);
         assert!(quic_raw::connect(&ep, client_port(c)).await.is_err());
         let mut tls =
-            qraft_io::tls::peer_client_config(&identity, &ca(c), &Default::default()).expect("tls");
+            qraft_io::tls::peer_client_config(&identity, &ca(c).into(), &Default::default())
+                .expect("tls");
         tls.alpn_protocols = vec![ALPN_CLIENT.to_vec()];
         let ep = quic_raw::endpoint(tls);
         let res = quic_raw::connect(&ep, peer_port(c)).await;
@@ -243,7 +244,7 @@ fn peer_abuse(c: &Cluster, cluster_id: u64) {
     let identity =
         Identity::from_pem_files(&c.ca_dir.join("server.crt"), &c.ca_dir.join("server.key"))
             .expect("peer identity");
-    let tls = qraft_io::tls::peer_client_config(&identity, &ca(c), &Default::default())
+    let tls = qraft_io::tls::peer_client_config(&identity, &ca(c).into(), &Default::default())
         .expect("peer TLS");
     let endpoint = quic_raw::endpoint(tls);
     let hello = |cluster_id: u64, member_id: u64| {

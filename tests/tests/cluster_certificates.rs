@@ -366,8 +366,12 @@ fn peer_port_refuses_revoked_and_unlisted_certificates() {
         .expect("peer addr");
     let dial = |cert: &(PathBuf, PathBuf)| {
         let identity = Identity::from_pem_files(&cert.0, &cert.1).expect("identity");
-        let mut tls = qraft_io::tls::peer_client_config(&identity, &roots, &Default::default())
-            .expect("peer TLS");
+        let mut tls = qraft_io::tls::peer_client_config(
+            &identity,
+            &roots.clone().into(),
+            &Default::default(),
+        )
+        .expect("peer TLS");
         tls.alpn_protocols = vec![ALPN_PEER.to_vec()];
         let endpoint = quic_raw::endpoint(tls);
         runtime::block_on(quic_raw::connect(&endpoint, peer)).map(drop)

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use rustls::crypto::CryptoProvider;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
-use super::verify::{CertChecks, client_verifier, server_verifier};
+use super::peer_trust::{PeerTrust, peer_client_verifier, peer_server_verifier};
+use super::verify::{CertChecks, client_verifier};
 use super::{ALPN_CLIENT, ALPN_PEER, Identity, TlsError};
 
 /// The crypto provider every qraft TLS configuration uses.
@@ -15,27 +16,32 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
 }
 
 /// The accepting side of the peer protocol: the dialing member must present a certificate
-/// signed by the peer CA that passes `checks` (`--peer-crl-file`, `--peer-cert-allowed-*`).
+/// that `trust` accepts and that passes `checks` (`--peer-crl-file`, `--peer-cert-allowed-*`).
 pub fn peer_server_config(
     identity: &Identity,
-    peer_ca: &RootCertStore,
+    trust: &PeerTrust,
     checks: &CertChecks,
 ) -> Result<ServerConfig, TlsError> {
-    server_config(identity, Some((peer_ca, checks)), ALPN_PEER, "peer")
+    let mut config = ServerConfig::builder_with_provider(crypto_provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(peer_client_verifier(trust, checks)?)
+        .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+    config.alpn_protocols = vec![ALPN_PEER.to_vec()];
+    Ok(config)
 }
 
-/// The dialing side of the peer protocol: verifies the accepting member against the peer CA and
+/// The dialing side of the peer protocol: checks the accepting member under `trust` and
 /// `checks`, and presents our own peer certificate.
 pub fn peer_client_config(
     identity: &Identity,
-    peer_ca: &RootCertStore,
+    trust: &PeerTrust,
     checks: &CertChecks,
 ) -> Result<ClientConfig, TlsError> {
     let builder = ClientConfig::builder_with_provider(crypto_provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
-        // The WebPKI verifier, wrapped for the name checks (see `verify`).
+        // The WebPKI verifier, wrapped for the name checks (see `verify`), or any certificate.
         .dangerous()
-        .with_custom_certificate_verifier(server_verifier(peer_ca, checks)?);
+        .with_custom_certificate_verifier(peer_server_verifier(trust, checks)?);
     let mut config =
         builder.with_client_auth_cert(identity.chain.clone(), identity.key.clone_key())?;
     config.alpn_protocols = vec![ALPN_PEER.to_vec()];

@@ -1,12 +1,14 @@
 //! TLS material and rustls configurations for qraft's two QUIC protocols.
 //!
-//! Peers always use mutual TLS against the peer CA. Clients use TLS and, with
+//! Peers always use mutual TLS, against the peer CA (or, as etcd's `--peer-auto-tls`, accepting
+//! any certificate: see `peer_trust`). Clients use TLS and, with
 //! `--client-cert-auth`, must present a certificate signed by the client CA. ALPN names the
 //! protocol so a client can never talk to the peer port by accident (and vice versa).
 
 mod auto;
 mod common_name;
 mod config;
+mod peer_trust;
 mod pem;
 mod verify;
 
@@ -16,6 +18,7 @@ pub use config::{
     client_dial_config, client_listener_config, crypto_provider, peer_client_config,
     peer_server_config,
 };
+pub use peer_trust::PeerTrust;
 pub use pem::{Identity, roots_from_pem, roots_from_pem_file};
 pub use verify::{CertChecks, crls_from_file, describe_refusal};
 

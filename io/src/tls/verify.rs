@@ -38,7 +38,7 @@ impl CertChecks {
 
     /// etcd's rule: the certificate passes if its CN is the allowed one, or if it is valid for
     /// the allowed host name.
-    fn check_names(&self, end_entity: &CertificateDer<'_>) -> Result<(), Error> {
+    pub(super) fn check_names(&self, end_entity: &CertificateDer<'_>) -> Result<(), Error> {
         if !self.names_restricted() {
             return Ok(());
         }

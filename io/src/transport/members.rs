@@ -18,7 +18,6 @@ use std::time::Duration;
 use qraft_proto::qraftpb::{
     MembersRequest, MembersResponse, PeerHello, PeerRequest, peer_request, peer_response,
 };
-use rustls::RootCertStore;
 
 use super::peer_request::exchange;
 use super::{PeerAddr, QuicSettings, TransportError, codes};
@@ -39,7 +38,7 @@ pub(super) struct Directory {
 /// endpoint of its own (the joining member has no member ID to run the transport with yet).
 pub async fn fetch_members(
     identity: &Identity,
-    peer_ca: &RootCertStore,
+    peer_trust: &tls::PeerTrust,
     url: &str,
     timeout: Duration,
 ) -> Result<MembersResponse, TransportError> {
@@ -51,7 +50,7 @@ pub async fn fetch_members(
     };
     // Only the member list is asked for; the transport started afterwards applies the
     // revocation list and name checks to every peer.
-    let client_tls = tls::peer_client_config(identity, peer_ca, &tls::CertChecks::default())?;
+    let client_tls = tls::peer_client_config(identity, peer_trust, &tls::CertChecks::default())?;
     let endpoint = super::bind(
         local,
         None,

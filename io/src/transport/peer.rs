@@ -20,7 +20,6 @@ use futures::channel::mpsc;
 use futures::future::BoxFuture;
 use qraft_proto::qraftpb::{MembersResponse, PeerRequest, PeerResponse};
 use qraft_proto::raftpb::{Message, MessageType};
-use rustls::RootCertStore;
 
 use super::members::Directory;
 use super::peer_request::{PeerRequestHandler, exchange};
@@ -118,7 +117,8 @@ pub const PEER_IDLE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct PeerTransportConfig {
     pub listen: SocketAddr,
     pub identity: Identity,
-    pub peer_ca: RootCertStore,
+    /// Which peer certificates are accepted (the peer CA's, or any with `--peer-auto-tls`).
+    pub peer_trust: tls::PeerTrust,
     /// `--peer-crl-file`, `--peer-cert-allowed-cn`, `--peer-cert-allowed-hostname`: checked on
     /// both sides of every peer handshake.
     pub peer_checks: tls::CertChecks,
@@ -150,14 +150,14 @@ impl PeerTransportConfig {
     pub fn new(
         listen: SocketAddr,
         identity: Identity,
-        peer_ca: RootCertStore,
+        peer_trust: impl Into<tls::PeerTrust>,
         cluster_id: u64,
         member_id: u64,
     ) -> Self {
         Self {
             listen,
             identity,
-            peer_ca,
+            peer_trust: peer_trust.into(),
             peer_checks: tls::CertChecks::default(),
             cluster_id,
             member_id,
@@ -239,9 +239,9 @@ impl QuicPeerTransport {
         config: PeerTransportConfig,
     ) -> Result<(Arc<Self>, mpsc::Receiver<PeerEvent>), TransportError> {
         let server_tls =
-            tls::peer_server_config(&config.identity, &config.peer_ca, &config.peer_checks)?;
+            tls::peer_server_config(&config.identity, &config.peer_trust, &config.peer_checks)?;
         let client_tls =
-            tls::peer_client_config(&config.identity, &config.peer_ca, &config.peer_checks)?;
+            tls::peer_client_config(&config.identity, &config.peer_trust, &config.peer_checks)?;
         let endpoint = super::bind_restartable(
             config.listen,
             &config.identity,

@@ -14,7 +14,7 @@ use std::path::PathBuf;
     about = "qraft: a replicated, strongly consistent key-value store in the spirit of etcd",
     long_about = "qraft: a replicated, strongly consistent key-value store in the spirit of etcd.\n\n\
         With no flags it runs a single-node member on 127.0.0.1 (clients on https://127.0.0.1:2379, \
-        peers on https://127.0.0.1:2380, metrics on http://127.0.0.1:2381) with auto-generated \
+        peers on https://127.0.0.1:2380, no metrics listener) with auto-generated \
         certificates in ./default.qraft. Every flag can also be given as a QRAFT_* environment \
         variable, or all of them in a YAML --config-file (etcd's format)."
 )]
@@ -43,8 +43,8 @@ pub struct Flags {
     /// Peer URLs advertised to the rest of the cluster [default: the listen peer URLs].
     #[arg(long, env = "QRAFT_INITIAL_ADVERTISE_PEER_URLS")]
     pub initial_advertise_peer_urls: Option<String>,
-    /// URLs serving /metrics, /health, /livez, /readyz and /version
-    /// [default: http://127.0.0.1:2381].
+    /// URLs serving /metrics, /health, /livez, /readyz and /version [default: none, as etcd],
+    /// e.g. http://127.0.0.1:2381.
     #[arg(long, env = "QRAFT_LISTEN_METRICS_URLS")]
     pub listen_metrics_urls: Option<String>,
     /// URLs serving etcd's v3 gRPC API for existing etcd clients [default: none]. `https://`

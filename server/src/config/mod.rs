@@ -23,7 +23,6 @@ use qraft_core::version::{BINARY_VERSION, LocalVersion, Version};
 pub const DEFAULT_NAME: &str = "default";
 pub const DEFAULT_CLIENT_URL: &str = "https://127.0.0.1:2379";
 pub const DEFAULT_PEER_URL: &str = "https://127.0.0.1:2380";
-pub const DEFAULT_METRICS_URL: &str = "http://127.0.0.1:2381";
 pub const DEFAULT_CLUSTER_TOKEN: &str = "qraft-cluster";
 pub const DEFAULT_HEARTBEAT_MS: u64 = 100;
 pub const DEFAULT_ELECTION_MS: u64 = 1000;
@@ -70,6 +69,36 @@ pub struct TlsSettings {
     pub allowed_hostname: Option<String>,
 }
 
+/// How members check each other's certificates. QUIC always runs TLS, so etcd's plaintext
+/// `http://` peer URLs and its `--peer-auto-tls` (self-signed certificates nobody verifies)
+/// both become encrypted connections that accept any peer certificate: never weaker than
+/// etcd's plaintext, and as strong as etcd's `--peer-auto-tls`. The member logs a warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerVerify {
+    /// The peer certificate must chain to the peer CA (certificate files, or auto-TLS with a
+    /// CA the members share: qraft's default).
+    Ca,
+    /// Any peer certificate is accepted.
+    AnyCertificate(PeerVerifyReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerVerifyReason {
+    /// The peer URLs are `http://` (plaintext in etcd).
+    HttpUrls,
+    /// `--peer-auto-tls` without peer certificate files.
+    PeerAutoTls,
+}
+
+impl std::fmt::Display for PeerVerifyReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            PeerVerifyReason::HttpUrls => "the peer URLs are http:// (plaintext in etcd)",
+            PeerVerifyReason::PeerAutoTls => "--peer-auto-tls (as etcd, peers are not verified)",
+        })
+    }
+}
+
 /// One member of `--initial-cluster`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitialMember {
@@ -101,6 +130,8 @@ pub struct Config {
     pub max_request_bytes: u64,
     pub client_tls: TlsSettings,
     pub peer_tls: TlsSettings,
+    /// Whether peers verify each other's certificates against the peer CA.
+    pub peer_verify: PeerVerify,
     /// `--grpc-keepalive-*`: the gRPC listener's HTTP/2 ping policy.
     pub grpc_keepalive: GrpcKeepalive,
     pub log_level: tracing::Level,
@@ -191,11 +222,11 @@ impl Config {
             Some(v) => urls("--initial-advertise-peer-urls", Some(v), "")?,
             None => listen_peer_urls.clone(),
         };
-        let listen_metrics_urls = urls(
-            "--listen-metrics-urls",
-            s.listen_metrics_urls,
-            DEFAULT_METRICS_URL,
-        )?;
+        // None by default, as etcd.
+        let listen_metrics_urls = match s.listen_metrics_urls {
+            Some(v) => urls("--listen-metrics-urls", Some(v), "")?,
+            None => Vec::new(),
+        };
         // Off unless asked for; `http://` entries are the explicit request for plaintext.
         let listen_grpc_urls = match s.listen_grpc_urls {
             Some(v) => parse_list(&v).map_err(|source| ConfigError::Url {
@@ -217,20 +248,13 @@ impl Config {
             }
         }
         // Client URLs may be `http://` as in etcd: such a URL serves plaintext gRPC only (QUIC
-        // always runs TLS). Peers talk QUIC only, so their URLs must be `https://`.
-        for (flag, list) in [
-            ("--listen-peer-urls", &listen_peer_urls),
-            (
-                "--initial-advertise-peer-urls",
-                &initial_advertise_peer_urls,
-            ),
-        ] {
-            if let Some(u) = list.iter().find(|u| u.scheme != Scheme::Https) {
-                return Err(invalid(format!(
-                    "{flag}: {u} must be https:// (qraft's peers talk QUIC, which always runs TLS)"
-                )));
-            }
-        }
+        // always runs TLS). Peer URLs too: see `PeerVerify`.
+        let peer_verify = peer_verify(
+            &listen_peer_urls,
+            &initial_advertise_peer_urls,
+            s.peer_auto_tls,
+            s.peer_cert_file.is_some(),
+        )?;
         if let Some(u) = listen_metrics_urls
             .iter()
             .find(|u| u.scheme != Scheme::Http)
@@ -327,7 +351,11 @@ impl Config {
                 key: s.peer_key_file,
                 trusted_ca: s.peer_trusted_ca_file,
                 client_cert_auth: true,
-                auto: s.peer_auto_tls,
+                // `http://` peer URLs need no TLS flags: auto-TLS is implied.
+                auto: match peer_verify {
+                    PeerVerify::AnyCertificate(PeerVerifyReason::HttpUrls) => None,
+                    _ => s.peer_auto_tls,
+                },
                 crl_file: s.peer_crl_file,
                 allowed_cn: s.peer_cert_allowed_cn,
                 allowed_hostname: s.peer_cert_allowed_hostname,
@@ -396,6 +424,7 @@ impl Config {
             max_request_bytes,
             client_tls,
             peer_tls,
+            peer_verify,
             grpc_keepalive,
             log_level,
             emulated_version,
@@ -428,6 +457,31 @@ impl Config {
             .collect();
         cluster_id_of(ids)
     }
+}
+
+/// The peer URLs' scheme decides: all `http://` accept any certificate, all `https://` verify
+/// against the peer CA unless `--peer-auto-tls` is given without certificate files (etcd's
+/// meaning of that flag). A mix is refused: a member has one peer identity policy.
+fn peer_verify(
+    listen: &[Url],
+    advertise: &[Url],
+    auto_tls: Option<bool>,
+    has_cert_file: bool,
+) -> Result<PeerVerify, ConfigError> {
+    let all = || listen.iter().chain(advertise);
+    if all().all(|u| u.scheme == Scheme::Http) {
+        return Ok(PeerVerify::AnyCertificate(PeerVerifyReason::HttpUrls));
+    }
+    if let Some(u) = all().find(|u| u.scheme == Scheme::Http) {
+        return Err(invalid(format!(
+            "--listen-peer-urls and --initial-advertise-peer-urls: {u} is http:// while others \
+             are https://; use one scheme for all peer URLs"
+        )));
+    }
+    Ok(match (auto_tls, has_cert_file) {
+        (Some(true), false) => PeerVerify::AnyCertificate(PeerVerifyReason::PeerAutoTls),
+        _ => PeerVerify::Ca,
+    })
 }
 
 struct TlsFlags {

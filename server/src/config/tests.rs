@@ -39,7 +39,10 @@ fn no_flags_is_a_single_node_member_with_auto_tls() {
     assert_eq!(c.data_dir, PathBuf::from("default.qraft"));
     assert_eq!(join_list(&c.listen_client_urls), "https://127.0.0.1:2379");
     assert_eq!(join_list(&c.listen_peer_urls), "https://127.0.0.1:2380");
-    assert_eq!(join_list(&c.listen_metrics_urls), "http://127.0.0.1:2381");
+    assert!(
+        c.listen_metrics_urls.is_empty(),
+        "no metrics listener by default, as etcd"
+    );
     assert!(
         c.listen_grpc_urls.is_empty(),
         "no extra gRPC listener unless asked (the client URLs serve gRPC)"
@@ -111,7 +114,15 @@ fn cluster_errors_name_the_flag() {
     assert!(err(&["--initial-cluster-state", "old"]).contains("--initial-cluster-state"));
     assert!(err(&["--initial-cluster", "nonsense"]).contains("name=peer-url"));
     assert!(err(&["--listen-client-urls", "127.0.0.1:2379"]).contains("--listen-client-urls"));
-    assert!(err(&["--listen-peer-urls", "http://127.0.0.1:2380"]).contains("must be https"));
+    assert!(
+        err(&[
+            "--listen-peer-urls",
+            "http://127.0.0.1:2380",
+            "--initial-advertise-peer-urls",
+            "https://127.0.0.1:2380"
+        ])
+        .contains("use one scheme for all")
+    );
     assert!(err(&["--listen-client-urls", "https://example.com:2379"]).contains("IP address"));
     assert!(err(&["--listen-grpc-urls", "127.0.0.1:1"]).contains("--listen-grpc-urls"));
     assert!(err(&["--listen-grpc-urls", "https://example.com:1"]).contains("IP address"));
@@ -305,4 +316,34 @@ fn etcd_style_durations() {
     assert_eq!(parse_duration_ms("5"), None);
     assert_eq!(parse_duration_ms("s"), None);
     assert_eq!(parse_duration_ms("1d"), None);
+}
+
+#[test]
+fn peer_verification_follows_etcds_peer_url_scheme_and_auto_tls() {
+    let verify = |args: &[&str]| parse(args).unwrap().peer_verify;
+    assert_eq!(verify(&[]), PeerVerify::Ca);
+    let http = PeerVerify::AnyCertificate(PeerVerifyReason::HttpUrls);
+    assert_eq!(
+        verify(&["--listen-peer-urls", "http://127.0.0.1:2380"]),
+        http
+    );
+    // Plaintext peers need no TLS flags, even `--peer-auto-tls=false` (etcd's plaintext).
+    assert_eq!(
+        verify(&[
+            "--listen-peer-urls",
+            "http://127.0.0.1:2380",
+            "--peer-auto-tls=false"
+        ]),
+        http
+    );
+    let auto = PeerVerify::AnyCertificate(PeerVerifyReason::PeerAutoTls);
+    assert_eq!(verify(&["--peer-auto-tls"]), auto);
+    let files = [
+        "--peer-auto-tls",
+        "--peer-cert-file",
+        "c",
+        "--peer-key-file",
+        "k",
+    ];
+    assert_eq!(verify(&files), PeerVerify::Ca);
 }
