@@ -65,50 +65,34 @@ pub(super) fn check_initial_cluster(
 }
 
 /// Member ID from its peer URLs and the cluster token, so that every member computes the same
-/// ID for everyone in `--initial-cluster` without talking (etcd hashes the same inputs).
+/// ID for everyone in `--initial-cluster` without talking. Derived as etcd derives it: the first
+/// 8 bytes (big-endian) of SHA-1 over the sorted peer URLs concatenated, then the token — the
+/// same flags give the same IDs as etcd (`etcd` alone: member 8e9e05c52164694d).
 pub fn member_id(peer_urls: &[Url], token: &str) -> u64 {
     let mut urls: Vec<String> = peer_urls.iter().map(Url::to_string).collect();
     urls.sort();
-    let mut h = Fnv64::new();
-    for u in &urls {
-        h.write(u.as_bytes());
-    }
-    h.write(token.as_bytes());
-    nonzero(h.finish())
+    let mut input = urls.concat().into_bytes();
+    input.extend_from_slice(token.as_bytes());
+    nonzero(sha1_prefix(&input))
 }
 
-/// The cluster ID from every initial member's ID, in any order.
+/// The cluster ID from every initial member's ID, in any order, as etcd derives it: SHA-1 over
+/// the sorted IDs, each 8 bytes big-endian (`etcd` alone: cluster cdf818194e3a8c32).
 pub(super) fn cluster_id_of(mut ids: Vec<u64>) -> u64 {
     ids.sort_unstable();
-    let mut h = Fnv64::new();
-    for id in ids {
-        h.write(&id.to_be_bytes());
-    }
-    nonzero(h.finish())
+    let input: Vec<u8> = ids.iter().flat_map(|id| id.to_be_bytes()).collect();
+    nonzero(sha1_prefix(&input))
+}
+
+/// The first 8 bytes of SHA-1 (etcd's ID hash; not used for anything secret), big-endian.
+fn sha1_prefix(input: &[u8]) -> u64 {
+    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, input);
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest.as_ref()[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// Raft reserves ID 0 for "none".
 fn nonzero(id: u64) -> u64 {
     if id == 0 { 1 } else { id }
-}
-
-/// FNV-1a: tiny, stable across versions and platforms (IDs end up on disk).
-struct Fnv64(u64);
-
-impl Fnv64 {
-    fn new() -> Self {
-        Fnv64(0xcbf2_9ce4_8422_2325)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-        // Separator so that ["ab","c"] and ["a","bc"] differ.
-        self.0 ^= 0xff;
-        self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }

@@ -90,6 +90,22 @@ fn three_member_cluster_agrees_on_ids() {
     assert_ne!(ids[1].0, ids[2].0);
 }
 
+/// The IDs etcd gives the same flags: `etcd` with no flags (member 8e9e05c52164694d in cluster
+/// cdf818194e3a8c32), and the cluster ID etcd 3.4's e2e suite expects in its protobuf output
+/// (one member on https://localhost:20001, token `new`).
+#[test]
+fn ids_are_derived_as_etcd_derives_them() {
+    let ids = |peer: &str, token: &str| {
+        let c = parse(&["--listen-peer-urls", peer, "--initial-cluster-token", token]).unwrap();
+        (c.member_id(), c.cluster_id())
+    };
+    assert_eq!(
+        ids("http://localhost:2380", "etcd-cluster"),
+        (0x8e9e_05c5_2164_694d, 0xcdf8_1819_4e3a_8c32)
+    );
+    assert_eq!(ids("https://localhost:20001", "new").1, 0x34c2_1a2d_427d_b393);
+}
+
 #[test]
 fn timing_rules_match_etcd() {
     assert!(
