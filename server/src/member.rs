@@ -265,6 +265,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             limit: ConnectionLimit::new(caps.grpc),
             handshake_timeout: crate::grpc::HANDSHAKE_TIMEOUT,
             keepalive: config.grpc_keepalive,
+            max_concurrent_streams: config.max_concurrent_streams,
         });
         runtime::spawn(server.run())
     };

@@ -21,7 +21,7 @@ fn main() -> anyhow::Result<()> {
         }
     };
     qraft_io::runtime::size_pool_for_member();
-    logging::init(config.log_level);
+    logging::init(config.log_level, config.log_output);
     for note in notes {
         tracing::warn!("{note}");
     }

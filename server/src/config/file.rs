@@ -133,5 +133,6 @@ pub fn parse(text: &str) -> Result<Flags, serde_norway::Error> {
         watch_progress_notify_interval: f.watch_progress_notify_interval,
         experimental_watch_progress_notify_interval: f.experimental_watch_progress_notify_interval,
         force_new_cluster: f.force_new_cluster,
+        ..Flags::default()
     })
 }

@@ -5,9 +5,11 @@
 //! `QRAFT_CLIENT_CERT_AUTH=true`.
 
 use clap::{ArgAction, Parser};
+use serde::Serialize;
 use std::path::PathBuf;
 
-#[derive(Debug, Clone, Default, Parser)]
+#[derive(Debug, Clone, Default, Parser, Serialize)]
+#[serde(rename_all = "kebab-case")]
 #[command(
     name = "qraft",
     version,
@@ -176,4 +178,226 @@ pub struct Flags {
     /// Remove the flag once the member runs [default: false].
     #[arg(long, env = "QRAFT_FORCE_NEW_CLUSTER", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
     pub force_new_cluster: Option<bool>,
+
+    // etcd 3.6's remaining flags. Each is implemented with etcd's meaning or refused at start
+    // unless given the one value qraft's behaviour matches (`unsupported::check`).
+    /// Reject reconfiguration requests that would cause quorum loss; qraft does not implement this check yet, so only `false` is accepted.
+    #[arg(long, env = "QRAFT_STRICT_RECONFIG_CHECK", num_args = 0..=1, default_missing_value = "true")]
+    pub strict_reconfig_check: Option<String>,
+    /// Maximum concurrent streams each client may open on one HTTP/2 connection of the gRPC listener [default: 4294967295].
+    #[arg(long, env = "QRAFT_MAX_CONCURRENT_STREAMS")]
+    pub max_concurrent_streams: Option<String>,
+    /// Logger: only `zap` (etcd 3.6's only logger) is accepted; qraft logs with tracing.
+    #[arg(long, env = "QRAFT_LOGGER")]
+    pub logger: Option<String>,
+    /// Where logs go: `default` or `stderr` (standard error), or `stdout` [default: default].
+    #[arg(long, env = "QRAFT_LOG_OUTPUTS")]
+    pub log_outputs: Option<String>,
+    /// Log format: `console` is what qraft writes; etcd's `json` is not supported.
+    #[arg(long, env = "QRAFT_LOG_FORMAT")]
+    pub log_format: Option<String>,
+    /// Auth token type: `simple` [default]; etcd's `jwt,...` is not supported yet.
+    #[arg(long, env = "QRAFT_AUTH_TOKEN")]
+    pub auth_token: Option<String>,
+    /// TTL of simple tokens in seconds: qraft's tokens live 300 s (etcd's default).
+    #[arg(long, env = "QRAFT_AUTH_TOKEN_TTL")]
+    pub auth_token_ttl: Option<String>,
+    /// bcrypt cost of password hashes: fixed at 10 (etcd's default).
+    #[arg(long, env = "QRAFT_BCRYPT_COST")]
+    pub bcrypt_cost: Option<String>,
+    /// Auto compaction mode `periodic` or `revision`: not implemented yet (only with retention 0).
+    #[arg(long, env = "QRAFT_AUTO_COMPACTION_MODE")]
+    pub auto_compaction_mode: Option<String>,
+    /// Auto compaction retention: only `0` (off, etcd's default) is accepted.
+    #[arg(long, env = "QRAFT_AUTO_COMPACTION_RETENTION")]
+    pub auto_compaction_retention: Option<String>,
+    /// Maximum operations per txn: fixed at 128 (etcd's default).
+    #[arg(long, env = "QRAFT_MAX_TXN_OPS")]
+    pub max_txn_ops: Option<String>,
+    /// Maximum learners in the cluster: fixed at 1 (etcd's default).
+    #[arg(long, env = "QRAFT_MAX_LEARNERS")]
+    pub max_learners: Option<String>,
+    /// TLS 1.2 cipher suites: qraft serves TLS 1.3 only, whose suites are fixed; not supported.
+    #[arg(long, env = "QRAFT_CIPHER_SUITES")]
+    pub cipher_suites: Option<String>,
+    /// Minimum TLS version: only `TLS1.3` (qraft serves TLS 1.3 only).
+    #[arg(long, env = "QRAFT_TLS_MIN_VERSION")]
+    pub tls_min_version: Option<String>,
+    /// Maximum TLS version: only `TLS1.3` or empty.
+    #[arg(long, env = "QRAFT_TLS_MAX_VERSION")]
+    pub tls_max_version: Option<String>,
+    /// Client URLs serving HTTP/1 only (etcd's gateway and probes): not supported yet.
+    #[arg(long, env = "QRAFT_LISTEN_CLIENT_HTTP_URLS")]
+    pub listen_client_http_urls: Option<String>,
+    /// etcd's JSON gateway on the client URLs: not supported yet (only `false`).
+    #[arg(long, env = "QRAFT_ENABLE_GRPC_GATEWAY", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_grpc_gateway: Option<String>,
+    /// Raft pre-vote: qraft always pre-votes (`true` only).
+    #[arg(long, env = "QRAFT_PRE_VOTE", num_args = 0..=1, default_missing_value = "true")]
+    pub pre_vote: Option<String>,
+    /// Fast-forward the first election: qraft does (`true` only).
+    #[arg(long, env = "QRAFT_INITIAL_ELECTION_TICK_ADVANCE", num_args = 0..=1, default_missing_value = "true")]
+    pub initial_election_tick_advance: Option<String>,
+    /// The v2 API was removed in etcd 3.6: only `false`.
+    #[arg(long, env = "QRAFT_ENABLE_V2", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_v2: Option<String>,
+    /// v2 deprecation stage: qraft has no v2 store (`write-only`, `write-only-drop-data` or `gone`).
+    #[arg(long, env = "QRAFT_V2_DEPRECATION")]
+    pub v2_deprecation: Option<String>,
+    /// Separate WAL directory: not supported (qraft's journal lives in the data directory).
+    #[arg(long, env = "QRAFT_WAL_DIR")]
+    pub wal_dir: Option<String>,
+    /// Snapshot files to keep: qraft keeps no snapshot files (only 0 or 5, etcd's default).
+    #[arg(long, env = "QRAFT_MAX_SNAPSHOTS")]
+    pub max_snapshots: Option<String>,
+    /// WAL files to keep: qraft's journal is folded into LMDB (only 0 or 5, etcd's default).
+    #[arg(long, env = "QRAFT_MAX_WALS")]
+    pub max_wals: Option<String>,
+    /// Disable fsync: not supported (only `false`).
+    #[arg(long, env = "QRAFT_UNSAFE_NO_FSYNC", num_args = 0..=1, default_missing_value = "true")]
+    pub unsafe_no_fsync: Option<String>,
+    /// Discovery URL: not supported (use --initial-cluster).
+    #[arg(long, env = "QRAFT_DISCOVERY")]
+    pub discovery: Option<String>,
+    /// DNS SRV discovery: not supported (use --initial-cluster).
+    #[arg(long, env = "QRAFT_DISCOVERY_SRV")]
+    pub discovery_srv: Option<String>,
+    /// DNS SRV discovery service name: not supported.
+    #[arg(long, env = "QRAFT_DISCOVERY_SRV_NAME")]
+    pub discovery_srv_name: Option<String>,
+    /// v3 discovery endpoints: not supported (use --initial-cluster).
+    #[arg(long, env = "QRAFT_DISCOVERY_ENDPOINTS")]
+    pub discovery_endpoints: Option<String>,
+    /// v3 discovery token: not supported.
+    #[arg(long, env = "QRAFT_DISCOVERY_TOKEN")]
+    pub discovery_token: Option<String>,
+    /// Discovery fallback: not supported.
+    #[arg(long, env = "QRAFT_DISCOVERY_FALLBACK")]
+    pub discovery_fallback: Option<String>,
+    /// Discovery proxy: not supported.
+    #[arg(long, env = "QRAFT_DISCOVERY_PROXY")]
+    pub discovery_proxy: Option<String>,
+    /// CORS origins of the HTTP gateway: not supported (no gateway yet).
+    #[arg(long, env = "QRAFT_CORS")]
+    pub cors: Option<String>,
+    /// Accepted Host headers of the HTTP gateway: not supported (no gateway yet).
+    #[arg(long, env = "QRAFT_HOST_WHITELIST")]
+    pub host_whitelist: Option<String>,
+    /// Go's pprof handlers: not applicable (only `false`).
+    #[arg(long, env = "QRAFT_ENABLE_PPROF", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_pprof: Option<String>,
+    /// Metrics detail `basic` or `extensive`: qraft serves one set (`basic` only).
+    #[arg(long, env = "QRAFT_METRICS")]
+    pub metrics: Option<String>,
+    /// Client certificate the member presents to other members' client URLs: not supported.
+    #[arg(long, env = "QRAFT_CLIENT_CERT_FILE")]
+    pub client_cert_file: Option<String>,
+    /// Key of --client-cert-file: not supported.
+    #[arg(long, env = "QRAFT_CLIENT_KEY_FILE")]
+    pub client_key_file: Option<String>,
+    /// Separate peer client certificate: not supported (the peer certificate serves both directions).
+    #[arg(long, env = "QRAFT_PEER_CLIENT_CERT_FILE")]
+    pub peer_client_cert_file: Option<String>,
+    /// Key of --peer-client-cert-file: not supported.
+    #[arg(long, env = "QRAFT_PEER_CLIENT_KEY_FILE")]
+    pub peer_client_key_file: Option<String>,
+    /// Allowed host name of client certificates: not supported.
+    #[arg(long, env = "QRAFT_CLIENT_CERT_ALLOWED_HOSTNAME")]
+    pub client_cert_allowed_hostname: Option<String>,
+    /// Skip the SAN check of peer client certificates: not supported (only `false`).
+    #[arg(long, env = "QRAFT_PEER_SKIP_CLIENT_SAN_VERIFICATION", num_args = 0..=1, default_missing_value = "true")]
+    pub peer_skip_client_san_verification: Option<String>,
+    /// SO_REUSEADDR on listeners: not supported (only `false`).
+    #[arg(long, env = "QRAFT_SOCKET_REUSE_ADDRESS", num_args = 0..=1, default_missing_value = "true")]
+    pub socket_reuse_address: Option<String>,
+    /// SO_REUSEPORT on listeners: not supported (only `false`).
+    #[arg(long, env = "QRAFT_SOCKET_REUSE_PORT", num_args = 0..=1, default_missing_value = "true")]
+    pub socket_reuse_port: Option<String>,
+    /// Log rotation: not supported (only `false`).
+    #[arg(long, env = "QRAFT_ENABLE_LOG_ROTATION", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_log_rotation: Option<String>,
+    /// Log rotation settings: not supported.
+    #[arg(long, env = "QRAFT_LOG_ROTATION_CONFIG_JSON")]
+    pub log_rotation_config_json: Option<String>,
+    /// OpenTelemetry tracing: not supported (only `false`).
+    #[arg(long, env = "QRAFT_ENABLE_DISTRIBUTED_TRACING", num_args = 0..=1, default_missing_value = "true")]
+    pub enable_distributed_tracing: Option<String>,
+    /// OpenTelemetry collector address: not supported.
+    #[arg(long, env = "QRAFT_DISTRIBUTED_TRACING_ADDRESS")]
+    pub distributed_tracing_address: Option<String>,
+    /// OpenTelemetry service name: not supported.
+    #[arg(long, env = "QRAFT_DISTRIBUTED_TRACING_SERVICE_NAME")]
+    pub distributed_tracing_service_name: Option<String>,
+    /// OpenTelemetry instance ID: not supported.
+    #[arg(long, env = "QRAFT_DISTRIBUTED_TRACING_INSTANCE_ID")]
+    pub distributed_tracing_instance_id: Option<String>,
+    /// OpenTelemetry sampling rate: not supported.
+    #[arg(long, env = "QRAFT_DISTRIBUTED_TRACING_SAMPLING_RATE")]
+    pub distributed_tracing_sampling_rate: Option<String>,
+    /// Lock the member's memory: not supported (only `false`).
+    #[arg(long, env = "QRAFT_MEMORY_MLOCK", num_args = 0..=1, default_missing_value = "true")]
+    pub memory_mlock: Option<String>,
+    /// Backend commit interval: fixed (qraft holds its batch up to 10 ms).
+    #[arg(long, env = "QRAFT_BACKEND_BATCH_INTERVAL")]
+    pub backend_batch_interval: Option<String>,
+    /// Backend commit batch size: fixed.
+    #[arg(long, env = "QRAFT_BACKEND_BATCH_LIMIT")]
+    pub backend_batch_limit: Option<String>,
+    /// bbolt's freelist type: not applicable (qraft stores in LMDB).
+    #[arg(long, env = "QRAFT_BACKEND_BBOLT_FREELIST_TYPE")]
+    pub backend_bbolt_freelist_type: Option<String>,
+    /// Defragment at start above this many free megabytes: not supported (only 0).
+    #[arg(long, env = "QRAFT_BOOTSTRAP_DEFRAG_THRESHOLD_MEGABYTES")]
+    pub bootstrap_defrag_threshold_megabytes: Option<String>,
+    /// Compaction hash check period: not supported.
+    #[arg(long, env = "QRAFT_COMPACT_HASH_CHECK_TIME")]
+    pub compact_hash_check_time: Option<String>,
+    /// Keys deleted per compaction batch: not supported.
+    #[arg(long, env = "QRAFT_COMPACTION_BATCH_LIMIT")]
+    pub compaction_batch_limit: Option<String>,
+    /// Pause between compaction batches: not supported.
+    #[arg(long, env = "QRAFT_COMPACTION_SLEEP_INTERVAL")]
+    pub compaction_sleep_interval: Option<String>,
+    /// Periodic corruption check (etcd 3.6's name of --experimental-corrupt-check-time).
+    #[arg(long, env = "QRAFT_CORRUPT_CHECK_TIME")]
+    pub corrupt_check_time: Option<String>,
+    /// Downgrade completion check period: fixed at 5s (etcd's default).
+    #[arg(long, env = "QRAFT_DOWNGRADE_CHECK_TIME")]
+    pub downgrade_check_time: Option<String>,
+    /// Feature gates: not supported (qraft decides features by cluster version).
+    #[arg(long, env = "QRAFT_FEATURE_GATES")]
+    pub feature_gates: Option<String>,
+    /// Peer connection read timeout: fixed (qraft's peers talk QUIC).
+    #[arg(long, env = "QRAFT_RAFT_READ_TIMEOUT")]
+    pub raft_read_timeout: Option<String>,
+    /// Peer connection write timeout: fixed (qraft's peers talk QUIC).
+    #[arg(long, env = "QRAFT_RAFT_WRITE_TIMEOUT")]
+    pub raft_write_timeout: Option<String>,
+    /// Slow-apply warning threshold: not supported.
+    #[arg(long, env = "QRAFT_WARNING_APPLY_DURATION")]
+    pub warning_apply_duration: Option<String>,
+    /// Slow-request warning threshold: not supported.
+    #[arg(long, env = "QRAFT_WARNING_UNARY_REQUEST_DURATION")]
+    pub warning_unary_request_duration: Option<String>,
+    /// Lease checkpoints: qraft always checkpoints (only `true`).
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_enable_lease_checkpoint: Option<String>,
+    /// Persisted lease checkpoints: qraft always persists them (only `true`).
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_ENABLE_LEASE_CHECKPOINT_PERSIST", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_enable_lease_checkpoint_persist: Option<String>,
+    /// Compaction hash checks: not supported (only `false`).
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_COMPACT_HASH_CHECK_ENABLED", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_compact_hash_check_enabled: Option<String>,
+    /// Report not serving during defragmentation: not supported (only `false`).
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_STOP_GRPC_SERVICE_ON_DEFRAG", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_stop_grpc_service_on_defrag: Option<String>,
+    /// bbolt buffer sharing: not applicable (only `true`, etcd's default).
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_TXN_MODE_WRITE_WITH_SHARED_BUFFER", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_txn_mode_write_with_shared_buffer: Option<String>,
+    /// Lock the member's memory: not supported (only `false`).
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_MEMORY_MLOCK", num_args = 0..=1, default_missing_value = "true")]
+    pub experimental_memory_mlock: Option<String>,
+    /// etcd 3.5's name of --snapshot-catchup-entries.
+    #[arg(long, env = "QRAFT_EXPERIMENTAL_SNAPSHOT_CATCHUP_ENTRIES")]
+    pub experimental_snapshot_catchup_entries: Option<String>,
 }

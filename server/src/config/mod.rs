@@ -6,6 +6,7 @@ mod file;
 mod flags;
 mod initial_cluster;
 mod keepalive;
+mod unsupported;
 mod url;
 
 pub use file::{FileError, load as load_file, parse as parse_file};
@@ -18,6 +19,8 @@ pub use url::{Scheme, Url, UrlError, join_list, parse_list};
 use std::path::PathBuf;
 
 use qraft_core::version::{BINARY_VERSION, LocalVersion, Version};
+
+use crate::logging::LogOutput;
 
 /// etcd's defaults (see ETCD-FACTS.md).
 pub const DEFAULT_NAME: &str = "default";
@@ -135,6 +138,10 @@ pub struct Config {
     /// `--grpc-keepalive-*`: the gRPC listener's HTTP/2 ping policy.
     pub grpc_keepalive: GrpcKeepalive,
     pub log_level: tracing::Level,
+    /// `--log-outputs`.
+    pub log_output: LogOutput,
+    /// `--max-concurrent-streams` of each gRPC connection.
+    pub max_concurrent_streams: u32,
     /// `--emulated-version`: the older minor version this binary runs as (already checked to be
     /// one it can emulate); `None` runs as the binary's own version.
     pub emulated_version: Option<Version>,
@@ -190,6 +197,17 @@ impl Config {
 
     /// Applies defaults and validates.
     pub fn resolve(s: Flags) -> Result<Config, ConfigError> {
+        let given = given_flags(&s);
+        unsupported::check(given.iter().map(|(f, v)| (f.as_str(), v.as_str())))?;
+        let log_output = log_output(s.log_outputs.as_deref())?;
+        let max_concurrent_streams = match s.max_concurrent_streams.as_deref() {
+            None => u32::MAX,
+            Some(text) => text.parse().map_err(|_| {
+                invalid(format!(
+                    "--max-concurrent-streams {text:?}: expected a number of streams (1 to 4294967295)"
+                ))
+            })?,
+        };
         let name = s.name.unwrap_or_else(|| DEFAULT_NAME.to_string());
         if name.is_empty() || name.contains(['=', ',']) {
             return Err(invalid(format!(
@@ -306,9 +324,19 @@ impl Config {
         if snapshot_count == 0 {
             return Err(invalid("--snapshot-count must be greater than 0"));
         }
-        let snapshot_catchup_entries = s
-            .snapshot_catchup_entries
-            .unwrap_or(DEFAULT_SNAPSHOT_CATCHUP_ENTRIES);
+        let snapshot_catchup_entries = match (
+            s.snapshot_catchup_entries,
+            s.experimental_snapshot_catchup_entries.as_deref(),
+        ) {
+            (Some(n), _) => n,
+            // etcd 3.5's name of the flag.
+            (None, Some(text)) => text.parse().map_err(|_| {
+                invalid(format!(
+                    "--experimental-snapshot-catchup-entries {text:?}: expected a number"
+                ))
+            })?,
+            (None, None) => DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+        };
         let quota_backend_bytes = match s.quota_backend_bytes.unwrap_or(0) {
             0 => DEFAULT_QUOTA_BYTES,
             q => q,
@@ -390,13 +418,17 @@ impl Config {
             .as_deref()
             .map(|text| parse_emulated_version(text, BINARY_VERSION))
             .transpose()?;
-        let corrupt_check_ms = match s.experimental_corrupt_check_time.as_deref() {
+        // etcd 3.6's name first, then 3.4/3.5's.
+        let corrupt_check = (s.corrupt_check_time.as_deref())
+            .map(|t| ("--corrupt-check-time", t))
+            .or(s
+                .experimental_corrupt_check_time
+                .as_deref()
+                .map(|t| ("--experimental-corrupt-check-time", t)));
+        let corrupt_check_ms = match corrupt_check {
             None => 0,
-            Some(text) => parse_duration_ms(text).ok_or_else(|| {
-                invalid(format!(
-                    "invalid --experimental-corrupt-check-time {text:?} (e.g. 5m, 30s, 500ms)"
-                ))
-            })?,
+            Some((flag, text)) => parse_duration_ms(text)
+                .ok_or_else(|| invalid(format!("invalid {flag} {text:?} (e.g. 5m, 30s, 500ms)")))?,
         };
 
         let watch_progress_notify_ms = watch_progress_notify_ms(
@@ -427,6 +459,8 @@ impl Config {
             peer_verify,
             grpc_keepalive,
             log_level,
+            log_output,
+            max_concurrent_streams,
             emulated_version,
             initial_corrupt_check: s.experimental_initial_corrupt_check.unwrap_or(false),
             corrupt_check_ms,
@@ -560,6 +594,17 @@ fn tls_settings(
     })
 }
 
+/// `--log-outputs`: etcd's `default` and `stderr`, or `stdout`; log files are not supported.
+fn log_output(text: Option<&str>) -> Result<LogOutput, ConfigError> {
+    match text.unwrap_or("default") {
+        "default" | "stderr" => Ok(LogOutput::Stderr),
+        "stdout" => Ok(LogOutput::Stdout),
+        other => Err(invalid(format!(
+            "--log-outputs {other:?} is not supported: qraft logs to stderr (default) or stdout"
+        ))),
+    }
+}
+
 fn parse_log_level(s: &str) -> Result<tracing::Level, ConfigError> {
     Ok(match s.to_ascii_lowercase().as_str() {
         "debug" => tracing::Level::DEBUG,
@@ -637,46 +682,32 @@ fn watch_progress_notify_ms(
     })
 }
 
-fn ignored_flags(f: &Flags) -> Vec<&'static str> {
-    let mut v = Vec::new();
-    macro_rules! check {
-        ($($field:ident => $flag:literal),* $(,)?) => {
-            $( if f.$field.is_some() { v.push($flag); } )*
-        };
-    }
-    check!(
-        name => "--name", data_dir => "--data-dir", listen_peer_urls => "--listen-peer-urls",
-        listen_client_urls => "--listen-client-urls",
-        advertise_client_urls => "--advertise-client-urls",
-        initial_advertise_peer_urls => "--initial-advertise-peer-urls",
-        listen_metrics_urls => "--listen-metrics-urls", listen_grpc_urls => "--listen-grpc-urls",
-        initial_cluster => "--initial-cluster", initial_cluster_state => "--initial-cluster-state",
-        initial_cluster_token => "--initial-cluster-token",
-        heartbeat_interval => "--heartbeat-interval", election_timeout => "--election-timeout",
-        snapshot_count => "--snapshot-count",
-        snapshot_catchup_entries => "--snapshot-catchup-entries",
-        quota_backend_bytes => "--quota-backend-bytes",
-        max_request_bytes => "--max-request-bytes", cert_file => "--cert-file",
-        key_file => "--key-file", trusted_ca_file => "--trusted-ca-file",
-        client_cert_auth => "--client-cert-auth", auto_tls => "--auto-tls",
-        peer_cert_file => "--peer-cert-file", peer_key_file => "--peer-key-file",
-        peer_trusted_ca_file => "--peer-trusted-ca-file",
-        peer_client_cert_auth => "--peer-client-cert-auth", peer_auto_tls => "--peer-auto-tls",
-        self_signed_cert_validity => "--self-signed-cert-validity", log_level => "--log-level",
-        client_crl_file => "--client-crl-file", peer_crl_file => "--peer-crl-file",
-        peer_cert_allowed_cn => "--peer-cert-allowed-cn",
-        peer_cert_allowed_hostname => "--peer-cert-allowed-hostname",
-        grpc_keepalive_min_time => "--grpc-keepalive-min-time",
-        grpc_keepalive_interval => "--grpc-keepalive-interval",
-        grpc_keepalive_timeout => "--grpc-keepalive-timeout",
-        emulated_version => "--emulated-version",
-        experimental_initial_corrupt_check => "--experimental-initial-corrupt-check",
-        experimental_corrupt_check_time => "--experimental-corrupt-check-time",
-        watch_progress_notify_interval => "--watch-progress-notify-interval",
-        experimental_watch_progress_notify_interval => "--experimental-watch-progress-notify-interval",
-        force_new_cluster => "--force-new-cluster",
-    );
-    v
+/// Every flag given (set on the command line or by a `QRAFT_*` variable), kebab-case without
+/// the dashes, with its value as text. Derived from the flag definitions (`Flags` serializes
+/// under the flags' own names), so a new flag needs no list kept by hand.
+fn given_flags(flags: &Flags) -> Vec<(String, String)> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::to_value(flags) else {
+        return Vec::new();
+    };
+    map.into_iter()
+        .filter_map(|(name, value)| {
+            let text = match value {
+                serde_json::Value::Null => return None,
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            Some((name, text))
+        })
+        .collect()
+}
+
+/// The flags `--config-file` makes etcd (and qraft) ignore: every other one given.
+fn ignored_flags(flags: &Flags) -> Vec<String> {
+    given_flags(flags)
+        .into_iter()
+        .filter(|(name, _)| name != "config-file")
+        .map(|(name, _)| format!("--{name}"))
+        .collect()
 }
 
 #[cfg(test)]

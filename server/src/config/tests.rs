@@ -103,7 +103,10 @@ fn ids_are_derived_as_etcd_derives_them() {
         ids("http://localhost:2380", "etcd-cluster"),
         (0x8e9e_05c5_2164_694d, 0xcdf8_1819_4e3a_8c32)
     );
-    assert_eq!(ids("https://localhost:20001", "new").1, 0x34c2_1a2d_427d_b393);
+    assert_eq!(
+        ids("https://localhost:20001", "new").1,
+        0x34c2_1a2d_427d_b393
+    );
 }
 
 #[test]

@@ -42,6 +42,8 @@ pub struct ConnectionPolicy {
     /// For the TLS handshake and the HTTP/2 preface together.
     pub handshake_timeout: Duration,
     pub keepalive: GrpcKeepalive,
+    /// `--max-concurrent-streams`: the HTTP/2 streams one connection may have open at once.
+    pub max_concurrent_streams: u32,
 }
 
 impl Default for ConnectionPolicy {
@@ -50,6 +52,7 @@ impl Default for ConnectionPolicy {
             limit: ConnectionLimit::new(usize::MAX),
             handshake_timeout: HANDSHAKE_TIMEOUT,
             keepalive: GrpcKeepalive::default(),
+            max_concurrent_streams: u32::MAX,
         }
     }
 }
@@ -276,6 +279,7 @@ where
     let mut builder = hyper::server::conn::http2::Builder::new(SpawnExecutor);
     builder
         .timer(RuntimeTimer)
+        .max_concurrent_streams(policy.max_concurrent_streams)
         .keep_alive_interval(policy.keepalive.interval)
         // hyper has no "never": an unanswered ping may then wait a century.
         .keep_alive_timeout(
