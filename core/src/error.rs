@@ -152,6 +152,12 @@ pub enum Error {
     Timeout,
     #[error("etcdserver: rpc not supported for learner")]
     NotSupportedForLearner,
+    /// The member is going away (its loop stopped).
+    #[error("etcdserver: server stopped")]
+    Stopped,
+    /// A member forwarded a request that any member serves (`server::forward`); qraft's own.
+    #[error("qraft: only leader-only requests are forwarded between members")]
+    NotForwardable,
     /// The member cannot serve this kind of request (yet).
     #[error("etcdserver: not capable")]
     NotCapable,
@@ -194,7 +200,7 @@ impl Error {
         use Error::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
+            | InvalidSortOption | RequestTooLarge | NotForwardable => Code::InvalidArgument,
             UserEmpty | RoleEmpty | AuthFailed | PermissionNotGiven | InvalidAuthMgmt
             | AuthOldRevision => Code::InvalidArgument,
             RootUserNotExist | RootRoleNotExist | UserAlreadyExist | UserNotFound
@@ -216,7 +222,7 @@ impl Error {
             PermissionDenied => Code::PermissionDenied,
             Corrupt => Code::DataLoss,
             InvalidAuthToken => Code::Unauthenticated,
-            NoLeader | LeaderChanged | Timeout | NotCapable => Code::Unavailable,
+            NoLeader | LeaderChanged | Timeout | NotCapable | Stopped => Code::Unavailable,
             Backend(_) | PasswordHashing(_) | Raft(_) => Code::Internal,
             Version(_) => Code::FailedPrecondition,
             Downgrade(err) => match err.grpc_code() {

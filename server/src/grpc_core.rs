@@ -54,20 +54,17 @@ impl CoreHandle for GrpcCore {
         requests
             .into_future()
             .then(move |(first, rest)| async move {
-                // Auth of the calls the shell serves itself (the snapshot here) is the state
-                // machine's, as on the QUIC listener.
+                // Whether a stream may go on is the state machine's to say, as on the QUIC
+                // listener: a learner refuses every stream but the snapshot, as etcd's, and
+                // the snapshot's caller must hold the root role.
                 let refusal = match &first {
-                    Some(first) => handle.shell_call_refusal(first).await,
+                    Some(first) => handle.admit(first).await,
                     None => None,
                 };
                 (handle, first, rest, refusal)
             })
             .map(move |(handle, first, rest, refusal)| match first {
                 _ if let Some(refusal) = refusal => stream::iter([refusal]).boxed(),
-                // A learner refuses every stream but the snapshot, as etcd's.
-                Some(first) if let Some(refusal) = handle.learner_refusal(&first) => {
-                    stream::iter([refusal]).boxed()
-                }
                 // Pulled by the HTTP/2 body, so a slow reader holds the export back instead
                 // of the whole snapshot piling up in memory.
                 Some(ClientRequest {

@@ -512,6 +512,13 @@ impl Cluster {
                     .collect();
                 writeln!(self.out, "alarms: [{}]", alarms.join(", ")).unwrap();
             }
+            // quota N BYTES: member N's backend gets a quota of BYTES (its keys' and values'
+            // bytes count against it); the core checks it every few ticks.
+            "quota" => {
+                let bytes = num(2) as u64;
+                self.members[&node(1)].backend.0.set_quota(Some(bytes));
+                writeln!(self.out, "ok").unwrap();
+            }
             // tamper N KEY VALUE: changes the stored value of every revision of KEY in member
             // N's backend behind raft's back (what a disk corruption does).
             "tamper" => {

@@ -7,14 +7,16 @@
 //! - Each member is one tokio task owning a `Server` and a `WatchHub`. It sleeps until an
 //!   input arrives or until `Server::poll_timeout()`, feeds the inputs, then carries out what
 //!   the core asks (`process`, `deliver`).
-//! - Members talk through a "switch" task over tokio mpsc channels: it routes raft messages by
-//!   member ID and, like any transport, reports what it could not deliver.
+//! - Members talk through a "switch" task over tokio mpsc channels: it routes raft messages
+//!   and the client requests the core forwards to the leader (`Output::Forward`, lease
+//!   keep-alives) by member ID and, like any transport, reports what it could not deliver.
 //! - Storage is in memory: the raft log is a `MemStorage` inside the server (persisting a
 //!   `RaftWork` means writing it there), the key space a `MemBackend`. A crash stops the task
 //!   and keeps `Server::into_storage()`: the log, hard state and snapshot the shell persisted
 //!   and the backend's committed transactions, nothing in flight. A restart opens a new
 //!   `Server` over them, as after a real crash.
-//! - The test puts, gets and watches through one member, crashes a follower, writes past the
+//! - The test puts, gets and watches through one member, renews a lease through a follower,
+//!   crashes a follower, writes past the
 //!   leader's log compaction while it is down, restarts it and waits for it to catch up (by
 //!   snapshot) and serve.
 
@@ -27,7 +29,8 @@ use qraft_core::server::{Output, PasswordDone, RaftWork, RequestId, Server, Serv
 use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
 use qraft_proto::etcdserverpb::watch_request::RequestUnion;
 use qraft_proto::etcdserverpb::{
-    PutRequest, RangeRequest, WatchCreateRequest, WatchRequest, WatchResponse,
+    LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, WatchCreateRequest,
+    WatchRequest, WatchResponse,
 };
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -69,6 +72,19 @@ enum Input {
     Watch(StreamId, WatchRequest),
     /// bcrypt work finished on a blocking thread (`Output::PasswordWork`).
     PasswordDone(PasswordDone),
+    /// A client request member `from` forwarded (its request `id`, attempt `attempt`).
+    Forwarded {
+        from: u64,
+        id: RequestId,
+        attempt: u64,
+        request: ClientRequest,
+    },
+    /// The outcome of this member's forwarding attempt (`None`: the member asked is down).
+    ForwardAnswer {
+        id: RequestId,
+        attempt: u64,
+        answer: Option<ClientResponse>,
+    },
     Status(oneshot::Sender<Status>),
     Crash,
 }
@@ -87,6 +103,21 @@ struct Status {
 enum Wire {
     Send(Message),
     Attach(u64, mpsc::UnboundedSender<Input>),
+    /// A forwarded client request, from member `from` to member `to`.
+    Forward {
+        from: u64,
+        to: u64,
+        id: RequestId,
+        attempt: u64,
+        request: ClientRequest,
+    },
+    /// The answer to a forwarded request, back to the member that forwarded it.
+    Answer {
+        to: u64,
+        id: RequestId,
+        attempt: u64,
+        response: ClientResponse,
+    },
 }
 
 /// The network: routes each message to its member's inbox. A crashed member's inbox is
@@ -102,6 +133,48 @@ async fn switch(mut wire: mpsc::UnboundedReceiver<Wire>) {
                 continue;
             }
             Wire::Send(message) => message,
+            Wire::Forward {
+                from,
+                to,
+                id,
+                attempt,
+                request,
+            } => {
+                let forwarded = Input::Forwarded {
+                    from,
+                    id,
+                    attempt,
+                    request,
+                };
+                let delivered = inboxes
+                    .get(&to)
+                    .is_some_and(|inbox| inbox.send(forwarded).is_ok());
+                if !delivered && let Some(sender) = inboxes.get(&from) {
+                    let answer = None;
+                    let _ = sender.send(Input::ForwardAnswer {
+                        id,
+                        attempt,
+                        answer,
+                    });
+                }
+                continue;
+            }
+            Wire::Answer {
+                to,
+                id,
+                attempt,
+                response,
+            } => {
+                if let Some(inbox) = inboxes.get(&to) {
+                    let answer = Some(response);
+                    let _ = inbox.send(Input::ForwardAnswer {
+                        id,
+                        attempt,
+                        answer,
+                    });
+                }
+                continue;
+            }
         };
         let (from, to) = (message.from, message.to);
         let snapshot = message.r#type() == MessageType::MsgSnap;
@@ -130,6 +203,9 @@ struct Shell {
     epoch: Instant,
     next_request: RequestId,
     waiting: BTreeMap<RequestId, oneshot::Sender<ClientResponse>>,
+    /// Requests other members forwarded here, by this member's request ID: who asked, with
+    /// which request ID and attempt.
+    forwarded: BTreeMap<RequestId, (u64, RequestId, u64)>,
     watch_streams: BTreeMap<StreamId, mpsc::UnboundedSender<WatchResponse>>,
     snapshots_installed: u64,
 }
@@ -187,6 +263,22 @@ impl Shell {
                     .watch_request(&mut self.hub, stream, ("", ""), request)
             }
             Input::PasswordDone(done) => self.server.password_done(done),
+            Input::Forwarded {
+                from,
+                id,
+                attempt,
+                request,
+            } => {
+                let here = self.next_request;
+                self.next_request += 1;
+                self.forwarded.insert(here, (from, id, attempt));
+                self.server.forwarded_request(here, from, request);
+            }
+            Input::ForwardAnswer {
+                id,
+                attempt,
+                answer,
+            } => self.server.forward_answered(id, attempt, answer),
             Input::Status(reply) => {
                 let _ = reply.send(Status {
                     leader: self.server.leader(),
@@ -246,9 +338,35 @@ impl Shell {
         for output in outputs {
             match output {
                 Output::Respond { id, response } => {
-                    if let Some(reply) = self.waiting.remove(&id) {
+                    if let Some((to, id, attempt)) = self.forwarded.remove(&id) {
+                        let answer = Wire::Answer {
+                            to,
+                            id,
+                            attempt,
+                            response,
+                        };
+                        let _ = self.wire.send(answer);
+                    } else if let Some(reply) = self.waiting.remove(&id) {
                         let _ = reply.send(response);
                     }
+                }
+                // Leader-only requests (lease keep-alive) go to the leader over the switch;
+                // the core gives the attempt up on its own clock, so no timer here.
+                Output::Forward {
+                    id,
+                    attempt,
+                    to,
+                    request,
+                    timeout_ms: _,
+                } => {
+                    let from = self.server.member_id();
+                    let _ = self.wire.send(Wire::Forward {
+                        from,
+                        to,
+                        id,
+                        attempt,
+                        request,
+                    });
                 }
                 Output::Events { events, .. } => self.hub.notify(&events),
                 // Configuration and snapshots belong to the raft log storage.
@@ -399,6 +517,7 @@ impl Cluster {
             epoch: self.epoch,
             next_request: 1,
             waiting: BTreeMap::new(),
+            forwarded: BTreeMap::new(),
             watch_streams: BTreeMap::new(),
             snapshots_installed: 0,
         };
@@ -547,6 +666,23 @@ async fn scenario() {
     // compaction. (Crashing the leader would make member 1's next put time out, and a timed-out
     // put cannot be retried blindly.)
     let leader = client.status().await.leader;
+
+    // A lease renewed through a follower: only the leader tracks lease deadlines, so the
+    // follower's core forwards the renewal (`Output::Forward`) and hands back its answer.
+    let follower = cluster.client(if leader == 1 { 2 } else { 1 });
+    let grant = LeaseGrantRequest {
+        ttl: 60,
+        ..Default::default()
+    };
+    let Out::LeaseGrant(granted) = follower.call(In::LeaseGrant(grant)).await else {
+        panic!("lease grant through a follower failed");
+    };
+    let renew = LeaseKeepAliveRequest { id: granted.id };
+    match follower.call(In::LeaseKeepAlive(renew)).await {
+        Out::LeaseKeepAlive(r) => assert_eq!((r.id, r.ttl), (granted.id, 60)),
+        other => panic!("keep-alive through a follower: {other:?}"),
+    }
+
     let down = if leader == 3 { 2 } else { 3 };
     let disk = cluster.crash(down).await;
     let mut last_revision = 0;

@@ -12,7 +12,7 @@ use std::iter::Peekable;
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::{Backend, BackendError, ReadTxn, Table, Visit, WriteTxn};
+use super::{Backend, BackendError, BackendSpace, ReadTxn, Table, Visit, WriteTxn};
 
 type Map = BTreeMap<Vec<u8>, Vec<u8>>;
 type Tables = [Arc<Map>; Table::ALL.len()];
@@ -38,6 +38,8 @@ fn empty_range(start: &[u8], end: Option<&[u8]>) -> bool {
 pub struct MemBackend {
     committed: RefCell<Tables>,
     writing: Cell<bool>,
+    /// The quota [`Backend::space`] reports against; `None`: no quota.
+    quota_bytes: Cell<Option<u64>>,
 }
 
 impl MemBackend {
@@ -53,6 +55,12 @@ impl MemBackend {
     /// Whether `table` has no committed entries.
     pub fn is_empty(&self, table: Table) -> bool {
         self.len(table) == 0
+    }
+
+    /// Gives the backend a quota (`None`: none): [`Backend::space`] then reports the committed
+    /// keys' and values' bytes against it, so the core's quota alarm can be exercised in memory.
+    pub fn set_quota(&self, quota_bytes: Option<u64>) {
+        self.quota_bytes.set(quota_bytes);
     }
 }
 
@@ -75,6 +83,23 @@ impl Backend for MemBackend {
             base: Some(self.committed.borrow().clone()),
             overlay: Default::default(),
         })
+    }
+
+    fn space(&self) -> Result<Option<BackendSpace>, BackendError> {
+        let Some(quota_bytes) = self.quota_bytes.get() else {
+            return Ok(None);
+        };
+        let in_use_bytes = self
+            .committed
+            .borrow()
+            .iter()
+            .flat_map(|table| table.iter())
+            .map(|(k, v)| (k.len() + v.len()) as u64)
+            .sum();
+        Ok(Some(BackendSpace {
+            in_use_bytes,
+            quota_bytes,
+        }))
     }
 }
 

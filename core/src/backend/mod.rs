@@ -167,4 +167,20 @@ pub trait Backend {
 
     /// Opens the (single) write transaction.
     fn write_txn(&self) -> Result<Self::WriteTxn<'_>, BackendError>;
+
+    /// How much space the backend uses against its quota (etcd's `--quota-backend-bytes`),
+    /// for the core's quota alarm (`server::quota`); `None` for a backend without a quota.
+    /// Called every few ticks on the core's thread: it must be cheap and must not block.
+    fn space(&self) -> Result<Option<BackendSpace>, BackendError> {
+        Ok(None)
+    }
+}
+
+/// A backend's use of its quota (see [`Backend::space`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackendSpace {
+    /// Bytes the stored data takes (etcd's `dbSizeInUse`).
+    pub in_use_bytes: u64,
+    /// The most it may take before the member raises NOSPACE.
+    pub quota_bytes: u64,
 }

@@ -1,7 +1,7 @@
 //! What the state machine asks the shell to do.
 
 use qraft_proto::mvccpb::Event;
-use qraft_proto::qraftpb::ClientResponse;
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 use qraft_proto::raftpb::{ConfState, Entry, HardState, Message, Snapshot};
 
 /// The shell's handle on one client request: any number the shell chooses, echoed back in
@@ -58,4 +58,15 @@ pub enum Output {
     /// ([`super::PasswordWork::run`]) and hand the result to [`super::Server::password_done`]
     /// — always, or the request never gets its answer.
     PasswordWork(super::PasswordWork),
+    /// Send client request `id` to member `to` (the leader) as a forwarded request, which its
+    /// shell hands to [`super::Server::forwarded_request`]; give up after `timeout_ms`. Hand
+    /// the outcome — the leader's answer, or none — to [`super::Server::forward_answered`]
+    /// with `attempt` (`super::forward`). The client's answer comes as `Respond { id, .. }`.
+    Forward {
+        id: RequestId,
+        attempt: u64,
+        to: u64,
+        request: ClientRequest,
+        timeout_ms: u64,
+    },
 }

@@ -117,6 +117,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .promote(self.config.election_timeout_ms(), self.now_ms);
         }
         self.serve_reads();
+        self.reroute_forwards();
     }
 
     /// Group commit: applies the committed entries of the last [`Server::ready`] inside the

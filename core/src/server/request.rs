@@ -18,6 +18,7 @@ use crate::mvcc::is_read_only;
 use crate::raft::Storage;
 
 use super::apply::set_header;
+use super::forward::is_leader_only;
 use super::output::{Output, RequestId};
 use super::passwords::{Continuation, PasswordWork};
 use super::pending::ReadKind;
@@ -27,8 +28,39 @@ use super::server::Server;
 impl<S: Storage, B: Backend> Server<S, B> {
     /// A client request. The answer comes out of [`Server::take_outputs`] as
     /// `Output::Respond { id, .. }` — at once for local answers and refusals, after apply for
-    /// writes, after the read index is applied for linearizable reads.
+    /// writes, after the read index is applied for linearizable reads, after the leader
+    /// answered for a leader-only request this member forwards (`super::forward`). A learner
+    /// refuses what etcd's learners refuse before anything else (`super::learner`).
     pub fn request(&mut self, id: RequestId, request: ClientRequest) {
+        if let Some(refusal) = self.learner_refusal(&request) {
+            return self.respond_error(id, &refusal, 0);
+        }
+        if is_leader_only(&request) && !self.is_leader() {
+            return self.forward(id, request);
+        }
+        self.serve_here(id, request);
+    }
+
+    /// A call the shell serves itself (status, defragment, move-leader, snapshot) or streams
+    /// (watch, lease keep-alive): the member's verdict before the shell goes on. A learner
+    /// refuses what etcd's learners refuse; the maintenance calls are then checked as any other
+    /// call (their token resolved, the root role required); the streams' own requests are
+    /// checked one by one later. The answer is `Output::Respond { id, .. }`: an error is the
+    /// refusal, anything else lets the call go on.
+    pub fn admit(&mut self, id: RequestId, request: ClientRequest) {
+        if let Some(refusal) = self.learner_refusal(&request) {
+            return self.respond_error(id, &refusal, 0);
+        }
+        match request.request {
+            Some(In::Watch(_) | In::LeaseKeepAlive(_)) => {
+                self.reply(id, Out::Permitted(Permitted {}))
+            }
+            _ => self.serve_here(id, request),
+        }
+    }
+
+    /// Serves `request` on this member (the learner rule and forwarding already decided).
+    pub(super) fn serve_here(&mut self, id: RequestId, request: ClientRequest) {
         if request.encoded_len() > self.config.max_request_bytes {
             return self.respond_error(id, &Error::RequestTooLarge, 0);
         }
@@ -150,7 +182,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.state
                     .check_lease_keys(auth.as_ref(), r.id)
                     .map_err(plain)?;
-                // Deadlines live on the leader only; the shell forwards to the hinted leader.
+                // Deadlines live on the leader only (a forwarded request that reached a member
+                // which lost the leadership; the asker tries again).
                 if !self.is_leader() {
                     return Err(self.with_leader_hint(Error::NotLeader));
                 }

@@ -82,6 +82,10 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) stats: ServerStats,
     /// The corruption check's schedule (`super::corrupt`).
     pub(crate) corrupt: super::corrupt::CorruptCheck,
+    /// Ticks since the last quota check (`super::quota`).
+    pub(super) quota_ticks: u64,
+    /// Leader-only requests on their way to the leader (`super::forward`).
+    pub(super) forwards: super::forward::Forwards,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -152,6 +156,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
             attrs_applied: false,
             alarm_raises: Default::default(),
             corrupt: super::corrupt::CorruptCheck::new(config_initial_corrupt_check),
+            quota_ticks: 0,
+            forwards: Default::default(),
             versions,
             stats: ServerStats::default(),
         })
@@ -238,6 +244,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.version_tick();
         self.publish_tick();
         self.corrupt_tick();
+        self.quota_tick();
+        self.forwards_tick();
     }
 
     /// Starts an election now instead of waiting for the election timeout (e.g. a single

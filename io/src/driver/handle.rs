@@ -3,20 +3,18 @@
 
 use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
+use qraft_core::error::Error;
 use qraft_core::watch::StreamId;
 use qraft_proto::etcdserverpb::WatchRequest;
+use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::defrag::DefragResult;
-use super::forward::{self, Forwarder};
 use super::info::{NodeInfo, SharedInfo};
 use super::watch_queue::{WatchResponses, WatchSink, watch_queue};
-use crate::status::{Code, error_response};
+use crate::status::core_error_response;
 use crate::storage::{LmdbStorage, StorageError};
 use crate::transport::ConnectionRoom;
-
-/// etcd's message when the member is going away.
-pub const MSG_STOPPED: &str = "etcdserver: server stopped";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DriverError {
@@ -43,6 +41,17 @@ pub enum DriverError {
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Command {
     Request {
+        request: ClientRequest,
+        reply: oneshot::Sender<ClientResponse>,
+    },
+    /// A call the shell serves itself or streams, shown to the core first (`Server::admit`).
+    Admit {
+        request: ClientRequest,
+        reply: oneshot::Sender<ClientResponse>,
+    },
+    /// A leader-only request another member forwarded (`Server::forwarded_request`).
+    Forwarded {
+        from: u64,
         request: ClientRequest,
         reply: oneshot::Sender<ClientResponse>,
     },
@@ -90,31 +99,40 @@ pub struct DriverHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) info: SharedInfo,
     pub(crate) storage: LmdbStorage,
-    /// How leader-only requests reach the leader; `None` in the handle that answers other
-    /// members' forwarded requests, so a request is forwarded at most once.
-    pub(crate) forwarder: Option<Forwarder>,
 }
 
 impl DriverHandle {
-    /// Answers one client request (for writes, only after the entry is durable and applied).
-    /// A request only the leader serves is sent on to the leader when this member is not it.
+    /// Answers one client request through this member's state machine (for writes, only after
+    /// the entry is durable and applied; a request only the leader serves, after the leader
+    /// answered it, when the core forwarded it).
     pub async fn request(&self, request: ClientRequest) -> ClientResponse {
-        match &self.forwarder {
-            Some(forwarder) if forward::is_leader_only(&request) => {
-                forward::serve(self, forwarder, request).await
-            }
-            _ => self.request_here(request).await,
-        }
+        self.ask(|reply| Command::Request { request, reply }).await
     }
 
-    /// Sends one client request through this member's state machine and waits for its answer.
-    pub(crate) async fn request_here(&self, request: ClientRequest) -> ClientResponse {
+    /// The core's verdict on a call the shell serves itself or streams (`Server::admit`):
+    /// `Some` is its refusal, to answer the call with; `None` lets the call go on.
+    pub async fn admit(&self, request: &ClientRequest) -> Option<ClientResponse> {
+        let request = request.clone();
+        let answer = self.ask(|reply| Command::Admit { request, reply }).await;
+        matches!(answer.response, Some(Out::Error(_)) | None).then_some(answer)
+    }
+
+    /// A leader-only request member `from` forwarded to this one.
+    pub(crate) async fn forwarded(&self, from: u64, request: ClientRequest) -> ClientResponse {
+        self.ask(|reply| Command::Forwarded {
+            from,
+            request,
+            reply,
+        })
+        .await
+    }
+
+    async fn ask(
+        &self,
+        command: impl FnOnce(oneshot::Sender<ClientResponse>) -> Command,
+    ) -> ClientResponse {
         let (reply, answer) = oneshot::channel();
-        if self
-            .send(Command::Request { request, reply })
-            .await
-            .is_err()
-        {
+        if self.send(command(reply)).await.is_err() {
             return stopped();
         }
         answer.await.unwrap_or_else(|_| stopped())
@@ -123,15 +141,11 @@ impl DriverHandle {
     /// The health probes' read of this member, serializable or linearizable; auth does not
     /// gate it (see `Server::health_read`).
     pub async fn health_read(&self, serializable: bool) -> ClientResponse {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::HealthRead {
+        self.ask(|reply| Command::HealthRead {
             serializable,
             reply,
-        };
-        if self.send(command).await.is_err() {
-            return stopped();
-        }
-        answer.await.unwrap_or_else(|_| stopped())
+        })
+        .await
     }
 
     /// Defragments the member's file while it keeps serving (see `defrag`).
@@ -161,8 +175,8 @@ impl DriverHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::TransferLeader { to, reply })
             .await
-            .map_err(|_| MSG_STOPPED.to_string())?;
-        answer.await.map_err(|_| MSG_STOPPED.to_string())?
+            .map_err(|_| Error::Stopped.to_string())?;
+        answer.await.map_err(|_| Error::Stopped.to_string())?
     }
 
     /// Opens a watch stream for a client connection; its responses arrive on the returned
@@ -216,5 +230,5 @@ impl DriverHandle {
 }
 
 pub(crate) fn stopped() -> ClientResponse {
-    error_response(Code::Unavailable, MSG_STOPPED)
+    core_error_response(&Error::Stopped)
 }

@@ -1,10 +1,9 @@
 //! The client listener's [`RequestHandler`] on top of the driver: unary requests go through
 //! the loop (or, for `Status` and `MoveLeader`, are answered from the member's own view);
-//! watch, lease keep-alive and snapshot streams are served here. Leader-only requests (lease
-//! keep-alive and time-to-live) reach the leader through [`DriverHandle::request`], which
-//! forwards them when this member does not lead. A learner refuses what etcd's learners
-//! refuse before any of that ([`DriverHandle::learner_refusal`]). Calls served here are first
-//! shown to the state machine, which checks their token and permission as for any other call.
+//! watch, lease keep-alive and snapshot streams are served here. Calls served here and streams
+//! are first shown to the state machine ([`DriverHandle::admit`]), which refuses what a learner
+//! refuses and checks their token and permission as for any other call; every other call is the
+//! state machine's to decide on (a learner's refusal, forwarding to the leader included).
 
 use std::future::Future;
 
@@ -30,10 +29,9 @@ impl RequestHandler for DriverHandle {
         let handle = self.clone();
         ctx.stamp(&mut req);
         async move {
-            if let Some(refusal) = handle.learner_refusal(&req) {
-                return refusal;
-            }
-            if let Some(refusal) = handle.shell_call_refusal(&req).await {
+            if served_here(&req)
+                && let Some(refusal) = handle.admit(&req).await
+            {
                 return refusal;
             }
             match &req.request {
@@ -55,13 +53,7 @@ impl RequestHandler for DriverHandle {
         let handle = self.clone();
         ctx.stamp(&mut first);
         async move {
-            if let Some(refusal) = handle.learner_refusal(&first) {
-                let mut responses = responses;
-                let _ = responses.send(&refusal).await;
-                responses.finish();
-                return;
-            }
-            if let Some(refusal) = handle.shell_call_refusal(&first).await {
+            if let Some(refusal) = handle.admit(&first).await {
                 let mut responses = responses;
                 let _ = responses.send(&refusal).await;
                 responses.finish();
@@ -101,29 +93,11 @@ pub(super) fn served_from_committed_file(request: &ClientRequest) -> bool {
     matches!(request.request, Some(In::Snapshot(_)))
 }
 
-impl DriverHandle {
-    /// For a call the shell serves itself (status, defragment, snapshot, move-leader), the
-    /// state machine's verdict: it resolves the token and checks the permission as for every
-    /// other call (see `Server::request`). `Some` is its refusal; `None` lets the call go on
-    /// (and is the answer for every other call, which the state machine checks on its own).
-    pub async fn shell_call_refusal(&self, request: &ClientRequest) -> Option<ClientResponse> {
-        if !served_here(request) {
-            return None;
-        }
-        let answer = self.request_here(request.clone()).await;
-        matches!(answer.response, Some(Out::Error(_)) | None).then_some(answer)
-    }
-}
-
 async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
-    let info = handle.info();
-    if info.leader != info.member_id {
-        return crate::status::core_error_response(&qraft_core::error::Error::NotLeader);
-    }
     match handle.transfer_leader(target).await {
         Ok(()) => ClientResponse {
             response: Some(Out::MoveLeader(MoveLeaderResponse {
-                header: Some(status::header(&info)),
+                header: Some(status::header(&handle.info())),
             })),
         },
         Err(message) => error_response(Code::FailedPrecondition, message),

@@ -237,6 +237,11 @@ impl<'s> Backend for LoopBackend<'s> {
     fn write_txn(&self) -> Result<HeldWrite<'_, 's>, BackendError> {
         Ok(self.0.write()?)
     }
+
+    /// The sizes of the last commit (the held batch adds at most [`HOLD_LIMIT`] of writes).
+    fn space(&self) -> Result<Option<backend::BackendSpace>, BackendError> {
+        self.0.storage.space()
+    }
 }
 
 impl backend::ReadTxn for AppliedView<'_, '_> {

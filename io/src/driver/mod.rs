@@ -12,7 +12,6 @@
 //!
 //! The driver is runtime-agnostic apart from [`crate::runtime`] (spawn, sleep).
 
-mod alarm;
 mod bootstrap;
 mod config;
 mod defrag;
@@ -23,7 +22,6 @@ mod handle;
 mod handler;
 mod held;
 mod info;
-mod learner;
 mod metrics;
 mod outputs;
 mod password_pool;
@@ -41,10 +39,8 @@ pub use bootstrap::{
 };
 pub use config::DriverConfig;
 pub use force_new_cluster::{ForcedConfiguration, force_new_cluster};
-pub use forward::is_leader_only;
 pub use handle::{DriverError, DriverHandle};
 pub use info::NodeInfo;
-pub use learner::served_by_learner;
 pub use restore::{
     BATCH_BYTES as RESTORE_BATCH_BYTES, RestoreError, RestorePlan, restore_data_dir, temp_dir_for,
 };

@@ -4,6 +4,7 @@
 //! [`NodeInfo`](super::NodeInfo) readers.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use futures::channel::oneshot;
 use qraft_core::server::{Output, RequestId};
@@ -89,6 +90,16 @@ impl Loop<'_> {
                     self.storage.discard_received_snapshots(index);
                 }
                 Output::PasswordWork(work) => self.passwords.submit(work),
+                Output::Forward {
+                    id,
+                    attempt,
+                    to,
+                    request,
+                    timeout_ms,
+                } => {
+                    self.forwarder
+                        .send(id, attempt, to, request, Duration::from_millis(timeout_ms))
+                }
                 Output::LeaderChanged { leader, term } => {
                     if leader != self.last_leader {
                         self.last_leader = leader;
@@ -155,11 +166,7 @@ impl Loop<'_> {
     pub(super) fn publish_info(&self) {
         let state = self.server.state();
         let me = self.server.member_id();
-        let is_learner = state
-            .members
-            .get(&me)
-            .and_then(|m| m.raft_attrs.as_ref())
-            .is_some_and(|a| a.is_learner);
+        let is_learner = self.server.is_learner();
         let leader_changes = self.leader_changes;
         let versions = self.server.versions().report();
         self.info.update(|i| {

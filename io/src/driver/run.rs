@@ -27,7 +27,7 @@ use qraft_proto::qraftpb::ClientResponse;
 
 use super::config::DriverConfig;
 use super::directory::PublishedMembers;
-use super::forward::{ForwardedRequests, Forwarder};
+use super::forward::{ForwardAnswers, ForwardedRequests, Forwarder};
 use super::handle::{Command, DriverError, DriverHandle};
 use super::handler::served_from_committed_file;
 use super::held::LoopBackend;
@@ -67,23 +67,21 @@ pub fn start(
         commands,
         info: info.clone(),
         storage: storage.clone(),
-        forwarder: None,
     };
     transport.serve_snapshots(storage.clone());
     transport.serve_requests(Arc::new(ForwardedRequests {
         handle: handle.clone(),
     }));
-    let handle = DriverHandle {
-        forwarder: Some(Forwarder::new(transport.clone(), &config)),
-        ..handle
-    };
+    let (forwarder, forward_answers) = Forwarder::new(transport.clone());
     // The core opens on the loop's thread: its backend borrows the storage there and holds
     // an LMDB write transaction, which belongs to its thread. `start` waits for the outcome,
     // so that a member that cannot open fails here.
     let (opened, opening) = std::sync::mpsc::sync_channel(1);
     let task = runtime::spawn_dedicated(move || async move {
         let backend = LoopBackend::new(&storage);
-        let state = match Loop::open(config, &storage, backend, transport, info, passwords) {
+        let state = match Loop::open(
+            config, &storage, backend, transport, forwarder, info, passwords,
+        ) {
             Ok(state) => state,
             Err(err) => {
                 let _ = opened.send(Err(err));
@@ -92,7 +90,13 @@ pub fn start(
         };
         let _ = opened.send(Ok(()));
         state
-            .run(command_rx, peer_events, password_results, initial_peers)
+            .run(
+                command_rx,
+                peer_events,
+                password_results,
+                forward_answers,
+                initial_peers,
+            )
             .await
     });
     match opening.recv() {
@@ -133,6 +137,8 @@ pub(super) struct Loop<'s> {
     pub backend: LoopBackend<'s>,
     pub storage: &'s LmdbStorage,
     pub transport: Arc<dyn PeerTransport>,
+    /// Sends the requests the core forwards to the leader.
+    pub forwarder: Forwarder,
     clock: Clock,
     pub info: SharedInfo,
     pub waiting: HashMap<RequestId, oneshot::Sender<ClientResponse>>,
@@ -148,7 +154,6 @@ pub(super) struct Loop<'s> {
     pub removed: bool,
     /// A defragmentation runs: applying is paused (see [`super::defrag`]).
     pub defragging: bool,
-    quota: super::alarm::QuotaWatch,
     pub metrics: LoopMetrics,
     /// Runs the core's bcrypt work off this thread.
     pub passwords: PasswordPool,
@@ -160,6 +165,7 @@ impl<'s> Loop<'s> {
         storage: &'s LmdbStorage,
         backend: LoopBackend<'s>,
         transport: Arc<dyn PeerTransport>,
+        forwarder: Forwarder,
         info: SharedInfo,
         passwords: PasswordPool,
     ) -> Result<Self, DriverError> {
@@ -194,6 +200,7 @@ impl<'s> Loop<'s> {
             backend,
             storage,
             transport,
+            forwarder,
             clock,
             info,
             waiting: HashMap::new(),
@@ -205,7 +212,6 @@ impl<'s> Loop<'s> {
             published_members: PublishedMembers::default(),
             removed: false,
             defragging: false,
-            quota: Default::default(),
             passwords,
         })
     }
@@ -215,6 +221,7 @@ impl<'s> Loop<'s> {
         mut commands: mpsc::Receiver<Command>,
         mut peer_events: mpsc::Receiver<PeerEvent>,
         mut password_results: PasswordResults,
+        mut forward_answers: ForwardAnswers,
         initial_peers: Vec<(u64, String)>,
     ) -> Result<(), DriverError> {
         self.peers.want(initial_peers.into_iter().collect());
@@ -224,7 +231,12 @@ impl<'s> Loop<'s> {
             self.server.campaign();
         }
         let result = self
-            .turns(&mut commands, &mut peer_events, &mut password_results)
+            .turns(
+                &mut commands,
+                &mut peer_events,
+                &mut password_results,
+                &mut forward_answers,
+            )
             .await;
         let held = self.backend.held();
         let result = match result {
@@ -257,6 +269,7 @@ impl<'s> Loop<'s> {
         commands: &mut mpsc::Receiver<Command>,
         peer_events: &mut mpsc::Receiver<PeerEvent>,
         password_results: &mut PasswordResults,
+        forward_answers: &mut ForwardAnswers,
     ) -> Result<(), DriverError> {
         let tick = self.config.tick;
         let mut next_tick = Instant::now() + tick;
@@ -274,6 +287,9 @@ impl<'s> Loop<'s> {
                 done = password_results.next() => if let Some(done) = done {
                     self.server.password_done(done)
                 },
+                answer = forward_answers.next() => if let Some(answer) = answer {
+                    self.server.forward_answered(answer.id, answer.attempt, answer.answer)
+                },
                 command = commands.next() => match command {
                     Some(command) => stop |= self.on_command(command)?,
                     None => stop = true,
@@ -285,6 +301,10 @@ impl<'s> Loop<'s> {
             while let Ok(done) = password_results.try_recv() {
                 self.server.password_done(done);
             }
+            while let Ok(answer) = forward_answers.try_recv() {
+                self.server
+                    .forward_answered(answer.id, answer.attempt, answer.answer);
+            }
             while let Ok(command) = commands.try_recv() {
                 stop |= self.on_command(command)?;
             }
@@ -292,7 +312,6 @@ impl<'s> Loop<'s> {
             let now = Instant::now();
             if now >= next_tick {
                 self.server.tick(self.clock.now_ms());
-                self.quota.tick(self.storage, &mut self.server);
                 self.hub.tick(&self.server.state().mvcc);
                 next_tick += tick;
                 if next_tick < now {
@@ -336,18 +355,26 @@ impl<'s> Loop<'s> {
         }
         match command {
             Command::Request { request, reply } => {
-                let id = self.next_request;
-                self.next_request += 1;
-                self.waiting.insert(id, reply);
+                let id = self.wait_for(reply);
                 self.server.request(id, request);
+            }
+            Command::Admit { request, reply } => {
+                let id = self.wait_for(reply);
+                self.server.admit(id, request);
+            }
+            Command::Forwarded {
+                from,
+                request,
+                reply,
+            } => {
+                let id = self.wait_for(reply);
+                self.server.forwarded_request(id, from, request);
             }
             Command::HealthRead {
                 serializable,
                 reply,
             } => {
-                let id = self.next_request;
-                self.next_request += 1;
-                self.waiting.insert(id, reply);
+                let id = self.wait_for(reply);
                 self.server.health_read(id, serializable);
             }
             Command::WatchOpen { responses, reply } => {
@@ -381,6 +408,14 @@ impl<'s> Loop<'s> {
             Command::Shutdown => return Ok(true),
         }
         Ok(false)
+    }
+
+    /// A request ID for the core whose answer goes to `reply`.
+    fn wait_for(&mut self, reply: oneshot::Sender<ClientResponse>) -> RequestId {
+        let id = self.next_request;
+        self.next_request += 1;
+        self.waiting.insert(id, reply);
+        id
     }
 
     async fn process(&mut self) -> Result<(), DriverError> {

@@ -46,6 +46,15 @@ impl Backend for LmdbStorage {
     fn write_txn(&self) -> Result<WriteBatch<'_>, BackendError> {
         self.try_begin_write()?.ok_or(BackendError::WriteTxnActive)
     }
+
+    /// The pages the databases use against `--quota-backend-bytes`.
+    fn space(&self) -> Result<Option<backend::BackendSpace>, BackendError> {
+        let size = self.size_info()?;
+        Ok(Some(backend::BackendSpace {
+            in_use_bytes: size.in_use_bytes,
+            quota_bytes: size.quota_bytes,
+        }))
+    }
 }
 
 impl backend::ReadTxn for ReadTxn {

@@ -406,12 +406,6 @@ impl LmdbStorage {
         })
     }
 
-    /// Whether the data in use exceeds `--quota-backend-bytes` (the NOSPACE alarm condition).
-    pub fn over_quota(&self) -> Result<bool> {
-        let size = self.size_info()?;
-        Ok(size.in_use_bytes > size.quota_bytes)
-    }
-
     /// Grows the map by the headroom when less than half the headroom is left. LMDB allows this
     /// only with no transaction running in the process: the caller holds the writer lock, and
     /// if read transactions are live it tries again at the next batch.

@@ -10,7 +10,9 @@ use std::fmt::Write as _;
 use std::rc::Rc;
 
 use qraft_core::auth::SecretRng;
-use qraft_core::backend::{Backend, BackendError, MemBackend, MemReadTxn, MemWriteTxn};
+use qraft_core::backend::{
+    Backend, BackendError, BackendSpace, MemBackend, MemReadTxn, MemWriteTxn,
+};
 use qraft_core::raft::{MemStorage, Storage};
 use qraft_core::server::{Output, PasswordWork, Server, ServerConfig};
 use qraft_proto::mvccpb::Event;
@@ -28,7 +30,7 @@ use crate::format::show_response;
 
 /// A backend shared between a server and the test, so it survives the server's "crash".
 #[derive(Clone, Default)]
-pub struct SharedBackend(Rc<MemBackend>);
+pub struct SharedBackend(pub Rc<MemBackend>);
 
 impl Backend for SharedBackend {
     type ReadTxn<'a> = MemReadTxn;
@@ -41,9 +43,16 @@ impl Backend for SharedBackend {
     fn write_txn(&self) -> Result<MemWriteTxn<'_>, BackendError> {
         self.0.write_txn()
     }
+
+    fn space(&self) -> Result<Option<BackendSpace>, BackendError> {
+        self.0.space()
+    }
 }
 
 pub type Node = Server<MemStorage, SharedBackend>;
+
+/// Request IDs the members use for requests forwarded to them (clients' count from 1).
+const FORWARDED_IDS: u64 = 1 << 40;
 
 pub struct Member {
     pub server: Option<Node>,
@@ -78,6 +87,12 @@ pub struct Cluster {
     /// as on a busy worker pool.
     pub hold_bcrypt: bool,
     pub held_bcrypt: VecDeque<(u64, PasswordWork)>,
+    /// Requests forwarded to a member (`Output::Forward`), by (member, its request id): the
+    /// forwarding member, its request id and the attempt.
+    pub forwarded: HashMap<(u64, u64), (u64, u64, u64)>,
+    pub forwarded_count: u64,
+    /// Answers to forwarded requests on their way back: (member, request id, attempt, answer).
+    pub forward_answers: Vec<(u64, u64, u64, Option<ClientResponse>)>,
     pub out: String,
 }
 
@@ -183,6 +198,9 @@ impl Cluster {
             bcrypt_jobs: 0,
             hold_bcrypt: false,
             held_bcrypt: VecDeque::new(),
+            forwarded: HashMap::new(),
+            forwarded_count: 0,
+            forward_answers: Vec::new(),
             out: String::new(),
         }
     }
@@ -227,6 +245,7 @@ impl Cluster {
                     continue;
                 };
                 let outputs = server.take_outputs();
+                let mut forwards = Vec::new();
                 let mut printable = Vec::new();
                 let mut snapshots = Vec::new();
                 let mut bcrypt = Vec::new();
@@ -266,6 +285,13 @@ impl Cluster {
                                 compact_to.max(compacted)
                             ));
                         }
+                        Output::Forward {
+                            id: request,
+                            attempt,
+                            to,
+                            request: forwarded,
+                            ..
+                        } => forwards.push((request, attempt, to, forwarded)),
                         other => printable.push(other),
                     }
                 }
@@ -278,6 +304,20 @@ impl Cluster {
                 }
                 for line in snapshots {
                     writeln!(self.out, "{line}").unwrap();
+                }
+                for (request, attempt, to, forwarded) in forwards {
+                    moved = true;
+                    self.forward(*id, request, attempt, to, forwarded);
+                }
+            }
+            for (member, request, attempt, answer) in std::mem::take(&mut self.forward_answers) {
+                moved = true;
+                if let Some(server) = self
+                    .members
+                    .get_mut(&member)
+                    .and_then(|m| m.server.as_mut())
+                {
+                    server.forward_answered(request, attempt, answer);
                 }
             }
             while let Some(message) = self.net.pop_front() {
@@ -312,8 +352,51 @@ impl Cluster {
         panic!("cluster did not stabilize");
     }
 
+    /// As a shell carries out `Output::Forward`: the request goes to member `to` over the
+    /// network (its answer comes back through `forward_answers`), or gets no answer when `to`
+    /// is down or cut off.
+    fn forward(
+        &mut self,
+        from: u64,
+        request: u64,
+        attempt: u64,
+        to: u64,
+        forwarded: ClientRequest,
+    ) {
+        writeln!(
+            self.out,
+            "n{from} forwards #{request} to n{to} (attempt {attempt})"
+        )
+        .unwrap();
+        let reachable =
+            self.connected(from, to) && self.members.get(&to).is_some_and(|m| m.server.is_some());
+        if !reachable {
+            writeln!(self.out, "n{from} #{request}: no answer from n{to}").unwrap();
+            self.forward_answers.push((from, request, attempt, None));
+            return;
+        }
+        // Numbered apart from the clients' requests, whose numbers the transcripts show.
+        let id = FORWARDED_IDS + self.forwarded_count;
+        self.forwarded_count += 1;
+        self.forwarded.insert((to, id), (from, request, attempt));
+        self.server(to).forwarded_request(id, from, forwarded);
+    }
+
     pub fn print_output(&mut self, id: u64, output: Output) {
         match output {
+            Output::Respond {
+                id: request,
+                response,
+            } if let Some((from, asked, attempt)) = self.forwarded.remove(&(id, request)) => {
+                writeln!(
+                    self.out,
+                    "n{id} answers n{from}'s #{asked}: {}",
+                    show_response(&response)
+                )
+                .unwrap();
+                self.forward_answers
+                    .push((from, asked, attempt, Some(response)));
+            }
             Output::Respond {
                 id: request,
                 response,
@@ -367,7 +450,8 @@ impl Cluster {
             Output::LeaderChanged { .. }
             | Output::ConfState(_)
             | Output::Snapshot { .. }
-            | Output::PasswordWork(_) => {}
+            | Output::PasswordWork(_)
+            | Output::Forward { .. } => {}
         }
     }
 

@@ -5,20 +5,22 @@
 //! watches, membership, auth and maintenance calls — is answered with `etcdserver: rpc not
 //! supported for learner` (FailedPrecondition), as etcd's gRPC interceptors answer them.
 //!
-//! The refusal comes before anything else looks at the request. Only client calls pass this
-//! door: the member's own health checks (`/readyz`'s linearizable read) use
-//! [`DriverHandle::request`] directly, as etcd's checks call its server directly, so a
-//! learner's readiness reports `non_learner`, not a failed read.
+//! The refusal comes before anything else looks at the request ([`Server::request`],
+//! [`Server::admit`]). Only client calls pass this door: the member's own health checks
+//! ([`Server::health_read`]) and requests other members forward ([`Server::forwarded_request`])
+//! do not, so a learner's readiness reports `non_learner`, not a failed read.
 //!
-//! Whether this member is a learner comes from the membership the loop last published (as
-//! etcd asks its applied membership); a member that does not know itself yet is served.
+//! Whether this member is a learner comes from its applied membership (as etcd asks its
+//! applied membership); a member that does not know itself yet is served.
 
-use qraft_core::error::Error;
+use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request as In;
-use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
-use super::handle::DriverHandle;
-use crate::status::core_error_response;
+use crate::backend::Backend;
+use crate::error::Error;
+use crate::raft::Storage;
+
+use super::server::Server;
 
 /// Whether a learner serves `request` (etcd: `Status`, serializable `Range`, and the
 /// `Snapshot` stream).
@@ -30,12 +32,19 @@ pub fn served_by_learner(request: &ClientRequest) -> bool {
     }
 }
 
-impl DriverHandle {
-    /// etcd's refusal when this member is a learner and `request` is not one it serves; `None`
-    /// when the request may go on.
-    pub fn learner_refusal(&self, request: &ClientRequest) -> Option<ClientResponse> {
-        (self.info().is_learner && !served_by_learner(request))
-            .then(|| core_error_response(&Error::NotSupportedForLearner))
+impl<S: Storage, B: Backend> Server<S, B> {
+    /// Whether this member is a learner in its applied membership.
+    pub fn is_learner(&self) -> bool {
+        self.state
+            .members
+            .get(&self.config.member_id)
+            .and_then(|m| m.raft_attrs.as_ref())
+            .is_some_and(|a| a.is_learner)
+    }
+
+    /// etcd's refusal when this member is a learner and `request` is not one it serves.
+    pub(super) fn learner_refusal(&self, request: &ClientRequest) -> Option<Error> {
+        (self.is_learner() && !served_by_learner(request)).then_some(Error::NotSupportedForLearner)
     }
 }
 
@@ -44,7 +53,7 @@ mod tests {
     use qraft_proto::etcdserverpb::{LeaseKeepAliveRequest, RangeRequest};
 
     use super::*;
-    use crate::status::Code;
+    use crate::error::Code;
 
     fn with(request: In) -> ClientRequest {
         ClientRequest {
