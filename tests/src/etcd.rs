@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::http::post_json;
+use crate::http::{get, post_json};
 
 /// Path of the etcd binary, if installed.
 pub fn etcd_binary() -> Option<PathBuf> {
@@ -44,7 +44,6 @@ pub struct EtcdProcess {
 impl EtcdProcess {
     /// Starts etcd with fresh data in a temporary directory and waits until it answers.
     pub fn start() -> Self {
-        let binary = etcd_binary().unwrap_or_else(|| panic!("etcd binary not found"));
         let base = if PathBuf::from("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
@@ -58,41 +57,60 @@ impl EtcdProcess {
                 .map(|d| d.as_nanos())
                 .unwrap_or(0)
         );
-        let data_dir = base.join(unique);
-        let client = format!("127.0.0.1:{}", free_port());
         let peer = format!("127.0.0.1:{}", free_port());
+        let mut etcd = Self::spawn(base.join(unique), "diff", &peer);
+        etcd.wait_ready(|etcd| {
+            post_json(&etcd.client_addr, "/v3/kv/range", r#"{"key":"AA=="}"#)
+                .is_ok_and(|r| r.status == 200)
+        });
+        etcd
+    }
+
+    /// Starts etcd on a data dir that `etcdctl snapshot restore --name NAME
+    /// --initial-advertise-peer-urls http://PEER` built, and waits until `/health` is ok (a
+    /// range through the gateway would need a token once auth is on).
+    pub fn start_restored(data_dir: PathBuf, name: &str, peer: &str) -> Self {
+        let mut etcd = Self::spawn(data_dir, name, peer);
+        etcd.wait_ready(|etcd| get(&etcd.client_addr, "/health").is_ok_and(|r| r.status == 200));
+        etcd
+    }
+
+    /// A free loopback `127.0.0.1:PORT` (for a peer URL chosen before etcd starts).
+    pub fn free_addr() -> String {
+        format!("127.0.0.1:{}", free_port())
+    }
+
+    fn spawn(data_dir: PathBuf, name: &str, peer: &str) -> Self {
+        let binary = etcd_binary().unwrap_or_else(|| panic!("etcd binary not found"));
+        let client = format!("127.0.0.1:{}", free_port());
         let child = Command::new(binary)
-            .arg("--name=diff")
+            .arg(format!("--name={name}"))
             .arg(format!("--data-dir={}", data_dir.display()))
             .arg(format!("--listen-client-urls=http://{client}"))
             .arg(format!("--advertise-client-urls=http://{client}"))
             .arg(format!("--listen-peer-urls=http://{peer}"))
             .arg(format!("--initial-advertise-peer-urls=http://{peer}"))
-            .arg(format!("--initial-cluster=diff=http://{peer}"))
+            .arg(format!("--initial-cluster={name}=http://{peer}"))
             .arg("--logger=zap")
             .arg("--log-level=error")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start etcd: {e}"));
-        let mut etcd = EtcdProcess {
+        EtcdProcess {
             child,
             data_dir,
             client_addr: client,
-        };
-        etcd.wait_ready();
-        etcd
+        }
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self, ready: impl Fn(&EtcdProcess) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("etcd exited during start-up: {status}");
             }
-            if let Ok(r) = post_json(&self.client_addr, "/v3/kv/range", r#"{"key":"AA=="}"#)
-                && r.status == 200
-            {
+            if ready(self) {
                 return;
             }
             assert!(

@@ -8,6 +8,7 @@ pub mod cluster_members;
 pub mod cluster_ops;
 pub mod etcd;
 pub mod etcd_cluster;
+pub mod etcd_migration;
 pub mod etcd_json;
 pub mod etcdctl;
 pub mod etcdctl_script;

@@ -30,18 +30,19 @@ use super::error::{Result, StorageError};
 
 /// bbolt's magic number, in each meta page right after the page header.
 pub(crate) const MAGIC: u32 = 0xED0C_DAED;
-const VERSION: u32 = 2;
-const PAGE_HEADER: usize = 16;
-const ELEMENT: usize = 16;
-const BUCKET_HEADER: usize = 16;
+pub(super) const VERSION: u32 = 2;
+pub(super) const PAGE_HEADER: usize = 16;
+pub(super) const ELEMENT: usize = 16;
+pub(super) const BUCKET_HEADER: usize = 16;
 /// Meta fields covered by the checksum: 4 u32 and 5 u64.
-const META_CHECKED: usize = 4 * 4 + 5 * 8;
+pub(super) const META_CHECKED: usize = 4 * 4 + 5 * 8;
 const META_BYTES: usize = META_CHECKED + 8;
 
-const FLAG_BRANCH: u16 = 0x01;
-const FLAG_LEAF: u16 = 0x02;
-const FLAG_META: u16 = 0x04;
-const LEAF_IS_BUCKET: u32 = 0x01;
+pub(super) const FLAG_BRANCH: u16 = 0x01;
+pub(super) const FLAG_LEAF: u16 = 0x02;
+pub(super) const FLAG_META: u16 = 0x04;
+pub(super) const FLAG_FREELIST: u16 = 0x10;
+pub(super) const LEAF_IS_BUCKET: u32 = 0x01;
 
 /// Deeper trees than this are damage (bbolt's are a handful of levels even for huge files).
 const MAX_DEPTH: usize = 32;
@@ -345,7 +346,7 @@ fn le_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b)
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(super) fn fnv1a64(bytes: &[u8]) -> u64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
         hash ^= u64::from(b);

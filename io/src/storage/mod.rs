@@ -52,12 +52,17 @@
 
 mod backend_impl;
 mod bbolt_file;
+mod bbolt_image;
+#[cfg(test)]
+mod bbolt_image_tests;
+mod bbolt_page;
 mod codec;
 mod config;
 #[cfg(test)]
 mod corruption_tests;
 mod env;
 mod error;
+mod etcd_image;
 mod etcd_snapshot;
 mod journal;
 #[cfg(test)]
@@ -83,6 +88,7 @@ pub mod tables;
 mod write_batch;
 
 pub use config::{DEFAULT_QUOTA_BYTES, JOURNAL_SUBDIR, LMDB_SUBDIR, StorageConfig};
+pub use etcd_image::EtcdImageExporter;
 pub use error::{GRPC_RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE, Result, StorageError};
 pub use journal::JournalPosition;
 pub use lmdb::{LmdbStorage, MemberIdentity, SizeInfo};
