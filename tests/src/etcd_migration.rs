@@ -189,4 +189,3 @@ pub fn observe(ctl: &Etcdctl, lease: &str, compact: i64, last: i64) -> Vec<(Stri
     seen.push(("lease timetolive".into(), ttl.to_string()));
     seen
 }
-

@@ -26,7 +26,7 @@ const TEST: &str = "restore_to_etcd";
 #[test]
 fn a_qraft_snapshot_saved_by_etcdctl_restores_into_etcd_with_revisions_leases_and_auth_intact() {
     require_etcdctl(TEST);
-    let qraft = Cluster::start(1, ClusterOptions::default());
+    let mut qraft = Cluster::start(1, ClusterOptions::default());
     let qraftctl = Etcdctl::tls(
         vec![qraft.nodes[0].client_url()],
         qraft.ca_dir.join("ca.crt"),
@@ -47,7 +47,10 @@ fn a_qraft_snapshot_saved_by_etcdctl_restores_into_etcd_with_revisions_leases_an
     let etcdctl_local = Etcdctl::plaintext(vec!["127.0.0.1:1".into()]);
     let status = json(&etcdctl_local, &["snapshot", "status", path_str(&file)]);
     assert_eq!(status["revision"].as_i64(), Some(last), "{status}");
-    assert!(status["totalKey"].as_u64().is_some_and(|n| n > 2000), "{status}");
+    assert!(
+        status["totalKey"].as_u64().is_some_and(|n| n > 2000),
+        "{status}"
+    );
     let (read, ours, err) = ctl_offline(&["snapshot", "status", path_str(&file), "-w", "json"]);
     assert!(read, "qraftctl snapshot status: {err}");
     let ours: Value = serde_json::from_str(ours.trim()).expect("status json");
@@ -75,7 +78,9 @@ fn a_qraft_snapshot_saved_by_etcdctl_restores_into_etcd_with_revisions_leases_an
         ],
         None,
     );
-    drop(qraft);
+    // The member stops; its cluster's directory (with the file and etcd's data dir) stays
+    // until the end of the test.
+    qraft.kill(0);
 
     let etcd = EtcdProcess::start_restored(data_dir, "back", &peer);
     let etcdctl = Etcdctl::plaintext(vec![etcd.client_addr.clone()]);

@@ -1,5 +1,6 @@
 //! A read-only reader of bbolt database files, for the subset etcd writes (its backend, and the
-//! file `etcdctl snapshot save` produces): top-level buckets of plain key-value pairs.
+//! file `etcdctl snapshot save` produces): top-level buckets of plain key-value pairs. The
+//! writing half (`bbolt_page.rs`, `bbolt_image.rs`) produces the same format.
 //!
 //! The format, as bbolt lays it out (integers little-endian, as bbolt writes them on every
 //! platform etcd ships for):

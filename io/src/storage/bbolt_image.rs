@@ -34,6 +34,9 @@ use super::bbolt_page::{
 };
 use super::error::{Result, StorageError};
 
+/// Called with each key and value of a scan; breaks to pause it.
+pub(crate) type PairVisitor<'v> = dyn FnMut(&[u8], &[u8]) -> ControlFlow<()> + 'v;
+
 /// Named buckets of plain key-value pairs that can be scanned again with the same contents.
 pub(crate) trait BucketSource {
     /// The bucket names, in strictly increasing byte order.
@@ -41,12 +44,7 @@ pub(crate) trait BucketSource {
 
     /// Calls `visit` with the pairs of bucket number `bucket` whose key is greater than `after`
     /// (every pair when `None`), in strictly increasing key order, until it breaks.
-    fn scan(
-        &self,
-        bucket: usize,
-        after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()>;
+    fn scan(&self, bucket: usize, after: Option<&[u8]>, visit: &mut PairVisitor<'_>) -> Result<()>;
 }
 
 const FIRST_TREE_PAGE: u64 = 3;
@@ -249,14 +247,15 @@ impl<S: BucketSource> BboltImage<S> {
                 } => {
                     let wanted = target_bytes - chunk.len();
                     let mut paused_after = None;
-                    self.source.scan(bucket, after.as_deref(), &mut |key, value| {
-                        builder.push(0, key, Payload::Value(value));
-                        if builder.out.len() >= wanted {
-                            paused_after = Some(key.to_vec());
-                            return ControlFlow::Break(());
-                        }
-                        ControlFlow::Continue(())
-                    })?;
+                    self.source
+                        .scan(bucket, after.as_deref(), &mut |key, value| {
+                            builder.push(0, key, Payload::Value(value));
+                            if builder.out.len() >= wanted {
+                                paused_after = Some(key.to_vec());
+                                return ControlFlow::Break(());
+                            }
+                            ControlFlow::Continue(())
+                        })?;
                     if paused_after.is_some() {
                         chunk.append(&mut builder.out);
                         self.cursor = Cursor::Tree {

@@ -5,18 +5,19 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::ops::{Bound, ControlFlow};
+use std::ops::Bound;
 
 use super::bbolt_file::{BboltFile, Visit};
-use super::bbolt_image::{BboltImage, BucketSource};
+use super::bbolt_image::{BboltImage, BucketSource, PairVisitor};
 use super::bbolt_page::PAGE_SIZE;
 use super::error::Result;
 
-type Buckets = Vec<(&'static [u8], BTreeMap<Vec<u8>, Vec<u8>>)>;
+type Pairs = BTreeMap<Vec<u8>, Vec<u8>>;
+type Buckets = Vec<(&'static [u8], Pairs)>;
 
 struct MemBuckets {
     names: Vec<&'static [u8]>,
-    data: Vec<BTreeMap<Vec<u8>, Vec<u8>>>,
+    data: Vec<Pairs>,
 }
 
 impl MemBuckets {
@@ -31,12 +32,7 @@ impl BucketSource for MemBuckets {
         &self.names
     }
 
-    fn scan(
-        &self,
-        bucket: usize,
-        after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, bucket: usize, after: Option<&[u8]>, visit: &mut PairVisitor<'_>) -> Result<()> {
         let start = after.map_or(Bound::Unbounded, |a| Bound::Excluded(a.to_vec()));
         for (k, v) in self.data[bucket].range((start, Bound::Unbounded)) {
             if visit(k, v).is_break() {
@@ -66,14 +62,19 @@ fn read_back(image: &[u8]) -> Buckets {
     file.write_all(image).expect("write");
     let db = BboltFile::open(file, image.len() as u64).expect("open");
     assert_eq!(db.size(), image.len() as u64);
-    let mut found: Vec<(Vec<u8>, BTreeMap<Vec<u8>, Vec<u8>>)> = Vec::new();
+    let mut found: Vec<(Vec<u8>, Pairs)> = Vec::new();
     db.for_each(&mut |visit| {
         match visit {
             Visit::Bucket(name) => found.push((name.to_vec(), BTreeMap::new())),
             Visit::Entry(e) => {
                 let last = found.last_mut().expect("a bucket first");
                 assert_eq!(e.bucket, last.0.as_slice());
-                assert!(last.1.keys().next_back().is_none_or(|k| k.as_slice() < e.key));
+                assert!(
+                    last.1
+                        .keys()
+                        .next_back()
+                        .is_none_or(|k| k.as_slice() < e.key)
+                );
                 last.1.insert(e.key.to_vec(), e.value.to_vec());
             }
         }
@@ -86,7 +87,7 @@ fn read_back(image: &[u8]) -> Buckets {
         .collect()
 }
 
-fn pairs(n: usize, value_len: usize) -> BTreeMap<Vec<u8>, Vec<u8>> {
+fn pairs(n: usize, value_len: usize) -> Pairs {
     (0..n)
         .map(|i| {
             let key = format!("key/{i:08}").into_bytes();

@@ -19,14 +19,14 @@
 //! Every bucket comes from the one read transaction the exporter holds, so the image is a
 //! point-in-time copy however long the stream takes.
 
-use std::ops::{Bound, ControlFlow};
+use std::ops::Bound;
 
 use qraft_core::backend::meta::{
     CONSISTENT_INDEX, FINISHED_COMPACT_REVISION, SCHEDULED_COMPACT_REVISION, TERM,
 };
 use qraft_core::mvcc::Revision;
 
-use super::bbolt_image::{BboltImage, BucketSource};
+use super::bbolt_image::{BboltImage, BucketSource, PairVisitor};
 use super::codec::decode_u64;
 use super::error::Result;
 use super::lmdb::LmdbStorage;
@@ -67,12 +67,7 @@ impl BucketSource for QraftBuckets {
         &NAMES
     }
 
-    fn scan(
-        &self,
-        bucket: usize,
-        after: Option<&[u8]>,
-        visit: &mut dyn FnMut(&[u8], &[u8]) -> ControlFlow<()>,
-    ) -> Result<()> {
+    fn scan(&self, bucket: usize, after: Option<&[u8]>, visit: &mut PairVisitor<'_>) -> Result<()> {
         let Some(&(_, Some(table))) = BUCKETS.get(bucket) else {
             return Ok(());
         };

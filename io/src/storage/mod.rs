@@ -37,6 +37,10 @@
 //! follower receives it into a fresh environment ([`LmdbStorage::receive_snapshot`]) that is
 //! swapped in whole when raft installs it ([`LmdbStorage::install_received_snapshot`]; see
 //! `received_snapshot.rs`). [`WriteBatch::restore_key_space`] restores a stream in place.
+//! For etcd's tools, [`LmdbStorage::export_etcd_image`] streams the key space from one read
+//! transaction as an etcd v3 backend database instead (a bbolt file: `etcd_image.rs` maps
+//! the tables to etcd's buckets, `bbolt_image.rs` and `bbolt_page.rs` write the pages,
+//! `bbolt_file.rs` reads such files, and `etcd_snapshot.rs` maps etcd's buckets back).
 //!
 //! # Durability
 //!
@@ -88,8 +92,8 @@ pub mod tables;
 mod write_batch;
 
 pub use config::{DEFAULT_QUOTA_BYTES, JOURNAL_SUBDIR, LMDB_SUBDIR, StorageConfig};
-pub use etcd_image::EtcdImageExporter;
 pub use error::{GRPC_RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE, Result, StorageError};
+pub use etcd_image::EtcdImageExporter;
 pub use journal::JournalPosition;
 pub use lmdb::{LmdbStorage, MemberIdentity, SizeInfo};
 pub use permissions::{
