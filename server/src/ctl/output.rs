@@ -124,6 +124,10 @@ fn aligned_table(headers: &[&str], rows: &[Vec<String>], right: bool) -> String 
 }
 
 /// Sizes as etcdctl prints them (go-humanize's SI bytes: `25 kB`, `1.2 MB`).
+///
+/// go-humanize rounds twice: first to one decimal (half up), then the
+/// formatter rounds that to the printed precision (half to even, as Rust's
+/// formatter does too). 745,460 bytes is therefore `746 kB`, not `745 kB`.
 pub fn human_bytes(n: i64) -> String {
     let n = n.max(0) as f64;
     if n < 10.0 {
@@ -131,7 +135,7 @@ pub fn human_bytes(n: i64) -> String {
     }
     let units = ["B", "kB", "MB", "GB", "TB", "PB"];
     let e = (n.ln() / 1000f64.ln()).floor().min(5.0);
-    let v = n / 1000f64.powf(e);
+    let v = (n / 1000f64.powf(e) * 10.0 + 0.5).floor() / 10.0;
     let unit = units[e as usize];
     if v < 10.0 {
         format!("{v:.1} {unit}")
@@ -174,5 +178,11 @@ mod tests {
         assert_eq!(human_bytes(0), "0 B");
         assert_eq!(human_bytes(25_000), "25 kB");
         assert_eq!(human_bytes(1_200_000), "1.2 MB");
+        assert_eq!(human_bytes(745_460), "746 kB");
+        assert_eq!(human_bytes(745_440), "745 kB");
+        assert_eq!(human_bytes(9_960), "10 kB");
+        assert_eq!(human_bytes(746_500), "746 kB");
+        assert_eq!(human_bytes(745_500), "746 kB");
+        assert_eq!(human_bytes(9_949), "9.9 kB");
     }
 }
