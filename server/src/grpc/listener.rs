@@ -19,6 +19,7 @@ use super::GrpcLimits;
 use super::call::serve_call;
 use super::frame_watch::FrameWatch;
 use super::handler::{CallContext, CoreHandle};
+use super::header_rewrite::HeaderRewrite;
 use crate::config::{GrpcKeepalive, Scheme, Url};
 use crate::http::{FuturesIo, RuntimeTimer};
 use crate::limits::ConnectionLimit;
@@ -270,7 +271,8 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let policy = serving.policy.clone();
-    let (stream, observed) = FrameWatch::new(stream, policy.keepalive.min_time);
+    // etcdctl 3.4's `:authority` = `http://host:port` is fixed before h2 sees it.
+    let (stream, observed) = FrameWatch::new(HeaderRewrite::new(stream), policy.keepalive.min_time);
     let service = service_fn(move |request| {
         let serving = serving.clone();
         let ctx = ctx.clone();
