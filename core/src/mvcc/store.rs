@@ -8,7 +8,10 @@
 //!
 //! [`Backend`]: crate::backend::Backend
 
+use std::collections::BTreeMap;
+
 use prost::Message;
+use qraft_proto::Bytes;
 use qraft_proto::mvccpb::KeyValue;
 
 use super::key_index::{KeyIndexTree, KeyRange};
@@ -41,6 +44,22 @@ pub(crate) fn decode_kv(bytes: &[u8]) -> Result<KeyValue, BackendError> {
     })
 }
 
+/// The fields of a stored [`KeyValue`] the key index and lease links need: the same tags as
+/// etcd's `mvccpb.KeyValue` without `value` (tag 5) and `mod_revision` (the record's own
+/// revision), which prost skips without copying. Opening a store reads every record of the
+/// history; skipping values makes that pass proportional to the keys, not to the data.
+#[derive(Clone, PartialEq, prost::Message)]
+struct IndexedKeyValue {
+    #[prost(bytes = "bytes", tag = "1")]
+    key: Bytes,
+    #[prost(int64, tag = "2")]
+    create_revision: i64,
+    #[prost(int64, tag = "4")]
+    version: i64,
+    #[prost(int64, tag = "6")]
+    lease: i64,
+}
+
 impl Default for MvccStore {
     fn default() -> Self {
         Self {
@@ -55,12 +74,43 @@ impl MvccStore {
     /// Rebuilds the store from the backend: the key index from [`Table::Key`], the compaction
     /// point from [`Table::Meta`]. An empty backend gives a store at revision 1.
     pub fn open<T: ReadTxn + ?Sized>(txn: &T) -> Result<Self> {
+        Self::open_inner(txn, None)
+    }
+
+    /// [`MvccStore::open`], also reporting the lease of every live key attached to one (key
+    /// order), found in the same single pass over the history: the caller re-attaches keys to
+    /// their leases without reading the key space a second time. Memory beyond the index is
+    /// one entry per leased live key — never the values (a member opening or installing
+    /// gigabytes of data must not hold them).
+    pub fn open_reporting_leases<T: ReadTxn + ?Sized>(
+        txn: &T,
+    ) -> Result<(Self, BTreeMap<Bytes, i64>)> {
+        let mut leased = BTreeMap::new();
+        let store = Self::open_inner(txn, Some(&mut leased))?;
+        Ok((store, leased))
+    }
+
+    fn open_inner<T: ReadTxn + ?Sized>(
+        txn: &T,
+        mut leased: Option<&mut BTreeMap<Bytes, i64>>,
+    ) -> Result<Self> {
         let mut store = MvccStore::default();
         let mut failure = None;
         let mut max_main = 0;
+        // The table is in revision order, so the last record seen for a key is its live one.
         txn.scan(Table::Key, &[], None, &mut |rev_key, value| {
             let step = Revision::decode(rev_key).and_then(|(rev, tombstone)| {
-                let kv = decode_kv(value)?;
+                let kv = IndexedKeyValue::decode(value).map_err(|e| BackendError::Corrupt {
+                    table: Table::Key,
+                    reason: format!("undecodable KeyValue: {e}"),
+                })?;
+                if let Some(leased) = leased.as_deref_mut() {
+                    if tombstone || kv.lease == 0 {
+                        leased.remove(kv.key.as_ref());
+                    } else {
+                        leased.insert(kv.key.clone(), kv.lease);
+                    }
+                }
                 if tombstone {
                     store.index.tombstone(&kv.key, rev);
                 } else {
@@ -202,5 +252,61 @@ impl MvccStore {
         }
         meta::put_i64(txn, meta::FINISHED_COMPACT_REVISION, rev)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use qraft_proto::etcdserverpb::{DeleteRangeRequest, PutRequest, RangeRequest};
+
+    use super::*;
+    use crate::backend::{Backend, MemBackend};
+
+    fn put(store: &mut MvccStore, backend: &MemBackend, key: &str, value: &str, lease: i64) {
+        let mut txn = backend.write_txn().unwrap();
+        let req = PutRequest {
+            key: key.as_bytes().to_vec().into(),
+            value: value.as_bytes().to_vec().into(),
+            lease,
+            ..Default::default()
+        };
+        store.put(&mut txn, &req, &|_| true).unwrap();
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn reopening_reports_the_lease_of_each_live_key_and_keeps_versions() {
+        let backend = MemBackend::new();
+        let mut store = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
+        put(&mut store, &backend, "a", "1", 7);
+        put(&mut store, &backend, "b", "1", 7);
+        put(&mut store, &backend, "b", "2", 0); // b leaves its lease
+        put(&mut store, &backend, "c", "1", 8);
+        put(&mut store, &backend, "d", "1", 9);
+        {
+            let mut txn = backend.write_txn().unwrap();
+            let req = DeleteRangeRequest {
+                key: b"d".to_vec().into(),
+                ..Default::default()
+            };
+            store.delete_range(&mut txn, &req).unwrap();
+            txn.commit().unwrap();
+        }
+        put(&mut store, &backend, "c", "2", 9); // c moves to another lease
+
+        let txn = backend.read_txn().unwrap();
+        let (reopened, leased) = MvccStore::open_reporting_leases(&txn).unwrap();
+        let leased: Vec<(&[u8], i64)> = leased.iter().map(|(k, l)| (k.as_ref(), *l)).collect();
+        assert_eq!(leased, vec![(&b"a"[..], 7), (&b"c"[..], 9)]);
+        assert_eq!(reopened.current_revision(), store.current_revision());
+        let all = RangeRequest {
+            key: vec![0].into(),
+            range_end: vec![0].into(),
+            ..Default::default()
+        };
+        assert_eq!(
+            reopened.range(&txn, &all).unwrap(),
+            store.range(&txn, &all).unwrap()
+        );
     }
 }

@@ -11,6 +11,7 @@ use qraft_proto::raftpb::Snapshot;
 
 use crate::backend::{Backend, BackendError, ReadTxn, Table, Visit, WriteTxn, meta};
 use crate::error::Result;
+use crate::mvcc::MvccStore;
 use crate::raft::Storage;
 
 use super::output::Output;
@@ -111,6 +112,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .into());
             }
         }
+        // The old key index goes before the new one is built: both at once would double the
+        // member's largest structure at the moment it installs the most data. The state is
+        // replaced wholesale below, and a failure to open it is fatal to the member anyway.
+        self.state.mvcc = MvccStore::default();
         let state = {
             let txn = self.backend.read_txn()?;
             AppState::open(&txn, &self.config)?

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use prost::Message as _;
-use qraft_proto::etcdserverpb::RangeRequest;
 use qraft_proto::qraftpb::MemberRecord;
 
 use crate::auth::AuthStore;
@@ -38,20 +37,12 @@ pub struct AppState {
 
 impl AppState {
     pub fn open<T: ReadTxn + ?Sized>(txn: &T, config: &ServerConfig) -> Result<Self> {
-        let mvcc = MvccStore::open(txn)?;
+        let (mvcc, leased) = MvccStore::open_reporting_leases(txn)?;
         let mut lessor = Lessor::new(config.lessor.clone());
         lessor.restore(load_leases(txn)?);
-        // Keys name their lease; re-attach them (all keys: "\0" up to the end).
-        let everything = RangeRequest {
-            key: vec![0].into(),
-            range_end: vec![0].into(),
-            ..Default::default()
-        };
-        for kv in mvcc.range(txn, &everything)?.kvs {
-            if kv.lease != 0 {
-                // A key whose lease is gone was deleted with the revoke; ignore stale links.
-                let _ = lessor.attach(kv.lease, kv.key);
-            }
+        for (key, lease) in leased {
+            // A key whose lease is gone was deleted with the revoke; ignore stale links.
+            let _ = lessor.attach(lease, key);
         }
         let mut auth = AuthStore::new(config.auth.clone());
         auth.load(txn)?;
