@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod driver;
+pub mod jwt;
 pub mod metrics;
 pub mod runtime;
 pub mod status;

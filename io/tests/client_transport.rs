@@ -381,6 +381,7 @@ fn oversized_and_garbage_requests_get_errors_and_the_listener_keeps_serving() {
         let req = ClientRequest {
             token: String::new(),
             cert_common_name: String::new(),
+            token_claims: None,
             request: Some(Request::Range(RangeRequest::default())),
         };
         encode_frame(&req, &mut buf).unwrap();

@@ -9,6 +9,7 @@ use qraft_core::server::ServerConfig;
 use qraft_io::driver::{
     self, DriverConfig, InitialMember, NodeInfo, force_new_cluster, is_new_store,
 };
+use qraft_io::jwt::SignedTokens;
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, StorageConfig};
 use qraft_io::tls::{
@@ -25,7 +26,7 @@ use qraft_core::version::{BINARY_VERSION, Version};
 use qraft_io::metrics::Metrics;
 
 use crate::config::{
-    ClusterState, Config, PeerVerify, Scheme, TlsSettings, TlsSource, Url, member_id,
+    AuthToken, ClusterState, Config, PeerVerify, Scheme, TlsSettings, TlsSource, Url, member_id,
 };
 use crate::grpc::{ConnectionPolicy, GrpcLimits, GrpcServer};
 use crate::grpc_core::GrpcCore;
@@ -161,7 +162,16 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             .map(Url::to_string)
             .collect(),
     });
+    // Signed tokens: the key is read now, so a bad one stops the member at start (as etcd).
+    let signed_tokens = match &config.auth_token {
+        AuthToken::Simple => None,
+        AuthToken::Jwt(options) => Some(Arc::new(
+            SignedTokens::load(options).context("--auth-token")?,
+        )),
+    };
+    server.auth.signed_tokens = signed_tokens.is_some();
     let mut driver_config = DriverConfig::new(server);
+    driver_config.signed_tokens = signed_tokens;
     driver_config.metrics = metrics.clone();
     driver_config.watch_progress_notify = Duration::from_millis(config.watch_progress_notify_ms);
     // Every member's peers come from its stored member list (bootstrapped or joined).

@@ -26,6 +26,7 @@ use qraft_proto::etcdserverpb::{
     AuthUserAddRequest, AuthUserChangePasswordRequest, Compare, DeleteRangeRequest, PutRequest,
     RangeRequest, RequestOp, TxnRequest, WatchCreateRequest, WatchRequest,
 };
+use qraft_proto::qraftpb::TokenClaims;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -39,6 +40,10 @@ struct Runner {
     index: u64,
     /// Each user's most recent token.
     tokens: HashMap<String, String>,
+    /// Signed tokens (`config signed=1`): the claims of each user's most recent token, as the
+    /// shell would find them in the signed token.
+    signed: bool,
+    claims: HashMap<String, TokenClaims>,
     /// Auth infos resolved earlier (as when a request was proposed), checked later (at apply).
     captured: HashMap<String, Option<AuthInfo>>,
     /// An empty key space, for the watches.
@@ -82,12 +87,14 @@ impl Runner {
         let backend = MemBackend::new();
         let mvcc = MvccStore::open(&backend.read_txn().unwrap()).unwrap();
         Runner {
+            signed: config.signed_tokens,
             store: AuthStore::new(config),
             secrets: StdRng::seed_from_u64(0),
             backend,
             now_ms: 0,
             index: 0,
             tokens: HashMap::new(),
+            claims: HashMap::new(),
             captured: HashMap::new(),
             mvcc,
             hub: WatchHub::new(WatchConfig::default()),
@@ -151,14 +158,26 @@ impl Runner {
         }
         // cert:NAME: no token, a verified client certificate with common name NAME.
         if let Some(cn) = who.strip_prefix("cert:") {
-            return self.store.auth_info("", cn, self.now_ms);
+            return self.store.auth_info("", cn, None, self.now_ms);
+        }
+        // With signed tokens the shell hands over the claims it verified: `bad` stands for a
+        // token whose signature or expiry did not check out.
+        if self.signed {
+            let claims = match who {
+                "-" => return self.store.auth_info("", "", None, self.now_ms),
+                "bad" => TokenClaims::default(),
+                user => self.claims.get(user).cloned().unwrap_or_default(),
+            };
+            return self
+                .store
+                .auth_info("signed", "", Some(&claims), self.now_ms);
         }
         let token = match who {
             "-" => String::new(),
             "bad" => "no-such-token.1".to_string(),
             user => self.tokens.get(user).cloned().unwrap_or_default(),
         };
-        self.store.auth_info(&token, "", self.now_ms)
+        self.store.auth_info(&token, "", None, self.now_ms)
     }
 
     fn check(&mut self, words: &[&str]) -> String {
@@ -265,6 +284,7 @@ impl Runner {
                         // Seed of the stand-in secret generator.
                         "seed" => seed = value,
                         "token-ttl-ms" => config.token_ttl_ms = value,
+                        "signed" => config.signed_tokens = value == 1,
                         other => panic!("unknown config {other}"),
                     }
                 }
@@ -427,6 +447,15 @@ impl Runner {
                     .store
                     .authenticate(user, &prefix, self.index, self.now_ms)
                 {
+                    Ok(revision) if self.signed => {
+                        let claims = TokenClaims {
+                            valid: true,
+                            username: user.to_string(),
+                            revision: revision.parse().unwrap(),
+                        };
+                        self.claims.insert(user.to_string(), claims);
+                        format!("sign username={user} revision={revision}")
+                    }
                     Ok(token) => {
                         self.tokens.insert(user.to_string(), token.clone());
                         format!("token {token}")
@@ -449,6 +478,7 @@ impl Runner {
             "restart" => {
                 let mut store = AuthStore::new(AuthConfig {
                     bcrypt_cost: 4,
+                    signed_tokens: self.signed,
                     ..AuthConfig::default()
                 });
                 store.load(&self.backend.read_txn().unwrap()).unwrap();

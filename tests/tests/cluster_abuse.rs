@@ -140,6 +140,7 @@ fn client_abuse(c: &Cluster) {
         let big = ClientRequest {
             token: String::new(),
             cert_common_name: String::new(),
+            token_claims: None,
             request: Some(client_request::Request::Put(PutRequest {
                 key: b"big".to_vec().into(),
                 value: vec![b'x'; MAX_REQUEST + 1024].into(),
@@ -156,6 +157,7 @@ fn client_abuse(c: &Cluster) {
         let watch = ClientRequest {
             token: String::new(),
             cert_common_name: String::new(),
+            token_claims: None,
             request: Some(client_request::Request::Watch(Default::default())),
         };
         let mut bytes = frame(&watch);

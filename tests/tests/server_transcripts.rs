@@ -176,6 +176,7 @@ impl Cluster {
                         ClientRequest {
                             token: String::new(),
                             cert_common_name: String::new(),
+                            token_claims: None,
                             request: Some(request),
                         },
                     );

@@ -4,6 +4,7 @@ use qraft_proto::etcdserverpb::request_op::Request as Op;
 use qraft_proto::etcdserverpb::{
     DeleteRangeRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
 };
+use qraft_proto::qraftpb::TokenClaims;
 
 use super::range::{Access, KeyInterval, covers};
 use super::store::{AuthInfo, AuthStore, ROOT};
@@ -13,10 +14,16 @@ impl AuthStore {
     /// Resolves a request's token to its user; without a token, the user is the common name of
     /// the request's verified client certificate, if any. `Ok(None)` when auth is disabled or
     /// the request names no user (the permission checks then refuse it if auth is enabled).
+    ///
+    /// With signed tokens the embedder already checked the token and passes its `claims`: the
+    /// user and the auth revision come from them (etcd's JWT rule), so a token issued before
+    /// users or roles changed is refused as "revision of auth store is old" and the client
+    /// signs in again. A token without claims, or with claims that did not verify, is invalid.
     pub fn auth_info(
         &mut self,
         token: &str,
         cert_common_name: &str,
+        claims: Option<&TokenClaims>,
         now_ms: u64,
     ) -> Result<Option<AuthInfo>, Error> {
         if !self.enabled {
@@ -29,6 +36,15 @@ impl AuthStore {
                 username: cert_common_name.to_string(),
                 revision: self.revision,
             }));
+        }
+        if self.config.signed_tokens {
+            return match claims {
+                Some(claims) if claims.valid => Ok(Some(AuthInfo {
+                    username: claims.username.clone(),
+                    revision: claims.revision,
+                })),
+                _ => Err(Error::InvalidAuthToken),
+            };
         }
         let username = self
             .tokens

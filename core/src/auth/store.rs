@@ -202,6 +202,10 @@ impl AuthStore {
 
     /// Registers the token `<prefix>.<index>` for `name` and returns it. The password was
     /// checked before proposing; here only the user's existence is rechecked.
+    ///
+    /// With signed tokens nothing is registered: the answer is the auth revision the token is
+    /// issued at, in decimal, for the embedder to sign with the user's name and an expiry
+    /// (etcd's JWT claims `username`, `revision`, `exp`) before the client sees it.
     pub fn authenticate(
         &mut self,
         name: &str,
@@ -215,6 +219,9 @@ impl AuthStore {
         let user = self.users.get(name).ok_or(Error::AuthFailed)?;
         if user.options.as_ref().is_some_and(|o| o.no_password) {
             return Err(Error::AuthFailed);
+        }
+        if self.config.signed_tokens {
+            return Ok(self.revision.to_string());
         }
         let token = TokenStore::token_for(token_prefix, index);
         self.tokens.assign(token.clone(), name, now_ms);

@@ -64,15 +64,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
         if request.encoded_len() > self.config.max_request_bytes {
             return self.respond_error(id, &Error::RequestTooLarge, 0);
         }
-        let auth =
-            match self
-                .state
-                .auth
-                .auth_info(&request.token, &request.cert_common_name, self.now_ms)
-            {
-                Ok(auth) => auth,
-                Err(err) => return self.respond_error(id, &err, 0),
-            };
+        let auth = match self.state.auth.auth_info(
+            &request.token,
+            &request.cert_common_name,
+            request.token_claims.as_ref(),
+            self.now_ms,
+        ) {
+            Ok(auth) => auth,
+            Err(err) => return self.respond_error(id, &err, 0),
+        };
         let Some(body) = request.request else {
             return self.respond_error(id, &Error::NotCapable, 0);
         };

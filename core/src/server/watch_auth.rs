@@ -4,6 +4,7 @@
 //! the same answers.
 
 use qraft_proto::etcdserverpb::WatchRequest;
+use qraft_proto::qraftpb::TokenClaims;
 
 use crate::backend::Backend;
 use crate::raft::Storage;
@@ -12,20 +13,21 @@ use crate::watch::{StreamId, WatchHub};
 use super::server::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
-    /// One watch request of `stream`, made by `(token, cert_common_name)` (what the stream's
-    /// client sent, empty for none): resolved as for any call, then the hub creates the watch
-    /// or answers it `created`, `canceled` with etcd's reason.
+    /// One watch request of `stream`, made by `(token, cert_common_name, claims)` (what the
+    /// stream's client sent, empty for none, and with signed tokens what the embedder found
+    /// in the token): resolved as for any call, then the hub creates the watch or answers it
+    /// `created`, `canceled` with etcd's reason.
     pub fn watch_request(
         &mut self,
         hub: &mut WatchHub,
         stream: StreamId,
-        (token, cert_common_name): (&str, &str),
+        (token, cert_common_name, claims): (&str, &str, Option<&TokenClaims>),
         request: WatchRequest,
     ) {
         let who = self
             .state
             .auth
-            .auth_info(token, cert_common_name, self.now_ms);
+            .auth_info(token, cert_common_name, claims, self.now_ms);
         hub.request_as(stream, request, &self.state.mvcc, &self.state.auth, who);
     }
 

@@ -145,6 +145,7 @@ impl Client {
         ClientRequest {
             token: self.token(),
             cert_common_name: String::new(),
+            token_claims: None,
             request: Some(request),
         }
     }

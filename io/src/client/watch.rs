@@ -159,6 +159,7 @@ impl Watch {
         let req = ClientRequest {
             token: self.token.clone(),
             cert_common_name: String::new(),
+            token_claims: None,
             request: Some(Request::Watch(WatchRequest {
                 request_union: Some(union),
             })),
@@ -261,6 +262,7 @@ impl Watch {
             let req = ClientRequest {
                 token: self.token.clone(),
                 cert_common_name: String::new(),
+                token_claims: None,
                 request: Some(create_request(create.clone())),
             };
             call.send(&req).await?;

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use qraft_core::server::ServerConfig;
 
+use crate::jwt::SignedTokens;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,9 @@ pub struct DriverConfig {
     pub watch_progress_notify: Duration,
     /// Where the loop records its metrics (share it with the HTTP endpoint that renders them).
     pub metrics: Arc<Metrics>,
+    /// `--auth-token jwt,...`: the key that signs and checks tokens on the client tasks; the
+    /// core must be configured for signed tokens too (`AuthConfig::signed_tokens`).
+    pub signed_tokens: Option<Arc<SignedTokens>>,
 }
 
 impl DriverConfig {
@@ -37,6 +41,7 @@ impl DriverConfig {
             command_queue: 8192,
             watch_progress_notify: Duration::from_secs(600),
             metrics: Arc::new(Metrics::new()),
+            signed_tokens: None,
         }
     }
 }

@@ -1,18 +1,23 @@
 //! [`DriverHandle`]: how client tasks talk to the loop. Cheap to clone; every call is a command
 //! on a bounded queue (back-pressure) answered through a oneshot channel.
 
+use std::sync::Arc;
+use std::time::SystemTime;
+
 use futures::SinkExt;
 use futures::channel::{mpsc, oneshot};
 use qraft_core::error::Error;
 use qraft_core::watch::StreamId;
 use qraft_proto::etcdserverpb::WatchRequest;
+use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
-use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse, TokenClaims};
 
 use super::defrag::DefragResult;
 use super::info::{NodeInfo, SharedInfo};
 use super::watch_queue::{WatchResponses, WatchSink, watch_queue};
-use crate::status::core_error_response;
+use crate::jwt::SignedTokens;
+use crate::status::{Code, core_error_response, error_response};
 use crate::storage::{LmdbStorage, StorageError};
 use crate::transport::ConnectionRoom;
 
@@ -71,6 +76,8 @@ pub(crate) enum Command {
         /// The token the client sent with this request and the common name of the
         /// connection's client certificate (empty for none).
         caller: (String, String),
+        /// With signed tokens, what the token holds (`DriverHandle::claims`).
+        claims: Option<TokenClaims>,
         request: WatchRequest,
     },
     WatchClose {
@@ -99,20 +106,68 @@ pub struct DriverHandle {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) info: SharedInfo,
     pub(crate) storage: LmdbStorage,
+    /// `--auth-token jwt,...`: tokens are checked and signed here, on the client's task,
+    /// never on the loop (see `crate::jwt`).
+    pub(crate) signed_tokens: Option<Arc<SignedTokens>>,
 }
 
 impl DriverHandle {
     /// Answers one client request through this member's state machine (for writes, only after
     /// the entry is durable and applied; a request only the leader serves, after the leader
     /// answered it, when the core forwarded it).
-    pub async fn request(&self, request: ClientRequest) -> ClientResponse {
-        self.ask(|reply| Command::Request { request, reply }).await
+    pub async fn request(&self, mut request: ClientRequest) -> ClientResponse {
+        request.token_claims = self.claims(&request.token);
+        let signing_in = match &request.request {
+            Some(In::Authenticate(r)) if self.signed_tokens.is_some() => Some(r.name.clone()),
+            _ => None,
+        };
+        let answer = self.ask(|reply| Command::Request { request, reply }).await;
+        match signing_in {
+            Some(name) => self.sign(&name, answer),
+            None => answer,
+        }
+    }
+
+    /// What a signed token holds, checked here (off the loop) for the core to use; `None`
+    /// without a token or with simple tokens. Replaces whatever a client sent as claims.
+    fn claims(&self, token: &str) -> Option<TokenClaims> {
+        let tokens = self.signed_tokens.as_ref().filter(|_| !token.is_empty())?;
+        Some(match tokens.verify(token, SystemTime::now()) {
+            Some(claims) => TokenClaims {
+                valid: true,
+                username: claims.username,
+                revision: claims.revision,
+            },
+            None => TokenClaims::default(),
+        })
+    }
+
+    /// With signed tokens the core answers Authenticate with the auth revision the token is
+    /// issued at (`AuthStore::authenticate`): the token is signed here.
+    fn sign(&self, name: &str, mut answer: ClientResponse) -> ClientResponse {
+        let (Some(tokens), Some(Out::Authenticate(response))) =
+            (&self.signed_tokens, &mut answer.response)
+        else {
+            return answer;
+        };
+        let Ok(revision) = response.token.parse::<u64>() else {
+            return error_response(Code::Internal, "qraft: no auth revision to sign");
+        };
+        match tokens.sign(name, revision, SystemTime::now()) {
+            Ok(token) => {
+                response.token = token;
+                answer
+            }
+            // etcd answers errors it has no code for as Unknown.
+            Err(err) => error_response(Code::Unknown, err.to_string()),
+        }
     }
 
     /// The core's verdict on a call the shell serves itself or streams (`Server::admit`):
     /// `Some` is its refusal, to answer the call with; `None` lets the call go on.
     pub async fn admit(&self, request: &ClientRequest) -> Option<ClientResponse> {
-        let request = request.clone();
+        let mut request = request.clone();
+        request.token_claims = self.claims(&request.token);
         let answer = self.ask(|reply| Command::Admit { request, reply }).await;
         matches!(answer.response, Some(Out::Error(_)) | None).then_some(answer)
     }
@@ -203,9 +258,11 @@ impl DriverHandle {
         caller: (String, String),
         request: WatchRequest,
     ) -> bool {
+        let claims = self.claims(&caller.0);
         self.send(Command::Watch {
             stream,
             caller,
+            claims,
             request,
         })
         .await

@@ -67,6 +67,7 @@ pub fn start(
         commands,
         info: info.clone(),
         storage: storage.clone(),
+        signed_tokens: config.signed_tokens.clone(),
     };
     transport.serve_snapshots(storage.clone());
     transport.serve_requests(Arc::new(ForwardedRequests {
@@ -385,12 +386,13 @@ impl<'s> Loop<'s> {
             Command::Watch {
                 stream,
                 caller: (token, cert_common_name),
+                claims,
                 request,
             } => {
                 self.server.watch_request(
                     &mut self.hub,
                     stream,
-                    (&token, &cert_common_name),
+                    (&token, &cert_common_name, claims.as_ref()),
                     request,
                 );
             }

@@ -196,7 +196,7 @@ pub struct Flags {
     /// Log format: `console` is what qraft writes; etcd's `json` is not supported.
     #[arg(long, env = "QRAFT_LOG_FORMAT")]
     pub log_format: Option<String>,
-    /// Auth token type: `simple` [default]; etcd's `jwt,...` is not supported yet.
+    /// Auth token type: `simple` [default], or signed tokens as etcd's `jwt,pub-key=FILE,priv-key=FILE,sign-method=RS256|RS384|RS512|PS256|PS384|PS512|ES256|ES384|EdDSA|HS256|HS384|HS512,ttl=5m`.
     #[arg(long, env = "QRAFT_AUTH_TOKEN")]
     pub auth_token: Option<String>,
     /// TTL of simple tokens in seconds: qraft's tokens live 300 s (etcd's default).

@@ -2,6 +2,8 @@
 //! into one validated [`Config`]. Validation happens here, before anything touches the disk or
 //! the network, and every error names the flag at fault.
 
+mod auth_token;
+mod duration;
 mod file;
 mod flags;
 mod initial_cluster;
@@ -10,6 +12,8 @@ mod tls;
 mod unsupported;
 mod url;
 
+pub use auth_token::AuthToken;
+use auth_token::parse_auth_token;
 pub use file::{FileError, load as load_file, parse as parse_file};
 pub use flags::Flags;
 pub use initial_cluster::member_id;
@@ -102,6 +106,8 @@ pub struct Config {
     /// `--force-new-cluster`: an existing member restarts as a one-member cluster
     /// (`qraft_io::driver::force_new_cluster`); ignored for a new data dir, as in etcd.
     pub force_new_cluster: bool,
+    /// `--auth-token`: simple (default) or signed (JWT) tokens.
+    pub auth_token: AuthToken,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +153,7 @@ impl Config {
         let given = given_flags(&s);
         unsupported::check(given.iter().map(|(f, v)| (f.as_str(), v.as_str())))?;
         let log_output = log_output(s.log_outputs.as_deref())?;
+        let auth_token = parse_auth_token(s.auth_token.as_deref())?;
         let max_concurrent_streams = match s.max_concurrent_streams.as_deref() {
             None => u32::MAX,
             Some(text) => text.parse().map_err(|_| {
@@ -413,6 +420,7 @@ impl Config {
             corrupt_check_ms,
             watch_progress_notify_ms,
             force_new_cluster: s.force_new_cluster.unwrap_or(false),
+            auth_token,
         })
     }
 

@@ -32,11 +32,6 @@ const FIXED: &[Fixed] = &[
         why: "qraft writes console-format logs only",
     },
     Fixed {
-        flag: "auth-token",
-        accepts: &["simple"],
-        why: "qraft issues etcd's simple tokens only; JWT tokens are not implemented yet",
-    },
-    Fixed {
         flag: "auth-token-ttl",
         accepts: &["300"],
         why: "simple tokens live 300 seconds (etcd's default)",

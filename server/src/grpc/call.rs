@@ -139,6 +139,7 @@ fn decode_request(
     Ok(ClientRequest {
         token: token.to_owned(),
         cert_common_name: String::new(),
+        token_claims: None,
         request: Some(request),
     })
 }

@@ -518,6 +518,7 @@ impl Cluster {
             ClientRequest {
                 token: token.to_string(),
                 cert_common_name: String::new(),
+                token_claims: None,
                 request: Some(request),
             },
         );

@@ -74,7 +74,7 @@ impl Shell {
             // No auth in this cluster: no token, no certificate name.
             Input::Watch(stream, request) => {
                 self.server
-                    .watch_request(&mut self.hub, stream, ("", ""), request)
+                    .watch_request(&mut self.hub, stream, ("", "", None), request)
             }
             Input::PasswordDone(done) => self.server.password_done(done),
             Input::Forwarded {
