@@ -387,8 +387,13 @@ impl Client {
     }
 }
 
-/// The watch stream's (key, value) events, until `count` arrived.
-async fn watched(stream: &mut mpsc::UnboundedReceiver<WatchResponse>, count: usize) -> Vec<String> {
+/// The watch stream's (key, value) events, until `count` arrived. Every response names the
+/// cluster, the serving member and a raft term, as etcd's watch headers do.
+async fn watched(
+    stream: &mut mpsc::UnboundedReceiver<WatchResponse>,
+    member: u64,
+    count: usize,
+) -> Vec<String> {
     let mut seen = Vec::new();
     while seen.len() < count {
         let response = stream.recv().await.expect("watch stream open");
@@ -397,6 +402,9 @@ async fn watched(stream: &mut mpsc::UnboundedReceiver<WatchResponse>, count: usi
             "watch canceled: {}",
             response.cancel_reason
         );
+        let header = response.header.unwrap_or_default();
+        assert_eq!((header.cluster_id, header.member_id), (0xc1, member));
+        assert!(header.raft_term > 0, "{header:?}");
         for event in response.events {
             let kv = event.kv.expect("event kv");
             seen.push(format!(
@@ -482,7 +490,7 @@ async fn scenario() {
     let mut expected = vec!["key/a=1".to_string()];
     expected.extend((0..20).map(|i| format!("key/b{i:02}={i}")));
     expected.push("key/c=after restart".to_string());
-    assert_eq!(watched(&mut watch, expected.len()).await, expected);
+    assert_eq!(watched(&mut watch, 1, expected.len()).await, expected);
 
     // All three members hold the same key space.
     let mut applied = Vec::new();

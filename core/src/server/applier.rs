@@ -131,7 +131,7 @@ impl<S: Storage> Applier<'_, S> {
                         apply_conf_change(self.node, txn, ConfChangeProposal::V1(cc.clone()))?;
                     let result = match applied {
                         Some(conf_state) => {
-                            self.outputs.push(Output::ConfState(conf_state));
+                            self.configuration_applied(conf_state);
                             record_member_change(
                                 self.state,
                                 txn,
@@ -165,7 +165,7 @@ impl<S: Storage> Applier<'_, S> {
                     else {
                         continue;
                     };
-                    self.outputs.push(Output::ConfState(conf_state));
+                    self.configuration_applied(conf_state);
                     for change in &cc.changes {
                         record_member_change(
                             self.state,
@@ -201,6 +201,16 @@ impl<S: Storage> Applier<'_, S> {
             });
         }
         Ok(())
+    }
+
+    /// A configuration now in force: the shell persists it; one that leaves this member out
+    /// means it was removed, and the shell stops it.
+    fn configuration_applied(&mut self, conf_state: ConfState) {
+        let removed = leaves_out(&conf_state, self.config.member_id);
+        self.outputs.push(Output::ConfState(conf_state));
+        if removed {
+            self.outputs.push(Output::Removed);
+        }
     }
 
     fn header(&self) -> qraft_proto::etcdserverpb::ResponseHeader {
@@ -252,6 +262,18 @@ fn apply_conf_change<S: Storage, T: WriteTxn + ?Sized>(
     };
     txn.put(Table::Meta, meta::CONF_STATE, &conf_state.encode_to_vec())?;
     Ok(Some(conf_state))
+}
+
+/// Whether a configuration leaves `me` out (an empty one, before any is known, does not).
+fn leaves_out(conf_state: &ConfState, me: u64) -> bool {
+    let in_config = conf_state
+        .voters
+        .iter()
+        .chain(&conf_state.learners)
+        .chain(&conf_state.voters_outgoing)
+        .chain(&conf_state.learners_next)
+        .any(|&id| id == me);
+    !in_config && !conf_state.voters.is_empty()
 }
 
 /// Keeps the members table in step with the configuration: the member record travels in

@@ -52,7 +52,7 @@ mod state;
 mod stats;
 mod timer;
 mod version;
-mod watch_auth;
+mod watch_streams;
 
 pub use alarm::{AlarmStore, describe_alarm};
 pub use apply::{ApplyContext, Outcome, set_header};

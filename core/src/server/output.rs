@@ -54,6 +54,11 @@ pub enum Output {
     SnapshotRefused { index: u64 },
     /// This member's view of the leader changed (0 = none known).
     LeaderChanged { leader: u64, term: u64 },
+    /// This member is no longer part of the cluster: a configuration it applied leaves it out,
+    /// or a peer refused it as removed ([`super::Server::refused_as_removed`]). Stop the
+    /// member, as etcd stops one that "has been permanently removed from the cluster"; it must
+    /// not campaign or serve again under its ID.
+    Removed,
     /// bcrypt work for a request (`super::passwords`): run it off the loop thread
     /// ([`super::PasswordWork::run`]) and hand the result to [`super::Server::password_done`]
     /// — always, or the request never gets its answer.

@@ -121,7 +121,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let config_publish_ticks = config.election_ticks as u64;
         let config_initial_corrupt_check = config.initial_corrupt_check;
         let config_tick_ms = config.tick_ms;
-        Ok(Server {
+        // A member that is the only voter of its configuration (a one-member cluster, fresh or
+        // restarted) need not wait an election timeout to lead: it campaigns at once.
+        let conf = node
+            .storage()
+            .initial_state()
+            .map_err(|err| Error::Raft(err.to_string()))?
+            .conf_state;
+        let alone = conf.voters == [config.member_id] && conf.learners.is_empty();
+        let mut server = Server {
             ids: IdGenerator::new(config.member_id, now_ms),
             committed: state.applied_index,
             config,
@@ -160,7 +168,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
             forwards: Default::default(),
             versions,
             stats: ServerStats::default(),
-        })
+        };
+        if alone {
+            server.campaign();
+        }
+        Ok(server)
     }
 
     /// Records the initial members of a new cluster (from `--initial-cluster`); does nothing
@@ -248,8 +260,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.forwards_tick();
     }
 
-    /// Starts an election now instead of waiting for the election timeout (e.g. a single
-    /// member on start, or an operator moving leadership in tests).
+    /// Starts an election now instead of waiting for the election timeout (an operator moving
+    /// leadership in tests; a sole voter does it on its own when opened).
     pub fn campaign(&mut self) {
         self.node.campaign();
     }
@@ -270,6 +282,17 @@ impl<S: Storage, B: Backend> Server<S, B> {
             SnapshotStatus::Failure
         };
         self.node.report_snapshot(peer, status);
+    }
+
+    /// A peer refused this member's messages because the cluster removed it (etcd's peers
+    /// answer a removed member so): the member learns it is out before it applies its own
+    /// removal, which it may never see. Answered with [`Output::Removed`].
+    pub fn refused_as_removed(&mut self, by: u64) {
+        tracing::warn!(
+            by = format_args!("{by:x}"),
+            "a peer refused this member as removed"
+        );
+        self.outputs.push(Output::Removed);
     }
 
     /// A raft message from a peer.

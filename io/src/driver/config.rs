@@ -11,15 +11,9 @@ use crate::metrics::Metrics;
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
     pub server: ServerConfig,
-    /// Wall time of one raft tick (the heartbeat interval).
-    pub tick: Duration,
     /// Commands buffered between client tasks and the loop; a full queue makes callers wait,
     /// which is the back-pressure on clients.
     pub command_queue: usize,
-    /// How long a follower keeps trying to get a leader-only request (lease keep-alive and
-    /// time-to-live) answered by the leader (etcd's request timeout: 5 s + 2 election
-    /// timeouts).
-    pub forward_timeout: Duration,
     /// How often synced watchers that asked for progress notifications and got no events
     /// meanwhile get one (etcd's `--watch-progress-notify-interval`, 10 minutes); counted in
     /// ticks, so rounded up to a whole tick.
@@ -33,10 +27,7 @@ pub struct DriverConfig {
 
 impl DriverConfig {
     pub fn new(server: ServerConfig) -> Self {
-        let election = Duration::from_millis(server.election_timeout_ms());
         Self {
-            tick: Duration::from_millis(server.tick_ms),
-            forward_timeout: Duration::from_millis(server.request_timeout_ms) + 2 * election,
             server,
             command_queue: 8192,
             watch_progress_notify: Duration::from_secs(600),

@@ -7,7 +7,6 @@ use std::ops::ControlFlow;
 
 use qraft_core::backend::{ReadTxn, Table};
 use qraft_proto::qraftpb::{MemberRecord, MembersResponse};
-use qraft_proto::raftpb::ConfState;
 
 use super::handle::DriverError;
 use super::held::HeldBatch;
@@ -57,24 +56,7 @@ fn removed_members(applied: &HeldBatch<'_>) -> Result<Vec<u64>, DriverError> {
     Ok(removed)
 }
 
-/// Whether an applied configuration leaves `me` out: this member was removed.
-pub(super) fn removes(conf_state: &ConfState, me: u64) -> bool {
-    let in_config = conf_state
-        .voters
-        .iter()
-        .chain(&conf_state.learners)
-        .chain(&conf_state.voters_outgoing)
-        .chain(&conf_state.learners_next)
-        .any(|&id| id == me);
-    !in_config && !conf_state.voters.is_empty()
-}
-
 impl Loop<'_> {
-    pub(super) fn is_sole_voter(&self) -> bool {
-        let conf = self.storage.raft_state().conf_state;
-        conf.voters == [self.server.member_id()] && conf.learners.is_empty()
-    }
-
     /// Registers every member of the current configuration with the transport and forgets
     /// removed ones (lookups happen off the loop, see [`super::peer_resolver`]).
     pub(super) fn reconcile_peers(&mut self) {

@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use futures::channel::oneshot;
 use qraft_core::server::{Output, RequestId};
-use qraft_proto::etcdserverpb::WatchResponse;
 use qraft_proto::qraftpb::ClientResponse;
 
-use super::directory;
 use super::handle::DriverError;
 use super::persist;
 use super::run::Loop;
@@ -68,8 +66,8 @@ impl Loop<'_> {
                     self.storage
                         .write(|batch| batch.set_conf_state(&conf_state))?;
                     conf_changed = true;
-                    self.removed |= directory::removes(&conf_state, self.server.member_id());
                 }
+                Output::Removed => self.removed = true,
                 Output::Snapshot {
                     index,
                     conf_state,
@@ -129,14 +127,15 @@ impl Loop<'_> {
             // No more than the stream (and its connection) has room for: the rest waits in
             // the hub, whose watchers fall back to catching up once its queue is full.
             let room = sink.room();
-            let mut responses = self.hub.take_responses(stream, room);
+            let responses = self
+                .server
+                .take_watch_responses(&mut self.hub, stream, room);
             if self.hub.has_responses(stream) {
                 sink.held_back();
             }
             if responses.is_empty() {
                 continue;
             }
-            self.stamp_watch_headers(&mut responses);
             let events = responses.iter().map(|r| r.events.len()).sum();
             let gone = match self.watch_streams.get(&stream) {
                 Some(sink) => sink.send(responses).is_err(),
@@ -151,16 +150,6 @@ impl Loop<'_> {
             }
         }
         Ok(())
-    }
-
-    /// The hub knows revisions only; etcd's watch headers also name the cluster, the member
-    /// and the raft term (etcdctl prints them), filled here as for every other response.
-    fn stamp_watch_headers(&self, responses: &mut [WatchResponse]) {
-        for header in responses.iter_mut().filter_map(|r| r.header.as_mut()) {
-            header.cluster_id = self.config.server.cluster_id;
-            header.member_id = self.server.member_id();
-            header.raft_term = self.server.term();
-        }
     }
 
     pub(super) fn publish_info(&self) {

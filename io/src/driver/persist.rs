@@ -10,7 +10,6 @@ use std::time::Instant;
 use qraft_core::server::{Output, RaftWork};
 use qraft_proto::raftpb::ConfState;
 
-use super::directory;
 use super::handle::DriverError;
 use super::outputs::release_responses;
 use super::run::Loop;
@@ -63,12 +62,8 @@ impl Loop<'_> {
         let mut outputs = self.server.take_outputs();
         let stored_conf = store_conf_states(write.batch(), &outputs)?;
         write.done();
-        // The configurations are consumed here, so this is where a member sees its own removal
-        // (a leader that removes itself hears of it from nobody else).
-        let me = self.server.member_id();
-        self.removed |= outputs
-            .iter()
-            .any(|output| matches!(output, Output::ConfState(cs) if directory::removes(cs, me)));
+        // The configurations are stored above (`Output::Removed`, if one leaves this member
+        // out, stays for `deliver`).
         outputs.retain(|output| !matches!(output, Output::ConfState(_)));
         release_responses(&mut self.waiting, &mut outputs);
         if snapshot {

@@ -1,6 +1,7 @@
 //! The loop itself: the scheduler. One turn:
 //!
-//! 1. wait for any input (peer event, command, or the next tick);
+//! 1. wait for any input (peer event, command) or the core's next deadline
+//!    (`Server::poll_timeout`), then let the core handle the time (`Server::handle_timeout`);
 //! 2. drain every other input already queued — all of it reaches the core before step 3, so
 //!    the turn's proposals become one raft append (group commit);
 //! 3. while the core has raft work: send its `messages` (a `MsgSnap`'s data is streamed by the
@@ -17,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
@@ -129,6 +130,11 @@ impl Clock {
     fn now_ms(&self) -> u64 {
         self.start_ms + self.start.elapsed().as_millis() as u64
     }
+
+    /// When this clock reads `ms`.
+    fn instant_of(&self, ms: u64) -> Instant {
+        self.start + Duration::from_millis(ms.saturating_sub(self.start_ms))
+    }
 }
 
 pub(super) struct Loop<'s> {
@@ -151,7 +157,8 @@ pub(super) struct Loop<'s> {
     pub leader_changes: u64,
     pub last_leader: u64,
     published_members: PublishedMembers,
-    /// Set when this member learns it was removed; the loop then stops with an error.
+    /// The core said this member was removed (`Output::Removed`): the loop stops with an
+    /// error at the end of the turn.
     pub removed: bool,
     /// A defragmentation runs: applying is paused (see [`super::defrag`]).
     pub defragging: bool,
@@ -227,10 +234,6 @@ impl<'s> Loop<'s> {
     ) -> Result<(), DriverError> {
         self.peers.want(initial_peers.into_iter().collect());
         self.reconcile_peers();
-        if self.is_sole_voter() {
-            // A one-member cluster need not wait an election timeout to lead.
-            self.server.campaign();
-        }
         let result = self
             .turns(
                 &mut commands,
@@ -272,10 +275,10 @@ impl<'s> Loop<'s> {
         password_results: &mut PasswordResults,
         forward_answers: &mut ForwardAnswers,
     ) -> Result<(), DriverError> {
-        let tick = self.config.tick;
-        let mut next_tick = Instant::now() + tick;
         loop {
-            let mut wake = next_tick;
+            // Asleep until an input, the core's next deadline or the held batch's, whichever
+            // comes first.
+            let mut wake = self.clock.instant_of(self.server.poll_timeout());
             if let Some(due) = self.backend.held().deadline() {
                 wake = wake.min(due);
             }
@@ -310,16 +313,9 @@ impl<'s> Loop<'s> {
                 stop |= self.on_command(command)?;
             }
             self.backend.held().commit_if_due(&self.metrics)?;
-            let now = Instant::now();
-            if now >= next_tick {
-                self.server.tick(self.clock.now_ms());
+            // The core keeps its own schedule (a late wake-up gets one tick, not a burst).
+            if self.server.handle_timeout(self.clock.now_ms()) {
                 self.hub.tick(&self.server.state().mvcc);
-                next_tick += tick;
-                if next_tick < now {
-                    // The loop fell behind (a long fsync, a stall): skip the missed ticks
-                    // instead of firing a burst that would expire elections at once.
-                    next_tick = now + tick;
-                }
             }
             self.process().await?;
             if self.removed {
@@ -336,13 +332,7 @@ impl<'s> Loop<'s> {
             PeerEvent::Message(message) => self.server.step(message),
             PeerEvent::Unreachable { to } => self.server.report_unreachable(to),
             PeerEvent::SnapshotStatus { to, ok } => self.server.report_snapshot(to, ok),
-            PeerEvent::Removed { by } => {
-                tracing::warn!(
-                    by = format_args!("{by:x}"),
-                    "a peer refused this member as removed"
-                );
-                self.removed = true;
-            }
+            PeerEvent::Removed { by } => self.server.refused_as_removed(by),
         }
     }
 

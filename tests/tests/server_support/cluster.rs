@@ -447,6 +447,7 @@ impl Cluster {
             Output::SnapshotRefused { index } => {
                 writeln!(self.out, "n{id} refused snapshot at index {index}").unwrap();
             }
+            Output::Removed => writeln!(self.out, "n{id} removed from the cluster").unwrap(),
             Output::LeaderChanged { .. }
             | Output::ConfState(_)
             | Output::Snapshot { .. }

@@ -212,6 +212,8 @@ impl Shell {
                         self.server.member_id()
                     )
                 }
+                // Out of the cluster: the member stops, as etcd's does.
+                Output::Removed => return Err("removed from the cluster".into()),
                 // Slow by design: off the loop, and always back, or the client never hears.
                 Output::PasswordWork(work) => {
                     let inbox = self.inbox.clone();
@@ -225,15 +227,17 @@ impl Shell {
     }
 
     /// Catches up watchers that fell behind (a bounded batch per turn), then hands every
-    /// stream its responses. These channels are unbounded; a runtime with back-pressure gives
-    /// `take_responses` the room its stream has instead.
+    /// stream its responses (headers filled in by the core). These channels are unbounded; a
+    /// runtime with back-pressure gives `take_watch_responses` the room its stream has instead.
     fn serve_watchers(&mut self) -> Result<(), Fatal> {
         if self.hub.unsynced_watchers() > 0 {
             let txn = self.server.backend().read_txn()?;
             self.hub.sync(&self.server.state().mvcc, &txn)?;
         }
         for stream in self.hub.streams_with_responses() {
-            let responses = self.hub.take_all_responses(stream);
+            let responses = self
+                .server
+                .take_watch_responses(&mut self.hub, stream, usize::MAX);
             let open = self
                 .watch_streams
                 .get(&stream)

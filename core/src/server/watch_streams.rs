@@ -1,9 +1,9 @@
-//! Watch requests from client streams, checked against the auth store. The shell owns the
-//! [`WatchHub`] (it drives the streams); the decision which watch a stream's user may create
-//! or keep is made here and in `crate::watch`, so both client protocols (QUIC and gRPC) get
-//! the same answers.
+//! Watch streams as the core serves them. The shell owns the [`WatchHub`] (it drives the
+//! streams); the decisions are made here and in `crate::watch`, so both client protocols
+//! (QUIC and gRPC) and every runtime get the same answers: which watch a stream's user may
+//! create or keep (checked against the auth store), and what a response's header says.
 
-use qraft_proto::etcdserverpb::WatchRequest;
+use qraft_proto::etcdserverpb::{WatchRequest, WatchResponse};
 use qraft_proto::qraftpb::TokenClaims;
 
 use crate::backend::Backend;
@@ -29,6 +29,25 @@ impl<S: Storage, B: Backend> Server<S, B> {
             .auth
             .auth_info(token, cert_common_name, claims, self.now_ms);
         hub.request_as(stream, request, &self.state.mvcc, &self.state.auth, who);
+    }
+
+    /// Up to `room` encoded bytes of `stream`'s queued responses, as
+    /// [`WatchHub::take_responses`] hands them, with etcd's full header: the hub knows
+    /// revisions only; etcd's watch headers also name the cluster, the member and the raft
+    /// term (etcdctl prints them), as every other response of this member does.
+    pub fn take_watch_responses(
+        &self,
+        hub: &mut WatchHub,
+        stream: StreamId,
+        room: usize,
+    ) -> Vec<WatchResponse> {
+        let mut responses = hub.take_responses(stream, room);
+        for header in responses.iter_mut().filter_map(|r| r.header.as_mut()) {
+            header.cluster_id = self.config.cluster_id;
+            header.member_id = self.config.member_id;
+            header.raft_term = self.term;
+        }
+        responses
     }
 
     /// Cancels the watchers whose user lost read permission on their keys; call after every
