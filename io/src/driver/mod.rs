@@ -13,13 +13,14 @@
 //! The driver is runtime-agnostic apart from [`crate::runtime`] (spawn, sleep).
 
 mod bootstrap;
+mod client_calls;
 mod config;
 mod defrag;
 mod directory;
+mod endpoint_status;
 mod force_new_cluster;
 mod forward;
 mod handle;
-mod handler;
 mod held;
 mod info;
 mod metrics;
@@ -30,7 +31,6 @@ mod persist;
 mod restore;
 mod run;
 mod secrets;
-mod status;
 mod watch;
 mod watch_queue;
 

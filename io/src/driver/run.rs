@@ -26,11 +26,11 @@ use qraft_core::server::{RaftWork, RequestId, Server};
 use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
 use qraft_proto::qraftpb::ClientResponse;
 
+use super::client_calls::served_from_committed_file;
 use super::config::DriverConfig;
 use super::directory::PublishedMembers;
 use super::forward::{ForwardAnswers, ForwardedRequests, Forwarder};
 use super::handle::{Command, DriverError, DriverHandle};
-use super::handler::served_from_committed_file;
 use super::held::LoopBackend;
 use super::info::SharedInfo;
 use super::metrics::LoopMetrics;

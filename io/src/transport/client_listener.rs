@@ -11,7 +11,7 @@ use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 use rustls::RootCertStore;
 use rustls::pki_types::CertificateDer;
 
-use super::handler::{RequestStream, ResponseSink};
+use super::request_handler::{RequestStream, ResponseSink};
 use super::{
     ClientContext, FrameError, QuicSettings, RequestHandler, TransportError, codes, encode_frame,
     is_streaming, read_sized_frame,

@@ -7,13 +7,13 @@ mod client_listener;
 mod connection_room;
 mod endpoint;
 mod frame;
-mod handler;
 mod members;
 mod peer;
 mod peer_recv;
 mod peer_request;
 mod peer_send;
 mod peer_snapshot;
+mod request_handler;
 
 pub use backoff::Backoff;
 pub use client_listener::{ClientListener, ClientListenerConfig};
@@ -23,12 +23,14 @@ pub use frame::{
     CLIENT_REQUEST_FRAME_LIMIT, CLIENT_RESPONSE_FRAME_LIMIT, FrameError, FrameReader,
     PEER_FRAME_LIMIT, encode_frame, read_frame, read_sized_frame,
 };
-pub use handler::{ClientContext, RequestHandler, RequestStream, ResponseSink, is_streaming};
 pub use members::fetch_members;
 pub use peer::{
     PEER_IDLE_TIMEOUT, PeerAddr, PeerEvent, PeerTransport, PeerTransportConfig, QuicPeerTransport,
 };
 pub use peer_request::PeerRequestHandler;
+pub use request_handler::{
+    ClientContext, RequestHandler, RequestStream, ResponseSink, is_streaming,
+};
 
 pub(crate) use endpoint::{bind, bind_restartable, client_config, server_config};
 

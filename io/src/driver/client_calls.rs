@@ -13,7 +13,7 @@ use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::handle::DriverHandle;
-use super::{status, watch};
+use super::{endpoint_status, watch};
 use crate::status::{Code, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
 
@@ -35,7 +35,7 @@ impl RequestHandler for DriverHandle {
                 return refusal;
             }
             match &req.request {
-                Some(In::Status(_)) => status::status(&handle),
+                Some(In::Status(_)) => endpoint_status::status(&handle),
                 Some(In::MoveLeader(r)) => move_leader(&handle, r.target_id).await,
                 Some(In::Defragment(_)) => defragment(&handle).await,
                 _ => handle.request(req).await,
@@ -97,7 +97,7 @@ async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
     match handle.transfer_leader(target).await {
         Ok(()) => ClientResponse {
             response: Some(Out::MoveLeader(MoveLeaderResponse {
-                header: Some(status::header(&handle.info())),
+                header: Some(endpoint_status::header(&handle.info())),
             })),
         },
         Err(message) => error_response(Code::FailedPrecondition, message),
@@ -110,7 +110,7 @@ async fn defragment(handle: &DriverHandle) -> ClientResponse {
     match handle.defragment().await {
         Ok(_sizes) => ClientResponse {
             response: Some(Out::Defragment(DefragmentResponse {
-                header: Some(status::header(&handle.info())),
+                header: Some(endpoint_status::header(&handle.info())),
             })),
         },
         Err(err @ crate::storage::StorageError::Busy(_)) => {
@@ -165,7 +165,7 @@ async fn snapshot(handle: DriverHandle, mut responses: ResponseSink) {
             return;
         }
     };
-    let header = status::header(&info);
+    let header = endpoint_status::header(&info);
     let mut pending: Option<Vec<u8>> = None;
     loop {
         let next = match exporter.next_chunk(SNAPSHOT_CHUNK) {
