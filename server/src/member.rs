@@ -31,7 +31,7 @@ use crate::config::{
 use crate::grpc::{ConnectionPolicy, GrpcLimits, GrpcServer};
 use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
-use crate::http::HttpServer;
+use crate::http::{Endpoints, HttpServer};
 use crate::join::resolve_identity;
 use crate::limits::{ConnectionLimit, ListenerCaps, fd_limit};
 use crate::shutdown::ShutdownSignal;
@@ -276,7 +276,10 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             handshake_timeout: crate::grpc::HANDSHAKE_TIMEOUT,
             keepalive: config.grpc_keepalive,
             max_concurrent_streams: config.max_concurrent_streams,
-        });
+        })
+        // HTTP/1.1 on the client URLs: the probes as on --listen-metrics-urls (etcd serves
+        // them on both), beside the JSON gateway.
+        .with_http(Arc::new(Endpoints::new(health.clone(), metrics.clone())));
         runtime::spawn(server.run())
     };
     tracing::info!(

@@ -10,7 +10,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use hyper::body::{Body, Bytes, Frame};
 use qraft_io::metrics::Metrics;
 
-use super::codec::encode_frame;
+use super::codec::{MessageEncoding, encode_frame};
 use super::handler::ResponseStream;
 use super::status::Status;
 
@@ -31,6 +31,18 @@ impl GrpcBody {
         }
     }
 
+    /// Frames made elsewhere (the JSON gateway's lines).
+    pub fn from_frames(frames: BoxStream<'static, Frame<Bytes>>) -> Self {
+        GrpcBody { frames }
+    }
+
+    /// One block of bytes (an HTTP/1.1 answer).
+    pub fn full(bytes: Bytes) -> Self {
+        GrpcBody {
+            frames: stream::iter([Frame::data(bytes)]).boxed(),
+        }
+    }
+
     /// A call that ends with `status` and no message.
     pub fn status(status: Status) -> Self {
         GrpcBody {
@@ -39,10 +51,10 @@ impl GrpcBody {
     }
 
     /// A unary answer: one message then OK.
-    pub fn message(message: Bytes) -> Self {
+    pub fn message(message: Bytes, encoding: MessageEncoding) -> Self {
         GrpcBody {
             frames: stream::iter([
-                Frame::data(encode_frame(&message)),
+                Frame::data(encode_frame(&message, encoding)),
                 Frame::trailers(Status::ok().to_trailers()),
             ])
             .boxed(),
@@ -52,12 +64,13 @@ impl GrpcBody {
     /// A streaming answer. Ends with OK when the core ends the stream, with the core's status
     /// at its first error, or with the status the request decoder reports through `abort`
     /// (bad frame, oversized message) — whichever comes first.
-    /// `metrics` counts the bytes of every message sent.
+    /// `metrics` counts the bytes of every message sent (as sent, i.e. compressed).
     pub fn stream(
         responses: ResponseStream,
         encode: EncodeFn,
         abort: oneshot::Receiver<Status>,
         metrics: Arc<Metrics>,
+        encoding: MessageEncoding,
     ) -> Self {
         enum Event {
             Response(Option<qraft_proto::qraftpb::ClientResponse>),
@@ -77,7 +90,7 @@ impl GrpcBody {
                 let frame = match event {
                     Event::Response(Some(response)) => match encode(response) {
                         Ok(message) => {
-                            let frame = encode_frame(&message);
+                            let frame = encode_frame(&message, encoding);
                             metrics.client.sent(frame.len());
                             Frame::data(frame)
                         }

@@ -14,7 +14,7 @@ use qraft_proto::qraftpb::ClientRequest;
 use qraft_io::metrics::Metrics;
 
 use super::body::GrpcBody;
-use super::codec::{FrameDecoder, PREFIX_LEN};
+use super::codec::{FrameDecoder, MessageEncoding, PREFIX_LEN};
 use super::handler::CallContext;
 use super::health_check;
 use super::listener::Serving;
@@ -38,17 +38,39 @@ pub(super) async fn serve_call(
     if !is_grpc {
         return plain_http(StatusCode::UNSUPPORTED_MEDIA_TYPE);
     }
-    let body = match prepare(&serving, ctx, request).await {
+    let encoding =
+        MessageEncoding::from_header(request.headers().get("grpc-encoding").map(|v| v.as_bytes()));
+    let reply_encoding = encoding.as_ref().map_or(MessageEncoding::Identity, |e| {
+        reply_encoding(request.headers(), *e)
+    });
+    let encodings = encoding.map(|e| (e, reply_encoding));
+    let body = match prepare(&serving, ctx, request, encodings).await {
         Ok(body) => body,
         Err(status) => GrpcBody::status(status),
     };
-    grpc_response(body)
+    grpc_response(body, reply_encoding)
 }
 
+/// grpc-go's rule: answers are compressed with the request's compressor, unless the client
+/// said it does not accept it.
+fn reply_encoding(headers: &HeaderMap, request: MessageEncoding) -> MessageEncoding {
+    let accepted = headers
+        .get("grpc-accept-encoding")
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|list| list.split(',').any(|e| e.trim() == "gzip"));
+    match request {
+        MessageEncoding::Gzip if accepted => MessageEncoding::Gzip,
+        _ => MessageEncoding::Identity,
+    }
+}
+
+/// `encodings`: the request's message encoding and the answer's, or the status that refuses
+/// the request's.
 async fn prepare(
     serving: &Serving,
     ctx: CallContext,
     request: Request<Incoming>,
+    encodings: Result<(MessageEncoding, MessageEncoding), Status>,
 ) -> Result<GrpcBody, Status> {
     let Serving {
         core,
@@ -56,24 +78,17 @@ async fn prepare(
         metrics,
         ..
     } = serving;
-    if let Some(encoding) = request.headers().get("grpc-encoding")
-        && encoding != "identity"
-    {
-        return Err(Status::new(
-            Code::Unimplemented,
-            format!(
-                "grpc: Decompressor is not installed for grpc-encoding {:?}",
-                String::from_utf8_lossy(encoding.as_bytes())
-            ),
-        ));
-    }
+    let (encoding, reply_encoding) = encodings?;
     if request.uri().path() == health_check::CHECK_PATH {
-        let mut messages = request_messages(request.into_body(), limits.max_recv_message_bytes);
-        return health_check::check(single_message(&mut messages).await?).map(GrpcBody::message);
+        let mut messages =
+            request_messages(request.into_body(), limits.max_recv_message_bytes, encoding);
+        return health_check::check(single_message(&mut messages).await?)
+            .map(|message| GrpcBody::message(message, reply_encoding));
     }
     let method = methods::lookup(request.uri().path())?;
     let token = auth_token(request.headers());
-    let mut messages = request_messages(request.into_body(), limits.max_recv_message_bytes);
+    let mut messages =
+        request_messages(request.into_body(), limits.max_recv_message_bytes, encoding);
     match method.shape {
         Shape::Unary => {
             let request = single_request(&mut messages, method, token, metrics).await?;
@@ -81,7 +96,7 @@ async fn prepare(
             Ok(match (method.encode)(response) {
                 Ok(message) => {
                     metrics.client.sent(PREFIX_LEN + message.len());
-                    GrpcBody::message(message)
+                    GrpcBody::message(message, reply_encoding)
                 }
                 Err(status) => GrpcBody::status(status),
             })
@@ -95,6 +110,7 @@ async fn prepare(
                 method.encode,
                 abort,
                 metrics.clone(),
+                reply_encoding,
             ))
         }
         Shape::Bidirectional => {
@@ -106,6 +122,7 @@ async fn prepare(
                 method.encode,
                 abort,
                 metrics.clone(),
+                reply_encoding,
             ))
         }
     }
@@ -113,7 +130,7 @@ async fn prepare(
 
 /// The bearer token etcd clients send as the `token` metadata (the HTTP gateway's
 /// `authorization` is accepted too).
-fn auth_token(headers: &HeaderMap) -> String {
+pub(super) fn auth_token(headers: &HeaderMap) -> String {
     ["token", "authorization"]
         .iter()
         .find_map(|name| headers.get(*name).and_then(|v| v.to_str().ok()))
@@ -122,7 +139,7 @@ fn auth_token(headers: &HeaderMap) -> String {
 }
 
 /// Decodes one request message, counting it (by type) and its bytes for the metrics.
-fn decode_request(
+pub(super) fn decode_request(
     method: Method,
     token: &str,
     message: Bytes,
@@ -209,7 +226,11 @@ fn request_stream(
 }
 
 /// The gRPC messages of a request body, each checked against the receive limit.
-fn request_messages(body: Incoming, max_bytes: usize) -> BoxStream<'static, Result<Bytes, Status>> {
+fn request_messages(
+    body: Incoming,
+    max_bytes: usize,
+    encoding: MessageEncoding,
+) -> BoxStream<'static, Result<Bytes, Status>> {
     struct State {
         body: Incoming,
         decoder: FrameDecoder,
@@ -217,7 +238,7 @@ fn request_messages(body: Incoming, max_bytes: usize) -> BoxStream<'static, Resu
     }
     let state = State {
         body,
-        decoder: FrameDecoder::new(max_bytes),
+        decoder: FrameDecoder::new(max_bytes, encoding),
         done: false,
     };
     stream::unfold(state, |mut state| async move {
@@ -261,10 +282,17 @@ fn request_messages(body: Incoming, max_bytes: usize) -> BoxStream<'static, Resu
     .boxed()
 }
 
-fn grpc_response(body: GrpcBody) -> Response<GrpcBody> {
+fn grpc_response(body: GrpcBody, encoding: MessageEncoding) -> Response<GrpcBody> {
     let mut response = Response::new(body);
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    if encoding == MessageEncoding::Gzip {
+        headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+    }
+    headers.insert(
+        "grpc-accept-encoding",
+        HeaderValue::from_static("gzip,identity"),
+    );
     headers.insert(
         "qraft-version",
         HeaderValue::from_static(env!("CARGO_PKG_VERSION")),

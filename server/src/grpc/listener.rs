@@ -20,8 +20,10 @@ use super::call::serve_call;
 use super::frame_watch::FrameWatch;
 use super::handler::{CallContext, CoreHandle};
 use super::header_rewrite::HeaderRewrite;
+use super::http1::serve_http1;
+use super::sniff::{Protocol, sniff};
 use crate::config::{GrpcKeepalive, Scheme, Url};
-use crate::http::{FuturesIo, RuntimeTimer};
+use crate::http::{FuturesIo, Responder, RuntimeTimer};
 use crate::limits::ConnectionLimit;
 
 /// A client that has not finished its TLS handshake and sent the HTTP/2 preface by then is
@@ -85,11 +87,12 @@ pub struct GrpcServer {
     limits: GrpcLimits,
     metrics: Arc<Metrics>,
     policy: ConnectionPolicy,
+    http: Option<Arc<dyn Responder>>,
 }
 
 impl GrpcServer {
     /// Binds every URL. `tls` is the client listener's server configuration; its ALPN is
-    /// replaced by `h2`, which gRPC clients require.
+    /// replaced by `h2` (which gRPC clients require) and `http/1.1` (the JSON gateway).
     pub async fn bind(
         urls: &[Url],
         tls: Option<Arc<rustls::ServerConfig>>,
@@ -98,7 +101,7 @@ impl GrpcServer {
     ) -> Result<Self, GrpcListenError> {
         let acceptor = tls.map(|config| {
             let mut config = (*config).clone();
-            config.alpn_protocols = vec![b"h2".to_vec()];
+            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
             TlsAcceptor::from(Arc::new(config))
         });
         let mut listeners = Vec::new();
@@ -129,6 +132,7 @@ impl GrpcServer {
             limits,
             metrics: Arc::new(Metrics::new()),
             policy: ConnectionPolicy::default(),
+            http: None,
         })
     }
 
@@ -142,6 +146,13 @@ impl GrpcServer {
     /// registry of their own that nobody renders).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// The member's HTTP endpoints (`/health`, `/metrics`, ...), served to HTTP/1.1 clients
+    /// beside the JSON gateway; without them those paths answer 404.
+    pub fn with_http(mut self, endpoints: Arc<dyn Responder>) -> Self {
+        self.http = Some(endpoints);
         self
     }
 
@@ -168,6 +179,7 @@ impl GrpcServer {
             limits: self.limits,
             metrics: self.metrics,
             policy: Arc::new(self.policy),
+            http: self.http,
         };
         join_all(
             self.listeners
@@ -185,6 +197,7 @@ pub(super) struct Serving {
     pub limits: GrpcLimits,
     pub metrics: Arc<Metrics>,
     pub policy: Arc<ConnectionPolicy>,
+    pub http: Option<Arc<dyn Responder>>,
 }
 
 async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: Serving) {
@@ -239,7 +252,7 @@ async fn serve_connection(
                 peer_certificates: None,
                 room: ConnectionRoom::default(),
             };
-            serve_http2(stream, ctx, serving, started).await
+            serve_protocol(stream, ctx, serving, started).await
         }
         Some(acceptor) => {
             let handshake =
@@ -256,8 +269,32 @@ async fn serve_connection(
                     .map(|chain| Arc::new(chain.to_vec())),
                 room: ConnectionRoom::default(),
             };
-            serve_http2(stream, ctx, serving, started).await
+            serve_protocol(stream, ctx, serving, started).await
         }
+    }
+}
+
+/// HTTP/2 (gRPC) or HTTP/1.1 (JSON gateway, probes), told apart by the HTTP/2 preface as
+/// etcd's connection multiplexer does.
+async fn serve_protocol<S>(
+    stream: S,
+    ctx: CallContext,
+    serving: Serving,
+    started: Instant,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let left = serving
+        .policy
+        .handshake_timeout
+        .saturating_sub(started.elapsed());
+    let (stream, protocol) = runtime::timeout(left, sniff(stream))
+        .await
+        .map_err(|_| "no request in time")??;
+    match protocol {
+        Protocol::Http2 => serve_http2(stream, ctx, serving, started).await,
+        Protocol::Http1 => serve_http1(stream, ctx, serving).await,
     }
 }
 

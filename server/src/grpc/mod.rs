@@ -1,6 +1,7 @@
 //! etcd's v3 gRPC API, served on every client URL (TCP, beside the QUIC listener's UDP on the
 //! same port) and on any extra `--listen-grpc-urls`, so existing etcd clients (etcdctl, Go
-//! clientv3, the `etcd-client` crate) work against qraft unchanged.
+//! clientv3, the `etcd-client` crate) work against qraft unchanged. HTTP/1.1 on the same port
+//! serves etcd's JSON gateway (`/v3/...`) and the member's HTTP endpoints (`/health`, ...).
 //!
 //! Every RPC is translated into the same `qraftpb::ClientRequest` the QUIC client listener
 //! hands to the core ([`CoreHandle`]); this module only does HTTP/2, gRPC framing and status
@@ -14,13 +15,17 @@ mod body;
 mod call;
 mod codec;
 mod frame_watch;
+mod gateway;
+mod gateway_json;
 mod handler;
 mod header_rewrite;
 mod health_check;
 mod hpack;
+mod http1;
 mod huffman;
 mod listener;
 mod methods;
+mod sniff;
 mod status;
 
 pub use handler::{CallContext, CoreHandle, ResponseStream};

@@ -132,11 +132,12 @@ async fn handle<S: HealthSource>(
     let reply = endpoints
         .respond(request.method().as_str(), uri.path(), uri.query())
         .await;
-    into_response(reply)
+    into_response(reply, Full::new)
 }
 
-fn into_response(reply: Reply) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(reply.body)));
+/// The reply as hyper's response, its body made by `body` (each listener has its body type).
+pub fn into_response<B>(reply: Reply, body: impl FnOnce(Bytes) -> B) -> Response<B> {
+    let mut response = Response::new(body(Bytes::from(reply.body)));
     *response.status_mut() =
         StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let headers = response.headers_mut();

@@ -16,7 +16,7 @@ mod timer;
 
 pub use checks::{Check, LIVEZ, READYZ};
 pub use futures_io::FuturesIo;
-pub use listener::HttpServer;
-pub use routes::{Endpoints, Reply};
+pub use listener::{HEADER_READ_TIMEOUT, HttpServer, into_response};
+pub use routes::{Endpoints, Reply, Responder};
 pub use source::HealthSource;
 pub use timer::RuntimeTimer;

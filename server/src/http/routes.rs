@@ -109,6 +109,28 @@ fn to_json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// The endpoints behind a trait object, so that the gRPC listener's HTTP/1.1 side can serve
+/// them without knowing the member's [`HealthSource`] type.
+pub trait Responder: Send + Sync + 'static {
+    fn respond_boxed<'a>(
+        &'a self,
+        method: &'a str,
+        path: &'a str,
+        query: Option<&'a str>,
+    ) -> futures::future::BoxFuture<'a, Reply>;
+}
+
+impl<S: HealthSource> Responder for Endpoints<S> {
+    fn respond_boxed<'a>(
+        &'a self,
+        method: &'a str,
+        path: &'a str,
+        query: Option<&'a str>,
+    ) -> futures::future::BoxFuture<'a, Reply> {
+        Box::pin(self.respond(method, path, query))
+    }
+}
+
 /// The HTTP endpoints of one member.
 pub struct Endpoints<S> {
     source: Arc<S>,

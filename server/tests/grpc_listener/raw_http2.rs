@@ -112,7 +112,8 @@ fn a_well_formed_unary_call_answers_one_message_and_ok() {
 }
 
 #[test]
-fn compressed_messages_are_unimplemented() {
+fn a_compressed_message_without_grpc_encoding_is_internal() {
+    // grpc-go's answer: the flag says compressed, but the call named no compressor.
     let addr = crate::start(ScriptedCore::default(), GrpcLimits::default());
     let answer = send(
         addr,
@@ -120,7 +121,11 @@ fn compressed_messages_are_unimplemented() {
         GRPC,
         frame(1, &put_request(3)),
     );
-    assert_eq!(answer.grpc_status.as_deref(), Some("12"));
+    assert_eq!(answer.grpc_status.as_deref(), Some("13"));
+    assert_eq!(
+        answer.grpc_message.as_deref(),
+        Some("grpc: compressed flag set with identity or empty encoding")
+    );
     assert!(answer.data.is_empty());
 }
 
