@@ -20,7 +20,7 @@
 # "leader change" covers the whole run from the fill on.
 # Prints one Markdown table. Knobs (environment): N (default 2000000), V (default 1024),
 # SNAP_COUNT (default 10000), AFTER (default SNAP_COUNT + 10000), WATCHERS, SKIP_ETCD=1, SKIP_QRAFT=1,
-# ETCD_TLS (1, the default: etcd encrypts as qraft does), WORK, KEEP=1. Not part of CI; the
+# ETCD_TLS (1, the default: etcd encrypts as qraft does), WORK, KEEP=1 (keeps data and logs). Not part of CI; the
 # default size needs ~3 GiB of disk per member and takes a while: try N=200000 first.
 set -euo pipefail
 
@@ -47,13 +47,15 @@ trap 'exit 130' INT TERM
 
 log() { echo "== $*" >&2; }
 
-rss_anon_mb() { # pid
-    awk '/^RssAnon:/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null || echo 0
+rss_anon_mb() { # pid (0 when the process is gone)
+    local mb
+    mb=$(awk '/^RssAnon:/ {printf "%d", $2 / 1024}' "/proc/$1/status" 2>/dev/null)
+    echo "${mb:-0}"
 }
 
 status_json() { # system endpoint cacert
     if [[ $1 == etcd ]]; then
-        curl -sf ${3:+--cacert "$3"} -X POST -d '{}' "$2/v3/maintenance/status"
+        curl -sf --max-time 5 ${3:+--cacert "$3"} -X POST -d '{}' "$2/v3/maintenance/status"
     else
         "$CTL" --endpoints "$2" --cacert "$3" endpoint status -w json | jq '.[0].Status'
     fi
@@ -91,17 +93,26 @@ stop_member() { # i
 }
 
 # Samples the RssAnon of the leader and of member $2 every 100 ms until member $2's revision
-# reaches $3 (15 minutes at most). Sets CAUGHT_S, PEAK_L, PEAK_M.
+# reaches $3 (15 minutes at most). Sets CAUGHT_S, PEAK_L, PEAK_M. The sampler runs apart from
+# the revision checks: a member that has not opened its client port yet keeps a status call
+# waiting for seconds (etcd serves clients only after applying the snapshot), and sampling
+# between such calls saw only the process's first moments.
 wait_caught_up() { # system member-index target-revision endpoint-of-member cacert
-    local sys=$1 m=$2 target=$3 ep=$4 cacert=$5 start now
+    local sys=$1 m=$2 target=$3 ep=$4 cacert=$5 start sampler peaks="$WORK/peaks"
     start=$(date +%s.%N)
-    PEAK_L=0
-    PEAK_M=0
+    (
+        pl=0 pm=0
+        while :; do
+            now=$(rss_anon_mb "${MEMBER_PIDS[$LEADER]}")
+            ((now > pl)) && pl=$now
+            now=$(rss_anon_mb "${MEMBER_PIDS[$m]}")
+            ((now > pm)) && pm=$now
+            echo "$pl $pm" >"$peaks.tmp" && mv "$peaks.tmp" "$peaks"
+            sleep 0.1
+        done
+    ) &
+    sampler=$!
     while :; do
-        now=$(rss_anon_mb "${MEMBER_PIDS[$LEADER]}")
-        ((now > PEAK_L)) && PEAK_L=$now
-        now=$(rss_anon_mb "${MEMBER_PIDS[$m]}")
-        ((now > PEAK_M)) && PEAK_M=$now
         (($(revision "$sys" "$ep" "$cacert") >= target)) && break
         if (($(echo "$(date +%s.%N) - $start > 900" | bc))); then
             log "$sys: member $m did not catch up in 15 minutes"
@@ -110,6 +121,10 @@ wait_caught_up() { # system member-index target-revision endpoint-of-member cace
         sleep 0.1
     done
     CAUGHT_S=$(echo "$(date +%s.%N) - $start" | bc)
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    read -r PEAK_L PEAK_M <"$peaks" || { PEAK_L=0 PEAK_M=0; }
+    rm -f "$peaks"
 }
 
 run_system() { # system workdir
@@ -171,7 +186,7 @@ run_system() { # system workdir
 $catch | $([[ $leader_before == "$(leader_id "$sys" "$leader_ep" "$cacert")" ]] && echo no || echo YES) | \
 $sizes | $(printf '%.2f' "$ready_s") s | $join |")
     for i in 0 1 2 3; do stop_member "$i"; done
-    rm -rf "$w"
+    [[ ${KEEP:-0} == 1 ]] || rm -rf "$w"
 }
 
 [[ "${SKIP_ETCD:-0}" == 1 ]] || run_system etcd "$WORK/e"

@@ -14,8 +14,9 @@
 
 use futures::stream::{self, StreamExt};
 use qraft_io::driver::{DriverHandle, NodeInfo};
+use qraft_io::runtime;
 use qraft_io::status::{Code, error_response};
-use qraft_io::storage::EtcdImageExporter;
+use qraft_io::storage::{EtcdImageExporter, LmdbStorage};
 use qraft_proto::etcdserverpb::{ResponseHeader, SnapshotResponse};
 use qraft_proto::qraftpb::ClientResponse;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -27,8 +28,9 @@ use crate::grpc::{ETCD_COMPATIBLE_VERSION, ResponseStream};
 /// under every client's receive limit). A multiple of bbolt's page size.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 64 * 1024;
 
-/// Where the stream is: image chunks, then the digest.
+/// Where the stream is: laying the image out, image chunks, then the digest.
 enum Phase {
+    Start(LmdbStorage),
     Data {
         image: Box<EtcdImageExporter>,
         remaining: u64,
@@ -41,51 +43,66 @@ enum Phase {
 /// stream with an INTERNAL status after whatever was already sent, so a client never mistakes
 /// a cut stream for a complete one (the digest is only sent after the last data byte, and
 /// only when the bytes sent are exactly the length announced).
+///
+/// Laying the image out reads the whole key space and each chunk reads pages of the data
+/// file (a page fault may wait for the disk), so both run on blocking threads: a snapshot of
+/// gigabytes never holds an executor thread that client and peer tasks share.
 pub fn snapshot_responses(handle: &DriverHandle) -> ResponseStream {
-    let info = handle.info();
-    let first = match handle.storage().export_etcd_image() {
-        Ok(image) => Phase::Data {
-            remaining: image.len(),
-            image: Box::new(image),
-            digest: Box::new(Context::new(&SHA256)),
-        },
-        Err(err) => return stream::iter([error_response(Code::Internal, err.to_string())]).boxed(),
-    };
-    let header = header(&info);
-    stream::unfold(first, move |phase| async move {
-        let Phase::Data {
-            mut image,
-            remaining,
-            mut digest,
-        } = phase
-        else {
-            return None;
-        };
-        match image.next_chunk(SNAPSHOT_CHUNK_BYTES) {
-            Ok(Some(blob)) if blob.len() as u64 <= remaining => {
-                digest.update(&blob);
-                let remaining = remaining - blob.len() as u64;
-                let next = Phase::Data {
+    let header = header(&handle.info());
+    stream::unfold(
+        Phase::Start(handle.storage().clone()),
+        move |phase| async move {
+            let (mut image, remaining, mut digest) = match phase {
+                Phase::Start(storage) => {
+                    match runtime::spawn_blocking(move || storage.export_etcd_image()).await {
+                        Ok(image) => {
+                            let whole = image.len();
+                            (Box::new(image), whole, Box::new(Context::new(&SHA256)))
+                        }
+                        Err(err) => {
+                            let failed = error_response(Code::Internal, err.to_string());
+                            return Some((failed, Phase::Done));
+                        }
+                    }
+                }
+                Phase::Data {
                     image,
                     remaining,
                     digest,
-                };
-                Some((message(header, remaining, blob), next))
+                } => (image, remaining, digest),
+                Phase::Done => return None,
+            };
+            let (image, chunk) = runtime::spawn_blocking(move || {
+                let chunk = image.next_chunk(SNAPSHOT_CHUNK_BYTES);
+                (image, chunk)
+            })
+            .await;
+            match chunk {
+                Ok(Some(blob)) if blob.len() as u64 <= remaining => {
+                    digest.update(&blob);
+                    let remaining = remaining - blob.len() as u64;
+                    let next = Phase::Data {
+                        image,
+                        remaining,
+                        digest,
+                    };
+                    Some((message(header, remaining, blob), next))
+                }
+                Ok(None) if remaining == 0 => {
+                    let sha = digest.finish().as_ref().to_vec();
+                    Some((message(header, 0, sha), Phase::Done))
+                }
+                Ok(_) => Some((
+                    error_response(
+                        Code::Internal,
+                        "snapshot image length differs from the announced length",
+                    ),
+                    Phase::Done,
+                )),
+                Err(err) => Some((error_response(Code::Internal, err.to_string()), Phase::Done)),
             }
-            Ok(None) if remaining == 0 => {
-                let sha = digest.finish().as_ref().to_vec();
-                Some((message(header, 0, sha), Phase::Done))
-            }
-            Ok(_) => Some((
-                error_response(
-                    Code::Internal,
-                    "snapshot image length differs from the announced length",
-                ),
-                Phase::Done,
-            )),
-            Err(err) => Some((error_response(Code::Internal, err.to_string()), Phase::Done)),
-        }
-    })
+        },
+    )
     .boxed()
 }
 

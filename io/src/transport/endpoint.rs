@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{EndpointConfig, TransportConfig, VarInt};
+use quinn::{EndpointConfig, MtuDiscoveryConfig, TransportConfig, VarInt};
 use quinn_proto::HashedConnectionIdGenerator;
 use ring::hmac;
 
@@ -25,6 +25,14 @@ pub struct QuicSettings {
     /// dial's first packets (the first after three times this), so a dial that started while
     /// the path was down completes soon after it comes back.
     pub initial_rtt: Duration,
+    /// Bytes one stream may have in flight before the receiver reads them (QUIC flow control):
+    /// a bulk stream (a snapshot) moves at most this much per round trip of the receiver's
+    /// credit, so it bounds throughput; it also bounds what a slow reader buffers per stream.
+    pub stream_window: u32,
+    /// The largest UDP payload MTU discovery tries (it settles on what the path carries and
+    /// falls back on loss, so a high bound is safe): fewer, larger datagrams per byte where
+    /// the path allows them (loopback, jumbo frames).
+    pub mtu_upper_bound: u16,
 }
 
 impl Default for QuicSettings {
@@ -33,8 +41,10 @@ impl Default for QuicSettings {
             idle_timeout: Duration::from_secs(10),
             keep_alive: Duration::from_secs(2),
             max_concurrent_streams: 1024,
-            // quinn's default.
+            // quinn's defaults.
             initial_rtt: Duration::from_millis(333),
+            stream_window: 1_250_000,
+            mtu_upper_bound: 1452,
         }
     }
 }
@@ -48,7 +58,14 @@ fn transport_config(settings: &QuicSettings) -> Result<Arc<TransportConfig>, Tra
         .initial_rtt(settings.initial_rtt)
         .keep_alive_interval(Some(settings.keep_alive))
         .max_concurrent_bidi_streams(VarInt::from_u32(settings.max_concurrent_streams))
-        .max_concurrent_uni_streams(VarInt::from_u32(settings.max_concurrent_streams));
+        .max_concurrent_uni_streams(VarInt::from_u32(settings.max_concurrent_streams))
+        .stream_receive_window(VarInt::from_u32(settings.stream_window))
+        // Several bulk streams at once still share a bounded buffer and send budget.
+        .receive_window(VarInt::from_u32(settings.stream_window.saturating_mul(2)))
+        .send_window(u64::from(settings.stream_window) * 2);
+    let mut mtu = MtuDiscoveryConfig::default();
+    mtu.upper_bound(settings.mtu_upper_bound);
+    config.mtu_discovery_config(Some(mtu));
     Ok(Arc::new(config))
 }
 

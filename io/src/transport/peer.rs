@@ -167,6 +167,12 @@ impl PeerTransportConfig {
                 keep_alive: PEER_IDLE_TIMEOUT / 8,
                 // Members sit on one network; a lost dial packet is resent after 300 ms.
                 initial_rtt: Duration::from_millis(100),
+                // A snapshot stream of 1 MiB chunks keeps several chunks in flight (with
+                // quinn's 1.25 MB it waited for the receiver's credit after each one, ~100 MB/s
+                // on a loaded 2-core machine); members' paths are often loopback, virtual or
+                // jumbo-frame links that carry far more than 1452 bytes per datagram.
+                stream_window: 8 << 20,
+                mtu_upper_bound: 65_527,
                 ..QuicSettings::default()
             },
             max_frame: PEER_FRAME_LIMIT,
