@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures::{AsyncRead, AsyncWrite};
+use futures::AsyncRead;
 
 /// grpc-go's `maxPingStrikes`.
 pub const MAX_PING_STRIKES: u32 = 2;
@@ -132,23 +132,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for FrameWatch<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for FrameWatch<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
+super::writes_pass_through!(FrameWatch);
 
 #[cfg(test)]
 mod tests {

@@ -17,7 +17,7 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::{AsyncRead, AsyncWrite};
+use futures::AsyncRead;
 use hyper::http::uri::Authority;
 
 use super::hpack::{self, Decoder, Field};
@@ -373,23 +373,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeaderRewrite<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for HeaderRewrite<S> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_close(cx)
-    }
-}
+super::writes_pass_through!(HeaderRewrite);
 
 #[cfg(test)]
 mod tests {

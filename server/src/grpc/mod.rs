@@ -11,6 +11,38 @@
 //! HTTP/2 is hyper 1 on [`qraft_io::runtime`]'s sockets and tasks through
 //! [`crate::http::FuturesIo`], so there is no second async runtime.
 
+/// For the read-side wrappers of a connection (`Prefixed`, `HeaderRewrite`, `FrameWatch`):
+/// each looks at or rewrites what the client sends and hands every write straight to the
+/// stream in its `inner` field.
+macro_rules! writes_pass_through {
+    ($wrapper:ident) => {
+        impl<S: futures::AsyncWrite + Unpin> futures::AsyncWrite for $wrapper<S> {
+            fn poll_write(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+                buf: &[u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(&mut self.inner).poll_write(cx, buf)
+            }
+
+            fn poll_flush(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+            }
+
+            fn poll_close(
+                mut self: std::pin::Pin<&mut Self>,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(&mut self.inner).poll_close(cx)
+            }
+        }
+    };
+}
+pub(crate) use writes_pass_through;
+
 mod body;
 mod call;
 mod codec;
