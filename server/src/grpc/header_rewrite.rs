@@ -51,17 +51,13 @@ struct PendingBlock {
 }
 
 enum State {
-    Preface {
-        left: usize,
-    },
     FrameHeader {
         header: [u8; FRAME_HEADER_LEN],
         len: usize,
     },
-    /// Any frame other than HEADERS/CONTINUATION: copied as it arrives.
-    PassPayload {
-        left: usize,
-    },
+    /// The connection preface, or the payload of any frame other than HEADERS/CONTINUATION:
+    /// copied as it arrives.
+    PassThrough { left: usize },
     /// A HEADERS or CONTINUATION payload, collected whole.
     HeaderPayload {
         header: [u8; FRAME_HEADER_LEN],
@@ -80,7 +76,7 @@ pub struct Rewriter {
 impl Default for Rewriter {
     fn default() -> Self {
         Rewriter {
-            state: State::Preface { left: PREFACE_LEN },
+            state: State::PassThrough { left: PREFACE_LEN },
             pending: None,
             decoder: Decoder::new(HEADER_TABLE_SIZE, MAX_DECODED_BYTES),
         }
@@ -97,19 +93,7 @@ impl Rewriter {
     pub fn feed(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         while !input.is_empty() {
             match &mut self.state {
-                State::Preface { left } => {
-                    let n = (*left).min(input.len());
-                    out.extend_from_slice(&input[..n]);
-                    input = &input[n..];
-                    *left -= n;
-                    if *left == 0 {
-                        self.state = State::FrameHeader {
-                            header: [0; FRAME_HEADER_LEN],
-                            len: 0,
-                        };
-                    }
-                }
-                State::PassPayload { left } => {
+                State::PassThrough { left } => {
                     let n = (*left).min(input.len());
                     out.extend_from_slice(&input[..n]);
                     input = &input[n..];
@@ -191,7 +175,7 @@ impl Rewriter {
                 len: 0,
             }
         } else {
-            State::PassPayload { left: len }
+            State::PassThrough { left: len }
         };
         Ok(())
     }
