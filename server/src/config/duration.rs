@@ -1,7 +1,26 @@
-//! Durations written as Go's `time.ParseDuration` reads them (`300ms`, `1s`, `1h30m`, `1.5h`),
-//! for the flags etcd parses that way (`--auth-token ...,ttl=`, `--auto-compaction-retention`).
+//! Durations in flags: Go's `time.ParseDuration` (`300ms`, `1s`, `1h30m`, `1.5h`) for the flags
+//! etcd parses that way (`--auth-token ...,ttl=`, `--auto-compaction-retention`), and one
+//! number with one unit for the others (`--corrupt-check-time`, `--grpc-keepalive-*`).
 
 use std::time::Duration;
+
+/// A duration as etcd's flags write them, one unit: `0`, `500ms`, `30s`, `5m`, `1h`.
+pub(crate) fn parse_duration_ms(text: &str) -> Option<u64> {
+    if text == "0" {
+        return Some(0);
+    }
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        _ => return None,
+    };
+    number.checked_mul(scale)
+}
 
 /// `None` for anything Go would refuse (no unit, an unknown unit, a sign, overflow); `0`
 /// alone is allowed as in Go.

@@ -1,9 +1,48 @@
 //! `--initial-cluster`: parsing, the checks etcd makes on it, and the member IDs every member
 //! derives from it without talking to the others.
 
-use super::{ConfigError, InitialMember, Url, invalid};
+use super::{ClusterState, ConfigError, DEFAULT_CLUSTER_TOKEN, Flags, InitialMember, Url, invalid};
 
-pub(super) fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, ConfigError> {
+/// How the member bootstraps: with whom (`--initial-cluster`), into a new or an existing
+/// cluster, and the token its IDs are derived with.
+#[derive(Debug)]
+pub(super) struct Bootstrap {
+    pub initial_cluster: Vec<InitialMember>,
+    pub initial_cluster_state: ClusterState,
+    pub initial_cluster_token: String,
+}
+
+impl Bootstrap {
+    /// `name` and `advertise` (its peer URLs) must appear in the initial cluster, which is
+    /// this member alone by default.
+    pub(super) fn resolve(s: &Flags, name: &str, advertise: &[Url]) -> Result<Self, ConfigError> {
+        let initial_cluster = match s.initial_cluster.as_deref() {
+            Some(v) => parse_initial_cluster(v)?,
+            None => vec![InitialMember {
+                name: name.to_string(),
+                peer_urls: advertise.to_vec(),
+            }],
+        };
+        check_initial_cluster(name, &initial_cluster, advertise)?;
+        let initial_cluster_state = match s.initial_cluster_state.as_deref().unwrap_or("new") {
+            "new" => ClusterState::New,
+            "existing" => ClusterState::Existing,
+            other => {
+                return Err(invalid(format!(
+                    "unexpected --initial-cluster-state {other:?}: must be \"new\" or \"existing\""
+                )));
+            }
+        };
+        Ok(Self {
+            initial_cluster,
+            initial_cluster_state,
+            initial_cluster_token: (s.initial_cluster_token.clone())
+                .unwrap_or_else(|| DEFAULT_CLUSTER_TOKEN.to_string()),
+        })
+    }
+}
+
+fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, ConfigError> {
     let mut members: Vec<InitialMember> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, url) = part.split_once('=').ok_or_else(|| {
@@ -29,7 +68,7 @@ pub(super) fn parse_initial_cluster(text: &str) -> Result<Vec<InitialMember>, Co
     Ok(members)
 }
 
-pub(super) fn check_initial_cluster(
+fn check_initial_cluster(
     name: &str,
     cluster: &[InitialMember],
     advertise: &[Url],

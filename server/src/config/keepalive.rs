@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use super::{ConfigError, invalid, parse_duration_ms};
+use super::duration::parse_duration_ms;
+use super::{ConfigError, invalid};
 
 /// etcd's `--grpc-keepalive-min-time`.
 pub const DEFAULT_MIN_TIME: Duration = Duration::from_secs(5);

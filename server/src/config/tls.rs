@@ -1,9 +1,10 @@
 //! TLS for the client and peer listeners: where certificates come from, and how members
 //! check each other's (etcd's flags, with QUIC's rule that there is no plaintext).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::{ConfigError, Scheme, Url, invalid};
+use super::endpoints::Endpoints;
+use super::{AUTO_TLS_CLIENT_DIR, AUTO_TLS_PEER_DIR, ConfigError, Flags, Scheme, Url, invalid};
 
 /// Where a listener's certificate comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +65,7 @@ impl std::fmt::Display for PeerVerifyReason {
 /// The peer URLs' scheme decides: all `http://` accept any certificate, all `https://` verify
 /// against the peer CA unless `--peer-auto-tls` is given without certificate files (etcd's
 /// meaning of that flag). A mix is refused: a member has one peer identity policy.
-pub(super) fn peer_verify(
+fn peer_verify(
     listen: &[Url],
     advertise: &[Url],
     auto_tls: Option<bool>,
@@ -86,18 +87,18 @@ pub(super) fn peer_verify(
     })
 }
 
-pub(super) struct TlsFlags {
-    pub(super) cert: Option<PathBuf>,
-    pub(super) key: Option<PathBuf>,
-    pub(super) trusted_ca: Option<PathBuf>,
-    pub(super) client_cert_auth: bool,
-    pub(super) auto: Option<bool>,
-    pub(super) crl_file: Option<PathBuf>,
-    pub(super) allowed_cn: Option<String>,
-    pub(super) allowed_hostname: Option<String>,
+struct TlsFlags {
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    trusted_ca: Option<PathBuf>,
+    client_cert_auth: bool,
+    auto: Option<bool>,
+    crl_file: Option<PathBuf>,
+    allowed_cn: Option<String>,
+    allowed_hostname: Option<String>,
 }
 
-pub(super) fn tls_settings(
+fn tls_settings(
     prefix: &str,
     f: TlsFlags,
     auto_dir: PathBuf,
@@ -160,4 +161,92 @@ pub(super) fn tls_settings(
         allowed_cn: f.allowed_cn,
         allowed_hostname: f.allowed_hostname,
     })
+}
+
+/// The client and peer TLS settings of a member and how peers verify each other.
+#[derive(Debug)]
+pub(super) struct MemberTls {
+    pub client: TlsSettings,
+    pub peer: TlsSettings,
+    pub peer_verify: PeerVerify,
+}
+
+impl MemberTls {
+    /// Auto-generated certificates live under `data_dir`; `endpoints` decide the peer
+    /// verification (see [`PeerVerify`]) and must not serve plaintext next to
+    /// `--client-cert-auth`.
+    pub(super) fn resolve(
+        s: &Flags,
+        data_dir: &Path,
+        endpoints: &Endpoints,
+    ) -> Result<Self, ConfigError> {
+        let peer_verify = peer_verify(
+            &endpoints.listen_peer_urls,
+            &endpoints.initial_advertise_peer_urls,
+            s.peer_auto_tls,
+            s.peer_cert_file.is_some(),
+        )?;
+        let validity_years = s.self_signed_cert_validity.unwrap_or(1);
+        if validity_years == 0 {
+            return Err(invalid(
+                "--self-signed-cert-validity must be at least 1 year",
+            ));
+        }
+        let client = tls_settings(
+            "",
+            TlsFlags {
+                cert: s.cert_file.clone(),
+                key: s.key_file.clone(),
+                trusted_ca: s.trusted_ca_file.clone(),
+                client_cert_auth: s.client_cert_auth.unwrap_or(false),
+                auto: s.auto_tls,
+                crl_file: s.client_crl_file.clone(),
+                allowed_cn: None,
+                allowed_hostname: None,
+            },
+            data_dir.join(AUTO_TLS_CLIENT_DIR),
+            validity_years,
+        )?;
+        if s.peer_client_cert_auth == Some(false) {
+            return Err(invalid(
+                "--peer-client-cert-auth=false is not supported: qraft peers always authenticate each other",
+            ));
+        }
+        let peer = tls_settings(
+            "peer-",
+            TlsFlags {
+                cert: s.peer_cert_file.clone(),
+                key: s.peer_key_file.clone(),
+                trusted_ca: s.peer_trusted_ca_file.clone(),
+                client_cert_auth: true,
+                // `http://` peer URLs need no TLS flags: auto-TLS is implied.
+                auto: match peer_verify {
+                    PeerVerify::AnyCertificate(PeerVerifyReason::HttpUrls) => None,
+                    _ => s.peer_auto_tls,
+                },
+                crl_file: s.peer_crl_file.clone(),
+                allowed_cn: s.peer_cert_allowed_cn.clone(),
+                allowed_hostname: s.peer_cert_allowed_hostname.clone(),
+            },
+            data_dir.join(AUTO_TLS_PEER_DIR),
+            validity_years,
+        )?;
+        // A plaintext listener has no client certificate to check: serving it next to
+        // `--client-cert-auth` would let anyone in without one.
+        for (flag, list) in endpoints.client_listeners() {
+            if client.client_cert_auth
+                && let Some(u) = list.iter().find(|u| u.scheme == Scheme::Http)
+            {
+                return Err(invalid(format!(
+                    "{flag}: {u} is plaintext, so --client-cert-auth could not be \
+                     enforced on it; use an https:// URL or drop --client-cert-auth"
+                )));
+            }
+        }
+        Ok(Self {
+            client,
+            peer,
+            peer_verify,
+        })
+    }
 }

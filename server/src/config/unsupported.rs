@@ -358,6 +358,12 @@ const FIXED: &[Fixed] = &[
     },
 ];
 
+/// The flags with a fixed behaviour (checked against the flag definitions in `given`'s tests).
+#[cfg(test)]
+pub(super) fn fixed_flags() -> impl Iterator<Item = &'static str> {
+    FIXED.iter().map(|f| f.flag)
+}
+
 /// etcd's boolean spellings.
 fn normalized(value: &str) -> &str {
     match value {
