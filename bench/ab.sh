@@ -3,6 +3,10 @@
 # each on 127.0.0.1, taking turns so that a change in the machine's load hits all of them alike.
 #
 #     bench/ab.sh before=/path/to/bindir after=/work/targets/x/release      # NAME=DIR of `qraft`
+#     bench/ab.sh quic=/path/to/bindir grpc-grpc=/path/to/bindir          # both client paths
+#
+# A NAME ending in `-grpc` drives that qraft through etcd's gRPC API on its client URL (the
+# etcd client that drives etcd); other names use qraft's own QUIC client.
 #
 # A DIR holds a `qraft` binary (and, for the first one, `qraft-bench` built with feature `etcd`,
 # which drives every system, and `qraftctl`). Per repetition and system: a fresh cluster (etcd: one cluster for
@@ -127,7 +131,9 @@ for rep in $(seq 1 "$REPS"); do
             [[ $ENDPOINTS == leader ]] &&
                 QRAFT_EPS=$(leader_endpoint qraft "$QRAFT_EPS" "$w/ca/ca.crt" "$CTL")
             preload qraft "$QRAFT_EPS" "$w/ca/ca.crt"
-            run_puts "${SYSTEMS[$i]}" "$rep" qraft "$QRAFT_EPS" "$w/ca/ca.crt"
+            target=qraft
+            [[ ${SYSTEMS[$i]} == *-grpc ]] && target=etcd
+            run_puts "${SYSTEMS[$i]}" "$rep" "$target" "$QRAFT_EPS" "$w/ca/ca.crt"
         else
             echo "${SYSTEMS[$i]} did not serve writes" >&2
         fi

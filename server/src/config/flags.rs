@@ -13,6 +13,9 @@ use std::path::PathBuf;
 #[command(
     name = "qraft",
     version,
+    // Go's flag package takes a flag given twice and keeps the last value; etcd's command lines
+    // rely on it (its e2e suite passes `--client-cert-auth` twice with a CRL file).
+    args_override_self = true,
     about = "qraft: a replicated, strongly consistent key-value store in the spirit of etcd",
     long_about = "qraft: a replicated, strongly consistent key-value store in the spirit of etcd.\n\n\
         With no flags it runs a single-node member on 127.0.0.1 (clients on https://127.0.0.1:2379, \

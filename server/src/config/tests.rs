@@ -160,6 +160,29 @@ fn grpc_urls_may_be_tls_or_explicit_plaintext() {
     );
 }
 
+/// As Go's flag package: a flag given twice is not an error, the last value wins (etcd's e2e
+/// suite starts members with `--client-cert-auth` twice when it adds a CRL file).
+#[test]
+fn a_repeated_flag_keeps_its_last_value() {
+    let c = parse(&["--name", "first", "--name", "second"]).unwrap();
+    assert_eq!(c.name, "second");
+    let twice = [
+        "--cert-file",
+        "c",
+        "--key-file",
+        "k",
+        "--trusted-ca-file",
+        "ca",
+        "--client-cert-auth",
+        "--client-cert-auth",
+    ];
+    assert!(parse(&twice).unwrap().client_tls.client_cert_auth);
+    let off_then_on = ["--client-cert-auth=false", "--client-cert-auth"];
+    let mut args = twice[..6].to_vec();
+    args.extend(off_then_on);
+    assert!(parse(&args).unwrap().client_tls.client_cert_auth);
+}
+
 #[test]
 fn tls_errors() {
     assert!(err(&["--cert-file", "c.pem"]).contains("must be given together"));
