@@ -174,6 +174,18 @@ pub trait Backend {
     fn space(&self) -> Result<Option<BackendSpace>, BackendError> {
         Ok(None)
     }
+
+    /// Makes everything committed through this backend visible to readers outside it —
+    /// another thread reading the store's last commit, a copy of its file. A backend that
+    /// batches its commits (see "Visible at commit" above) commits its batch here; the default
+    /// does nothing, for a backend whose every commit is already there. The core calls it
+    /// before it lets the runtime serve a call from the store itself (a client's snapshot,
+    /// [`crate::server::Server::admit`]), so the runtime cannot serve that call from a state
+    /// older than the answers it gave: the rule is the core's, not the runtime's. An error is
+    /// fatal for the member, as any failed commit.
+    fn commit_batched(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// A backend's use of its quota (see [`Backend::space`]).

@@ -344,8 +344,17 @@ impl<S: Storage, B: Backend> Server<S, B> {
             }
             // The shell serves these itself; it asks here first, so the token is resolved and
             // the root role checked exactly as for the calls above, and goes on on `Permitted`.
-            In::Defragment(_) | In::MoveLeader(_) | In::Snapshot(_) => {
+            In::Defragment(_) | In::MoveLeader(_) => {
                 self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.reply(id, Out::Permitted(Permitted {}));
+                Ok(())
+            }
+            // The shell streams the snapshot from the store's last commit, outside the
+            // backend: everything applied before the call must be there first, as etcd's
+            // backend commits before it snapshots (`Backend::commit_batched`).
+            In::Snapshot(_) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.backend.commit_batched().map_err(|e| plain(e.into()))?;
                 self.reply(id, Out::Permitted(Permitted {}));
                 Ok(())
             }

@@ -77,20 +77,14 @@ impl RequestHandler for DriverHandle {
     }
 }
 
-/// Calls this shell answers without the state machine doing the work.
+/// Calls this shell answers without the state machine doing the work (what the shell can
+/// serve, not a policy: whether it may, and what must happen first, is the state machine's
+/// answer to [`DriverHandle::admit`] — for a snapshot, the held batch committed).
 fn served_here(request: &ClientRequest) -> bool {
     matches!(
         request.request,
         Some(In::Status(_) | In::MoveLeader(_) | In::Defragment(_) | In::Snapshot(_))
     )
-}
-
-/// Calls the shell serves from LMDB's last commit on another thread (a client's snapshot), so
-/// the loop commits the batch it holds before the call's permission check is answered: the
-/// snapshot then holds every entry applied before the call arrived, as etcd's (its backend
-/// commits before a snapshot).
-pub(super) fn served_from_committed_file(request: &ClientRequest) -> bool {
-    matches!(request.request, Some(In::Snapshot(_)))
 }
 
 async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
@@ -153,7 +147,9 @@ async fn keep_alive(
     responses.finish();
 }
 
-/// Streams the key space as etcd's Snapshot does: chunks of the member's consistent state.
+/// Streams the key space as etcd's Snapshot does: chunks of the member's consistent state,
+/// from LMDB's last commit, which holds everything applied before the call (the state machine
+/// had the loop commit its held batch before admitting it: `Backend::commit_batched`).
 async fn snapshot(handle: DriverHandle, mut responses: ResponseSink) {
     let info = handle.info();
     let mut exporter = match handle.storage().export_snapshot() {

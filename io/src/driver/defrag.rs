@@ -45,7 +45,7 @@ impl Loop<'_> {
             )));
             return Ok(());
         }
-        self.backend.held().commit(&self.metrics)?;
+        self.backend.held().commit()?;
         self.server.pause_apply();
         self.defragging = true;
         let storage = self.storage.clone();

@@ -10,7 +10,9 @@
 //!
 //! - once it is [`HOLD_LIMIT`] old, at the next turn or when the loop is idle that long;
 //! - before any write outside it: snapshots, configurations, the loop's end;
-//! - before the shell serves the committed LMDB file on another thread (a client's snapshot).
+//! - when the core asks for it (`Backend::commit_batched`): before it lets the shell serve a
+//!   call from the committed LMDB file on another thread (a client's snapshot). The core
+//!   decides which calls those are; the shell only carries it out.
 //!
 //! Reads do not commit it. The core reaches the applied state only through its backend, and
 //! the backend the loop gives it is [`LoopBackend`]: a read (`Backend::read_txn`) goes through
@@ -29,14 +31,16 @@
 //! [`HOLD_LIMIT`] and a turn. Readers on other threads see the last commit. Its size is bounded
 //! by what the loop applies in [`HOLD_LIMIT`], whatever the reads.
 
-use std::cell::{Ref, RefCell, RefMut};
+use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use qraft_core::backend::{self, Backend, BackendError, Table, Visit};
 use qraft_proto::raftpb::{Entry, HardState};
 
-use super::metrics::LoopMetrics;
+use super::metrics::record_commit;
+use crate::metrics::Metrics;
 use crate::storage::{LmdbStorage, ReadTxn, StorageError, WriteBatch};
 
 /// How long applied entries may wait in an open transaction. A power loss is not the limit
@@ -56,6 +60,12 @@ struct Open<'s> {
 pub(super) struct HeldBatch<'s> {
     storage: &'s LmdbStorage,
     open: RefCell<Option<Open<'s>>>,
+    /// Where each commit's duration goes (etcd's backend commit histogram).
+    metrics: Arc<Metrics>,
+    /// A commit failed: what the batch held is lost from LMDB (the journal still has it), so
+    /// nothing may read or write the applied state any more — every later use is an error and
+    /// the loop stops; a restart replays the entries.
+    failed: Cell<bool>,
 }
 
 /// The state machine's backend on the loop: LMDB seen through the held batch (see the module
@@ -64,10 +74,12 @@ pub(super) struct HeldBatch<'s> {
 pub(super) struct LoopBackend<'s>(Rc<HeldBatch<'s>>);
 
 impl<'s> LoopBackend<'s> {
-    pub fn new(storage: &'s LmdbStorage) -> Self {
+    pub fn new(storage: &'s LmdbStorage, metrics: Arc<Metrics>) -> Self {
         LoopBackend(Rc::new(HeldBatch {
             storage,
             open: RefCell::new(None),
+            metrics,
+            failed: Cell::new(false),
         }))
     }
 
@@ -80,9 +92,14 @@ fn busy() -> StorageError {
     StorageError::Config("the held batch is in use (a read or write of it is still open)".into())
 }
 
+fn failed() -> StorageError {
+    StorageError::Config("an earlier commit of the applied state failed".into())
+}
+
 impl<'s> HeldBatch<'s> {
     /// The applied state as of now: through the open batch, or the last commit if none is open.
     pub fn view(&self) -> Result<AppliedView<'_, 's>, StorageError> {
+        self.check()?;
         let open = self.open.try_borrow().map_err(|_| busy())?;
         match Ref::filter_map(open, |open| open.as_ref().map(|open| &open.batch)) {
             Ok(batch) => Ok(AppliedView::Held(batch)),
@@ -92,6 +109,7 @@ impl<'s> HeldBatch<'s> {
 
     /// The open batch to write into, begun if none is open. Its `commit` keeps it open.
     pub fn write(&self) -> Result<HeldWrite<'_, 's>, StorageError> {
+        self.check()?;
         let mut open = self.open.try_borrow_mut().map_err(|_| busy())?;
         if open.is_none() {
             *open = Some(Open {
@@ -117,27 +135,35 @@ impl<'s> HeldBatch<'s> {
         self.deadline().is_some_and(|due| Instant::now() >= due)
     }
 
+    fn check(&self) -> Result<(), StorageError> {
+        if self.failed.get() {
+            return Err(failed());
+        }
+        Ok(())
+    }
+
     /// Commits the open batch if it is due.
-    pub fn commit_if_due(&self, metrics: &LoopMetrics) -> Result<(), StorageError> {
+    pub fn commit_if_due(&self) -> Result<(), StorageError> {
         if self.is_due() {
-            self.commit(metrics)?;
+            self.commit()?;
         }
         Ok(())
     }
 
     /// Commits the open batch, if any: data pages synced, the meta page not (a power loss may
     /// undo it; the journal replays what it held).
-    pub fn commit(&self, metrics: &LoopMetrics) -> Result<(), StorageError> {
-        self.commit_with(metrics, false)
+    pub fn commit(&self) -> Result<(), StorageError> {
+        self.commit_with(false)
     }
 
     /// Commits the open batch, if any, durably (the meta page synced too): for a batch that
     /// holds what the journal cannot replay (a snapshot turn's raft state).
-    pub fn commit_durably(&self, metrics: &LoopMetrics) -> Result<(), StorageError> {
-        self.commit_with(metrics, true)
+    pub fn commit_durably(&self) -> Result<(), StorageError> {
+        self.commit_with(true)
     }
 
-    fn commit_with(&self, metrics: &LoopMetrics, durably: bool) -> Result<(), StorageError> {
+    fn commit_with(&self, durably: bool) -> Result<(), StorageError> {
+        self.check()?;
         let open = self.open.try_borrow_mut().map_err(|_| busy())?.take();
         let Some(open) = open else {
             return Ok(());
@@ -148,12 +174,16 @@ impl<'s> HeldBatch<'s> {
             ));
         }
         let start = Instant::now();
-        if durably {
-            open.batch.commit()?;
+        let committed = if durably {
+            open.batch.commit()
         } else {
-            open.batch.commit_unsynced_meta()?;
+            open.batch.commit_unsynced_meta()
+        };
+        if let Err(err) = committed {
+            self.failed.set(true);
+            return Err(err);
         }
-        metrics.committed(start.elapsed(), durably, true);
+        record_commit(&self.metrics, start.elapsed(), durably, true);
         Ok(())
     }
 
@@ -241,6 +271,12 @@ impl<'s> Backend for LoopBackend<'s> {
     /// The sizes of the last commit (the held batch adds at most [`HOLD_LIMIT`] of writes).
     fn space(&self) -> Result<Option<backend::BackendSpace>, BackendError> {
         self.0.storage.space()
+    }
+
+    /// The core's "serve this from the committed file" (a client's snapshot): the held batch
+    /// commits now instead of on its schedule.
+    fn commit_batched(&self) -> Result<(), BackendError> {
+        Ok(self.0.commit()?)
     }
 }
 

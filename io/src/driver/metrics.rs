@@ -35,19 +35,7 @@ impl LoopMetrics {
     /// The turn's LMDB commit took `elapsed`; it synced raft log entries, vote or term
     /// (`log`: raft's `must_sync`) and/or carried applied entries (`applied`).
     pub fn committed(&self, elapsed: Duration, log: bool, applied: bool) {
-        let seconds = elapsed.as_secs_f64();
-        if log {
-            self.metrics
-                .disk
-                .wal_fsync_duration_seconds
-                .observe(seconds);
-        }
-        if applied {
-            self.metrics
-                .disk
-                .backend_commit_duration_seconds
-                .observe(seconds);
-        }
+        record_commit(&self.metrics, elapsed, log, applied);
     }
 
     /// Applying one batch of committed entries took `elapsed`.
@@ -166,6 +154,21 @@ impl KeyCount {
             }
         }
         self.0
+    }
+}
+
+/// An LMDB commit took `elapsed`; it synced raft log entries, vote or term (`log`) and/or
+/// carried applied entries (`applied`). (The held batch records its own commits.)
+pub(super) fn record_commit(metrics: &Metrics, elapsed: Duration, log: bool, applied: bool) {
+    let seconds = elapsed.as_secs_f64();
+    if log {
+        metrics.disk.wal_fsync_duration_seconds.observe(seconds);
+    }
+    if applied {
+        metrics
+            .disk
+            .backend_commit_duration_seconds
+            .observe(seconds);
     }
 }
 

@@ -49,7 +49,7 @@ impl Loop<'_> {
             .any(|o| matches!(o, Output::ConfState(_) | Output::Snapshot { .. }))
         {
             // They are written outside the held batch.
-            self.backend.held().commit(&self.metrics)?;
+            self.backend.held().commit()?;
         }
         for output in outputs {
             match output {

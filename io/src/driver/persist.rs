@@ -49,7 +49,7 @@ impl Loop<'_> {
             return Ok((self.server.take_outputs(), false));
         }
         if snapshot {
-            held.commit(&self.metrics)?;
+            held.commit()?;
             install_snapshot(self.storage, work)?;
         }
         let mut write = held.write()?;
@@ -67,11 +67,11 @@ impl Loop<'_> {
         outputs.retain(|output| !matches!(output, Output::ConfState(_)));
         release_responses(&mut self.waiting, &mut outputs);
         if snapshot {
-            held.commit_durably(&self.metrics)?;
+            held.commit_durably()?;
         } else if stored_conf {
-            held.commit(&self.metrics)?;
+            held.commit()?;
         } else {
-            held.commit_if_due(&self.metrics)?;
+            held.commit_if_due()?;
         }
         Ok((outputs, stored_conf))
     }

@@ -26,7 +26,6 @@ use qraft_core::server::{RaftWork, RequestId, Server};
 use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
 use qraft_proto::qraftpb::ClientResponse;
 
-use super::client_calls::served_from_committed_file;
 use super::config::DriverConfig;
 use super::directory::PublishedMembers;
 use super::forward::{ForwardAnswers, ForwardedRequests, Forwarder};
@@ -80,7 +79,7 @@ pub fn start(
     // so that a member that cannot open fails here.
     let (opened, opening) = std::sync::mpsc::sync_channel(1);
     let task = runtime::spawn_dedicated(move || async move {
-        let backend = LoopBackend::new(&storage);
+        let backend = LoopBackend::new(&storage, config.metrics.clone());
         let state = match Loop::open(
             config, &storage, backend, transport, forwarder, info, passwords,
         ) {
@@ -244,7 +243,7 @@ impl<'s> Loop<'s> {
             .await;
         let held = self.backend.held();
         let result = match result {
-            Ok(()) => held.commit(&self.metrics).map_err(DriverError::from),
+            Ok(()) => held.commit().map_err(DriverError::from),
             Err(err) => {
                 // Its entries are in the journal; the fold below and a restart replay them.
                 held.abort();
@@ -312,7 +311,7 @@ impl<'s> Loop<'s> {
             while let Ok(command) = commands.try_recv() {
                 stop |= self.on_command(command)?;
             }
-            self.backend.held().commit_if_due(&self.metrics)?;
+            self.backend.held().commit_if_due()?;
             // The core keeps its own schedule (a late wake-up gets one tick, not a burst).
             if self.server.handle_timeout(self.clock.now_ms()) {
                 self.hub.tick(&self.server.state().mvcc);
@@ -338,12 +337,6 @@ impl<'s> Loop<'s> {
 
     /// Returns true when the loop should stop.
     fn on_command(&mut self, command: Command) -> Result<bool, DriverError> {
-        if let Command::Request { request, .. } = &command
-            && served_from_committed_file(request)
-        {
-            // The shell reads this one from LMDB's last commit, on another thread.
-            self.backend.held().commit(&self.metrics)?;
-        }
         match command {
             Command::Request { request, reply } => {
                 let id = self.wait_for(reply);
