@@ -393,40 +393,30 @@ fn peer_port_refuses_revoked_and_unlisted_certificates() {
     });
 }
 
+/// etcd's (Go's) rule: a self-signed CA certificate, trusted as the client CA and presented as
+/// the client certificate, is accepted (WebPKI alone refuses it: CA:TRUE); a self-signed CA
+/// certificate that is not the trusted one stays refused, with the reason in the log.
 #[test]
-fn a_self_signed_ca_as_client_certificate_is_refused_with_the_reason() {
+fn a_trusted_ca_is_accepted_as_its_own_client_certificate_and_other_cas_are_refused() {
     require_etcdctl();
     let grpc = format!("127.0.0.1:{}", free_port());
-    let mut self_signed = None;
+    let mut made = None;
     let mut c = Cluster::spawn_with(1, ClusterOptions::default(), |node| {
         let root = node.data_dir.parent().expect("cluster root").to_path_buf();
-        // etcd's case: a self-signed CA certificate, trusted as the client CA and presented
-        // as the client certificate.
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, "root");
-        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let key = KeyPair::generate().expect("key");
-        let cert = params.self_signed(&key).expect("self-signed");
-        let paths = (root.join("self.crt"), root.join("self.key"));
-        std::fs::write(&paths.0, cert.pem()).expect("write");
-        std::fs::write(&paths.1, key.serialize_pem()).expect("write");
+        let trusted = self_signed_ca(&root, "self", "root");
+        let stranger = self_signed_ca(&root, "stranger", "root");
         let server = issue(&root.join("ca"), &root, "server", "server", 0x3001);
         node.extra_args.extend([
             format!("--cert-file={}", server.0.display()),
             format!("--key-file={}", server.1.display()),
-            format!("--trusted-ca-file={}", paths.0.display()),
+            format!("--trusted-ca-file={}", trusted.0.display()),
             "--client-cert-auth".into(),
             format!("--listen-grpc-urls=https://{grpc}"),
         ]);
-        self_signed = Some(paths);
+        made = Some((trusted, stranger));
     });
-    let self_signed = self_signed.expect("certificate made");
-    c.client_cert = Some(self_signed.clone());
+    let (trusted, stranger) = made.expect("certificates made");
+    c.client_cert = Some(trusted.clone());
     wait_until("the member serves", Duration::from_secs(30), || {
         if member_log(&c, 0).contains("serving") {
             Ok(())
@@ -434,13 +424,14 @@ fn a_self_signed_ca_as_client_certificate_is_refused_with_the_reason() {
             Err("not yet".to_string())
         }
     });
-    let (ok, out) = etcdctl(
-        &grpc,
-        &c.ca_dir.join("ca.crt"),
-        &self_signed,
-        &["put", "k", "v"],
+    let ca = c.ca_dir.join("ca.crt");
+    let (ok, out) = etcdctl(&grpc, &ca, &trusted, &["put", "k", "v"]);
+    assert!(ok, "the trusted CA's own certificate was refused: {out}");
+    let (ok, out) = etcdctl(&grpc, &ca, &stranger, &["put", "k", "v"]);
+    assert!(
+        !ok,
+        "an untrusted self-signed CA certificate was accepted: {out}"
     );
-    assert!(!ok, "the self-signed CA certificate was accepted: {out}");
     wait_until("the reason in the log", Duration::from_secs(5), || {
         let log = member_log(&c, 0);
         if log
@@ -452,4 +443,26 @@ fn a_self_signed_ca_as_client_certificate_is_refused_with_the_reason() {
             Err(log.lines().rev().take(10).collect::<Vec<_>>().join("\n"))
         }
     });
+}
+
+/// A self-signed CA certificate with subject CN `cn` (client authentication allowed), written
+/// as `<name>.crt` / `<name>.key` under `dir`.
+fn self_signed_ca(dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let key = KeyPair::generate().expect("key");
+    let cert = params.self_signed(&key).expect("self-signed");
+    let paths = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    std::fs::write(&paths.0, cert.pem()).expect("write");
+    std::fs::write(&paths.1, key.serialize_pem()).expect("write");
+    paths
 }

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, ServerName, UnixTime};
+use rustls::pki_types::{
+    CertificateDer, CertificateRevocationListDer, ServerName, TrustAnchor, UnixTime,
+};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore};
@@ -93,21 +95,17 @@ fn log_refusal(role: &str, end_entity: &CertificateDer<'_>, error: &Error) {
 
 /// Why a certificate was refused, in words an operator can act on.
 pub fn describe_refusal(error: &Error) -> String {
+    if is_ca_used_as_end_entity(error) {
+        return "it is a CA certificate (basic constraints CA:TRUE) that is not itself a trusted \
+                CA (or it has expired, or does not allow client authentication); qraft accepts \
+                end-entity certificates issued by the trusted CA, and a trusted CA's own \
+                certificate as etcd does (see docs/security.md)"
+            .into();
+    }
     let Error::InvalidCertificate(error) = error else {
         return error.to_string();
     };
     match error {
-        CertificateError::Other(other)
-            if matches!(
-                other.0.downcast_ref::<webpki::Error>(),
-                Some(webpki::Error::CaUsedAsEndEntity)
-            ) =>
-        {
-            "it is a CA certificate (basic constraints CA:TRUE), e.g. a self-signed certificate \
-             trusted as its own CA; qraft accepts only end-entity certificates issued by the \
-             trusted CA (see docs/security.md)"
-                .into()
-        }
         CertificateError::Revoked => {
             "it is revoked by the certificate revocation list (--client-crl-file / --peer-crl-file)"
                 .into()
@@ -167,6 +165,7 @@ pub(super) fn client_verifier(
             .build()?;
     Ok(Arc::new(CheckedClientVerifier {
         inner,
+        anchors: roots.roots.clone(),
         checks: checks.clone(),
         role,
     }))
@@ -194,6 +193,8 @@ pub(super) fn server_verifier(
 #[derive(Debug)]
 struct CheckedClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
+    /// The trusted CAs, for [`is_a_trusted_ca_itself`].
+    anchors: Vec<TrustAnchor<'static>>,
     checks: CertChecks,
     role: &'static str,
 }
@@ -212,6 +213,15 @@ impl ClientCertVerifier for CheckedClientVerifier {
         let verified = self
             .inner
             .verify_client_cert(end_entity, intermediates, now)
+            .or_else(|error| {
+                if is_ca_used_as_end_entity(&error)
+                    && is_a_trusted_ca_itself(&self.anchors, end_entity, now)
+                {
+                    Ok(ClientCertVerified::assertion())
+                } else {
+                    Err(error)
+                }
+            })
             .and_then(|verified| self.checks.check_names(end_entity).map(|()| verified));
         if let Err(error) = &verified {
             log_refusal(self.role, end_entity, error);
@@ -240,6 +250,54 @@ impl ClientCertVerifier for CheckedClientVerifier {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
     }
+}
+
+fn is_ca_used_as_end_entity(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::InvalidCertificate(CertificateError::Other(other))
+            if matches!(
+                other.0.downcast_ref::<webpki::Error>(),
+                Some(webpki::Error::CaUsedAsEndEntity)
+            )
+    )
+}
+
+/// etcd's (Go's) rule, which WebPKI lacks: a certificate that is itself one of the trusted CAs
+/// (a self-signed certificate given as `--trusted-ca-file` and presented as the client
+/// certificate) is accepted, if it is valid now and allows client authentication. This is no
+/// weaker than the chain rule: the handshake's signature proves the client holds that CA's
+/// private key, with which it could issue itself any leaf certificate anyway. A CA certificate
+/// that is not itself trusted (an intermediate, another self-signed CA) stays refused.
+fn is_a_trusted_ca_itself(
+    anchors: &[TrustAnchor<'static>],
+    end_entity: &CertificateDer<'_>,
+    now: UnixTime,
+) -> bool {
+    let Ok(candidate) = webpki::anchor_from_trusted_cert(end_entity) else {
+        return false;
+    };
+    let trusted = anchors.iter().any(|anchor| {
+        anchor.subject == candidate.subject
+            && anchor.subject_public_key_info == candidate.subject_public_key_info
+    });
+    if !trusted {
+        return false;
+    }
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
+        return false;
+    };
+    let valid_now = i64::try_from(now.as_secs())
+        .ok()
+        .and_then(|secs| x509_parser::time::ASN1Time::from_timestamp(secs).ok())
+        .is_some_and(|at| cert.validity().is_valid_at(at));
+    // Go checks the extended key usage of a client certificate: none given allows any.
+    let client_auth = match cert.extended_key_usage() {
+        Ok(Some(usage)) => usage.value.client_auth || usage.value.any,
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    valid_now && client_auth
 }
 
 #[derive(Debug)]
