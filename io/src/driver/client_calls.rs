@@ -13,6 +13,7 @@ use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::handle::DriverHandle;
+use super::storage_contract::{DriverStorage, SnapshotChunks};
 use super::{endpoint_status, watch};
 use crate::status::{Code, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
@@ -20,7 +21,7 @@ use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSin
 /// Bytes of key space per snapshot chunk sent to `qraftctl snapshot save`.
 const SNAPSHOT_CHUNK: usize = 256 * 1024;
 
-impl RequestHandler for DriverHandle {
+impl<S: DriverStorage> RequestHandler for DriverHandle<S> {
     fn handle(
         &self,
         ctx: ClientContext,
@@ -87,7 +88,7 @@ fn served_here(request: &ClientRequest) -> bool {
     )
 }
 
-async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
+async fn move_leader(handle: &DriverHandle<impl DriverStorage>, target: u64) -> ClientResponse {
     match handle.transfer_leader(target).await {
         Ok(()) => ClientResponse {
             response: Some(Out::MoveLeader(MoveLeaderResponse {
@@ -100,7 +101,7 @@ async fn move_leader(handle: &DriverHandle, target: u64) -> ClientResponse {
 
 /// etcd's online defrag: the member's file is rewritten without its free pages while it keeps
 /// serving; writes wait until the copy is in place, raft does not (see `super::defrag`).
-async fn defragment(handle: &DriverHandle) -> ClientResponse {
+async fn defragment(handle: &DriverHandle<impl DriverStorage>) -> ClientResponse {
     match handle.defragment().await {
         Ok(_sizes) => ClientResponse {
             response: Some(Out::Defragment(DefragmentResponse {
@@ -116,7 +117,7 @@ async fn defragment(handle: &DriverHandle) -> ClientResponse {
 
 /// Each keep-alive request is answered in order on the same stream, as etcd's LeaseKeepAlive.
 async fn keep_alive(
-    handle: DriverHandle,
+    handle: DriverHandle<impl DriverStorage>,
     ctx: ClientContext,
     first: ClientRequest,
     mut requests: RequestStream,
@@ -150,7 +151,7 @@ async fn keep_alive(
 /// Streams the key space as etcd's Snapshot does: chunks of the member's consistent state,
 /// from LMDB's last commit, which holds everything applied before the call (the state machine
 /// had the loop commit its held batch before admitting it: `Backend::commit_batched`).
-async fn snapshot(handle: DriverHandle, mut responses: ResponseSink) {
+async fn snapshot(handle: DriverHandle<impl DriverStorage>, mut responses: ResponseSink) {
     let info = handle.info();
     let mut exporter = match handle.storage().export_snapshot() {
         Ok(e) => e,

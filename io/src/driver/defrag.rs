@@ -5,7 +5,7 @@
 //! and a defragmenting leader would lose its leadership. So the loop runs it as etcd does:
 //! the copy runs on a blocking thread, the core holds back applying
 //! (`Server::pause_apply`), and the loop goes on stepping raft and appending to the journal
-//! (which does not wait behind a defrag, see `LmdbStorage::journal_append`). Writes and
+//! (which does not wait behind a defrag, see `DriverStorage::defrag`). Writes and
 //! linearizable reads wait for the entries they need; serializable reads are served from the
 //! last commit, which is exactly the applied state while nothing is applied. When the copy is
 //! in place the core resumes, and the loop's next turn applies what waited.
@@ -21,6 +21,7 @@ use futures::channel::{mpsc, oneshot};
 
 use super::handle::{Command, DriverError};
 use super::run::Loop;
+use super::storage_contract::DriverStorage;
 use crate::runtime;
 use crate::storage::{SizeInfo, StorageError};
 
@@ -31,7 +32,7 @@ const READER_WAIT: Duration = Duration::from_secs(5);
 /// Sizes before and after, or why the file was left as it was.
 pub(crate) type DefragResult = Result<(SizeInfo, SizeInfo), StorageError>;
 
-impl Loop<'_> {
+impl<S: DriverStorage> Loop<'_, S> {
     /// Starts a defragmentation; `done` carries its end back to the loop as
     /// [`Command::DefragDone`].
     pub(super) fn start_defrag(

@@ -11,6 +11,7 @@ use qraft_proto::qraftpb::{MemberRecord, MembersResponse};
 use super::handle::DriverError;
 use super::held::HeldBatch;
 use super::run::Loop;
+use super::storage_contract::DriverStorage;
 use crate::transport::PeerTransport;
 
 /// The member list last handed to the transport.
@@ -23,7 +24,7 @@ impl PublishedMembers {
     pub fn update(
         &mut self,
         transport: &dyn PeerTransport,
-        applied: &HeldBatch<'_>,
+        applied: &HeldBatch<'_, impl DriverStorage>,
         cluster_id: u64,
         members: &BTreeMap<u64, MemberRecord>,
     ) -> Result<(), DriverError> {
@@ -43,7 +44,7 @@ impl PublishedMembers {
     }
 }
 
-fn removed_members(applied: &HeldBatch<'_>) -> Result<Vec<u64>, DriverError> {
+fn removed_members(applied: &HeldBatch<'_, impl DriverStorage>) -> Result<Vec<u64>, DriverError> {
     let view = applied.view()?;
     let mut removed = Vec::new();
     view.scan(Table::MembersRemoved, &[], None, &mut |key, _| {
@@ -56,7 +57,7 @@ fn removed_members(applied: &HeldBatch<'_>) -> Result<Vec<u64>, DriverError> {
     Ok(removed)
 }
 
-impl Loop<'_> {
+impl<S: DriverStorage> Loop<'_, S> {
     /// Registers every member of the current configuration with the transport and forgets
     /// removed ones (lookups happen off the loop, see [`super::peer_resolver`]).
     pub(super) fn reconcile_peers(&mut self) {

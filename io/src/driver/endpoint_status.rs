@@ -8,6 +8,7 @@ use qraft_proto::qraftpb::client_response::Response as Out;
 
 use super::handle::DriverHandle;
 use super::info::NodeInfo;
+use super::storage_contract::DriverStorage;
 
 pub fn header(info: &NodeInfo) -> ResponseHeader {
     ResponseHeader {
@@ -18,7 +19,7 @@ pub fn header(info: &NodeInfo) -> ResponseHeader {
     }
 }
 
-pub fn status(handle: &DriverHandle) -> ClientResponse {
+pub fn status(handle: &DriverHandle<impl DriverStorage>) -> ClientResponse {
     let info = handle.info();
     let mut errors = Vec::new();
     let (db_size, in_use, quota) = match handle.storage().size_info() {

@@ -17,6 +17,7 @@ use qraft_proto::qraftpb::{
 };
 
 use super::handle::DriverHandle;
+use super::storage_contract::DriverStorage;
 use crate::runtime;
 use crate::transport::{PeerRequestHandler, PeerTransport};
 
@@ -80,11 +81,11 @@ impl Forwarder {
 
 /// The leader's side: other members' forwarded requests go through its loop
 /// (`Server::forwarded_request`, which never forwards them again).
-pub(crate) struct ForwardedRequests {
-    pub handle: DriverHandle,
+pub(crate) struct ForwardedRequests<S: DriverStorage> {
+    pub handle: DriverHandle<S>,
 }
 
-impl PeerRequestHandler for ForwardedRequests {
+impl<S: DriverStorage> PeerRequestHandler for ForwardedRequests<S> {
     fn answer(
         &self,
         from: u64,

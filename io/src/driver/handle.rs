@@ -15,6 +15,7 @@ use qraft_proto::qraftpb::{ClientRequest, ClientResponse, TokenClaims};
 
 use super::defrag::DefragResult;
 use super::info::{NodeInfo, SharedInfo};
+use super::storage_contract::DriverStorage;
 use super::watch_queue::{WatchResponses, WatchSink, watch_queue};
 use crate::jwt::SignedTokens;
 use crate::status::{Code, core_error_response, error_response};
@@ -101,17 +102,18 @@ pub(crate) enum Command {
     Shutdown,
 }
 
+/// `S`: the member's storage (LMDB unless an embedder brings its own `DriverStorage`).
 #[derive(Clone)]
-pub struct DriverHandle {
+pub struct DriverHandle<S: DriverStorage = LmdbStorage> {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) info: SharedInfo,
-    pub(crate) storage: LmdbStorage,
+    pub(crate) storage: S,
     /// `--auth-token jwt,...`: tokens are checked and signed here, on the client's task,
     /// never on the loop (see `crate::jwt`).
     pub(crate) signed_tokens: Option<Arc<SignedTokens>>,
 }
 
-impl DriverHandle {
+impl<S: DriverStorage> DriverHandle<S> {
     /// Answers one client request through this member's state machine (for writes, only after
     /// the entry is durable and applied; a request only the leader serves, after the leader
     /// answered it, when the core forwarded it).
@@ -222,7 +224,7 @@ impl DriverHandle {
     }
 
     /// The member's storage, for read-only work outside the loop (status sizes, snapshots).
-    pub fn storage(&self) -> &LmdbStorage {
+    pub fn storage(&self) -> &S {
         &self.storage
     }
 

@@ -30,6 +30,9 @@
 //! ([`HeldBatch::journal_append`]) and writers on other threads (defrag) wait at most
 //! [`HOLD_LIMIT`] and a turn. Readers on other threads see the last commit. Its size is bounded
 //! by what the loop applies in [`HOLD_LIMIT`], whatever the reads.
+//!
+//! All of this is over any [`DriverStorage`] (its batch is `DriverStorage::Batch`); the LMDB
+//! figures above are LMDB's, the implementation the member runs on.
 
 use std::cell::{Cell, Ref, RefCell, RefMut};
 use std::rc::Rc;
@@ -40,8 +43,9 @@ use qraft_core::backend::{self, Backend, BackendError, Table, Visit};
 use qraft_proto::raftpb::{Entry, HardState};
 
 use super::metrics::record_commit;
+use super::storage_contract::{DriverBatch, DriverStorage};
 use crate::metrics::Metrics;
-use crate::storage::{LmdbStorage, ReadTxn, StorageError, WriteBatch};
+use crate::storage::StorageError;
 
 /// How long applied entries may wait in an open transaction. A power loss is not the limit
 /// (the journal covers it); the limit bounds how long other threads' writers wait and how
@@ -49,17 +53,17 @@ use crate::storage::{LmdbStorage, ReadTxn, StorageError, WriteBatch};
 pub(super) const HOLD_LIMIT: Duration = Duration::from_millis(10);
 
 /// The open batch, if any, and when it began.
-struct Open<'s> {
-    batch: WriteBatch<'s>,
+struct Open<'s, S: DriverStorage + 's> {
+    batch: S::Batch<'s>,
     since: Instant,
     /// A write handle was dropped without `commit` after it wrote: the batch holds a part of
     /// a change and must never commit.
     abandoned: bool,
 }
 
-pub(super) struct HeldBatch<'s> {
-    storage: &'s LmdbStorage,
-    open: RefCell<Option<Open<'s>>>,
+pub(super) struct HeldBatch<'s, S: DriverStorage> {
+    storage: &'s S,
+    open: RefCell<Option<Open<'s, S>>>,
     /// Where each commit's duration goes (etcd's backend commit histogram).
     metrics: Arc<Metrics>,
     /// A commit failed: what the batch held is lost from LMDB (the journal still has it), so
@@ -70,11 +74,16 @@ pub(super) struct HeldBatch<'s> {
 
 /// The state machine's backend on the loop: LMDB seen through the held batch (see the module
 /// documentation). Clones share the batch.
-#[derive(Clone)]
-pub(super) struct LoopBackend<'s>(Rc<HeldBatch<'s>>);
+pub(super) struct LoopBackend<'s, S: DriverStorage>(Rc<HeldBatch<'s, S>>);
 
-impl<'s> LoopBackend<'s> {
-    pub fn new(storage: &'s LmdbStorage, metrics: Arc<Metrics>) -> Self {
+impl<S: DriverStorage> Clone for LoopBackend<'_, S> {
+    fn clone(&self) -> Self {
+        LoopBackend(Rc::clone(&self.0))
+    }
+}
+
+impl<'s, S: DriverStorage> LoopBackend<'s, S> {
+    pub fn new(storage: &'s S, metrics: Arc<Metrics>) -> Self {
         LoopBackend(Rc::new(HeldBatch {
             storage,
             open: RefCell::new(None),
@@ -83,7 +92,7 @@ impl<'s> LoopBackend<'s> {
         }))
     }
 
-    pub fn held(&self) -> &HeldBatch<'s> {
+    pub fn held(&self) -> &HeldBatch<'s, S> {
         &self.0
     }
 }
@@ -96,9 +105,9 @@ fn failed() -> StorageError {
     StorageError::Config("an earlier commit of the applied state failed".into())
 }
 
-impl<'s> HeldBatch<'s> {
+impl<'s, S: DriverStorage> HeldBatch<'s, S> {
     /// The applied state as of now: through the open batch, or the last commit if none is open.
-    pub fn view(&self) -> Result<AppliedView<'_, 's>, StorageError> {
+    pub fn view(&self) -> Result<AppliedView<'_, 's, S>, StorageError> {
         self.check()?;
         let open = self.open.try_borrow().map_err(|_| busy())?;
         match Ref::filter_map(open, |open| open.as_ref().map(|open| &open.batch)) {
@@ -108,7 +117,7 @@ impl<'s> HeldBatch<'s> {
     }
 
     /// The open batch to write into, begun if none is open. Its `commit` keeps it open.
-    pub fn write(&self) -> Result<HeldWrite<'_, 's>, StorageError> {
+    pub fn write(&self) -> Result<HeldWrite<'_, 's, S>, StorageError> {
         self.check()?;
         let mut open = self.open.try_borrow_mut().map_err(|_| busy())?;
         if open.is_none() {
@@ -175,9 +184,9 @@ impl<'s> HeldBatch<'s> {
         }
         let start = Instant::now();
         let committed = if durably {
-            open.batch.commit()
+            open.batch.commit_durably()
         } else {
-            open.batch.commit_unsynced_meta()
+            open.batch.commit_unsynced()
         };
         if let Err(err) = committed {
             self.failed.set(true);
@@ -214,24 +223,24 @@ impl<'s> HeldBatch<'s> {
 /// A read of the applied state (see [`HeldBatch::view`]). It lives on the stack for one read:
 /// boxing the larger variant would cost an allocation per read for nothing.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum AppliedView<'a, 's> {
-    Held(Ref<'a, WriteBatch<'s>>),
-    Committed(ReadTxn),
+pub(super) enum AppliedView<'a, 's, S: DriverStorage> {
+    Held(Ref<'a, S::Batch<'s>>),
+    Committed(S::Read),
 }
 
 /// The open batch, borrowed for writing (see [`HeldBatch::write`]). Dropped without
 /// [`backend::WriteTxn::commit`] after writing, it leaves the batch unable to commit: the
 /// loop then stops, and a restart replays the entries from the journal.
-pub(super) struct HeldWrite<'a, 's> {
-    open: RefMut<'a, Open<'s>>,
+pub(super) struct HeldWrite<'a, 's, S: DriverStorage> {
+    open: RefMut<'a, Open<'s, S>>,
     wrote: bool,
     committed: bool,
 }
 
-impl<'s> HeldWrite<'_, 's> {
+impl<'s, S: DriverStorage> HeldWrite<'_, 's, S> {
     /// The batch itself, for the loop's own writes (raft state in a snapshot turn,
     /// configurations) next to the applied entries.
-    pub fn batch(&mut self) -> &mut WriteBatch<'s> {
+    pub fn batch(&mut self) -> &mut S::Batch<'s> {
         self.wrote = true;
         &mut self.open.batch
     }
@@ -242,7 +251,7 @@ impl<'s> HeldWrite<'_, 's> {
     }
 }
 
-impl Drop for HeldWrite<'_, '_> {
+impl<S: DriverStorage> Drop for HeldWrite<'_, '_, S> {
     fn drop(&mut self) {
         if self.wrote && !self.committed {
             self.open.abandoned = true;
@@ -250,27 +259,32 @@ impl Drop for HeldWrite<'_, '_> {
     }
 }
 
-impl<'s> Backend for LoopBackend<'s> {
+impl<'s, S: DriverStorage> Backend for LoopBackend<'s, S> {
     type ReadTxn<'a>
-        = AppliedView<'a, 's>
+        = AppliedView<'a, 's, S>
     where
         Self: 'a;
     type WriteTxn<'a>
-        = HeldWrite<'a, 's>
+        = HeldWrite<'a, 's, S>
     where
         Self: 'a;
 
-    fn read_txn(&self) -> Result<AppliedView<'_, 's>, BackendError> {
+    fn read_txn(&self) -> Result<AppliedView<'_, 's, S>, BackendError> {
         Ok(self.0.view()?)
     }
 
-    fn write_txn(&self) -> Result<HeldWrite<'_, 's>, BackendError> {
+    fn write_txn(&self) -> Result<HeldWrite<'_, 's, S>, BackendError> {
         Ok(self.0.write()?)
     }
 
-    /// The sizes of the last commit (the held batch adds at most [`HOLD_LIMIT`] of writes).
+    /// The sizes of the last commit (the held batch adds at most [`HOLD_LIMIT`] of writes),
+    /// against `--quota-backend-bytes`.
     fn space(&self) -> Result<Option<backend::BackendSpace>, BackendError> {
-        self.0.storage.space()
+        let size = self.0.storage.size_info()?;
+        Ok(Some(backend::BackendSpace {
+            in_use_bytes: size.in_use_bytes,
+            quota_bytes: size.quota_bytes,
+        }))
     }
 
     /// The core's "serve this from the committed file" (a client's snapshot): the held batch
@@ -280,7 +294,7 @@ impl<'s> Backend for LoopBackend<'s> {
     }
 }
 
-impl backend::ReadTxn for AppliedView<'_, '_> {
+impl<S: DriverStorage> backend::ReadTxn for AppliedView<'_, '_, S> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>, BackendError> {
         match self {
             AppliedView::Held(batch) => backend::ReadTxn::get(&**batch, table, key),
@@ -302,7 +316,7 @@ impl backend::ReadTxn for AppliedView<'_, '_> {
     }
 }
 
-impl backend::ReadTxn for HeldWrite<'_, '_> {
+impl<S: DriverStorage> backend::ReadTxn for HeldWrite<'_, '_, S> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<&[u8]>, BackendError> {
         backend::ReadTxn::get(&self.open.batch, table, key)
     }
@@ -318,7 +332,7 @@ impl backend::ReadTxn for HeldWrite<'_, '_> {
     }
 }
 
-impl backend::WriteTxn for HeldWrite<'_, '_> {
+impl<S: DriverStorage> backend::WriteTxn for HeldWrite<'_, '_, S> {
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
         backend::WriteTxn::put(self.batch(), table, key, value)
     }

@@ -31,6 +31,7 @@ mod persist;
 mod restore;
 mod run;
 mod secrets;
+mod storage_contract;
 mod watch;
 mod watch_queue;
 
@@ -46,4 +47,5 @@ pub use restore::{
 };
 pub use run::{Driver, start};
 pub use secrets::os_secret_rng;
+pub use storage_contract::{DriverBatch, DriverStorage, SnapshotChunks};
 pub use watch_queue::{STREAM_ROOM_BYTES, WatchResponses};

@@ -13,6 +13,7 @@ use qraft_proto::qraftpb::ClientResponse;
 use super::handle::DriverError;
 use super::persist;
 use super::run::Loop;
+use super::storage_contract::{DriverBatch, DriverStorage};
 
 /// Sends every `Respond` of `outputs` to its waiting requester, keeping the other outputs.
 pub(super) fn release_responses(
@@ -30,7 +31,7 @@ pub(super) fn release_responses(
     });
 }
 
-impl Loop<'_> {
+impl<S: DriverStorage> Loop<'_, S> {
     /// Delivers the outputs the core produced since the last call; returns whether the
     /// configuration changed.
     pub(super) fn deliver_outputs(&mut self) -> Result<bool, DriverError> {

@@ -1,6 +1,6 @@
 //! Carrying out a loop turn's writes ([`Loop::write_turn`]): what goes to disk, a snapshot
 //! turn's writes into its batch (entries and hard state otherwise go to the journal, see
-//! `LmdbStorage::journal_append`), applying the committed entries into the held batch, the
+//! `DriverStorage::journal_append`), applying the committed entries into the held batch, the
 //! configurations applied entries produced, storing the state machine's periodic snapshots and
 //! compacting the log. (`MsgSnap` data is streamed by the peer transport, and received by it,
 //! off the loop.)
@@ -13,9 +13,10 @@ use qraft_proto::raftpb::ConfState;
 use super::handle::DriverError;
 use super::outputs::release_responses;
 use super::run::Loop;
-use crate::storage::{LmdbStorage, StorageError, WriteBatch};
+use super::storage_contract::{DriverBatch, DriverStorage};
+use crate::storage::StorageError;
 
-impl Loop<'_> {
+impl<S: DriverStorage> Loop<'_, S> {
     /// The turn's writes. Raft's part — entries and hard state — goes to the journal (one
     /// `fdatasync`), after which the acknowledgements (`persisted_messages`) leave at once. The
     /// committed entries the core applies go into the batch the loop keeps open across turns
@@ -83,9 +84,9 @@ pub fn needs_write(work: &RaftWork) -> bool {
 }
 
 /// Makes the snapshot from the leader in `work`, already received by the transport, the
-/// member's state (see `LmdbStorage::install_received_snapshot`): before any batch, since it
-/// replaces the environment.
-pub fn install_snapshot(storage: &LmdbStorage, work: &RaftWork) -> Result<(), StorageError> {
+/// member's state (see `DriverStorage::install_received_snapshot`): before any batch, since it
+/// replaces the store.
+pub fn install_snapshot(storage: &impl DriverStorage, work: &RaftWork) -> Result<(), StorageError> {
     let Some(snapshot) = &work.snapshot else {
         return Ok(());
     };
@@ -104,8 +105,8 @@ pub fn install_snapshot(storage: &LmdbStorage, work: &RaftWork) -> Result<(), St
 }
 
 /// Writes the rest of a snapshot turn into `batch`: the entries, then the hard state.
-pub fn persist_into(batch: &mut WriteBatch<'_>, work: &RaftWork) -> Result<(), StorageError> {
-    batch.append(&work.entries)?;
+pub fn persist_into(batch: &mut impl DriverBatch, work: &RaftWork) -> Result<(), StorageError> {
+    batch.append_entries(&work.entries)?;
     if let Some(hard_state) = &work.hard_state {
         batch.set_hard_state(hard_state)?;
     }
@@ -115,7 +116,7 @@ pub fn persist_into(batch: &mut WriteBatch<'_>, work: &RaftWork) -> Result<(), S
 /// Records in `batch` the configuration each applied conf change left in force (a restart
 /// resumes with the last one); returns whether there was any.
 pub fn store_conf_states(
-    batch: &mut WriteBatch<'_>,
+    batch: &mut impl DriverBatch,
     outputs: &[Output],
 ) -> Result<bool, StorageError> {
     let mut changed = false;
@@ -130,14 +131,14 @@ pub fn store_conf_states(
 
 /// Stores the state machine's snapshot as the raft snapshot and compacts the log behind it.
 pub fn store_snapshot(
-    storage: &LmdbStorage,
+    storage: &impl DriverStorage,
     index: u64,
     conf_state: &ConfState,
     compact_to: u64,
 ) -> Result<(), StorageError> {
     storage.write(|batch| {
         batch.create_snapshot(index, Some(conf_state.clone()))?;
-        if compact_to > batch.raft_state().log_start.index {
+        if compact_to > batch.log_start_index() {
             batch.compact(compact_to)?;
         }
         Ok::<(), StorageError>(())

@@ -36,30 +36,31 @@ use super::metrics::LoopMetrics;
 use super::password_pool::{PasswordPool, PasswordResults};
 use super::peer_resolver::PeerResolver;
 use super::secrets::os_secret_rng;
+use super::storage_contract::DriverStorage;
 use super::watch_queue::WatchSink;
 use crate::runtime::{self, Task};
 use crate::storage::LmdbStorage;
 use crate::transport::{PeerEvent, PeerTransport};
 
 /// The running loop: its handle and its task (which ends with the loop's result).
-pub struct Driver {
-    pub handle: DriverHandle,
+pub struct Driver<S: DriverStorage = LmdbStorage> {
+    pub handle: DriverHandle<S>,
     pub task: Task<Result<(), DriverError>>,
 }
 
-/// The core as the loop runs it: its raft log on LMDB, its applied state on LMDB through the
-/// batch the loop holds open (`super::held`).
-pub(super) type Core<'s> = Server<LmdbStorage, LoopBackend<'s>>;
+/// The core as the loop runs it: its raft log in the member's storage, its applied state in
+/// the same storage through the batch the loop holds open (`super::held`).
+pub(super) type Core<'s, S> = Server<S, LoopBackend<'s, S>>;
 
 /// Opens the core over `storage` and starts the loop. `initial_peers` are the other members'
 /// peer URLs known from the flags (a joining member needs them before it has a configuration).
-pub fn start(
+pub fn start<S: DriverStorage>(
     config: DriverConfig,
-    storage: LmdbStorage,
+    storage: S,
     transport: Arc<dyn PeerTransport>,
     peer_events: mpsc::Receiver<PeerEvent>,
     initial_peers: Vec<(u64, String)>,
-) -> Result<Driver, DriverError> {
+) -> Result<Driver<S>, DriverError> {
     let (passwords, password_results) = PasswordPool::start()?;
     let (commands, command_rx) = mpsc::channel(config.command_queue);
     let info = SharedInfo::default();
@@ -69,7 +70,7 @@ pub fn start(
         storage: storage.clone(),
         signed_tokens: config.signed_tokens.clone(),
     };
-    transport.serve_snapshots(storage.clone());
+    storage.serve_snapshots(transport.as_ref());
     transport.serve_requests(Arc::new(ForwardedRequests {
         handle: handle.clone(),
     }));
@@ -136,12 +137,12 @@ impl Clock {
     }
 }
 
-pub(super) struct Loop<'s> {
+pub(super) struct Loop<'s, S: DriverStorage> {
     pub config: DriverConfig,
-    pub server: Core<'s>,
+    pub server: Core<'s, S>,
     /// The core's backend: the held batch the loop commits on its schedule.
-    pub backend: LoopBackend<'s>,
-    pub storage: &'s LmdbStorage,
+    pub backend: LoopBackend<'s, S>,
+    pub storage: &'s S,
     pub transport: Arc<dyn PeerTransport>,
     /// Sends the requests the core forwards to the leader.
     pub forwarder: Forwarder,
@@ -166,11 +167,11 @@ pub(super) struct Loop<'s> {
     pub passwords: PasswordPool,
 }
 
-impl<'s> Loop<'s> {
+impl<'s, S: DriverStorage> Loop<'s, S> {
     fn open(
         config: DriverConfig,
-        storage: &'s LmdbStorage,
-        backend: LoopBackend<'s>,
+        storage: &'s S,
+        backend: LoopBackend<'s, S>,
         transport: Arc<dyn PeerTransport>,
         forwarder: Forwarder,
         info: SharedInfo,
@@ -178,8 +179,9 @@ impl<'s> Loop<'s> {
     ) -> Result<Self, DriverError> {
         let clock = Clock::new();
         let mut server_config = config.server.clone();
-        // `LmdbStorage::snapshot` builds the image when raft sends one; the periodic snapshot
-        // only records its index and compacts the log.
+        // The transport streams the image beside raft's message when raft sends one
+        // (`DriverStorage::serve_snapshots`); the periodic snapshot only records its index and
+        // compacts the log.
         server_config.snapshot_images = false;
         let server = Server::new(
             server_config,

@@ -8,11 +8,12 @@ use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::handle::{DriverHandle, stopped};
+use super::storage_contract::DriverStorage;
 use crate::runtime;
 use crate::transport::{ConnectionRoom, RequestStream, ResponseSink};
 
 pub async fn serve(
-    handle: DriverHandle,
+    handle: DriverHandle<impl DriverStorage>,
     connection: ConnectionRoom,
     first: ClientRequest,
     mut requests: RequestStream,

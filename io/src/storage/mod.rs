@@ -64,6 +64,7 @@ mod codec;
 mod config;
 #[cfg(test)]
 mod corruption_tests;
+mod driver_storage_impl;
 mod env;
 mod error;
 mod etcd_image;
