@@ -69,6 +69,7 @@ mod env;
 mod error;
 mod etcd_image;
 mod etcd_snapshot;
+mod file_space;
 mod journal;
 #[cfg(test)]
 mod journal_crash_fs;
@@ -95,8 +96,9 @@ mod write_batch;
 pub use config::{DEFAULT_QUOTA_BYTES, JOURNAL_SUBDIR, LMDB_SUBDIR, StorageConfig};
 pub use error::{GRPC_RESOURCE_EXHAUSTED, NO_SPACE_MESSAGE, Result, StorageError};
 pub use etcd_image::EtcdImageExporter;
+pub use file_space::SizeInfo;
 pub use journal::JournalPosition;
-pub use lmdb::{LmdbStorage, MemberIdentity, SizeInfo};
+pub use lmdb::{LmdbStorage, MemberIdentity};
 pub use permissions::{
     LoosePermission, PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, create_private_dir_all,
     create_private_file, loose_permissions, private_file_options,

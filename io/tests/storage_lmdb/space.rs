@@ -1,0 +1,186 @@
+//! The file's space: the map grows between batches, a write past it is NOSPACE, defrag shrinks
+//! the file (or gives up, changing nothing) while other threads go on.
+
+use super::*;
+
+#[test]
+fn the_map_grows_between_batches() {
+    let dir = TempDir::new().expect("dir");
+    // 1 MiB quota: a 65 MiB map, grown by 64 MiB whenever less than 32 MiB is left.
+    let storage =
+        LmdbStorage::open(StorageConfig::new(dir.path()).with_quota_bytes(1 << 20)).expect("open");
+    let initial = storage.size_info().expect("size").map_bytes;
+    let value = vec![3u8; 1 << 20];
+    for batch in 0..25u64 {
+        storage
+            .write(|b| {
+                for i in 0..4u64 {
+                    b.put(Table::Key, &(batch * 4 + i).to_be_bytes(), &value)?;
+                }
+                Ok::<_, StorageError>(())
+            })
+            .expect("a 4 MiB batch fits after growth");
+    }
+    let grown = storage.size_info().expect("size");
+    assert!(grown.map_bytes > initial, "{initial} -> {grown:?}");
+    assert!(grown.in_use_bytes > 100 << 20);
+    drop(storage);
+    let reopened = LmdbStorage::open(StorageConfig::new(dir.path()).with_quota_bytes(1 << 20))
+        .expect("a file larger than quota + headroom reopens");
+    assert_eq!(
+        reopened
+            .read()
+            .expect("read")
+            .get(Table::Key, &99u64.to_be_bytes())
+            .expect("get"),
+        Some(&value[..])
+    );
+}
+
+#[test]
+fn a_write_past_the_map_is_nospace_and_writes_nothing() {
+    let dir = TempDir::new().expect("dir");
+    // 1 MiB quota: the map is quota + 64 MiB headroom.
+    let storage =
+        LmdbStorage::open(StorageConfig::new(dir.path()).with_quota_bytes(1 << 20)).expect("open");
+    fill(&storage, 10, 100);
+    let before = dump(&storage);
+    let err = storage
+        .write(|b| {
+            for i in 0..100u64 {
+                b.put(Table::Lease, &i.to_be_bytes(), &vec![1u8; 1 << 20])?;
+            }
+            Ok::<_, StorageError>(())
+        })
+        .expect_err("100 MiB does not fit");
+    assert!(matches!(err, StorageError::NoSpace), "{err:?}");
+    assert_eq!(err.to_string(), NO_SPACE_MESSAGE);
+    assert_eq!(err.grpc_code(), 8, "ResourceExhausted");
+    assert_eq!(dump(&storage), before);
+    // Smaller writes still work, and the space the core's quota check reads shows data over
+    // 1 MiB.
+    let over = |storage: &LmdbStorage| {
+        let space = Backend::space(storage).expect("space").expect("a quota");
+        space.in_use_bytes > space.quota_bytes
+    };
+    assert!(!over(&storage));
+    fill(&storage, 2000, 1000);
+    assert!(over(&storage));
+}
+
+#[test]
+fn compaction_frees_pages_and_defrag_shrinks_the_file() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open_bootstrapped(&dir);
+    let entry = |i: u64| Entry {
+        index: i,
+        term: 1,
+        data: Bytes::from(vec![9u8; 4000]),
+        ..Default::default()
+    };
+    let entries: Vec<Entry> = (2..=3001).map(entry).collect();
+    storage.write(|b| b.append(&entries)).expect("append");
+    let full = storage.size_info().expect("size");
+    storage
+        .write(|b| {
+            b.create_snapshot(3000, None)?;
+            b.compact(3000)
+        })
+        .expect("compact");
+    let compacted = storage.size_info().expect("size");
+    assert!(
+        compacted.in_use_bytes * 4 < full.in_use_bytes,
+        "{full:?} -> {compacted:?}"
+    );
+    assert!(
+        compacted.file_bytes >= full.file_bytes,
+        "LMDB never shrinks the file by itself"
+    );
+    let before_state = storage.raft_state();
+
+    let (before, after) = storage.defrag(Duration::ZERO).expect("defrag");
+    assert_eq!(before.file_bytes, compacted.file_bytes);
+    assert!(
+        after.file_bytes * 4 < before.file_bytes,
+        "{before:?} -> {after:?}"
+    );
+    assert_eq!(storage.raft_state(), before_state, "defrag keeps the data");
+    assert_eq!(Storage::term(&storage, 3001), Ok(1));
+    storage
+        .write(|b| b.append(&[entry(3002)]))
+        .expect("writes work after defrag");
+}
+
+#[test]
+fn defrag_gives_up_while_a_read_stays_open_and_changes_nothing() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open(&dir);
+    fill(&storage, 50, 100);
+    let read = storage.read().expect("read");
+    let before = storage.size_info().expect("size");
+    let result = storage.defrag(Duration::from_millis(50));
+    assert!(matches!(result, Err(StorageError::Busy(_))), "{result:?}");
+    assert_eq!(storage.size_info().expect("size"), before);
+    assert!(
+        !dir.path().join("member/lmdb/data.mdb.defrag").exists(),
+        "the copy is removed"
+    );
+    assert!(read.get(Table::Key, &[0]).is_ok(), "the reader still works");
+    drop(read);
+    storage
+        .defrag(Duration::ZERO)
+        .expect("defrag once the reader ended");
+    fill(&storage, 3, 3);
+}
+
+/// Online defrag: clones keep working across the swap, and reads and writes running on other
+/// threads during it neither fail nor see anything but committed data.
+#[test]
+fn defrag_runs_while_other_threads_read_and_write() {
+    let dir = TempDir::new().expect("dir");
+    let storage = open_bootstrapped(&dir);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let storage = storage.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut written = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && written < 2000 {
+                let key = written.to_be_bytes();
+                storage
+                    .write(|w| w.put(Table::Key, &key, &[7u8; 200]))
+                    .expect("write during defrag");
+                written += 1;
+            }
+            written
+        })
+    };
+    let reader = {
+        let storage = storage.clone();
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut reads = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && reads < 20_000 {
+                let read = storage.read().expect("read during defrag");
+                assert!(read.get(Table::Key, &0u32.to_be_bytes()).is_ok());
+                reads += 1;
+            }
+            reads
+        })
+    };
+    for _ in 0..5 {
+        storage.defrag(Duration::from_secs(5)).expect("defrag");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().expect("writer");
+    reader.join().expect("reader");
+    let read = storage.read().expect("read");
+    for i in 0..written {
+        assert!(
+            read.get(Table::Key, &i.to_be_bytes())
+                .expect("get")
+                .is_some(),
+            "key {i} of {written} survived"
+        );
+    }
+}
