@@ -26,6 +26,7 @@
 mod alarm;
 mod applier;
 mod apply;
+mod apply_queue;
 mod config;
 mod corrupt;
 mod forward;

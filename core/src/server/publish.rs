@@ -65,11 +65,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// its applied record differs. A member that is not in its own members table yet (a
     /// learner before its first snapshot) waits.
     pub(crate) fn publish_tick(&mut self) {
-        self.publish_ticks += 1;
-        if self.publish_ticks < self.config.election_ticks as u64 || self.leader == 0 {
+        let period = self.config.election_ticks as u64;
+        if !self.schedule.publish.due(period, self.leader != 0) {
             return;
         }
-        self.publish_ticks = 0;
         let Some(attrs) = self.config.member_attrs.clone() else {
             return;
         };

@@ -18,11 +18,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// Called on every tick: every [`QUOTA_CHECK_TICKS`] ticks, raises NOSPACE when the
     /// backend uses more than its quota.
     pub(super) fn quota_tick(&mut self) {
-        self.quota_ticks += 1;
-        if self.quota_ticks < QUOTA_CHECK_TICKS {
+        if !self.schedule.quota.due(QUOTA_CHECK_TICKS, true) {
             return;
         }
-        self.quota_ticks = 0;
         match self.backend.space() {
             Ok(Some(space)) if space.in_use_bytes > space.quota_bytes => {
                 self.raise_alarm(AlarmType::Nospace)

@@ -40,8 +40,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
             }
         }
         // Entries held back by a pause wait in front of the new ones, in order.
-        self.to_apply.extend(ready.committed_entries);
-        self.to_install = ready.snapshot.clone();
+        self.apply_queue
+            .push_ready(ready.committed_entries, ready.snapshot.clone());
         Some(RaftWork {
             messages: ready.messages,
             snapshot: ready.snapshot,
@@ -58,13 +58,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// [`Server::advance_in`] for this work calls this after committing that transaction; the
     /// entries applied there are not applied again.
     pub fn advance(&mut self) -> Result<()> {
-        if self.apply_paused && self.to_install.is_none() {
+        if self.apply_queue.is_paused() && !self.apply_queue.has_snapshot() {
             // Raft moves on (its log and messages do not need the backend); the committed
-            // entries wait in `to_apply`, and the reads that need them with them.
+            // entries wait in the apply queue, and the reads that need them with them.
             self.node.advance();
             return Ok(());
         }
-        if let Some(snapshot) = self.to_install.take() {
+        if let Some(snapshot) = self.apply_queue.take_snapshot() {
             self.install_snapshot(&snapshot)?;
         }
         self.apply_pending()?;
@@ -77,7 +77,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// write transaction) and serves what they made possible. No raft step; a shell whose
     /// next turn has no ready of its own calls this instead of waiting for one.
     pub fn apply_waiting(&mut self) -> Result<()> {
-        if self.apply_paused {
+        if self.apply_queue.is_paused() {
             return Ok(());
         }
         self.apply_pending()?;
@@ -85,19 +85,19 @@ impl<S: Storage, B: Backend> Server<S, B> {
         Ok(())
     }
 
-    /// Applies `to_apply` in one backend transaction, then the storage migration and the
+    /// Applies the waiting entries in one backend transaction, then the storage migration and the
     /// periodic snapshot if anything was applied (here or by `advance_in`).
     fn apply_pending(&mut self) -> Result<()> {
-        let entries = std::mem::take(&mut self.to_apply);
+        let entries = self.apply_queue.take_entries();
         if !entries.is_empty() {
             let (backend, mut applier) = self.applier();
             let mut txn = backend.write_txn()?;
             applier.apply_entries(&mut txn, &entries)?;
             txn.commit()?;
-            self.applied_in_batch = true;
+            self.apply_queue.mark_applied();
             self.retry_sign_ins();
         }
-        if std::mem::take(&mut self.applied_in_batch) {
+        if self.apply_queue.take_applied() {
             self.migrate_storage()?;
             self.maybe_snapshot()?;
         }
@@ -134,12 +134,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// transactions. Atomicity makes applying in the appending transaction safe: the applied
     /// index and the entries it covers become durable together, or neither does.
     pub fn advance_in<T: WriteTxn + ?Sized>(&mut self, txn: &mut T) -> Result<()> {
-        if self.apply_paused || self.to_install.is_some() || self.to_apply.is_empty() {
+        let entries = self.apply_queue.take_for_shell_txn();
+        if entries.is_empty() {
             return Ok(());
         }
-        let entries = std::mem::take(&mut self.to_apply);
         self.applier().1.apply_entries(txn, &entries)?;
-        self.applied_in_batch = true;
+        self.apply_queue.mark_applied();
         self.retry_sign_ins();
         Ok(())
     }
@@ -147,7 +147,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// Whether committed entries wait to be applied at the next advance (none while applying
     /// is paused: they wait for [`Server::resume_apply`]).
     pub fn has_entries_to_apply(&self) -> bool {
-        !self.apply_paused && !self.to_apply.is_empty()
+        self.apply_queue.has_entries_to_apply()
     }
 
     /// Holds back applying: the shell's backend is about to be busy with maintenance that
@@ -158,14 +158,14 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// its defragmentation). While paused, [`Server::advance`] touches the backend only for a
     /// snapshot from the leader, which the shell must not hand over before resuming.
     pub fn pause_apply(&mut self) {
-        self.apply_paused = true;
+        self.apply_queue.pause();
     }
 
     /// Ends [`Server::pause_apply`]: the next [`Server::advance`] (or `advance_in`) applies
     /// everything that waited. The shell makes sure there is a next turn (it calls
     /// [`Server::has_entries_to_apply`] and turns when it is true).
     pub fn resume_apply(&mut self) {
-        self.apply_paused = false;
+        self.apply_queue.resume();
     }
 
     fn on_soft_state(&mut self, leader: u64, role: StateRole) {
@@ -177,7 +177,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.state
                 .lessor
                 .promote(self.config.election_timeout_ms(), self.now_ms);
-            self.next_lease_check_ms = self.now_ms;
+            self.schedule.next_lease_check_ms = self.now_ms;
             self.lease_catch_up_index = Some(self.node.raft.raft_log.last_index());
         } else if !is_leader && was_leader {
             self.state.lessor.demote();

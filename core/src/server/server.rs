@@ -7,7 +7,7 @@
 use qraft_proto::etcdserverpb::LeaseRevokeRequest;
 use qraft_proto::qraftpb::MemberRecord;
 use qraft_proto::qraftpb::internal_request::Request;
-use qraft_proto::raftpb::{Entry, Message, MessageType, Snapshot};
+use qraft_proto::raftpb::{Message, MessageType};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 
@@ -16,6 +16,7 @@ use crate::backend::{Backend, WriteTxn};
 use crate::error::{Error, Result};
 use crate::raft::{Config as RaftConfig, RawNode, SnapshotStatus, Storage};
 
+use super::apply_queue::ApplyQueue;
 use super::config::ServerConfig;
 use super::ids::IdGenerator;
 use super::output::{Output, RequestId};
@@ -23,6 +24,7 @@ use super::pending::Pending;
 use super::response::{error_response, header};
 use super::state::AppState;
 use super::stats::ServerStats;
+use super::timer::Schedule;
 use super::version::open_versions;
 use crate::version::VersionNegotiator;
 
@@ -39,26 +41,18 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) pending: Pending,
     pub(crate) outputs: Vec<Output>,
     pub(crate) now_ms: u64,
-    /// When the next tick is due on the shell's clock (`super::timer`).
-    pub(super) next_tick_ms: u64,
+    /// The tick grid, lease checks, token sweeps and periodic checks (`super::timer`).
+    pub(super) schedule: Schedule,
     pub(crate) leader: u64,
     pub(crate) term: u64,
     pub(crate) committed: u64,
-    pub(super) next_lease_check_ms: u64,
     /// As a new leader: the log index up to which entries of earlier terms may still be
     /// unapplied. Once applied, lease deadlines are recomputed from the checkpoints they held.
     pub(super) lease_catch_up_index: Option<u64>,
-    next_token_sweep_ms: u64,
     pub(super) next_read_ctx: u64,
-    /// Committed entries of the last `ready()`, applied by `advance()`.
-    pub(super) to_apply: Vec<Entry>,
-    /// A snapshot from the leader in the last `ready()`, installed by `advance()`.
-    pub(super) to_install: Option<Snapshot>,
-    /// Entries were applied since the last `advance()` (`advance_in` or `advance` itself):
-    /// storage migration and the periodic snapshot are due a look.
-    pub(super) applied_in_batch: bool,
-    /// Applying is held back (see [`Server::pause_apply`]); `to_apply` keeps what waits.
-    pub(super) apply_paused: bool,
+    /// What `ready()` handed out to apply and `advance()` has not applied yet, and whether
+    /// applying is paused (`super::apply_queue`).
+    pub(super) apply_queue: ApplyQueue,
     pub(crate) last_snapshot_index: u64,
     /// The (leader, term) last announced with `Output::LeaderChanged`.
     pub(super) reported_leader: (u64, u64),
@@ -71,10 +65,6 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) passwords: super::passwords::PasswordJobs,
     /// This member's versions and the replicated version state (see `super::version`).
     pub(crate) versions: VersionNegotiator,
-    /// Ticks since the last version check.
-    pub(crate) version_ticks: u64,
-    /// Ticks since this member last considered publishing its attributes.
-    pub(crate) publish_ticks: u64,
     /// This member applied its own attributes since it started (`super::publish`).
     pub(crate) attrs_applied: bool,
     /// This member's own alarm proposals in flight (`super::alarm`).
@@ -82,8 +72,6 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) stats: ServerStats,
     /// The corruption check's schedule (`super::corrupt`).
     pub(crate) corrupt: super::corrupt::CorruptCheck,
-    /// Ticks since the last quota check (`super::quota`).
-    pub(super) quota_ticks: u64,
     /// Leader-only requests on their way to the leader (`super::forward`).
     pub(super) forwards: super::forward::Forwards,
 }
@@ -139,32 +127,29 @@ impl<S: Storage, B: Backend> Server<S, B> {
             pending: Pending::default(),
             outputs: Vec::new(),
             now_ms,
-            next_tick_ms: now_ms.saturating_add(config_tick_ms.max(1)),
+            // The first version check and attributes publish go out on the first tick with
+            // a known leader.
+            schedule: Schedule::new(
+                now_ms,
+                config_tick_ms,
+                config_version_ticks,
+                config_publish_ticks,
+            ),
             leader: 0,
             term,
-            next_lease_check_ms: now_ms,
             lease_catch_up_index: None,
-            next_token_sweep_ms: now_ms,
             // From the clock at start, as proposal IDs: a restarted member must not reuse a
             // context of its previous life that the leader may still hold.
             next_read_ctx: now_ms << 8,
-            to_apply: Vec::new(),
-            to_install: None,
-            applied_in_batch: false,
-            apply_paused: false,
+            apply_queue: ApplyQueue::default(),
             last_snapshot_index: snapshot_index,
             reported_leader: (0, term),
             rng,
             secrets,
             passwords: Default::default(),
-            // The first check runs on the first tick with a known leader.
-            version_ticks: config_version_ticks,
-            // As versions: the first publish goes out on the first tick with a leader.
-            publish_ticks: config_publish_ticks,
             attrs_applied: false,
             alarm_raises: Default::default(),
             corrupt: super::corrupt::CorruptCheck::new(config_initial_corrupt_check),
-            quota_ticks: 0,
             forwards: Default::default(),
             versions,
             stats: ServerStats::default(),
@@ -237,8 +222,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.respond_error(client, &Error::Timeout, 0);
         }
         self.stats.proposals_failed += (proposals - self.pending.proposals.len()) as u64;
-        if self.is_leader() && self.now_ms >= self.next_lease_check_ms {
-            self.next_lease_check_ms = self.now_ms + self.config.lease_check_interval_ms;
+        if self.is_leader() && self.now_ms >= self.schedule.next_lease_check_ms {
+            self.schedule.next_lease_check_ms = self.now_ms + self.config.lease_check_interval_ms;
             for id in self.state.lessor.expired(self.now_ms) {
                 self.propose_internal(Request::LeaseRevoke(LeaseRevokeRequest { id }));
             }
@@ -249,8 +234,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.propose_internal(Request::LeaseCheckpoint(checkpoints));
             }
         }
-        if self.now_ms >= self.next_token_sweep_ms {
-            self.next_token_sweep_ms = self.now_ms + 60_000;
+        if self.now_ms >= self.schedule.next_token_sweep_ms {
+            self.schedule.next_token_sweep_ms = self.now_ms + 60_000;
             self.state.auth.sweep_tokens(self.now_ms);
         }
         self.version_tick();

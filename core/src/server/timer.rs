@@ -14,11 +14,64 @@ use crate::raft::Storage;
 
 use super::server::Server;
 
+/// The core's own schedule: the tick grid, the leader's lease checks, the token sweep, and
+/// the tick counters of the periodic checks (versions, attribute publishing, the quota).
+/// Everything here is on the shell's clock, given as an argument; `Server::tick` runs it.
+#[derive(Debug)]
+pub(super) struct Schedule {
+    /// When the next tick is due on the shell's clock.
+    pub next_tick_ms: u64,
+    /// When the leader next looks for expired leases and due checkpoints.
+    pub next_lease_check_ms: u64,
+    /// When expired simple tokens are next swept.
+    pub next_token_sweep_ms: u64,
+    /// Ticks since the last version check (`super::version`).
+    pub version: TickCount,
+    /// Ticks since this member last considered publishing its attributes (`super::publish`).
+    pub publish: TickCount,
+    /// Ticks since the last quota check (`super::quota`).
+    pub quota: TickCount,
+}
+
+impl Schedule {
+    /// Opened at `now_ms`: the first tick one `tick_ms` later; the version check and the
+    /// attributes publish due on the first tick with a leader (counters already at their
+    /// periods), the quota check after a full period.
+    pub fn new(now_ms: u64, tick_ms: u64, version_period: u64, publish_period: u64) -> Self {
+        Schedule {
+            next_tick_ms: now_ms.saturating_add(tick_ms.max(1)),
+            next_lease_check_ms: now_ms,
+            next_token_sweep_ms: now_ms,
+            version: TickCount(version_period),
+            publish: TickCount(publish_period),
+            quota: TickCount(0),
+        }
+    }
+}
+
+/// Ticks counted towards a periodic check.
+#[derive(Debug)]
+pub(super) struct TickCount(u64);
+
+impl TickCount {
+    /// One more tick. True once `period` ticks have passed and the check can run (`ready`);
+    /// the count then starts again. Not ready: the count keeps growing, so the check runs on
+    /// the first tick it can.
+    pub fn due(&mut self, period: u64, ready: bool) -> bool {
+        self.0 += 1;
+        if self.0 < period || !ready {
+            return false;
+        }
+        self.0 = 0;
+        true
+    }
+}
+
 impl<S: Storage, B: Backend> Server<S, B> {
     /// The time (the shell's monotonic clock, in ms) at which the core next needs
     /// [`Server::handle_timeout`]. Call it again after every input: it only moves forward.
     pub fn poll_timeout(&self) -> u64 {
-        self.next_tick_ms
+        self.schedule.next_tick_ms
     }
 
     /// Time passed: runs a tick if one is due at `now_ms` and returns whether it did (a
@@ -26,7 +79,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// notifications). Early calls do nothing, so a shell may call this on every wake-up.
     /// A shell uses either this or [`Server::tick`] at a fixed rate, not both.
     pub fn handle_timeout(&mut self, now_ms: u64) -> bool {
-        if now_ms < self.next_tick_ms {
+        if now_ms < self.schedule.next_tick_ms {
             return false;
         }
         self.tick(now_ms);
@@ -36,12 +89,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// After a tick at `now_ms`: the next point of the tick grid after `now_ms` (a tick called
     /// before the deadline, by a shell with its own ticker, leaves the deadline where it was).
     pub(super) fn schedule_next_tick(&mut self, now_ms: u64) {
-        if now_ms < self.next_tick_ms {
+        let schedule = &mut self.schedule;
+        if now_ms < schedule.next_tick_ms {
             return;
         }
         let period = self.config.tick_ms.max(1);
-        let missed = (now_ms - self.next_tick_ms) / period;
-        self.next_tick_ms += period * (missed + 1);
+        let missed = (now_ms - schedule.next_tick_ms) / period;
+        schedule.next_tick_ms += period * (missed + 1);
     }
 }
 

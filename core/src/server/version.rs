@@ -148,11 +148,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// replicated record differs; the leader raises the cluster version or ends a finished
     /// downgrade.
     pub(crate) fn version_tick(&mut self) {
-        self.version_ticks += 1;
-        if self.version_ticks < self.config.version_check_ticks || self.leader == 0 {
+        let period = self.config.version_check_ticks;
+        if !self.schedule.version.due(period, self.leader != 0) {
             return;
         }
-        self.version_ticks = 0;
         if let Some(publish) = self.versions.publish_request() {
             self.propose_version(publish);
         }
