@@ -2,10 +2,10 @@
 
 pub mod client;
 pub mod driver;
+pub mod error_responses;
 pub mod jwt;
 pub mod metrics;
 pub mod runtime;
-pub mod status;
 pub mod storage;
 pub mod tls;
 pub mod transport;

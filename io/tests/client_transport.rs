@@ -11,8 +11,8 @@ use std::time::Duration;
 use common::{Certs, certs, localhost};
 use qraft_core::error::Error;
 use qraft_io::client::{Client, ClientConfig, ClientError};
+use qraft_io::error_responses::{Code, error_response, error_response_with_hint};
 use qraft_io::runtime;
-use qraft_io::status::{Code, error_response, error_response_with_hint};
 use qraft_io::transport::{
     ClientContext, ClientListener, ClientListenerConfig, RequestHandler, RequestStream,
     ResponseSink, encode_frame, read_frame,

@@ -14,8 +14,8 @@
 
 use futures::stream::{self, StreamExt};
 use qraft_io::driver::{DriverHandle, NodeInfo};
+use qraft_io::error_responses::{Code, error_response};
 use qraft_io::runtime;
-use qraft_io::status::{Code, error_response};
 use qraft_io::storage::{EtcdImageExporter, LmdbStorage};
 use qraft_proto::etcdserverpb::{ResponseHeader, SnapshotResponse};
 use qraft_proto::qraftpb::ClientResponse;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use qraft_io::client::{Client, ClientError};
+use qraft_io::error_responses::Code;
 use qraft_io::runtime;
-use qraft_io::status::Code;
 use qraft_io::tls::{ALPN_CLIENT, ALPN_PEER, Identity, roots_from_pem_file};
 use qraft_io::transport::{codes, encode_frame};
 use qraft_proto::etcdserverpb::{PutRequest, RangeRequest};

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use etcd_client::{ConnectOptions, GetOptions};
 use qraft_io::client::{Client, ClientError};
+use qraft_io::error_responses::Code;
 use qraft_io::runtime;
-use qraft_io::status::Code;
 use qraft_proto::etcdserverpb::{
     AlarmRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest,
     RangeRequest, WatchCreateRequest,

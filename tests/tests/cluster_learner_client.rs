@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use qraft_io::client::{Client, ClientError};
+use qraft_io::error_responses::Code;
 use qraft_io::runtime;
-use qraft_io::status::Code;
 use qraft_proto::etcdserverpb::{LeaseGrantRequest, RangeRequest, WatchCreateRequest};
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_members::wait_for;

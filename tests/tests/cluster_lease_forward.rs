@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use qraft_io::client::{Client, ClientError};
+use qraft_io::error_responses::Code;
 use qraft_io::runtime;
-use qraft_io::status::Code;
 use qraft_proto::etcdserverpb::{LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest};
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_faults::{logs, wait_leader};

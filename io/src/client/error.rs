@@ -2,7 +2,7 @@
 
 use qraft_proto::qraftpb::{self, client_response};
 
-use crate::status::Code;
+use crate::error_responses::Code;
 use crate::transport::{FrameError, TransportError};
 
 #[derive(Debug, thiserror::Error)]

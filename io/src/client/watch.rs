@@ -23,8 +23,8 @@ use qraft_proto::qraftpb::client_response::Response;
 use super::core::refused_by_learner;
 use super::streams::Call;
 use super::{Client, ClientError};
+use crate::error_responses::Code;
 use crate::runtime;
-use crate::status::Code;
 
 /// The server's id for "no watcher" (progress of the whole stream, refused creates).
 const INVALID_WATCH_ID: i64 = -1;

@@ -15,7 +15,7 @@ use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 use super::handle::DriverHandle;
 use super::storage_contract::{DriverStorage, SnapshotChunks};
 use super::{endpoint_status, watch};
-use crate::status::{Code, error_response};
+use crate::error_responses::{Code, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
 
 /// Bytes of key space per snapshot chunk sent to `qraftctl snapshot save`.

@@ -17,8 +17,8 @@ use super::defrag::DefragResult;
 use super::info::{NodeInfo, SharedInfo};
 use super::storage_contract::DriverStorage;
 use super::watch_queue::{WatchResponses, WatchSink, watch_queue};
+use crate::error_responses::{Code, core_error_response, error_response};
 use crate::jwt::SignedTokens;
-use crate::status::{Code, core_error_response, error_response};
 use crate::storage::{LmdbStorage, StorageError};
 use crate::transport::ConnectionRoom;
 

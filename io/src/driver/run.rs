@@ -28,10 +28,10 @@ use qraft_proto::qraftpb::ClientResponse;
 
 use super::config::DriverConfig;
 use super::directory::PublishedMembers;
-use super::forward::{ForwardAnswers, ForwardedRequests, Forwarder};
 use super::handle::{Command, DriverError, DriverHandle};
 use super::held::LoopBackend;
 use super::info::SharedInfo;
+use super::leader_forwarding::{ForwardAnswers, ForwardedRequests, Forwarder};
 use super::metrics::LoopMetrics;
 use super::password_pool::{PasswordPool, PasswordResults};
 use super::peer_resolver::PeerResolver;

@@ -16,9 +16,9 @@ use super::{
     ClientContext, FrameError, QuicSettings, RequestHandler, TransportError, codes, encode_frame,
     is_streaming, read_sized_frame,
 };
+use crate::error_responses::{Code, core_error_response, error_response};
 use crate::metrics::Metrics;
 use crate::runtime::{self, Task};
-use crate::status::{Code, core_error_response, error_response};
 use crate::tls::{self, Identity};
 use qraft_core::error::Error;
 

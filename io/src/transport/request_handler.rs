@@ -9,8 +9,8 @@ use qraft_proto::qraftpb::{ClientRequest, ClientResponse, client_request};
 use rustls::pki_types::CertificateDer;
 
 use super::{FrameError, TransportError, encode_frame, read_sized_frame};
+use crate::error_responses::{Code, error_response};
 use crate::metrics::Metrics;
-use crate::status::{Code, error_response};
 
 /// Who is asking: the client's address and, with client-certificate auth, its verified
 /// certificate chain (leaf first) — the server may derive a user name from it as etcd does

@@ -72,7 +72,9 @@ async fn health(client: &Client, cli: &Cli, cluster: bool, p: &Printer) -> anyho
                     .await;
                 c.close();
                 match r {
-                    Err(e) if e.code() != Some(qraft_io::status::Code::PermissionDenied) => {
+                    Err(e)
+                        if e.code() != Some(qraft_io::error_responses::Code::PermissionDenied) =>
+                    {
                         Err(e.to_string())
                     }
                     _ => Ok(()),
