@@ -28,7 +28,7 @@ use qraft_io::metrics::Metrics;
 use crate::config::{
     AuthToken, ClusterState, Config, PeerVerify, Scheme, TlsSettings, TlsSource, Url, member_id,
 };
-use crate::grpc::{ConnectionPolicy, GrpcLimits, GrpcServer};
+use crate::grpc::{ConnectionPolicy, GrpcLimits, GrpcServer, Serves};
 use crate::grpc_core::GrpcCore;
 use crate::health::MemberHealth;
 use crate::http::{Endpoints, HttpServer};
@@ -261,8 +261,8 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
             client_ca.as_ref(),
             &client_checks,
         )?);
-        let server = GrpcServer::bind(
-            &grpc_urls(&config.listen_client_urls, &config.listen_grpc_urls),
+        let server = GrpcServer::bind_serving(
+            &client_tcp_urls(&config),
             Some(tls),
             Arc::new(GrpcCore {
                 handle: handle.clone(),
@@ -279,7 +279,8 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         })
         // HTTP/1.1 on the client URLs: the probes as on --listen-metrics-urls (etcd serves
         // them on both), beside the JSON gateway.
-        .with_http(Arc::new(Endpoints::new(health.clone(), metrics.clone())));
+        .with_http(Arc::new(Endpoints::new(health.clone(), metrics.clone())))
+        .with_gateway(config.enable_grpc_gateway);
         runtime::spawn(server.run())
     };
     tracing::info!(
@@ -332,15 +333,31 @@ fn log_capabilities(info: &NodeInfo, logged: &mut Option<Version>) {
     }
 }
 
-/// Where etcd's gRPC API is served: every client URL (TCP beside the QUIC listener's UDP on the
-/// same port, as etcd serves its clients there) and every extra `--listen-grpc-urls` entry; a
-/// URL given in both is bound once.
-fn grpc_urls(client: &[Url], extra: &[Url]) -> Vec<Url> {
-    let mut urls: Vec<Url> = Vec::new();
-    for url in client.iter().chain(extra) {
-        let bound = |u: &Url| u.bind_addr().ok() == url.bind_addr().ok();
+/// The client TCP listeners: every client URL (TCP beside the QUIC listener's UDP on the same
+/// port, as etcd serves its clients there) and every extra `--listen-grpc-urls` entry serve
+/// etcd's gRPC API (and HTTP/1.1 unless `--listen-client-http-urls` takes it); a URL given
+/// twice is bound once.
+fn client_tcp_urls(config: &Config) -> Vec<(Url, Serves)> {
+    // etcd's split: with --listen-client-http-urls the client URLs serve gRPC only.
+    let client = if config.listen_client_http_urls.is_empty() {
+        Serves::Both
+    } else {
+        Serves::Grpc
+    };
+    let mut urls: Vec<(Url, Serves)> = Vec::new();
+    let listed = (config.listen_client_urls.iter())
+        .chain(&config.listen_grpc_urls)
+        .map(|u| (u, client))
+        .chain(
+            config
+                .listen_client_http_urls
+                .iter()
+                .map(|u| (u, Serves::Http)),
+        );
+    for (url, serves) in listed {
+        let bound = |(u, _): &(Url, Serves)| u.bind_addr().ok() == url.bind_addr().ok();
         if !urls.iter().any(bound) {
-            urls.push(url.clone());
+            urls.push((url.clone(), serves));
         }
     }
     urls

@@ -14,6 +14,8 @@ pub(super) struct Endpoints {
     pub initial_advertise_peer_urls: Vec<Url>,
     pub listen_metrics_urls: Vec<Url>,
     pub listen_grpc_urls: Vec<Url>,
+    /// HTTP/1.1-only client URLs; when any is given, the client URLs serve gRPC only.
+    pub listen_client_http_urls: Vec<Url>,
 }
 
 /// A non-empty URL list from `text`, or from `default` when the flag is not given.
@@ -80,6 +82,11 @@ impl Endpoints {
                 s.listen_grpc_urls.as_deref(),
                 false,
             )?,
+            listen_client_http_urls: optional_list(
+                "--listen-client-http-urls",
+                s.listen_client_http_urls.as_deref(),
+                false,
+            )?,
         };
         endpoints.check_bindable()?;
         Ok(endpoints)
@@ -94,6 +101,7 @@ impl Endpoints {
             ("--listen-client-urls", &self.listen_client_urls),
             ("--listen-metrics-urls", &self.listen_metrics_urls),
             ("--listen-grpc-urls", &self.listen_grpc_urls),
+            ("--listen-client-http-urls", &self.listen_client_http_urls),
         ] {
             for u in list {
                 u.bind_addr()
@@ -105,14 +113,26 @@ impl Endpoints {
                 "--listen-metrics-urls: {u} must be http:// (TLS on the metrics listener is not supported yet)"
             )));
         }
+        // One port serves both protocols, or (etcd's split) gRPC here and HTTP/1.1 there.
+        for http in &self.listen_client_http_urls {
+            let same = |u: &Url| u.bind_addr().ok() == http.bind_addr().ok();
+            if self.listen_client_urls.iter().any(same) || self.listen_grpc_urls.iter().any(same) {
+                return Err(invalid(format!(
+                    "--listen-client-http-urls: {http} is also a gRPC client URL; give \
+                     --listen-client-http-urls another port (or leave it out: every client URL \
+                     then serves both)"
+                )));
+            }
+        }
         Ok(())
     }
 
     /// The client-facing listeners, which `--client-cert-auth` must be able to enforce on.
-    pub(super) fn client_listeners(&self) -> [(&'static str, &[Url]); 2] {
+    pub(super) fn client_listeners(&self) -> [(&'static str, &[Url]); 3] {
         [
             ("--listen-client-urls", &self.listen_client_urls),
             ("--listen-grpc-urls", &self.listen_grpc_urls),
+            ("--listen-client-http-urls", &self.listen_client_http_urls),
         ]
     }
 }

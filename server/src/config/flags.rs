@@ -229,12 +229,13 @@ pub struct Flags {
     /// Maximum TLS version: only `TLS1.3` or empty.
     #[arg(long, env = "QRAFT_TLS_MAX_VERSION")]
     pub tls_max_version: Option<String>,
-    /// Client URLs serving HTTP/1 only (etcd's gateway and probes): not supported yet.
+    /// URLs serving HTTP/1.1 only (etcd's JSON gateway and the probes); when given, the
+    /// --listen-client-urls serve gRPC only, as etcd's.
     #[arg(long, env = "QRAFT_LISTEN_CLIENT_HTTP_URLS")]
     pub listen_client_http_urls: Option<String>,
-    /// etcd's JSON gateway on the client URLs: not supported yet (only `false`).
-    #[arg(long, env = "QRAFT_ENABLE_GRPC_GATEWAY", num_args = 0..=1, default_missing_value = "true")]
-    pub enable_grpc_gateway: Option<String>,
+    /// etcd's JSON gateway (`/v3/...` over HTTP/1.1) on the client URLs [default: true].
+    #[arg(long, env = "QRAFT_ENABLE_GRPC_GATEWAY", num_args = 0..=1, default_missing_value = "true", action = ArgAction::Set)]
+    pub enable_grpc_gateway: Option<bool>,
     /// Raft pre-vote: qraft always pre-votes (`true` only).
     #[arg(long, env = "QRAFT_PRE_VOTE", num_args = 0..=1, default_missing_value = "true")]
     pub pre_vote: Option<String>,
@@ -280,10 +281,10 @@ pub struct Flags {
     /// Discovery proxy: not supported.
     #[arg(long, env = "QRAFT_DISCOVERY_PROXY")]
     pub discovery_proxy: Option<String>,
-    /// CORS origins of the HTTP gateway: not supported (no gateway yet).
+    /// CORS origins of the HTTP gateway: not supported (no CORS headers are sent).
     #[arg(long, env = "QRAFT_CORS")]
     pub cors: Option<String>,
-    /// Accepted Host headers of the HTTP gateway: not supported (no gateway yet).
+    /// Accepted Host headers of the HTTP gateway: every host (`*`, etcd's default) only.
     #[arg(long, env = "QRAFT_HOST_WHITELIST")]
     pub host_whitelist: Option<String>,
     /// Go's pprof handlers: not applicable (only `false`).

@@ -90,6 +90,11 @@ pub struct Config {
     /// etcd v3 gRPC listeners (`https://` with the client certificate, or plaintext `http://`);
     /// empty = no gRPC listener.
     pub listen_grpc_urls: Vec<Url>,
+    /// URLs serving HTTP/1.1 only (JSON gateway, probes); when any is given the client URLs
+    /// serve gRPC only, as etcd's `--listen-client-http-urls`.
+    pub listen_client_http_urls: Vec<Url>,
+    /// etcd's JSON gateway (`/v3/...`) on the client URLs' HTTP/1.1 side.
+    pub enable_grpc_gateway: bool,
     pub initial_cluster: Vec<InitialMember>,
     pub initial_cluster_state: ClusterState,
     pub initial_cluster_token: String,
@@ -200,6 +205,8 @@ impl Config {
             initial_advertise_peer_urls: endpoints.initial_advertise_peer_urls,
             listen_metrics_urls: endpoints.listen_metrics_urls,
             listen_grpc_urls: endpoints.listen_grpc_urls,
+            listen_client_http_urls: endpoints.listen_client_http_urls,
+            enable_grpc_gateway: s.enable_grpc_gateway.unwrap_or(true),
             initial_cluster: bootstrap.initial_cluster,
             initial_cluster_state: bootstrap.initial_cluster_state,
             initial_cluster_token: bootstrap.initial_cluster_token,

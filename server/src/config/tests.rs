@@ -389,3 +389,33 @@ fn peer_verification_follows_etcds_peer_url_scheme_and_auto_tls() {
     ];
     assert_eq!(verify(&files), PeerVerify::Ca);
 }
+
+/// etcd's split of the client port: HTTP/1.1 on `--listen-client-http-urls`, never on a port
+/// that already serves gRPC.
+#[test]
+fn http_client_urls_need_ports_of_their_own() {
+    let c = parse(&[
+        "--listen-client-urls",
+        "http://127.0.0.1:2379",
+        "--listen-client-http-urls",
+        "http://127.0.0.1:2390",
+    ])
+    .unwrap();
+    assert_eq!(
+        join_list(&c.listen_client_http_urls),
+        "http://127.0.0.1:2390"
+    );
+    assert!(c.enable_grpc_gateway);
+    assert!(
+        !parse(&["--enable-grpc-gateway=false"])
+            .unwrap()
+            .enable_grpc_gateway
+    );
+    let same = err(&[
+        "--listen-client-urls",
+        "http://127.0.0.1:2379",
+        "--listen-client-http-urls",
+        "http://127.0.0.1:2379",
+    ]);
+    assert!(same.contains("also a gRPC client URL"), "{same}");
+}

@@ -77,24 +77,14 @@ const FIXED: &[Fixed] = &[
         why: "qraft serves TLS 1.3 only",
     },
     Fixed {
-        flag: "listen-client-http-urls",
-        accepts: &[],
-        why: "etcd's HTTP gateway is not implemented yet",
-    },
-    Fixed {
-        flag: "enable-grpc-gateway",
-        accepts: &["false"],
-        why: "etcd's JSON gateway is not implemented yet",
-    },
-    Fixed {
         flag: "cors",
-        accepts: &[],
-        why: "etcd's HTTP gateway is not implemented yet",
+        accepts: &[""],
+        why: "qraft's JSON gateway sends no CORS headers (etcd's default, no origin allowed)",
     },
     Fixed {
         flag: "host-whitelist",
         accepts: &["", "*"],
-        why: "etcd's HTTP gateway is not implemented yet",
+        why: "qraft's JSON gateway answers every Host (etcd's default)",
     },
     Fixed {
         flag: "pre-vote",

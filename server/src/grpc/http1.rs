@@ -29,7 +29,7 @@ where
         let serving = serving.clone();
         let ctx = ctx.clone();
         async move {
-            let response = if request.uri().path().starts_with("/v3/") {
+            let response = if serving.gateway && request.uri().path().starts_with("/v3/") {
                 gateway::serve(serving, ctx, request).await
             } else if let Some(endpoints) = &serving.http {
                 let uri = request.uri();

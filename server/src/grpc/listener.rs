@@ -60,6 +60,37 @@ impl Default for ConnectionPolicy {
     }
 }
 
+/// What one listener serves on its port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// gRPC (HTTP/2) and HTTP/1.1 (the JSON gateway, the probes), told apart per connection as
+    /// etcd's connection multiplexer does: every client URL by default.
+    Both,
+    /// gRPC only: the client URLs when `--listen-client-http-urls` is given.
+    Grpc,
+    /// HTTP/1.1 only: `--listen-client-http-urls`.
+    Http,
+}
+
+impl Serves {
+    /// The TLS protocols offered (ALPN).
+    fn alpn(self) -> Vec<Vec<u8>> {
+        match self {
+            Serves::Both => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+            Serves::Grpc => vec![b"h2".to_vec()],
+            Serves::Http => vec![b"http/1.1".to_vec()],
+        }
+    }
+
+    fn admits(self, protocol: Protocol) -> bool {
+        match self {
+            Serves::Both => true,
+            Serves::Grpc => protocol == Protocol::Http2,
+            Serves::Http => protocol == Protocol::Http1,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GrpcListenError {
     #[error(
@@ -82,32 +113,47 @@ pub enum GrpcListenError {
 
 /// Bound gRPC listeners, ready to serve.
 pub struct GrpcServer {
-    listeners: Vec<(TcpListener, Option<TlsAcceptor>)>,
+    listeners: Vec<(TcpListener, Option<TlsAcceptor>, Serves)>,
     core: Arc<dyn CoreHandle>,
     limits: GrpcLimits,
     metrics: Arc<Metrics>,
     policy: ConnectionPolicy,
     http: Option<Arc<dyn Responder>>,
+    gateway: bool,
 }
 
 impl GrpcServer {
-    /// Binds every URL. `tls` is the client listener's server configuration; its ALPN is
-    /// replaced by `h2` (which gRPC clients require) and `http/1.1` (the JSON gateway).
+    /// Binds every URL to serve both gRPC and HTTP/1.1 (see [`GrpcServer::bind_serving`]).
     pub async fn bind(
         urls: &[Url],
         tls: Option<Arc<rustls::ServerConfig>>,
         core: Arc<dyn CoreHandle>,
         limits: GrpcLimits,
     ) -> Result<Self, GrpcListenError> {
-        let acceptor = tls.map(|config| {
-            let mut config = (*config).clone();
-            config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-            TlsAcceptor::from(Arc::new(config))
-        });
+        let urls: Vec<(Url, Serves)> = urls.iter().map(|u| (u.clone(), Serves::Both)).collect();
+        Self::bind_serving(&urls, tls, core, limits).await
+    }
+
+    /// Binds every URL to serve what its [`Serves`] says. `tls` is the client listener's
+    /// server configuration; its ALPN is replaced by `h2` (which gRPC clients require) and/or
+    /// `http/1.1` (the JSON gateway, the probes).
+    pub async fn bind_serving(
+        urls: &[(Url, Serves)],
+        tls: Option<Arc<rustls::ServerConfig>>,
+        core: Arc<dyn CoreHandle>,
+        limits: GrpcLimits,
+    ) -> Result<Self, GrpcListenError> {
+        let acceptor = |serves: Serves| {
+            tls.as_ref().map(|config| {
+                let mut config = (**config).clone();
+                config.alpn_protocols = serves.alpn();
+                TlsAcceptor::from(Arc::new(config))
+            })
+        };
         let mut listeners = Vec::new();
-        for url in urls {
-            let tls = match (url.scheme, &acceptor) {
-                (Scheme::Https, Some(acceptor)) => Some(acceptor.clone()),
+        for (url, serves) in urls {
+            let tls = match (url.scheme, acceptor(*serves)) {
+                (Scheme::Https, Some(acceptor)) => Some(acceptor),
                 (Scheme::Https, None) => {
                     return Err(GrpcListenError::NoCertificate { url: url.clone() });
                 }
@@ -124,7 +170,7 @@ impl GrpcServer {
                         url: url.clone(),
                         source,
                     })?;
-            listeners.push((listener, tls));
+            listeners.push((listener, tls, *serves));
         }
         Ok(GrpcServer {
             listeners,
@@ -133,7 +179,15 @@ impl GrpcServer {
             metrics: Arc::new(Metrics::new()),
             policy: ConnectionPolicy::default(),
             http: None,
+            gateway: true,
         })
+    }
+
+    /// etcd's `--enable-grpc-gateway`: without it `/v3/...` answers 404 over HTTP/1.1 (the
+    /// probes stay). On by default.
+    pub fn with_gateway(mut self, enabled: bool) -> Self {
+        self.gateway = enabled;
+        self
     }
 
     /// Caps, timeouts and the keep-alive policy (by default: no cap, etcd's keep-alive).
@@ -160,18 +214,26 @@ impl GrpcServer {
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         self.listeners
             .iter()
-            .filter_map(|(listener, _)| listener.local_addr().ok())
+            .filter_map(|(listener, _, _)| listener.local_addr().ok())
             .collect()
     }
 
     /// Accepts connections until the future is dropped.
     pub async fn run(self) {
-        for addr in self.local_addrs() {
+        for (listener, _, serves) in &self.listeners {
+            let Ok(addr) = listener.local_addr() else {
+                continue;
+            };
+            let what = match serves {
+                Serves::Both => "serving etcd v3 gRPC and HTTP/1.1 (JSON gateway, probes)",
+                Serves::Grpc => "serving etcd v3 gRPC",
+                Serves::Http => "serving client HTTP/1.1 only (JSON gateway, probes)",
+            };
             tracing::info!(
                 %addr,
                 qraft_version = env!("CARGO_PKG_VERSION"),
                 etcd_api = super::methods::ETCD_COMPATIBLE_VERSION,
-                "serving etcd v3 gRPC"
+                "{what}"
             );
         }
         let serving = Serving {
@@ -180,11 +242,12 @@ impl GrpcServer {
             metrics: self.metrics,
             policy: Arc::new(self.policy),
             http: self.http,
+            gateway: self.gateway,
         };
         join_all(
             self.listeners
                 .into_iter()
-                .map(|(listener, tls)| accept_loop(listener, tls, serving.clone())),
+                .map(|(listener, tls, serves)| accept_loop(listener, tls, serves, serving.clone())),
         )
         .await;
     }
@@ -198,9 +261,16 @@ pub(super) struct Serving {
     pub metrics: Arc<Metrics>,
     pub policy: Arc<ConnectionPolicy>,
     pub http: Option<Arc<dyn Responder>>,
+    /// `/v3/...` over HTTP/1.1 goes to the JSON gateway.
+    pub gateway: bool,
 }
 
-async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: Serving) {
+async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    serves: Serves,
+    serving: Serving,
+) {
     let mut last_refusal_log: Option<Instant> = None;
     loop {
         match listener.accept().await {
@@ -225,7 +295,7 @@ async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, serving: S
                 // Detached: the connection lives as long as the client keeps it.
                 drop(runtime::spawn(async move {
                     let _slot = slot;
-                    if let Err(error) = serve_connection(stream, peer, tls, serving).await {
+                    if let Err(error) = serve_connection(stream, peer, tls, serves, serving).await {
                         tracing::debug!(%peer, %error, "gRPC connection ended");
                     }
                 }));
@@ -242,6 +312,7 @@ async fn serve_connection(
     stream: TcpStream,
     remote: SocketAddr,
     tls: Option<TlsAcceptor>,
+    serves: Serves,
     serving: Serving,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let started = Instant::now();
@@ -252,7 +323,7 @@ async fn serve_connection(
                 peer_certificates: None,
                 room: ConnectionRoom::default(),
             };
-            serve_protocol(stream, ctx, serving, started).await
+            serve_protocol(stream, ctx, serving, serves, started).await
         }
         Some(acceptor) => {
             let handshake =
@@ -269,7 +340,7 @@ async fn serve_connection(
                     .map(|chain| Arc::new(chain.to_vec())),
                 room: ConnectionRoom::default(),
             };
-            serve_protocol(stream, ctx, serving, started).await
+            serve_protocol(stream, ctx, serving, serves, started).await
         }
     }
 }
@@ -280,6 +351,7 @@ async fn serve_protocol<S>(
     stream: S,
     ctx: CallContext,
     serving: Serving,
+    serves: Serves,
     started: Instant,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
@@ -292,6 +364,14 @@ where
     let (stream, protocol) = runtime::timeout(left, sniff(stream))
         .await
         .map_err(|_| "no request in time")??;
+    if !serves.admits(protocol) {
+        // etcd's split listeners do the same: the other protocol is served on the other port.
+        return Err(match protocol {
+            Protocol::Http1 => "HTTP/1.1 on a gRPC-only client URL (see --listen-client-http-urls)",
+            Protocol::Http2 => "HTTP/2 on an HTTP/1.1-only URL (--listen-client-http-urls)",
+        }
+        .into());
+    }
     match protocol {
         Protocol::Http2 => serve_http2(stream, ctx, serving, started).await,
         Protocol::Http1 => serve_http1(stream, ctx, serving).await,

@@ -61,7 +61,7 @@ mod sniff;
 mod status;
 
 pub use handler::{CallContext, CoreHandle, ResponseStream};
-pub use listener::{ConnectionPolicy, GrpcListenError, GrpcServer, HANDSHAKE_TIMEOUT};
+pub use listener::{ConnectionPolicy, GrpcListenError, GrpcServer, HANDSHAKE_TIMEOUT, Serves};
 pub use methods::ETCD_COMPATIBLE_VERSION;
 pub use status::{Code, Status};
 
