@@ -44,6 +44,11 @@ pub struct EtcdProcess {
 impl EtcdProcess {
     /// Starts etcd with fresh data in a temporary directory and waits until it answers.
     pub fn start() -> Self {
+        Self::start_with_flags(&[])
+    }
+
+    /// As [`EtcdProcess::start`], with more flags (e.g. `--max-txn-ops=3`).
+    pub fn start_with_flags(flags: &[&str]) -> Self {
         let base = if PathBuf::from("/dev/shm").is_dir() {
             PathBuf::from("/dev/shm")
         } else {
@@ -58,7 +63,7 @@ impl EtcdProcess {
                 .unwrap_or(0)
         );
         let peer = format!("127.0.0.1:{}", free_port());
-        let mut etcd = Self::spawn(base.join(unique), "diff", &peer);
+        let mut etcd = Self::spawn(base.join(unique), "diff", &peer, flags);
         etcd.wait_ready(|etcd| {
             post_json(&etcd.client_addr, "/v3/kv/range", r#"{"key":"AA=="}"#)
                 .is_ok_and(|r| r.status == 200)
@@ -70,7 +75,7 @@ impl EtcdProcess {
     /// --initial-advertise-peer-urls http://PEER` built, and waits until `/health` is ok (a
     /// range through the gateway would need a token once auth is on).
     pub fn start_restored(data_dir: PathBuf, name: &str, peer: &str) -> Self {
-        let mut etcd = Self::spawn(data_dir, name, peer);
+        let mut etcd = Self::spawn(data_dir, name, peer, &[]);
         etcd.wait_ready(|etcd| get(&etcd.client_addr, "/health").is_ok_and(|r| r.status == 200));
         etcd
     }
@@ -80,7 +85,7 @@ impl EtcdProcess {
         format!("127.0.0.1:{}", free_port())
     }
 
-    fn spawn(data_dir: PathBuf, name: &str, peer: &str) -> Self {
+    fn spawn(data_dir: PathBuf, name: &str, peer: &str, flags: &[&str]) -> Self {
         let binary = etcd_binary().unwrap_or_else(|| panic!("etcd binary not found"));
         let client = format!("127.0.0.1:{}", free_port());
         let child = Command::new(binary)
@@ -93,6 +98,7 @@ impl EtcdProcess {
             .arg(format!("--initial-cluster={name}=http://{peer}"))
             .arg("--logger=zap")
             .arg("--log-level=error")
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

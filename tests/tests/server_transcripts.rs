@@ -87,6 +87,7 @@ impl Cluster {
                 self.status();
             }
             "status" => self.status(),
+            "compacted" => self.compacted(),
             // The replicated lease state of one member (granted TTL, checkpointed remainder)
             // and, on the leader, the deadline.
             "lessor" => {
@@ -155,6 +156,7 @@ impl Cluster {
                     }
                     .into(),
                     serializable: flag("serializable"),
+                    revision: arg("rev").map_or(0, |v| v.parse().unwrap()),
                     ..Default::default()
                 });
                 self.send(node(1), request, token);
@@ -345,8 +347,10 @@ impl Cluster {
                 self.members.get_mut(&id).unwrap().server = None;
                 writeln!(self.out, "n{id} crashed").unwrap();
             }
-            // restart N [emulate=0.1]: the member starts again on its persisted state, as this
-            // binary or emulating an older minor version; a refusal to start is printed.
+            // restart N [emulate=0.1] [corrupt-check=TICKS] [initial-check] [max-txn-ops=N]
+            // [auto-compaction=periodic:MS|revision:N]:
+            // the member starts again on its persisted state, as this binary or emulating an
+            // older minor version, with these settings; a refusal to start is printed.
             "restart" => {
                 let id = node(1);
                 let now = self.now_ms;
@@ -354,6 +358,10 @@ impl Cluster {
                 config.emulated_version = arg("emulate").map(|v| Version::parse(v).unwrap());
                 config.corrupt_check_ticks = arg("corrupt-check").map_or(0, |v| v.parse().unwrap());
                 config.initial_corrupt_check = flag("initial-check");
+                if let Some(ops) = arg("max-txn-ops") {
+                    config.max_txn_ops = ops.parse().unwrap();
+                }
+                config.auto_compaction = arg("auto-compaction").map(cluster::auto_compaction);
                 if self.publish_attrs {
                     config.member_attrs = Some(cluster::member_attrs(id));
                 }
@@ -545,29 +553,36 @@ impl Cluster {
                 txn.commit().unwrap();
                 writeln!(self.out, "ok").unwrap();
             }
-            // txn-put N KEY VALUE [lease=ID] [nested]: a txn whose success branch puts (inside
-            // a nested txn with `nested`).
+            // txn-put N KEY VALUE [lease=ID] [nested] [ops=K]: a txn whose success branch puts
+            // (inside a nested txn with `nested`); with `ops=K`, K puts of KEY0..KEY<K-1>.
             "txn-put" => {
-                let put = RequestOp {
-                    request: Some(Op::RequestPut(PutRequest {
-                        key: words[2].as_bytes().to_vec().into(),
-                        value: words[3].as_bytes().to_vec().into(),
-                        lease: arg("lease").map_or(0, |v| v.parse().unwrap()),
-                        ..Default::default()
-                    })),
-                };
-                let op = if flag("nested") {
+                let ops = arg("ops").map_or(1, |v| v.parse().unwrap());
+                let puts = (0..ops).map(|i| {
+                    let key = match arg("ops") {
+                        Some(_) => format!("{}{i}", words[2]),
+                        None => words[2].to_string(),
+                    };
                     RequestOp {
-                        request: Some(Op::RequestTxn(TxnRequest {
-                            success: vec![put],
+                        request: Some(Op::RequestPut(PutRequest {
+                            key: key.into_bytes().into(),
+                            value: words[3].as_bytes().to_vec().into(),
+                            lease: arg("lease").map_or(0, |v| v.parse().unwrap()),
                             ..Default::default()
                         })),
                     }
+                });
+                let success = if flag("nested") {
+                    vec![RequestOp {
+                        request: Some(Op::RequestTxn(TxnRequest {
+                            success: puts.collect(),
+                            ..Default::default()
+                        })),
+                    }]
                 } else {
-                    put
+                    puts.collect()
                 };
                 let request = In::Txn(TxnRequest {
-                    success: vec![op],
+                    success,
                     ..Default::default()
                 });
                 self.send(node(1), request, token);

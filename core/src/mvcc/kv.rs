@@ -111,7 +111,7 @@ impl MvccStore {
         req: &TxnRequest,
         leases: &dyn Leases,
     ) -> Result<Applied<TxnResponse>> {
-        validate::check_txn(req, validate::MAX_TXN_OPS)?;
+        validate::check_txn(req, validate::UNLIMITED_TXN_OPS)?;
         let path = txn::compare_path(self, &*txn, req)?;
         txn::check_path(self, &*txn, req, &path, leases)?;
         let mut writer = KvWriter::new(self, txn);
@@ -131,7 +131,7 @@ impl MvccStore {
         txn: &T,
         req: &TxnRequest,
     ) -> Result<TxnResponse> {
-        validate::check_txn(req, validate::MAX_TXN_OPS)?;
+        validate::check_txn(req, validate::UNLIMITED_TXN_OPS)?;
         let path = txn::compare_path(self, txn, req)?;
         txn::check_path(self, txn, req, &path, &NoLeases)?;
         let mut response = txn::apply_read_only(self, txn, req, &mut path.iter().copied())?;

@@ -14,6 +14,11 @@ use crate::error::{Error, Result};
 
 /// etcd's default `--max-txn-ops`.
 pub const MAX_TXN_OPS: usize = 128;
+/// The op budget of a txn the store applies: `--max-txn-ops` is each member's admission rule
+/// (checked where a request enters, as etcd's gRPC layer does, with that member's setting), not
+/// part of the replicated state machine — members may be configured differently, and every
+/// member must apply a committed txn alike.
+pub const UNLIMITED_TXN_OPS: usize = usize::MAX;
 /// etcd's default `--max-request-bytes` (1.5 MiB): a proposal larger than this is refused.
 pub const MAX_REQUEST_BYTES: usize = 1_572_864;
 
@@ -60,7 +65,7 @@ pub fn check_delete_range(req: &DeleteRangeRequest) -> Result<()> {
 /// Checks a txn: op count (the largest of compares/success/failure; nested txns get what is
 /// left of the budget, as etcd does), empty keys, every op, then duplicate keys per branch.
 pub fn check_txn(req: &TxnRequest, max_ops: usize) -> Result<()> {
-    check_txn_ops(req, max_ops as i64)?;
+    check_txn_ops(req, i64::try_from(max_ops).unwrap_or(i64::MAX))?;
     check_intervals(&req.success)?;
     check_intervals(&req.failure)?;
     Ok(())

@@ -19,6 +19,10 @@ pub struct ServerConfig {
     pub request_timeout_ms: u64,
     /// Encoded client requests above this are refused (etcd: 1.5 MiB).
     pub max_request_bytes: usize,
+    /// `--max-txn-ops`: a txn with more operations (compares, or ops of one branch, nested
+    /// txns counted against what is left) is refused where it enters this member, as etcd's
+    /// gRPC layer does (etcd: 128). Not checked when applying: members may differ.
+    pub max_txn_ops: usize,
     /// Proposals are refused while more than this many committed entries wait to be applied.
     pub max_unapplied_entries: u64,
     /// Take a snapshot every this many applied entries (etcd's `--snapshot-count`: 10,000;
@@ -55,6 +59,9 @@ pub struct ServerConfig {
     /// `--experimental-corrupt-check-time` in ticks: the leader proposes its key-space hash
     /// this often for every member to compare (`super::corrupt`); 0 = never (etcd's default).
     pub corrupt_check_ticks: u64,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`: the history the leader keeps
+    /// (`super::auto_compaction`); `None` = no auto compaction (etcd's default, retention 0).
+    pub auto_compaction: Option<super::AutoCompaction>,
     /// `--experimental-initial-corrupt-check`: the member proposes its hash once it first
     /// knows a leader after starting.
     pub initial_corrupt_check: bool,
@@ -70,6 +77,7 @@ impl ServerConfig {
             heartbeat_ticks: 1,
             request_timeout_ms: 5000,
             max_request_bytes: 1_572_864,
+            max_txn_ops: crate::mvcc::validate::MAX_TXN_OPS,
             max_unapplied_entries: 5000,
             lease_check_interval_ms: 500,
             snapshot_count: 10_000,
@@ -87,6 +95,7 @@ impl ServerConfig {
             member_attrs: None,
             corrupt_check_ticks: 0,
             initial_corrupt_check: false,
+            auto_compaction: None,
         }
     }
 

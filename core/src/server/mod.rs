@@ -27,6 +27,7 @@ mod alarm;
 mod applier;
 mod apply;
 mod apply_queue;
+mod auto_compaction;
 mod config;
 mod corrupt;
 mod forward;
@@ -57,6 +58,7 @@ mod watch_streams;
 
 pub use alarm::{AlarmStore, describe_alarm};
 pub use apply::{ApplyContext, Outcome, set_header};
+pub use auto_compaction::{AutoCompaction, REVISION_MODE_INTERVAL_MS};
 pub use config::ServerConfig;
 pub use forward::is_leader_only;
 pub use ids::IdGenerator;

@@ -14,7 +14,7 @@ use qraft_proto::qraftpb::{ClientRequest, Permitted};
 use crate::auth::{AuthInfo, new_salt};
 use crate::backend::Backend;
 use crate::error::Error;
-use crate::mvcc::is_read_only;
+use crate::mvcc::{is_read_only, validate};
 use crate::raft::Storage;
 
 use super::apply::set_header;
@@ -105,6 +105,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 } else {
                     self.linearizable_read(id, ReadKind::Range(r))
                 }
+            }
+            // etcd's gRPC layer checks a txn's shape with the member's `--max-txn-ops` before
+            // anything else; the store checks it again when applying, without the op limit.
+            In::Txn(r) if let Err(err) = validate::check_txn(&r, self.config.max_txn_ops) => {
+                Err(plain(err))
             }
             In::Txn(r) if is_read_only(&r) => {
                 self.state

@@ -74,6 +74,8 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) corrupt: super::corrupt::CorruptCheck,
     /// Leader-only requests on their way to the leader (`super::forward`).
     pub(super) forwards: super::forward::Forwards,
+    /// The auto compaction's schedule (`super::auto_compaction`).
+    pub(super) auto_compactor: super::auto_compaction::AutoCompactor,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -109,6 +111,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let config_publish_ticks = config.election_ticks as u64;
         let config_initial_corrupt_check = config.initial_corrupt_check;
         let config_tick_ms = config.tick_ms;
+        let config_auto_compaction = config.auto_compaction;
         // A member that is the only voter of its configuration (a one-member cluster, fresh or
         // restarted) need not wait an election timeout to lead: it campaigns at once.
         let conf = node
@@ -151,6 +154,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             alarm_raises: Default::default(),
             corrupt: super::corrupt::CorruptCheck::new(config_initial_corrupt_check),
             forwards: Default::default(),
+            auto_compactor: super::auto_compaction::AutoCompactor::new(config_auto_compaction),
             versions,
             stats: ServerStats::default(),
         };
@@ -243,6 +247,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.corrupt_tick();
         self.quota_tick();
         self.forwards_tick();
+        self.auto_compaction_tick();
     }
 
     /// Starts an election now instead of waiting for the election timeout (an operator moving

@@ -208,13 +208,15 @@ pub struct Flags {
     /// bcrypt cost of password hashes: fixed at 10 (etcd's default).
     #[arg(long, env = "QRAFT_BCRYPT_COST")]
     pub bcrypt_cost: Option<String>,
-    /// Auto compaction mode `periodic` or `revision`: not implemented yet (only with retention 0).
+    /// How --auto-compaction-retention is read: `periodic` (a duration of history, hours if a
+    /// bare number) or `revision` (a number of revisions) [default: periodic].
     #[arg(long, env = "QRAFT_AUTO_COMPACTION_MODE")]
     pub auto_compaction_mode: Option<String>,
-    /// Auto compaction retention: only `0` (off, etcd's default) is accepted.
+    /// History the leader keeps when it compacts on its own, e.g. `1` (hour), `30m`, or `1000`
+    /// revisions in revision mode; 0 turns auto compaction off [default: 0].
     #[arg(long, env = "QRAFT_AUTO_COMPACTION_RETENTION")]
     pub auto_compaction_retention: Option<String>,
-    /// Maximum operations per txn: fixed at 128 (etcd's default).
+    /// Maximum operations in a txn request (compares, or the ops of one branch) [default: 128].
     #[arg(long, env = "QRAFT_MAX_TXN_OPS")]
     pub max_txn_ops: Option<String>,
     /// Maximum learners in the cluster: fixed at 1 (etcd's default).

@@ -3,8 +3,8 @@
 
 use super::{
     ConfigError, DEFAULT_ELECTION_MS, DEFAULT_HEARTBEAT_MS, DEFAULT_MAX_REQUEST_BYTES,
-    DEFAULT_QUOTA_BYTES, DEFAULT_SNAPSHOT_CATCHUP_ENTRIES, DEFAULT_SNAPSHOT_COUNT, Flags,
-    MAX_ELECTION_MS, invalid,
+    DEFAULT_MAX_TXN_OPS, DEFAULT_QUOTA_BYTES, DEFAULT_SNAPSHOT_CATCHUP_ENTRIES,
+    DEFAULT_SNAPSHOT_COUNT, Flags, MAX_ELECTION_MS, invalid,
 };
 
 /// `--heartbeat-interval` and `--election-timeout`, in milliseconds.
@@ -50,6 +50,7 @@ pub(super) struct Limits {
     pub quota_backend_bytes: u64,
     pub max_request_bytes: u64,
     pub max_concurrent_streams: u32,
+    pub max_txn_ops: usize,
 }
 
 impl Limits {
@@ -71,6 +72,7 @@ impl Limits {
             },
             max_request_bytes,
             max_concurrent_streams: max_concurrent_streams(s.max_concurrent_streams.as_deref())?,
+            max_txn_ops: max_txn_ops(s.max_txn_ops.as_deref())?,
         })
     }
 }
@@ -98,6 +100,18 @@ fn max_concurrent_streams(text: Option<&str>) -> Result<u32, ConfigError> {
         Some(text) => text.parse().map_err(|_| {
             invalid(format!(
                 "--max-concurrent-streams {text:?}: expected a number of streams (1 to 4294967295)"
+            ))
+        }),
+    }
+}
+
+/// `--max-txn-ops`: etcd's 128 by default.
+fn max_txn_ops(text: Option<&str>) -> Result<usize, ConfigError> {
+    match text {
+        None => Ok(DEFAULT_MAX_TXN_OPS),
+        Some(text) => text.parse().map_err(|_| {
+            invalid(format!(
+                "--max-txn-ops {text:?}: expected a number of operations"
             ))
         }),
     }

@@ -4,6 +4,7 @@
 
 mod auth_token;
 mod checks;
+mod compaction;
 mod duration;
 mod emulated_version;
 mod endpoints;
@@ -42,6 +43,7 @@ use tls::MemberTls;
 
 use std::path::PathBuf;
 
+use qraft_core::server::AutoCompaction;
 use qraft_core::version::{BINARY_VERSION, Version};
 
 use crate::logging::LogOutput;
@@ -57,6 +59,7 @@ pub const MAX_ELECTION_MS: u64 = 50_000;
 pub const DEFAULT_SNAPSHOT_COUNT: u64 = 10_000;
 pub const DEFAULT_SNAPSHOT_CATCHUP_ENTRIES: u64 = 5_000;
 pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 1_572_864;
+pub const DEFAULT_MAX_TXN_OPS: usize = qraft_core::mvcc::validate::MAX_TXN_OPS;
 pub const DEFAULT_QUOTA_BYTES: u64 = 2 * 1024 * 1024 * 1024;
 
 /// Where the auto-generated certificates of a member live, relative to its data directory
@@ -115,6 +118,8 @@ pub struct Config {
     pub log_output: LogOutput,
     /// `--max-concurrent-streams` of each gRPC connection.
     pub max_concurrent_streams: u32,
+    /// `--max-txn-ops`: the most operations a txn entering this member may hold.
+    pub max_txn_ops: usize,
     /// `--emulated-version`: the older minor version this binary runs as (already checked to be
     /// one it can emulate); `None` runs as the binary's own version.
     pub emulated_version: Option<Version>,
@@ -130,6 +135,8 @@ pub struct Config {
     pub force_new_cluster: bool,
     /// `--auth-token`: simple (default) or signed (JWT) tokens.
     pub auth_token: AuthToken,
+    /// `--auto-compaction-mode` and `--auto-compaction-retention`; `None` = off.
+    pub auto_compaction: Option<AutoCompaction>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,7 +179,7 @@ impl Config {
 
     /// Applies defaults and validates, one concept at a time: fixed-behaviour flags, the
     /// member's name and data, its URLs, how it bootstraps, timing and limits, TLS, auth,
-    /// logging, and its background checks.
+    /// logging, its background checks and auto compaction.
     pub fn resolve(s: Flags) -> Result<Config, ConfigError> {
         let given = given_flags(&s);
         unsupported::check(given.iter().map(|(f, v)| (f.as_str(), v.as_str())))?;
@@ -196,6 +203,7 @@ impl Config {
             .map(|text| parse_emulated_version(text, BINARY_VERSION))
             .transpose()?;
         let checks = Checks::resolve(&s)?;
+        let auto_compaction = compaction::auto_compaction(&s)?;
         Ok(Config {
             name,
             data_dir,
@@ -217,6 +225,7 @@ impl Config {
             quota_backend_bytes: limits.quota_backend_bytes,
             max_request_bytes: limits.max_request_bytes,
             max_concurrent_streams: limits.max_concurrent_streams,
+            max_txn_ops: limits.max_txn_ops,
             client_tls: tls.client,
             peer_tls: tls.peer,
             peer_verify: tls.peer_verify,
@@ -229,6 +238,7 @@ impl Config {
             watch_progress_notify_ms: checks.watch_progress_notify_ms,
             force_new_cluster: s.force_new_cluster.unwrap_or(false),
             auth_token,
+            auto_compaction,
         })
     }
 

@@ -419,3 +419,10 @@ fn http_client_urls_need_ports_of_their_own() {
     ]);
     assert!(same.contains("also a gRPC client URL"), "{same}");
 }
+
+#[test]
+fn max_txn_ops_as_etcd() {
+    assert_eq!(parse(&[]).unwrap().max_txn_ops, 128);
+    assert_eq!(parse(&["--max-txn-ops", "3"]).unwrap().max_txn_ops, 3);
+    assert!(err(&["--max-txn-ops", "many"]).contains("--max-txn-ops"));
+}

@@ -42,21 +42,6 @@ const FIXED: &[Fixed] = &[
         why: "password hashes use bcrypt cost 10 (etcd's default)",
     },
     Fixed {
-        flag: "auto-compaction-mode",
-        accepts: &["periodic", "revision"],
-        why: "auto compaction is not implemented yet (retention must be 0)",
-    },
-    Fixed {
-        flag: "auto-compaction-retention",
-        accepts: &["0", "0s", "0h", "0m"],
-        why: "auto compaction is not implemented yet; compact with `etcdctl compaction`",
-    },
-    Fixed {
-        flag: "max-txn-ops",
-        accepts: &["128"],
-        why: "a txn may hold at most 128 operations (etcd's default), checked when applied on every member",
-    },
-    Fixed {
         flag: "max-learners",
         accepts: &["1"],
         why: "a cluster may have at most 1 learner (etcd's default)",

@@ -14,7 +14,7 @@ use qraft_core::backend::{
     Backend, BackendError, BackendSpace, MemBackend, MemReadTxn, MemWriteTxn,
 };
 use qraft_core::raft::{MemStorage, Storage};
-use qraft_core::server::{Output, PasswordWork, Server, ServerConfig};
+use qraft_core::server::{AutoCompaction, Output, PasswordWork, Server, ServerConfig};
 use qraft_proto::mvccpb::Event;
 use qraft_proto::mvccpb::event::EventType;
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -548,5 +548,35 @@ impl Cluster {
             })
             .collect();
         writeln!(self.out, "{}", lines.join("\n")).unwrap();
+    }
+
+    /// Each member's current and compaction revisions.
+    pub fn compacted(&mut self) {
+        let lines: Vec<String> = self
+            .members
+            .iter()
+            .map(|(id, m)| match &m.server {
+                None => format!("n{id}: down"),
+                Some(s) => format!(
+                    "n{id}: revision={} compacted={}",
+                    s.state().mvcc.current_revision(),
+                    s.state().mvcc.compact_revision()
+                ),
+            })
+            .collect();
+        writeln!(self.out, "{}", lines.join("\n")).unwrap();
+    }
+}
+
+/// `periodic:MS` or `revision:N` (a transcript's `auto-compaction=`).
+pub fn auto_compaction(text: &str) -> AutoCompaction {
+    match text.split_once(':') {
+        Some(("periodic", ms)) => AutoCompaction::Periodic {
+            retention_ms: ms.parse().unwrap(),
+        },
+        Some(("revision", n)) => AutoCompaction::Revision {
+            retention: n.parse().unwrap(),
+        },
+        _ => panic!("auto-compaction={text}: expected periodic:MS or revision:N"),
     }
 }
