@@ -8,12 +8,14 @@ use heck::ToUpperCamelCase;
 use prost::Message;
 use std::fmt::Write as _;
 
-const FILES: [&str; 5] = [
+const FILES: [&str; 7] = [
     "proto/raft.proto",
     "proto/kv.proto",
     "proto/auth.proto",
     "proto/rpc.proto",
     "proto/qraft.proto",
+    "proto/v3lock.proto",
+    "proto/v3election.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

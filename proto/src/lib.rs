@@ -1,9 +1,10 @@
 //! qraft's wire protocol.
 //!
-//! The client API (`etcdserverpb`), key-value types (`mvccpb`), auth types (`authpb`) and raft
-//! messages (`raftpb`) use the same message shapes, field numbers and enum values as etcd's v3 API,
-//! so an etcd-compatible endpoint can serve etcd clients with these very types. `qraftpb` holds
-//! qraft's own envelopes: the replicated request, membership records and the QUIC framing.
+//! The client API (`etcdserverpb`), key-value types (`mvccpb`), auth types (`authpb`), raft
+//! messages (`raftpb`) and the lock and election services (`v3lockpb`, `v3electionpb`) use the
+//! same message shapes, field numbers and enum values as etcd's v3 API, so an etcd-compatible
+//! endpoint can serve etcd clients with these very types. `qraftpb` holds qraft's own envelopes:
+//! the replicated request, membership records and the QUIC framing.
 
 #![allow(clippy::large_enum_variant, clippy::doc_lazy_continuation)]
 
@@ -21,6 +22,14 @@ pub mod authpb {
 
 pub mod etcdserverpb {
     include!(concat!(env!("OUT_DIR"), "/etcdserverpb.rs"));
+}
+
+pub mod v3lockpb {
+    include!(concat!(env!("OUT_DIR"), "/v3lockpb.rs"));
+}
+
+pub mod v3electionpb {
+    include!(concat!(env!("OUT_DIR"), "/v3electionpb.rs"));
 }
 
 pub mod qraftpb {

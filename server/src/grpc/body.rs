@@ -115,6 +115,43 @@ impl GrpcBody {
     }
 }
 
+impl GrpcBody {
+    /// A streaming answer of messages already encoded (a recipe's, see `super::recipes`): OK
+    /// when the stream ends, or the first error's status.
+    pub fn messages(
+        messages: BoxStream<'static, Result<Bytes, Status>>,
+        metrics: Arc<Metrics>,
+        encoding: MessageEncoding,
+    ) -> Self {
+        let frames = messages
+            .map(Some)
+            .chain(stream::iter([None]))
+            .scan(false, move |finished, message| {
+                if *finished {
+                    return futures::future::ready(None);
+                }
+                let frame = match message {
+                    Some(Ok(message)) => {
+                        let frame = encode_frame(&message, encoding);
+                        metrics.client.sent(frame.len());
+                        Frame::data(frame)
+                    }
+                    Some(Err(status)) => {
+                        *finished = true;
+                        Frame::trailers(status.to_trailers())
+                    }
+                    None => {
+                        *finished = true;
+                        Frame::trailers(Status::ok().to_trailers())
+                    }
+                };
+                futures::future::ready(Some(frame))
+            })
+            .boxed();
+        GrpcBody { frames }
+    }
+}
+
 impl Body for GrpcBody {
     type Data = Bytes;
     type Error = Infallible;

@@ -19,6 +19,7 @@ use super::handler::CallContext;
 use super::health_check;
 use super::listener::Serving;
 use super::methods::{self, Method, Shape};
+use super::recipes::{self, Recipe};
 use super::status::{Code, Status};
 
 /// Serves one call. Never fails at the HTTP level except for requests that are not gRPC.
@@ -85,6 +86,9 @@ async fn prepare(
         return health_check::check(single_message(&mut messages).await?)
             .map(|message| GrpcBody::message(message, reply_encoding));
     }
+    if let Some(recipe) = recipes::lookup(request.uri().path()) {
+        return serve_recipe(serving, ctx, request, recipe?, encoding, reply_encoding).await;
+    }
     let method = methods::lookup(request.uri().path())?;
     let token = auth_token(request.headers());
     let mut messages =
@@ -126,6 +130,44 @@ async fn prepare(
             ))
         }
     }
+}
+
+/// A call of etcd's lock or election services.
+async fn serve_recipe(
+    serving: &Serving,
+    ctx: CallContext,
+    request: Request<Incoming>,
+    recipe: Recipe,
+    encoding: MessageEncoding,
+    reply_encoding: MessageEncoding,
+) -> Result<GrpcBody, Status> {
+    let token = auth_token(request.headers());
+    let deadline = recipes::deadline(request.headers());
+    let mut messages = request_messages(
+        request.into_body(),
+        serving.limits.max_recv_message_bytes,
+        encoding,
+    );
+    let message = single_message(&mut messages).await?;
+    serving
+        .metrics
+        .client
+        .received(None, PREFIX_LEN + message.len());
+    let client = recipes::inner_client(&serving.core, ctx, token);
+    Ok(match recipe {
+        Recipe::Unary(run) => match recipes::run_unary(run, client, message, deadline).await {
+            Ok(reply) => {
+                serving.metrics.client.sent(PREFIX_LEN + reply.len());
+                GrpcBody::message(reply, reply_encoding)
+            }
+            Err(status) => GrpcBody::status(status),
+        },
+        Recipe::ServerStream(run) => GrpcBody::messages(
+            recipes::run_stream(run, client, message, deadline),
+            serving.metrics.clone(),
+            reply_encoding,
+        ),
+    })
 }
 
 /// The bearer token etcd clients send as the `token` metadata (the HTTP gateway's

@@ -7,6 +7,7 @@
 //! message, and `{"error":…}` as the last line if the call fails; a request stream is a
 //! sequence of JSON objects in the body. Errors of unary calls are
 //! `{"error":…,"code":…,"message":…}` with the HTTP status grpc-gateway maps the code to.
+//! The lock and election paths run their recipes ([`super::recipes`]) the same way.
 
 use futures::stream::{self, BoxStream, StreamExt};
 use http_body_util::BodyExt;
@@ -21,6 +22,7 @@ use super::gateway_json::{self, Route};
 use super::handler::CallContext;
 use super::listener::Serving;
 use super::methods::{self, Method, Shape};
+use super::recipes::{self, Recipe};
 use super::status::{Code, Status};
 
 /// Serves one `/v3/...` request.
@@ -36,6 +38,13 @@ pub(super) async fn serve(
     };
     if request.method() != HttpMethod::POST {
         return plain_text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+    }
+    if let Some(recipe) = recipes::lookup(route.grpc_path) {
+        let outcome = match recipe {
+            Ok(recipe) => call_recipe(&serving, ctx, request, recipe, &route).await,
+            Err(status) => Err(status),
+        };
+        return outcome.unwrap_or_else(|status| error_response(&status));
     }
     let method = match methods::lookup(route.grpc_path) {
         Ok(method) => method,
@@ -74,7 +83,7 @@ async fn call(
             let responses = serving
                 .core
                 .open_stream(ctx, stream::iter([request]).boxed());
-            stream_response(responses, method, route.output.clone()).await
+            stream_response(encoded(responses, method), route.output.clone()).await
         }
         Shape::Bidirectional => {
             let requests = request_messages(request.into_body(), max_body, route.input.clone())
@@ -85,7 +94,34 @@ async fn call(
                 })
                 .boxed();
             let responses = serving.core.open_stream(ctx, requests);
-            stream_response(responses, method, route.output.clone()).await
+            stream_response(encoded(responses, method), route.output.clone()).await
+        }
+    }
+}
+
+/// A request to etcd's lock or election services.
+async fn call_recipe(
+    serving: &Serving,
+    ctx: CallContext,
+    request: Request<Incoming>,
+    recipe: Recipe,
+    route: &Route,
+) -> Result<Response<GrpcBody>, Status> {
+    let token = auth_token(request.headers());
+    let max_body = serving.limits.max_recv_message_bytes.saturating_mul(2);
+    let body = read_body(request.into_body(), max_body).await?;
+    let message = gateway_json::request_from_json(&route.input, &body)?;
+    serving.metrics.client.received(None, message.len());
+    let client = recipes::inner_client(&serving.core, ctx, token);
+    match recipe {
+        Recipe::Unary(run) => {
+            let reply = recipes::run_unary(run, client, message, None).await?;
+            let json = gateway_json::response_to_json(&route.output, reply)?;
+            Ok(json_response(StatusCode::OK, &json))
+        }
+        Recipe::ServerStream(run) => {
+            let messages = recipes::run_stream(run, client, message, None);
+            stream_response(messages, route.output.clone()).await
         }
     }
 }
@@ -166,30 +202,37 @@ fn request_messages(
     .boxed()
 }
 
+/// The core's answers of a streaming call as encoded messages (or the status that ends it).
+fn encoded(
+    responses: super::handler::ResponseStream,
+    method: Method,
+) -> BoxStream<'static, Result<Bytes, Status>> {
+    responses.map(method.encode).boxed()
+}
+
 /// Streams `{"result":…}` lines; waits for the first message so that a call failing at once
 /// gets its HTTP status, as grpc-gateway's does.
 async fn stream_response(
-    mut responses: super::handler::ResponseStream,
-    method: Method,
+    mut messages: BoxStream<'static, Result<Bytes, Status>>,
     output: MessageDescriptor,
 ) -> Result<Response<GrpcBody>, Status> {
-    let Some(first) = responses.next().await else {
+    let Some(first) = messages.next().await else {
         return Ok(json_lines(stream::empty().boxed()));
     };
-    let first = (method.encode)(first)?;
-    let first_line = gateway_json::response_to_json(&output, first)?;
-    let rest = stream::unfold((responses, false), move |(mut responses, finished)| {
+    let first_line = gateway_json::response_to_json(&output, first?)?;
+    let rest = stream::unfold((messages, false), move |(mut messages, finished)| {
         let output = output.clone();
         async move {
             if finished {
                 return None;
             }
-            let response = responses.next().await?;
-            let line = (method.encode)(response)
+            let line = messages
+                .next()
+                .await?
                 .and_then(|bytes| gateway_json::response_to_json(&output, bytes));
             Some(match line {
-                Ok(json) => (serde_json::json!({ "result": json }), (responses, false)),
-                Err(status) => (gateway_json::stream_error(&status), (responses, true)),
+                Ok(json) => (serde_json::json!({ "result": json }), (messages, false)),
+                Err(status) => (gateway_json::stream_error(&status), (messages, true)),
             })
         }
     });

@@ -14,7 +14,8 @@ use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, Serialize
 use super::status::{Code, Status};
 
 /// `(gateway path, gRPC method path)`: etcd's `google.api.http` bindings (3.4, plus the 3.5
-/// additions `auth/status`, `maintenance/hashkv`, `maintenance/downgrade`).
+/// additions `auth/status`, `maintenance/hashkv`, `maintenance/downgrade`), and the lock and
+/// election services' (etcd's v3lock and v3election gateways).
 const ROUTES: &[(&str, &str)] = &[
     ("/v3/kv/range", "/etcdserverpb.KV/Range"),
     ("/v3/kv/put", "/etcdserverpb.KV/Put"),
@@ -99,6 +100,13 @@ const ROUTES: &[(&str, &str)] = &[
         "/v3/auth/role/revoke",
         "/etcdserverpb.Auth/RoleRevokePermission",
     ),
+    ("/v3/lock/lock", "/v3lockpb.Lock/Lock"),
+    ("/v3/lock/unlock", "/v3lockpb.Lock/Unlock"),
+    ("/v3/election/campaign", "/v3electionpb.Election/Campaign"),
+    ("/v3/election/proclaim", "/v3electionpb.Election/Proclaim"),
+    ("/v3/election/leader", "/v3electionpb.Election/Leader"),
+    ("/v3/election/observe", "/v3electionpb.Election/Observe"),
+    ("/v3/election/resign", "/v3electionpb.Election/Resign"),
 ];
 
 /// The protos' descriptors, from the set qraft-proto embeds at build time.
@@ -245,7 +253,9 @@ mod tests {
         for (path, grpc) in ROUTES {
             let route = lookup(path).expect("descriptors").expect("route");
             assert_eq!(route.grpc_path, *grpc);
-            assert!(super::super::methods::lookup(grpc).is_ok(), "{grpc}");
+            let served = super::super::methods::lookup(grpc).is_ok()
+                || matches!(super::super::recipes::lookup(grpc), Some(Ok(_)));
+            assert!(served, "{grpc}");
         }
         assert!(lookup("/v3/kv/scan").expect("no error").is_none());
     }

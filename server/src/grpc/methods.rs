@@ -197,10 +197,13 @@ mod tests {
             status.message,
             "unknown method Scan for service etcdserverpb.KV"
         );
-        let status = lookup("/v3lockpb.Lock/Lock")
+        let status = lookup("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo")
             .err()
             .expect("unknown service");
-        assert_eq!(status.message, "unknown service v3lockpb.Lock");
+        assert_eq!(
+            status.message,
+            "unknown service grpc.reflection.v1.ServerReflection"
+        );
     }
 
     #[test]

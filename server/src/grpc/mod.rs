@@ -5,7 +5,8 @@
 //!
 //! Every RPC is translated into the same `qraftpb::ClientRequest` the QUIC client listener
 //! hands to the core ([`CoreHandle`]); this module only does HTTP/2, gRPC framing and status
-//! mapping. The binary wires it as
+//! mapping. etcd's lock and election services are sequences of such requests
+//! ([`recipes`]). The binary wires it as
 //! `GrpcServer::bind(&urls, client_tls, core, GrpcLimits::for_max_request_bytes(..))`
 //! then runs [`GrpcServer::run`] on its runtime.
 //! HTTP/2 is hyper 1 on [`qraft_io::runtime`]'s sockets and tasks through
@@ -46,6 +47,8 @@ pub(crate) use writes_pass_through;
 mod body;
 mod call;
 mod codec;
+mod election_observe;
+mod election_service;
 mod frame_watch;
 mod gateway;
 mod gateway_json;
@@ -55,8 +58,11 @@ mod health_check;
 mod hpack;
 mod http1;
 mod huffman;
+mod inner_client;
 mod listener;
+mod lock_service;
 mod methods;
+mod recipes;
 mod sniff;
 mod status;
 
