@@ -9,6 +9,8 @@
 mod cluster;
 #[path = "server_support/format.rs"]
 mod format;
+#[path = "server_support/reports.rs"]
+mod reports;
 
 use cluster::{Cluster, config};
 use format::prefix_end;
@@ -395,56 +397,9 @@ impl Cluster {
                 self.send(node(1), request, token);
             }
             // The version fields of Maintenance.Status, and the replicated version state.
-            "versions" => {
-                for (id, member) in &self.members {
-                    let Some(server) = &member.server else {
-                        writeln!(self.out, "n{id}: down").unwrap();
-                        continue;
-                    };
-                    let report = server.versions().report();
-                    let members: Vec<String> = server
-                        .versions()
-                        .state()
-                        .members()
-                        .map(|(m, v)| match v {
-                            Some(v) => format!(
-                                "{m}:{}/{}",
-                                v.server,
-                                v.storage.map_or("-".into(), |s| s.minor_string())
-                            ),
-                            None => format!("{m}:?"),
-                        })
-                        .collect();
-                    writeln!(
-                        self.out,
-                        "n{id}: server={} cluster={} storage={} downgrade={:?} members=[{}]",
-                        report.server,
-                        report.cluster.map_or("-".into(), |c| c.minor_string()),
-                        report.storage.map_or("-".into(), |s| s.minor_string()),
-                        report.downgrade_proto(),
-                        members.join(" ")
-                    )
-                    .unwrap();
-                }
-            }
+            "versions" => self.report_versions(),
             // The member records one member holds: name and client URLs as applied.
-            "member-attrs" => {
-                let server = self.server(node(1));
-                let lines: Vec<String> = server
-                    .state()
-                    .members
-                    .values()
-                    .map(|m| {
-                        let attrs = m.member_attrs.clone().unwrap_or_default();
-                        format!(
-                            "{} name={:?} client_urls={:?}",
-                            m.id, attrs.name, attrs.client_urls
-                        )
-                    })
-                    .collect();
-                let published = server.attributes_published();
-                writeln!(self.out, "{}\npublished={published}", lines.join("\n")).unwrap();
-            }
+            "member-attrs" => self.report_member_attrs(node(1)),
             "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), token),
             // The calls a member's shell serves itself: the state machine only says whether the
             // caller may make them (`Permitted ok`).
