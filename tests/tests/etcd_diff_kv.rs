@@ -11,7 +11,7 @@
 
 use qraft_core::backend::{Backend, MemBackend, WriteTxn};
 use qraft_core::error::Error;
-use qraft_core::mvcc::{Leases, MvccStore, is_read_only};
+use qraft_core::mvcc::{Leases, MvccStore, is_read_only, validate};
 use qraft_proto::etcdserverpb::{DeleteRangeResponse, PutResponse, RangeResponse, TxnResponse};
 use qraft_tests::etcd::{EtcdProcess, require_etcd};
 use qraft_tests::etcd_json::*;
@@ -88,6 +88,13 @@ impl Leases for Granted {
 
 fn run_qraft(backend: &MemBackend, store: &mut MvccStore, op: &KvOp) -> Outcome {
     let granted = Granted;
+    // `--max-txn-ops` is the admission check a member makes where a txn enters (as etcd's gRPC
+    // layer), not the store's: made here as the server makes it, with etcd's default.
+    if let KvOp::Txn(r) = op
+        && let Err(err) = validate::check_txn(r, validate::MAX_TXN_OPS)
+    {
+        return qraft_error(err);
+    }
     if let KvOp::Range(r) = op {
         let read = backend.read_txn().unwrap();
         return store
