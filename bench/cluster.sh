@@ -13,7 +13,8 @@
 #                                   --initial-cluster-state existing): MEMBER_PIDS[3], NEW_EP
 #
 # MEMBER_ARGS (environment, word-split) adds flags to every member of both systems, e.g.
-# "--snapshot-count 10000".
+# "--snapshot-count 10000". QUOTA (default 8 GiB) is every member's --quota-backend-bytes, for
+# both systems alike: at the default 2 GiB a large fill ends in the NOSPACE alarm.
 #
 #   cleanup                         kills PIDS and removes WORK (unless KEEP=1): the exit trap
 #
@@ -21,6 +22,8 @@
 # DIR, so both sit on the same disk. qraft always runs TLS (QUIC needs it): server-side TLS
 # towards clients, mutual TLS between peers. Given CADIR (from make_ca), etcd runs the same:
 # https for clients, https with client-certificate checks between peers.
+
+QUOTA=${QUOTA:-8589934592}
 
 cleanup() {
     local pid
@@ -69,7 +72,7 @@ start_etcd() { # dir token [cadir]
             --listen-peer-urls "$scheme://127.0.0.1:${pps[$i]}"
             --initial-advertise-peer-urls "$scheme://127.0.0.1:${pps[$i]}"
             --initial-cluster "$cluster" --initial-cluster-state new
-            --initial-cluster-token "$token" --quota-backend-bytes 8589934592 "${tls[@]}"
+            --initial-cluster-token "$token" --quota-backend-bytes "$QUOTA" "${tls[@]}"
             --logger zap --log-outputs stderr --log-level error ${MEMBER_ARGS:-})
         MEMBER_CMDS+=("$(printf '%q ' "${cmd[@]}") >>$(printf '%q' "$w/e$i.log") 2>&1")
         "${cmd[@]}" >"$w/e$i.log" 2>&1 &
@@ -122,7 +125,7 @@ start_qraft() { # bindir dir token
             --listen-peer-urls "https://127.0.0.1:${pps[$i]}"
             --listen-metrics-urls "http://127.0.0.1:$(free_port)"
             --initial-cluster "$cluster" --initial-cluster-state new
-            --initial-cluster-token "$token" ${MEMBER_ARGS:-})
+            --initial-cluster-token "$token" --quota-backend-bytes "$QUOTA" ${MEMBER_ARGS:-})
         MEMBER_CMDS+=("$(printf '%q ' "${cmd[@]}") >>$(printf '%q' "$w/q$i.log") 2>&1")
         "${cmd[@]}" >"$w/q$i.log" 2>&1 &
         PIDS+=($!)
@@ -176,7 +179,7 @@ add_member() { # system dir ep [cacert] [bindir]
             --advertise-client-urls "$MEMBER_SCHEME://127.0.0.1:$cp"
             --listen-peer-urls "$peer" --initial-advertise-peer-urls "$peer"
             --initial-cluster "$MEMBER_CLUSTER,e3=$peer" --initial-cluster-state existing
-            --initial-cluster-token "$MEMBER_TOKEN" --quota-backend-bytes 8589934592
+            --initial-cluster-token "$MEMBER_TOKEN" --quota-backend-bytes "$QUOTA"
             "${MEMBER_TLS[@]}" --logger zap --log-outputs stderr --log-level error
             ${MEMBER_ARGS:-})
         NEW_EP="$MEMBER_SCHEME://127.0.0.1:$cp"
@@ -197,7 +200,8 @@ add_member() { # system dir ep [cacert] [bindir]
             --listen-peer-urls "$peer"
             --listen-metrics-urls "http://127.0.0.1:$(free_port)"
             --initial-cluster "$MEMBER_CLUSTER,q3=$peer" --initial-cluster-state existing
-            --initial-cluster-token "$MEMBER_TOKEN" ${MEMBER_ARGS:-})
+            --initial-cluster-token "$MEMBER_TOKEN" --quota-backend-bytes "$QUOTA"
+            ${MEMBER_ARGS:-})
         NEW_EP="https://127.0.0.1:$cp"
     fi
     MEMBER_CMDS[3]="$(printf '%q ' "${cmd[@]}") >>$(printf '%q' "$w/${sys:0:1}3.log") 2>&1"

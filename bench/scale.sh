@@ -128,7 +128,7 @@ wait_caught_up() { # system member-index target-revision endpoint-of-member cace
 }
 
 run_system() { # system workdir
-    local sys=$1 w=$2 eps cacert="" leader_ep f fill fill_qps fill_events target list
+    local sys=$1 w=$2 eps cacert="" leader_ep f fill fill_qps fill_errors fill_events target list
     local steady_l steady_f catch ready_s leader_before join sizes start
     rm -rf "$w"
     if [[ $sys == etcd ]]; then
@@ -152,6 +152,9 @@ run_system() { # system workdir
     log "$sys: fill $N x $V bytes, $WATCHERS range watchers"
     fill=$(put "$sys" "$leader_ep" "$cacert" "$N" 0 --range-watchers "$WATCHERS")
     fill_qps=$(jq -r '.qps | floor' <<<"$fill")
+    # A failed put (e.g. the NOSPACE alarm) must not pass for a fill.
+    fill_errors=$(jq -r '.errors // 0' <<<"$fill")
+    [[ $fill_errors == 0 ]] || fill_qps+=" ($fill_errors errors)"
     fill_events=$(jq -r '.items // 0' <<<"$fill")
     steady_l=$(rss_anon_mb "${MEMBER_PIDS[$LEADER]}")
     steady_f=$(rss_anon_mb "${MEMBER_PIDS[$f]}")
