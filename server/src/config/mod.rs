@@ -9,6 +9,7 @@ mod duration;
 mod emulated_version;
 mod endpoints;
 mod file;
+mod file_values;
 mod flags;
 mod given;
 mod initial_cluster;
