@@ -168,6 +168,10 @@ pub enum Error {
     PeerUrlExists,
     #[error("etcdserver: re-configuration failed due to not enough started members")]
     MemberNotEnoughStarted,
+    /// A reconfiguration would break the quorum of peers this member is connected to
+    /// (`server::reconfig_check`).
+    #[error("etcdserver: unhealthy cluster")]
+    Unhealthy,
     #[error("etcdserver: member not found")]
     MemberNotFound,
     #[error("etcdserver: can only promote a learner member")]
@@ -222,7 +226,9 @@ impl Error {
             PermissionDenied => Code::PermissionDenied,
             Corrupt => Code::DataLoss,
             InvalidAuthToken => Code::Unauthenticated,
-            NoLeader | LeaderChanged | Timeout | NotCapable | Stopped => Code::Unavailable,
+            NoLeader | LeaderChanged | Timeout | NotCapable | Stopped | Unhealthy => {
+                Code::Unavailable
+            }
             Backend(_) | PasswordHashing(_) | Raft(_) => Code::Internal,
             Version(_) => Code::FailedPrecondition,
             Downgrade(err) => match err.grpc_code() {

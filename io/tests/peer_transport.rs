@@ -407,6 +407,40 @@ fn sender_reconnects_after_the_peer_restarts() {
     });
 }
 
+/// The transport keeps a connection to every peer it knows, traffic or not, and reports each
+/// change (the strict reconfiguration check counts the peers a member is connected to).
+#[test]
+fn links_to_peers_are_kept_up_and_reported_without_traffic() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = certs(&dir.path().join("a"));
+    let cb = certs_same_ca(&dir.path().join("a"), &dir.path().join("b"));
+    runtime::block_on(async {
+        let a = start(&ca, 1, CLUSTER, localhost());
+        let b = start(&cb, 2, CLUSTER, localhost());
+        let b_addr = b.addr.clone();
+        a.transport.add_peer(2, b_addr.clone());
+        let ups = |m: &Member| m.count(|e| *e == PeerEvent::Link { peer: 2, up: true });
+        let downs = |m: &Member| m.count(|e| *e == PeerEvent::Link { peer: 2, up: false });
+        eventually(Duration::from_secs(10), "link up", || ups(&a) == 1).await;
+        assert_eq!(downs(&a), 0);
+        b.stop().await;
+        eventually(Duration::from_secs(10), "link down", || downs(&a) == 1).await;
+        let mut b2 = try_start(&cb, 2, CLUSTER, b_addr.addr);
+        for _ in 0..100 {
+            if b2.is_ok() {
+                break;
+            }
+            runtime::sleep(Duration::from_millis(20)).await;
+            b2 = try_start(&cb, 2, CLUSTER, b_addr.addr);
+        }
+        let b2 = b2.unwrap();
+        eventually(Duration::from_secs(10), "link up again", || ups(&a) == 2).await;
+        assert!(b2.messages().is_empty(), "no raft traffic was needed");
+        a.stop().await;
+        b2.stop().await;
+    });
+}
+
 /// Answers forwarded keep-alives with the lease's id and the asker's member id as TTL, so the
 /// test sees that the request and the asker's identity arrived.
 struct EchoHandler;

@@ -149,6 +149,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     server.max_request_bytes = config.max_request_bytes as usize;
     server.max_txn_ops = config.max_txn_ops;
     server.auto_compaction = config.auto_compaction;
+    server.strict_reconfig_check = config.strict_reconfig_check;
     server.snapshot_count = config.snapshot_count;
     server.emulated_version = config.emulated_version;
     server.snapshot_catch_up_entries = config.snapshot_catchup_entries;

@@ -81,6 +81,26 @@ impl Cluster {
         id
     }
 
+    /// qraftctl through member `i` for a membership change, retried for up to `timeout` while
+    /// the strict reconfiguration check answers `unhealthy cluster` (a link to a peer that is
+    /// younger than etcd's 5 s health interval: the cluster, or a member, started just now), as
+    /// an operator would retry. Returns the last (success, stdout, stderr).
+    pub fn ctl_reconfigure(
+        &self,
+        i: usize,
+        args: &[&str],
+        timeout: Duration,
+    ) -> (bool, String, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (ok, out, err) = self.ctl(i, args);
+            if ok || !err.contains("unhealthy cluster") || Instant::now() >= deadline {
+                return (ok, out, err);
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
     /// Runs qraftctl through each of `via` in turn until one succeeds or fails with an error
     /// that `done` accepts (the effect of an earlier try that timed out); panics at `deadline`.
     pub fn retry_ctl(

@@ -44,6 +44,11 @@ pub struct EtcdCluster {
 
 impl EtcdCluster {
     pub fn start() -> Self {
+        Self::start_with_flags(&[])
+    }
+
+    /// Starts the cluster with `flags` added to every member's command line.
+    pub fn start_with_flags(flags: &[&str]) -> Self {
         let binary = etcd_binary().unwrap_or_else(|| panic!("etcd binary not found"));
         let dir = scratch_dir("etcd-cluster");
         let peers: Vec<String> = MEMBER_NAMES
@@ -77,6 +82,7 @@ impl EtcdCluster {
                 .arg("--initial-cluster-token=compat")
                 .arg("--logger=zap")
                 .arg("--log-level=error")
+                .args(flags)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -89,6 +95,14 @@ impl EtcdCluster {
 
     pub fn etcdctl(&self) -> Etcdctl {
         Etcdctl::plaintext(self.client_addrs.clone())
+    }
+
+    /// kill -9 of member `i` (it stays down).
+    pub fn kill(&mut self, i: usize) {
+        if let Some(child) = self.children.get_mut(i) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     fn wait_healthy(&mut self) {

@@ -87,7 +87,7 @@ fn a_learner_serves_only_its_status_and_serializable_reads() {
         .extra_args
         .push(format!("--listen-grpc-urls={grpc_endpoint}"));
     let peer_url = g.cluster.nodes[learner].peer_url();
-    let (ok, out, err) = g.cluster.ctl(
+    let (ok, out, err) = g.cluster.ctl_reconfigure(
         0,
         &[
             "member",
@@ -98,6 +98,7 @@ fn a_learner_serves_only_its_status_and_serializable_reads() {
             "-w",
             "json",
         ],
+        WAIT,
     );
     assert!(ok, "member add failed: {err}");
     let added: serde_json::Value = serde_json::from_str(&out).expect("member add json");

@@ -82,7 +82,7 @@ fn learner_joins_by_snapshot_is_promoted_and_a_member_is_removed() {
     // member add --learner, then start it with --initial-cluster-state existing.
     let m3 = c.add_node("m3");
     let peer_url = c.nodes[m3].peer_url();
-    let (ok, out, err) = c.ctl(
+    let (ok, out, err) = c.ctl_reconfigure(
         0,
         &[
             "member",
@@ -93,6 +93,7 @@ fn learner_joins_by_snapshot_is_promoted_and_a_member_is_removed() {
             "-w",
             "json",
         ],
+        DEADLINE,
     );
     assert!(ok, "member add failed: {err}");
     let added: Value = serde_json::from_str(&out).expect("member add json");
@@ -166,7 +167,8 @@ fn learner_joins_by_snapshot_is_promoted_and_a_member_is_removed() {
     // leader among themselves.
     let (gone, gone_id) = wait_leader(&mut c, None, DEADLINE);
     let rest: Vec<usize> = [0, 1, 2, m3].into_iter().filter(|&i| i != gone).collect();
-    let (ok, out, err) = c.ctl(rest[0], &["member", "remove", &format!("{gone_id:x}")]);
+    let remove = ["member", "remove", &format!("{gone_id:x}")];
+    let (ok, out, err) = c.ctl_reconfigure(rest[0], &remove, DEADLINE);
     assert!(ok, "member remove failed: {err}");
     assert!(out.contains("removed from cluster"), "{out}");
     let code = wait_for(DEADLINE, "the removed member stops", || {

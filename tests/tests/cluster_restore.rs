@@ -335,7 +335,8 @@ fn force_new_cluster_continues_after_losing_two_of_three_members() {
     for (n, name) in ["m3", "m4"].into_iter().enumerate() {
         let i = c.add_node(name);
         let peer = c.nodes[i].peer_url();
-        let (ok, _, err) = c.ctl(0, &["member", "add", name, &format!("--peer-urls={peer}")]);
+        let add = ["member", "add", name, &format!("--peer-urls={peer}")];
+        let (ok, _, err) = c.ctl_reconfigure(0, &add, WAIT);
         assert!(ok, "member add {name}: {err}");
         c.spawn(i, "existing");
         let everyone: Vec<usize> = (0..=i).collect();

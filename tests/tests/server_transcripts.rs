@@ -55,6 +55,8 @@ impl Cluster {
         // token=ALIAS (from `auth … as=ALIAS`) or a literal token, on any request command.
         let token = arg("token").unwrap_or("");
         match words[0] {
+            // cluster N [checkpoint-interval-ms=MS] [snapshot-count=N] [publish-attrs]
+            // [strict-reconfig]: a new cluster of N members.
             "cluster" => {
                 let interval =
                     arg("checkpoint-interval-ms").map_or(300_000, |v| v.parse().unwrap());
@@ -65,6 +67,7 @@ impl Cluster {
                     interval,
                     snapshot_count,
                     flag("publish-attrs"),
+                    flag("strict-reconfig"),
                 );
                 self.out = out;
                 writeln!(self.out, "ok").unwrap();
@@ -347,6 +350,7 @@ impl Cluster {
                     return;
                 }
                 self.members.get_mut(&id).unwrap().server = None;
+                self.sync_links();
                 writeln!(self.out, "n{id} crashed").unwrap();
             }
             // restart N [emulate=0.1] [corrupt-check=TICKS] [initial-check] [max-txn-ops=N]
@@ -367,6 +371,9 @@ impl Cluster {
                 if self.publish_attrs {
                     config.member_attrs = Some(cluster::member_attrs(id));
                 }
+                config.strict_reconfig_check = self.strict_reconfig;
+                // The new server learns its links afresh.
+                self.links.retain(|&(member, _), _| member != id);
                 let member = self.members.get_mut(&id).unwrap();
                 match Server::new(
                     config,

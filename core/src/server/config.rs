@@ -65,6 +65,11 @@ pub struct ServerConfig {
     /// `--experimental-initial-corrupt-check`: the member proposes its hash once it first
     /// knows a leader after starting.
     pub initial_corrupt_check: bool,
+    /// `--strict-reconfig-check`: refuse member changes that would lose the quorum of started,
+    /// connected voters (`super::reconfig_check`). etcd's default is on, and so is the
+    /// server's; off here, because the check needs the shell to report its peers
+    /// ([`super::Server::peer_active_since`]), which embedders and tests turn on with it.
+    pub strict_reconfig_check: bool,
 }
 
 impl ServerConfig {
@@ -96,6 +101,7 @@ impl ServerConfig {
             corrupt_check_ticks: 0,
             initial_corrupt_check: false,
             auto_compaction: None,
+            strict_reconfig_check: false,
         }
     }
 

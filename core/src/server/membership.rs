@@ -84,6 +84,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
         client: RequestId,
         request: MemberAddRequest,
     ) -> Result<(), (Error, u64)> {
+        self.may_add_member(request.is_learner)
+            .map_err(|err| (err, 0))?;
         let urls_taken = self.state.members.values().any(|m| {
             m.raft_attrs
                 .as_ref()
@@ -130,6 +132,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     }
 
     pub(crate) fn member_remove(&mut self, client: RequestId, id: u64) -> Result<(), (Error, u64)> {
+        self.may_remove_member(id).map_err(|err| (err, 0))?;
         let member = self
             .state
             .members
@@ -204,6 +207,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         if (matched as f64) < (leader_last as f64) * 0.9 {
             return Err((Error::LearnerNotReady, 0));
         }
+        self.may_promote_member().map_err(|err| (err, 0))?;
         if let Some(raft) = member.raft_attrs.as_mut() {
             raft.is_learner = false;
         }

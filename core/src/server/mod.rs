@@ -44,6 +44,7 @@ mod publish;
 mod quota;
 mod reads;
 mod ready;
+mod reconfig_check;
 mod request;
 mod response;
 #[allow(clippy::module_inception)]
@@ -66,6 +67,7 @@ pub use learner::served_by_learner;
 pub use membership::{MemberChange, to_wire_member};
 pub use output::{Output, RaftWork, RequestId};
 pub use passwords::{MAX_PASSWORD_WORK, PasswordDone, PasswordOutcome, PasswordWork};
+pub use reconfig_check::HEALTH_INTERVAL_MS;
 pub use response::{error_response, header, ok_response};
 pub use server::Server;
 pub use snapshot::{encode_image, install_image};

@@ -76,6 +76,8 @@ pub struct Server<S: Storage, B: Backend> {
     pub(super) forwards: super::forward::Forwards,
     /// The auto compaction's schedule (`super::auto_compaction`).
     pub(super) auto_compactor: super::auto_compaction::AutoCompactor,
+    /// The shell's view of its connections to peers (`super::reconfig_check`).
+    pub(super) peer_activity: super::reconfig_check::PeerActivity,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -155,6 +157,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             corrupt: super::corrupt::CorruptCheck::new(config_initial_corrupt_check),
             forwards: Default::default(),
             auto_compactor: super::auto_compaction::AutoCompactor::new(config_auto_compaction),
+            peer_activity: Default::default(),
             versions,
             stats: ServerStats::default(),
         };

@@ -334,6 +334,10 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
             PeerEvent::Unreachable { to } => self.server.report_unreachable(to),
             PeerEvent::SnapshotStatus { to, ok } => self.server.report_snapshot(to, ok),
             PeerEvent::Removed { by } => self.server.refused_as_removed(by),
+            PeerEvent::Link { peer, up } => {
+                let since = up.then(|| self.clock.now_ms());
+                self.server.peer_active_since(peer, since);
+            }
         }
     }
 

@@ -9,6 +9,7 @@ mod endpoint;
 mod frame;
 mod members;
 mod peer;
+mod peer_keeper;
 mod peer_recv;
 mod peer_request;
 mod peer_send;

@@ -47,6 +47,9 @@ pub enum PeerEvent {
     /// A peer refused this member because it was removed from the cluster: the member must
     /// stop (etcd: "the member has been permanently removed from the cluster").
     Removed { by: u64 },
+    /// The connection to `peer` came up or went down (etcd's `ActiveSince`): the driver
+    /// stamps it with its clock for the strict reconfiguration check.
+    Link { peer: u64, up: bool },
 }
 
 /// Where a peer listens, and the name its certificate must carry (host of its peer URL).
@@ -228,6 +231,8 @@ struct Link {
     task: Task<()>,
     /// Samples the connection's round-trip time; ends by itself once the dialer is gone.
     rtt_task: Task<()>,
+    /// Keeps the connection up and reports it (`peer_keeper`); ends once the peer is retired.
+    keeper_task: Task<()>,
     heartbeats: HeartbeatClock,
 }
 
@@ -294,6 +299,7 @@ impl QuicPeerTransport {
         for link in links {
             link.task.cancel().await;
             link.rtt_task.cancel().await;
+            link.keeper_task.cancel().await;
         }
         // The handler holds the driver's handle: dropping it here breaks that cycle.
         lock(&self.shared.request_handler).take();
@@ -345,6 +351,10 @@ impl PeerTransport for QuicPeerTransport {
             config.metrics.network.round_trip_to(id),
             config.rtt_sample_interval,
         ));
+        let keeper_task = runtime::spawn(super::peer_keeper::keep_connected(
+            self.shared.clone(),
+            Arc::downgrade(&dialer),
+        ));
         links.insert(
             id,
             Link {
@@ -352,6 +362,7 @@ impl PeerTransport for QuicPeerTransport {
                 dialer,
                 task,
                 rtt_task,
+                keeper_task,
                 heartbeats: HeartbeatClock::new(config.heartbeat_interval),
             },
         );
@@ -359,11 +370,12 @@ impl PeerTransport for QuicPeerTransport {
 
     fn remove_peer(&self, id: u64) {
         if let Some(link) = lock(&self.links).remove(&id) {
-            link.dialer.close();
+            link.dialer.retire();
             // Dropping the queue ends the writer; the task is detached, not awaited.
             drop(link.queue);
             drop(link.task);
             drop(link.rtt_task);
+            drop(link.keeper_task);
         }
     }
 

@@ -1,5 +1,6 @@
 //! The sending half of the peer transport: one writer task per peer, plus a task per snapshot.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -19,6 +20,8 @@ pub(super) struct Dialer {
     pub id: u64,
     addr: Mutex<PeerAddr>,
     conn: futures::lock::Mutex<Option<quinn::Connection>>,
+    /// The peer left this member's configuration: nothing dials it again.
+    retired: AtomicBool,
 }
 
 impl Dialer {
@@ -28,6 +31,7 @@ impl Dialer {
             id,
             addr: Mutex::new(addr),
             conn: futures::lock::Mutex::new(None),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -52,9 +56,22 @@ impl Dialer {
         }
     }
 
+    /// The peer was removed: closes its connection for good.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+        self.close();
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
     /// The live connection to the peer, dialing one if there is none.
     pub async fn connection(&self) -> Result<quinn::Connection, TransportError> {
         let mut guard = self.conn.lock().await;
+        if self.is_retired() {
+            return Err(TransportError::UnknownPeer(self.id));
+        }
         if let Some(conn) = guard.as_ref() {
             match conn.close_reason() {
                 None => return Ok(conn.clone()),

@@ -184,7 +184,8 @@ pub struct Flags {
 
     // etcd 3.6's remaining flags. Each is implemented with etcd's meaning or refused at start
     // unless given the one value qraft's behaviour matches (`unsupported::check`).
-    /// Reject reconfiguration requests that would cause quorum loss; qraft does not implement this check yet, so only `false` is accepted.
+    /// Reject reconfiguration requests that would cause quorum loss (too few started or
+    /// connected voting members after the change) [default: true].
     #[arg(long, env = "QRAFT_STRICT_RECONFIG_CHECK", num_args = 0..=1, default_missing_value = "true")]
     pub strict_reconfig_check: Option<String>,
     /// Maximum concurrent streams each client may open on one HTTP/2 connection of the gRPC listener [default: 4294967295].

@@ -138,6 +138,8 @@ pub struct Config {
     pub auth_token: AuthToken,
     /// `--auto-compaction-mode` and `--auto-compaction-retention`; `None` = off.
     pub auto_compaction: Option<AutoCompaction>,
+    /// `--strict-reconfig-check` (etcd's default: on).
+    pub strict_reconfig_check: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -205,6 +207,11 @@ impl Config {
             .transpose()?;
         let checks = Checks::resolve(&s)?;
         let auto_compaction = compaction::auto_compaction(&s)?;
+        let strict_reconfig_check = parse_bool(
+            "--strict-reconfig-check",
+            s.strict_reconfig_check.as_deref(),
+            true,
+        )?;
         Ok(Config {
             name,
             data_dir,
@@ -240,6 +247,7 @@ impl Config {
             force_new_cluster: s.force_new_cluster.unwrap_or(false),
             auth_token,
             auto_compaction,
+            strict_reconfig_check,
         })
     }
 
@@ -264,6 +272,18 @@ impl Config {
             .map(|m| member_id(&m.peer_urls, &self.initial_cluster_token))
             .collect();
         cluster_id_of(ids)
+    }
+}
+
+/// A boolean flag held as text: Go's spellings (`strconv.ParseBool`), `default` when not given.
+fn parse_bool(flag: &str, text: Option<&str>, default: bool) -> Result<bool, ConfigError> {
+    match text {
+        None => Ok(default),
+        Some("1" | "t" | "T" | "true" | "TRUE" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "false" | "FALSE" | "False") => Ok(false),
+        Some(other) => Err(invalid(format!(
+            "invalid boolean value {other:?} for {flag}: parse error"
+        ))),
     }
 }
 

@@ -426,3 +426,23 @@ fn max_txn_ops_as_etcd() {
     assert_eq!(parse(&["--max-txn-ops", "3"]).unwrap().max_txn_ops, 3);
     assert!(err(&["--max-txn-ops", "many"]).contains("--max-txn-ops"));
 }
+
+#[test]
+fn strict_reconfig_check_as_etcd() {
+    assert!(parse(&[]).unwrap().strict_reconfig_check);
+    assert!(
+        parse(&["--strict-reconfig-check"])
+            .unwrap()
+            .strict_reconfig_check
+    );
+    let off = parse(&["--strict-reconfig-check=false"]).unwrap();
+    assert!(!off.strict_reconfig_check);
+    assert!(
+        !parse(&["--strict-reconfig-check=0"])
+            .unwrap()
+            .strict_reconfig_check
+    );
+    assert!(err(&["--strict-reconfig-check=maybe"]).contains("--strict-reconfig-check"));
+    let from_file = Config::resolve(parse_file("strict-reconfig-check: false\n").unwrap());
+    assert!(!from_file.unwrap().strict_reconfig_check);
+}

@@ -17,11 +17,6 @@ const NOT_IMPLEMENTED: &str = "not implemented by qraft";
 
 const FIXED: &[Fixed] = &[
     Fixed {
-        flag: "strict-reconfig-check",
-        accepts: &["false"],
-        why: "qraft does not implement etcd's strict reconfiguration check yet: it behaves as --strict-reconfig-check=false",
-    },
-    Fixed {
         flag: "logger",
         accepts: &["zap"],
         why: "etcd 3.6 accepts only zap; qraft logs as --logger=zap --log-format=console",
@@ -384,7 +379,7 @@ mod tests {
 
     #[test]
     fn fixed_flags_accept_only_qraft_behaviour() {
-        assert!(check([("strict-reconfig-check", "false")]).is_ok());
+        assert!(check([("pre-vote", "true")]).is_ok());
         assert!(check([("enable-v2", "0")]).is_ok());
         let err = check([("enable-v2", "true")]).unwrap_err().to_string();
         assert!(err.contains("v2 API is removed"), "{err}");

@@ -73,6 +73,11 @@ pub struct Cluster {
     /// Members publish their attributes (`cluster N publish-attrs`); their bootstrap records
     /// then know only each member's own client URLs, as the real server's do.
     pub publish_attrs: bool,
+    /// Members run etcd's strict reconfiguration check (`cluster N strict-reconfig`).
+    pub strict_reconfig: bool,
+    /// The transport view each member was given of each peer (`Server::peer_active_since`):
+    /// `(member, peer)` → connected since. A link is up while both are running and can talk.
+    pub links: BTreeMap<(u64, u64), u64>,
     /// Tokens from Authenticate responses, by the alias the script gave (`as=NAME`).
     pub tokens: HashMap<String, String>,
     pub token_aliases: HashMap<u64, String>,
@@ -123,7 +128,7 @@ pub fn member_attrs(id: u64) -> Attributes {
 
 impl Cluster {
     pub fn new(size: u64, checkpoint_interval_ms: u64, snapshot_count: u64) -> Self {
-        Self::new_with(size, checkpoint_interval_ms, snapshot_count, false)
+        Self::new_with(size, checkpoint_interval_ms, snapshot_count, false, false)
     }
 
     pub fn new_with(
@@ -131,6 +136,7 @@ impl Cluster {
         checkpoint_interval_ms: u64,
         snapshot_count: u64,
         publish_attrs: bool,
+        strict_reconfig: bool,
     ) -> Self {
         let voters: Vec<u64> = (1..=size).collect();
         let mut members = BTreeMap::new();
@@ -144,6 +150,7 @@ impl Cluster {
             if publish_attrs {
                 member_config.member_attrs = Some(member_attrs(id));
             }
+            member_config.strict_reconfig_check = strict_reconfig;
             let mut server = Server::new(
                 member_config,
                 storage.clone(),
@@ -190,6 +197,8 @@ impl Cluster {
             checkpoint_interval_ms,
             snapshot_count,
             publish_attrs,
+            strict_reconfig,
+            links: BTreeMap::new(),
             tokens: HashMap::new(),
             token_aliases: HashMap::new(),
             read_index_messages: 0,
@@ -209,8 +218,33 @@ impl Cluster {
         self.partition.get(&a).copied().unwrap_or(0) == self.partition.get(&b).copied().unwrap_or(0)
     }
 
+    /// Tells each member about the links to its peers that came up or went down, as a
+    /// transport does: up while both members run and no partition separates them.
+    pub fn sync_links(&mut self) {
+        let ids: Vec<u64> = self.members.keys().copied().collect();
+        for &a in &ids {
+            for &b in ids.iter().filter(|&&b| b != a) {
+                let running = |id: u64| self.members[&id].server.is_some();
+                let up = running(a) && running(b) && self.connected(a, b);
+                let since = match (up, self.links.contains_key(&(a, b))) {
+                    (true, false) => Some(self.now_ms),
+                    (false, true) => None,
+                    _ => continue,
+                };
+                match since {
+                    Some(now) => self.links.insert((a, b), now),
+                    None => self.links.remove(&(a, b)),
+                };
+                if let Some(server) = self.members.get_mut(&a).and_then(|m| m.server.as_mut()) {
+                    server.peer_active_since(b, since);
+                }
+            }
+        }
+    }
+
     /// Runs every member's raft work and delivers messages until nothing moves.
     pub fn stabilize(&mut self) {
+        self.sync_links();
         for _ in 0..10_000 {
             let mut moved = false;
             let ids: Vec<u64> = self.members.keys().copied().collect();
@@ -507,6 +541,7 @@ impl Cluster {
     pub fn submit(&mut self, node: u64, request: In, token: &str) -> u64 {
         let token = self.tokens.get(token).cloned().unwrap_or(token.to_string());
         let token = token.as_str();
+        self.sync_links();
         let id = self.next_request;
         self.next_request += 1;
         writeln!(self.out, "request #{id} to n{node}").unwrap();
