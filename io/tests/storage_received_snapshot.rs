@@ -23,8 +23,9 @@ fn fill(storage: &LmdbStorage, n: u64, value_len: usize, applied: u64) {
                 voters: vec![1, 2, 3],
                 ..Default::default()
             })?;
+            // As the MVCC store writes its history: each revision after the last.
             for i in 0..n {
-                b.put(Table::Key, &i.to_be_bytes(), &vec![i as u8; value_len])?;
+                b.put_at_end(Table::Key, &i.to_be_bytes(), &vec![i as u8; value_len])?;
             }
             b.put(Table::Members, b"m1", b"member one")?;
             b.put(Table::Meta, meta::TERM, &7u64.to_be_bytes())?;

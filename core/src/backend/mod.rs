@@ -144,6 +144,16 @@ pub trait WriteTxn: ReadTxn {
     /// Stores `value` under `key`, replacing any previous value.
     fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
 
+    /// Stores `value` under `key`, which sorts after every key `table` holds: the MVCC history
+    /// only grows at its end. The outcome is [`WriteTxn::put`]'s; the hint lets a B-tree fill
+    /// its last page before it starts the next one, where an insert in the middle would split
+    /// the page in two half-empty ones (with 1 KiB values LMDB's file then takes twice the
+    /// data, and every snapshot of it ships the holes). A key that does not sort last must
+    /// still be stored correctly, only without the saving.
+    fn put_at_end(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        self.put(table, key, value)
+    }
+
     /// Removes `key`; returns whether it existed.
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, BackendError>;
 

@@ -107,8 +107,9 @@ impl<'a, T: WriteTxn + ?Sized> KvWriter<'a, T> {
             value: value.to_vec().into(),
             lease,
         };
+        // Revisions only grow: the new one sorts after every key of the history.
         self.txn
-            .put(Table::Key, &rev.encode(false), &kv.encode_to_vec())?;
+            .put_at_end(Table::Key, &rev.encode(false), &kv.encode_to_vec())?;
         self.store.index.put(key, rev);
         self.record(Event {
             r#type: EventType::Put as i32,
@@ -135,7 +136,7 @@ impl<'a, T: WriteTxn + ?Sized> KvWriter<'a, T> {
                 ..KeyValue::default()
             };
             self.txn
-                .put(Table::Key, &rev.encode(true), &tombstone.encode_to_vec())?;
+                .put_at_end(Table::Key, &rev.encode(true), &tombstone.encode_to_vec())?;
             self.store.index.tombstone(key, rev);
             self.record(Event {
                 r#type: EventType::Delete as i32,

@@ -94,6 +94,10 @@ impl backend::WriteTxn for WriteBatch<'_> {
         WriteBatch::put(self, table, key, value).map_err(in_table(table))
     }
 
+    fn put_at_end(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        WriteBatch::put_at_end(self, table, key, value).map_err(in_table(table))
+    }
+
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, BackendError> {
         WriteBatch::delete(self, table, key).map_err(in_table(table))
     }

@@ -36,7 +36,7 @@ use super::opened::Opened;
 use super::raft_log;
 use super::read_txn::read_applied_index;
 use super::snapshot::StreamParser;
-use super::tables::{KEY_IDENTITY, KEY_JOURNAL_POSITION};
+use super::tables::{KEY_IDENTITY, KEY_JOURNAL_POSITION, put_at_end};
 
 /// Bytes of records written per transaction while receiving: bounds LMDB's dirty pages (held
 /// in memory until a commit) independently of the snapshot's size.
@@ -252,10 +252,14 @@ fn write_stream(
         let mut pending = 0usize;
         while let Some(record) = parser.next_record()? {
             pending += record.key.len() + record.value.len();
-            opened
-                .tables
-                .data(record.table)
-                .put(&mut txn, &record.key, &record.value)?;
+            // The leader sends each table in key order: the pages fill up as in a compacted
+            // copy, whatever holes the leader's own file has.
+            put_at_end(
+                opened.tables.data(record.table),
+                &mut txn,
+                &record.key,
+                &record.value,
+            )?;
             if pending >= COMMIT_EVERY_BYTES {
                 txn.commit()?;
                 txn = opened.env.write_txn()?;

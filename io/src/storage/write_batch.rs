@@ -314,6 +314,17 @@ impl<'s> WriteBatch<'s> {
         Ok(self.tables.data(table).put(&mut self.txn, key, value)?)
     }
 
+    /// [`put`](Self::put) of a key that sorts after every key of `table` (see
+    /// [`super::tables::put_at_end`]).
+    pub fn put_at_end(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<()> {
+        Ok(super::tables::put_at_end(
+            self.tables.data(table),
+            &mut self.txn,
+            key,
+            value,
+        )?)
+    }
+
     /// Returns whether the key existed.
     pub fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool> {
         Ok(self.tables.data(table).delete(&mut self.txn, key)?)
