@@ -259,11 +259,17 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
         listeners.push(listener);
     }
     let grpc = {
-        let tls = Arc::new(qraft_io::tls::client_listener_config(
+        let tls = Arc::new(qraft_io::tls::tcp_client_listener_config(
             &client_identity,
             client_ca.as_ref(),
             &client_checks,
+            &config.tcp_tls,
         )?);
+        tracing::info!(
+            min = ?config.tcp_tls.min,
+            max = ?config.tcp_tls.max,
+            "TLS of the gRPC/HTTP client listener; QUIC (peers, QUIC clients) always runs TLS 1.3 with its fixed cipher suites, whatever --tls-min-version, --tls-max-version and --cipher-suites say"
+        );
         let server = GrpcServer::bind_serving(
             &client_tcp_urls(&config),
             Some(tls),

@@ -1,5 +1,6 @@
-//! rustls configurations for the peer and client sides. All are TLS 1.3 only (QUIC requires it)
-//! on the ring provider, with the protocol's ALPN set.
+//! rustls configurations for the peer and client sides. The QUIC ones are TLS 1.3 only (QUIC
+//! requires it); the TCP client listener's follows `--tls-min-version`, `--tls-max-version`
+//! and `--cipher-suites` (`tcp_policy`). All on the ring provider, with the protocol's ALPN set.
 
 use std::sync::Arc;
 
@@ -62,6 +63,23 @@ pub fn client_listener_config(
         ALPN_CLIENT,
         "client",
     )
+}
+
+/// The client listener over TCP (gRPC, HTTP/1.1): as [`client_listener_config`], with the
+/// versions and TLS 1.2 suites of `policy`. The caller sets the ALPN.
+pub fn tcp_client_listener_config(
+    identity: &Identity,
+    client_ca: Option<&RootCertStore>,
+    checks: &CertChecks,
+    policy: &super::TcpTlsPolicy,
+) -> Result<ServerConfig, TlsError> {
+    let builder = ServerConfig::builder_with_provider(policy.provider())
+        .with_protocol_versions(&policy.versions())?;
+    let builder = match client_ca {
+        Some(ca) => builder.with_client_cert_verifier(client_verifier(ca, checks, "client")?),
+        None => builder.with_no_client_auth(),
+    };
+    Ok(builder.with_single_cert(identity.chain.clone(), identity.key.clone_key())?)
 }
 
 /// A client (qraftctl, the client library) dialing the client listener.

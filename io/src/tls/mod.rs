@@ -10,16 +10,18 @@ mod common_name;
 mod config;
 mod peer_trust;
 mod pem;
+mod tcp_policy;
 mod verify;
 
 pub use auto::{AutoTls, AutoTlsOptions, AutoTlsPaths, ensure_auto_tls, ensure_auto_tls_with};
 pub use common_name::common_name;
 pub use config::{
     client_dial_config, client_listener_config, crypto_provider, peer_client_config,
-    peer_server_config,
+    peer_server_config, tcp_client_listener_config,
 };
 pub use peer_trust::PeerTrust;
 pub use pem::{Identity, roots_from_pem, roots_from_pem_file};
+pub use tcp_policy::{TcpTlsPolicy, TlsVersion};
 pub use verify::{CertChecks, crls_from_file, describe_refusal};
 
 use std::path::PathBuf;

@@ -223,13 +223,15 @@ pub struct Flags {
     /// Maximum learners in the cluster: fixed at 1 (etcd's default).
     #[arg(long, env = "QRAFT_MAX_LEARNERS")]
     pub max_learners: Option<String>,
-    /// TLS 1.2 cipher suites: qraft serves TLS 1.3 only, whose suites are fixed; not supported.
+    /// TLS 1.2 cipher suites of the TCP client listener, comma-separated Go names (e.g.
+    /// TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256); TLS 1.3's are fixed [default: all qraft has].
     #[arg(long, env = "QRAFT_CIPHER_SUITES")]
     pub cipher_suites: Option<String>,
-    /// Minimum TLS version: only `TLS1.3` (qraft serves TLS 1.3 only).
+    /// Minimum TLS version of the TCP client listener: TLS1.2 or TLS1.3 (QUIC is always
+    /// TLS 1.3) [default: TLS1.2].
     #[arg(long, env = "QRAFT_TLS_MIN_VERSION")]
     pub tls_min_version: Option<String>,
-    /// Maximum TLS version: only `TLS1.3` or empty.
+    /// Maximum TLS version of the TCP client listener: TLS1.2 or TLS1.3 [default: TLS1.3].
     #[arg(long, env = "QRAFT_TLS_MAX_VERSION")]
     pub tls_max_version: Option<String>,
     /// URLs serving HTTP/1.1 only (etcd's JSON gateway and the probes); when given, the

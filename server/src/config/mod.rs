@@ -140,6 +140,9 @@ pub struct Config {
     pub auto_compaction: Option<AutoCompaction>,
     /// `--strict-reconfig-check` (etcd's default: on).
     pub strict_reconfig_check: bool,
+    /// `--tls-min-version`, `--tls-max-version`, `--cipher-suites`: the TCP client listener's
+    /// TLS (QUIC keeps TLS 1.3).
+    pub tcp_tls: qraft_io::tls::TcpTlsPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -207,6 +210,16 @@ impl Config {
             .transpose()?;
         let checks = Checks::resolve(&s)?;
         let auto_compaction = compaction::auto_compaction(&s)?;
+        let tcp_tls = qraft_io::tls::TcpTlsPolicy::from_flags(
+            s.tls_min_version.as_deref().unwrap_or("TLS1.2"),
+            s.tls_max_version.as_deref().unwrap_or(""),
+            s.cipher_suites.as_deref().unwrap_or(""),
+        )
+        .map_err(|e| {
+            invalid(format!(
+                "--tls-min-version/--tls-max-version/--cipher-suites: {e}"
+            ))
+        })?;
         let strict_reconfig_check = parse_bool(
             "--strict-reconfig-check",
             s.strict_reconfig_check.as_deref(),
@@ -248,6 +261,7 @@ impl Config {
             auth_token,
             auto_compaction,
             strict_reconfig_check,
+            tcp_tls,
         })
     }
 

@@ -446,3 +446,34 @@ fn strict_reconfig_check_as_etcd() {
     let from_file = Config::resolve(parse_file("strict-reconfig-check: false\n").unwrap());
     assert!(!from_file.unwrap().strict_reconfig_check);
 }
+
+#[test]
+fn tls_versions_and_cipher_suites_as_etcd() {
+    use qraft_io::tls::TlsVersion;
+    let c = parse(&[]).unwrap();
+    assert_eq!(
+        (c.tcp_tls.min, c.tcp_tls.max),
+        (TlsVersion::Tls12, TlsVersion::Tls13)
+    );
+    assert!(c.tcp_tls.tls12_suites.is_empty());
+    let c = parse(&["--tls-min-version=TLS1.3"]).unwrap();
+    assert_eq!(c.tcp_tls.min, TlsVersion::Tls13);
+    let suites = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256";
+    let c = parse(&["--cipher-suites", suites, "--tls-max-version=TLS1.2"]).unwrap();
+    assert_eq!(c.tcp_tls.tls12_suites.len(), 2);
+    assert_eq!(c.tcp_tls.max, TlsVersion::Tls12);
+    let e = err(&["--cipher-suites", "TLS_FOO"]);
+    assert!(e.contains("unexpected TLS cipher suite \"TLS_FOO\""), "{e}");
+    let e = err(&["--cipher-suites", "TLS_RSA_WITH_AES_128_CBC_SHA"]);
+    assert!(e.contains("not supported by qraft"), "{e}");
+    let e = err(&["--tls-min-version=TLS1.3", "--cipher-suites", suites]);
+    assert!(e.contains("only TLS1.3 is enabled"), "{e}");
+    assert!(err(&["--tls-max-version=TLS1.0"]).contains("must be one of: TLS1.2, TLS1.3"));
+    let file = parse_file(
+        "cipher-suites:\n  - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\ntls-max-version: TLS1.2\n",
+    )
+    .unwrap();
+    let c = Config::resolve(file).unwrap();
+    assert_eq!(c.tcp_tls.tls12_suites.len(), 1);
+    assert_eq!(c.tcp_tls.max, TlsVersion::Tls12);
+}

@@ -42,21 +42,6 @@ const FIXED: &[Fixed] = &[
         why: "a cluster may have at most 1 learner (etcd's default)",
     },
     Fixed {
-        flag: "cipher-suites",
-        accepts: &[],
-        why: "qraft serves TLS 1.3 only, whose cipher suites are fixed",
-    },
-    Fixed {
-        flag: "tls-min-version",
-        accepts: &["TLS1.3"],
-        why: "qraft serves TLS 1.3 only",
-    },
-    Fixed {
-        flag: "tls-max-version",
-        accepts: &["TLS1.3", ""],
-        why: "qraft serves TLS 1.3 only",
-    },
-    Fixed {
         flag: "cors",
         accepts: &[""],
         why: "qraft's JSON gateway sends no CORS headers (etcd's default, no origin allowed)",
@@ -383,8 +368,8 @@ mod tests {
         assert!(check([("enable-v2", "0")]).is_ok());
         let err = check([("enable-v2", "true")]).unwrap_err().to_string();
         assert!(err.contains("v2 API is removed"), "{err}");
-        let err = check([("cipher-suites", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")]).unwrap_err();
-        assert!(err.to_string().contains("TLS 1.3 only"), "{err}");
+        let err = check([("wal-dir", "/wal")]).unwrap_err();
+        assert!(err.to_string().contains("data directory"), "{err}");
         assert!(
             check([("name", "anything")]).is_ok(),
             "implemented flags pass through"
