@@ -191,6 +191,11 @@ impl WriteTxn for MemWriteTxn<'_> {
         Ok(())
     }
 
+    /// A sorted map has no pages to fill: the same as `put`.
+    fn put_at_end(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        self.put(table, key, value)
+    }
+
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, BackendError> {
         let existed = self.get(table, key)?.is_some();
         if existed {

@@ -149,10 +149,9 @@ pub trait WriteTxn: ReadTxn {
     /// its last page before it starts the next one, where an insert in the middle would split
     /// the page in two half-empty ones (with 1 KiB values LMDB's file then takes twice the
     /// data, and every snapshot of it ships the holes). A key that does not sort last must
-    /// still be stored correctly, only without the saving.
-    fn put_at_end(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
-        self.put(table, key, value)
-    }
+    /// still be stored correctly, only without the saving. Required, not defaulted: a wrapper
+    /// that forgot to pass it on would silently store every revision the expensive way.
+    fn put_at_end(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError>;
 
     /// Removes `key`; returns whether it existed.
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, BackendError>;

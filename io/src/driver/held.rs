@@ -337,6 +337,10 @@ impl<S: DriverStorage> backend::WriteTxn for HeldWrite<'_, '_, S> {
         backend::WriteTxn::put(self.batch(), table, key, value)
     }
 
+    fn put_at_end(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), BackendError> {
+        backend::WriteTxn::put_at_end(self.batch(), table, key, value)
+    }
+
     fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, BackendError> {
         backend::WriteTxn::delete(self.batch(), table, key)
     }
