@@ -2,6 +2,9 @@
 //! crashes and restarts, partitions, time passing. Checked throughout: no lease is revoked
 //! before the client's last successful grant/keep-alive plus its TTL (across leader changes,
 //! checkpoints and restarts); at the end, every member holds the same key space and leases.
+//! A member that installs a snapshot from the leader gets its state back from the "worker
+//! thread" (`Output::OpenState`) some ticks later, a random delay per seed, as a real shell's
+//! worker takes its time at millions of keys.
 //! `SEEDS=n` runs more seeds; a failure names its seed, and `SEED=s` replays just that one.
 
 // Test harness: env configuration and expect on impossible states are fine here.
@@ -198,15 +201,9 @@ impl Sim {
                 Some(Out::Range(r)) => r.kvs,
                 other => return Err(format!("n{id} range failed: {other:?}")),
             };
-            let revision = self.cluster.server(id).state().mvcc.current_revision();
-            let leases: Vec<i64> = self
-                .cluster
-                .server(id)
-                .state()
-                .lessor
-                .records()
-                .map(|r| r.id)
-                .collect();
+            let state = self.cluster.server(id).state().expect("the state is open");
+            let revision = state.mvcc.current_revision();
+            let leases: Vec<i64> = state.lessor.records().map(|r| r.id).collect();
             views.push((id, revision, keys, leases));
         }
         let (first, rest) = views.split_first().unwrap();
@@ -238,10 +235,15 @@ impl Sim {
     }
 }
 
-fn run_seed(seed: u64, steps: usize) -> Result<(), String> {
+/// Runs one seed; returns how many state opens came back late.
+fn run_seed(seed: u64, steps: usize) -> Result<u64, String> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut cluster = Cluster::new(3, CHECKPOINT_INTERVAL_MS, SNAPSHOT_COUNT);
+    // Below the convergence check's settling time (3 s), so every open is back by then.
+    cluster.state_open_delay_ms = rng.random_range(1..20) * 100;
     let mut sim = Sim {
-        cluster: Cluster::new(3, CHECKPOINT_INTERVAL_MS, SNAPSHOT_COUNT),
-        rng: SmallRng::seed_from_u64(seed),
+        cluster,
+        rng,
         guaranteed_until: BTreeMap::new(),
         ttl_of: BTreeMap::new(),
         next_lease: 0,
@@ -258,11 +260,12 @@ fn run_seed(seed: u64, steps: usize) -> Result<(), String> {
             let mut lines = Vec::new();
             for (id, member) in &sim.cluster.members {
                 if let Some(server) = &member.server {
-                    let lease = server
-                        .state()
-                        .lessor
-                        .get(1)
-                        .map(|l| (l.ttl, l.remaining_ttl, l.expiry_ms()));
+                    let lease = server.state().map(|state| {
+                        state
+                            .lessor
+                            .get(1)
+                            .map(|l| (l.ttl, l.remaining_ttl, l.expiry_ms()))
+                    });
                     lines.push(format!(
                         "  n{id} leader={} term={} lease1={lease:?}",
                         server.leader(),
@@ -285,7 +288,8 @@ fn run_seed(seed: u64, steps: usize) -> Result<(), String> {
             return Err(format!("step {step}: {e}"));
         }
     }
-    sim.check_converged()
+    sim.check_converged()?;
+    Ok(sim.cluster.state_opens_delayed)
 }
 
 #[test]
@@ -297,10 +301,16 @@ fn random_runs_keep_leases_and_converge() {
             (0..count).collect()
         }
     };
-    for seed in seeds {
-        if let Err(failure) = run_seed(seed, 200) {
-            panic!("seed {seed} failed (replay with SEED={seed}): {failure}");
+    let mut delayed_opens = 0;
+    for seed in &seeds {
+        match run_seed(*seed, 200) {
+            Ok(delayed) => delayed_opens += delayed,
+            Err(failure) => panic!("seed {seed} failed (replay with SEED={seed}): {failure}"),
         }
+    }
+    // The runs must have exercised late state opens, or they prove nothing about them.
+    if seeds.len() > 20 {
+        assert!(delayed_opens > 0, "no run installed a snapshot");
     }
 }
 
@@ -352,4 +362,130 @@ fn concurrent_linearizable_reads_through_every_member_all_complete() {
             );
         }
     }
+}
+
+/// A follower that catches up by snapshot gets its state back from the shell's worker 1.5 s
+/// later (`Output::OpenState`). Meanwhile writes go on through the leader and linearizable
+/// reads go through every member, the reopening one included, and a write through it too.
+/// Raft keeps running on the reopening member (no election, its acknowledgements count); it
+/// answers nothing until its state is back, and then every read completes and sees every
+/// write that finished before the read was sent.
+#[test]
+fn linearizable_reads_wait_for_a_state_opened_late() {
+    let mut cluster = Cluster::new(3, CHECKPOINT_INTERVAL_MS, SNAPSHOT_COUNT);
+    cluster.state_open_delay_ms = 1500;
+    cluster.server(1).campaign();
+    cluster.stabilize();
+    let put = |value: String| {
+        In::Put(PutRequest {
+            key: b"k".to_vec().into(),
+            value: value.into_bytes().into(),
+            ..Default::default()
+        })
+    };
+    let read = || {
+        In::Range(RangeRequest {
+            key: b"k".to_vec().into(),
+            ..Default::default()
+        })
+    };
+    cluster.members.get_mut(&3).unwrap().server = None;
+    for i in 0..2 * SNAPSHOT_COUNT {
+        cluster.send(1, put(format!("old{i}")), "");
+    }
+    let member = cluster.members.get_mut(&3).unwrap();
+    let restarted = Server::new(
+        config(3, CHECKPOINT_INTERVAL_MS, SNAPSHOT_COUNT),
+        member.storage.clone(),
+        member.backend.clone(),
+        cluster.now_ms,
+        cluster::test_secrets(3),
+    )
+    .unwrap();
+    member.server = Some(restarted);
+    for _ in 0..20 {
+        if cluster.server(3).state().is_none() {
+            break;
+        }
+        cluster.advance(100);
+    }
+    assert!(
+        cluster.server(3).state().is_none(),
+        "n3 should be reopening its state after the leader's snapshot"
+    );
+    let term = cluster.server(1).term();
+    // (member, request, the first round whose value the read must see)
+    let mut reads = Vec::new();
+    let mut writes = Vec::new();
+    for round in 0..10 {
+        let write = cluster.submit(1, put(format!("v{round:02}")), "");
+        cluster.stabilize();
+        assert!(
+            cluster.responses.iter().any(|(r, _)| *r == write),
+            "round {round}: the write through the leader did not finish while n3 reopens"
+        );
+        for member in 1..=3 {
+            reads.push((member, cluster.submit(member, read(), ""), round));
+        }
+        if round == 5 {
+            writes.push(cluster.submit(3, put("through-n3".to_string()), ""));
+        }
+        cluster.advance(100);
+    }
+    assert!(
+        cluster.server(3).state().is_none(),
+        "the test expects n3 still reopening"
+    );
+    let answered = |cluster: &Cluster, id: u64| cluster.responses.iter().any(|(r, _)| *r == id);
+    for (member, id, round) in &reads {
+        if *member == 3 {
+            assert!(
+                !answered(&cluster, *id),
+                "round {round}: n3 answered a read before its state was back"
+            );
+        }
+    }
+    cluster.advance(1000);
+    assert!(cluster.server(3).state().is_some(), "n3's state is back");
+    assert_eq!(cluster.state_opens_delayed, 1);
+    for (member, id, round) in reads {
+        let answer = cluster
+            .responses
+            .iter()
+            .find(|(r, _)| *r == id)
+            .and_then(|(_, response)| response.response.clone());
+        let Some(Out::Range(range)) = answer else {
+            panic!("round {round}: the read through n{member} got {answer:?}");
+        };
+        let seen = range
+            .kvs
+            .first()
+            .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+            .unwrap_or_default();
+        // Values of later rounds (or n3's write, made after round 5) are fine; older are not.
+        let fresh = seen == "through-n3"
+            || seen
+                .strip_prefix('v')
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n >= round);
+        assert!(
+            fresh,
+            "round {round}: the read through n{member} saw {seen:?}, missing a finished write"
+        );
+    }
+    for id in writes {
+        let answer = cluster.responses.iter().find(|(r, _)| *r == id);
+        assert!(
+            matches!(
+                answer.and_then(|(_, r)| r.response.as_ref()),
+                Some(Out::Put(_))
+            ),
+            "the write through n3 got {answer:?}"
+        );
+    }
+    assert_eq!(
+        cluster.leader_term(),
+        (1, term),
+        "no election while n3 reopened"
+    );
 }

@@ -96,13 +96,12 @@ impl Cluster {
             // The replicated lease state of one member (granted TTL, checkpointed remainder)
             // and, on the leader, the deadline.
             "lessor" => {
-                let server = self.server(node(1));
-                let lines: Vec<String> = server
-                    .state()
+                let state = self.server(node(1)).state().expect("the state is open");
+                let lines: Vec<String> = state
                     .lessor
                     .records()
                     .map(|r| {
-                        let expiry = server.state().lessor.get(r.id).and_then(|l| l.expiry_ms());
+                        let expiry = state.lessor.get(r.id).and_then(|l| l.expiry_ms());
                         format!(
                             "lease {} ttl={} remaining_ttl={} expiry={}",
                             r.id,
@@ -333,6 +332,14 @@ impl Cluster {
                 self.server(node(1)).pause_apply();
                 writeln!(self.out, "n{} apply paused", node(1)).unwrap();
             }
+            // hold-state-open: from now on, a member's state opened after a snapshot install
+            // (`Output::OpenState`) waits for `open-state N`, as on a slow worker thread.
+            "hold-state-open" => {
+                self.hold_state_opens = true;
+                writeln!(self.out, "state opens held").unwrap();
+            }
+            // open-state N: member N's worker hands the opened state back.
+            "open-state" => self.release_state_opens(Some(node(1))),
             // resume-apply N: the maintenance ended; what waited is applied at once.
             "resume-apply" => {
                 let id = node(1);

@@ -25,7 +25,9 @@ use std::time::Duration;
 
 use qraft_core::backend::{Backend, MemBackend};
 use qraft_core::raft::{MemStorage, Storage};
-use qraft_core::server::{Output, PasswordDone, RaftWork, RequestId, Server, ServerConfig};
+use qraft_core::server::{
+    OpenedState, Output, PasswordDone, RaftWork, RequestId, Server, ServerConfig,
+};
 use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
 use qraft_proto::etcdserverpb::watch_request::RequestUnion;
 use qraft_proto::etcdserverpb::{
@@ -76,6 +78,8 @@ enum Input {
     Watch(StreamId, WatchRequest),
     /// bcrypt work finished on a blocking thread (`Output::PasswordWork`).
     PasswordDone(PasswordDone),
+    /// The state reopened on a blocking thread after a snapshot install (`Output::OpenState`).
+    StateOpened(Box<OpenedState>),
     /// A client request member `from` forwarded (its request `id`, attempt `attempt`).
     Forwarded {
         from: u64,

@@ -1,11 +1,11 @@
 //! What `ready()` handed out for applying and `advance()` has not applied yet: the committed
-//! entries, a snapshot from the leader to install, and whether applying is paused
-//! ([`super::Server::pause_apply`]). Owned by the raft cycle (`super::ready`); nothing else
+//! entries, a snapshot from the leader to install, and whether applying is held back
+//! ([`super::Server::pause_apply`], or the state reopening after a snapshot: `super::reopen`). Owned by the raft cycle (`super::ready`); nothing else
 //! touches it.
 //!
 //! Invariants: entries wait in commit order (those held back by a pause in front of newer
-//! ones); none is handed out for the shell's own transaction while paused or while a snapshot
-//! waits (installing it reopens the state, so `advance` does all of that turn itself).
+//! ones); none is handed out for the shell's own transaction while held back or while a
+//! snapshot waits (installing it drops the state, so `advance` does all of that turn itself).
 
 use qraft_proto::raftpb::{Entry, Snapshot};
 
@@ -18,8 +18,11 @@ pub(super) struct ApplyQueue {
     /// Entries were applied since the last `advance()` (`advance_in` or `advance` itself):
     /// storage migration and the periodic snapshot are due a look.
     applied_in_batch: bool,
-    /// Applying is held back; `entries` keeps what waits.
+    /// Applying is held back by the shell ([`super::Server::pause_apply`]); `entries` keeps
+    /// what waits.
     paused: bool,
+    /// Applying is held back while the state reopens after a snapshot (`super::reopen`).
+    reopening: bool,
 }
 
 impl ApplyQueue {
@@ -29,8 +32,13 @@ impl ApplyQueue {
         self.snapshot = snapshot;
     }
 
-    pub fn is_paused(&self) -> bool {
-        self.paused
+    /// Whether applying is held back, by the shell or for the state to reopen.
+    pub fn is_held(&self) -> bool {
+        self.paused || self.reopening
+    }
+
+    pub fn hold_for_reopen(&mut self, reopening: bool) {
+        self.reopening = reopening;
     }
 
     pub fn pause(&mut self) {
@@ -39,10 +47,6 @@ impl ApplyQueue {
 
     pub fn resume(&mut self) {
         self.paused = false;
-    }
-
-    pub fn has_snapshot(&self) -> bool {
-        self.snapshot.is_some()
     }
 
     pub fn take_snapshot(&mut self) -> Option<Snapshot> {
@@ -57,7 +61,7 @@ impl ApplyQueue {
     /// The entries the shell's own transaction may apply (`advance_in`): none while paused or
     /// while a snapshot waits.
     pub fn take_for_shell_txn(&mut self) -> Vec<Entry> {
-        if self.paused || self.snapshot.is_some() {
+        if self.is_held() || self.snapshot.is_some() {
             return Vec::new();
         }
         self.take_entries()
@@ -65,7 +69,7 @@ impl ApplyQueue {
 
     /// Whether entries wait to be applied at the next advance (none while paused).
     pub fn has_entries_to_apply(&self) -> bool {
-        !self.paused && !self.entries.is_empty()
+        !self.is_held() && !self.entries.is_empty()
     }
 
     /// Entries were applied in this batch.

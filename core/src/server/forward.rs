@@ -117,6 +117,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// listener). Served here as if a client had sent it, but never forwarded again, and
     /// only leader-only requests are accepted.
     pub fn forwarded_request(&mut self, id: RequestId, from: u64, request: ClientRequest) {
+        if self.is_reopening() {
+            let held = super::reopen::HeldRequest::forwarded(id, from, request);
+            return self.hold_request(id, held);
+        }
         if !is_leader_only(&request) {
             tracing::warn!(
                 from = format_args!("{from:x}"),

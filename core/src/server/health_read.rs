@@ -17,6 +17,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// Answered through [`Server::take_outputs`] as `Output::Respond { id, .. }`, as a client
     /// range would be (a linearizable one after its ReadIndex round).
     pub fn health_read(&mut self, id: RequestId, serializable: bool) {
+        if self.is_reopening() {
+            let held = super::reopen::HeldRequest::health_read(id, serializable);
+            return self.hold_request(id, held);
+        }
         let read = ReadKind::Range(RangeRequest {
             key: b"health".to_vec().into(),
             serializable,

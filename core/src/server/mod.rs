@@ -12,7 +12,8 @@
 //!   transaction), serves linearizable reads whose read index is applied, and lets raft
 //!   continue;
 //! - `take_outputs()` → [`Output`]s: client responses by `id`, watch events per revision,
-//!   configuration changes, leader changes;
+//!   configuration changes, leader changes, work to run off the loop (bcrypt, reopening the
+//!   state after a snapshot from the leader: `state_opened`);
 //! - `watch_request(hub, stream, token, request)` for every client watch request, and
 //!   `recheck_watchers(hub)` before handing a batch's events to the hub: the auth decisions
 //!   about watches (the shell owns the hub).
@@ -45,6 +46,7 @@ mod quota;
 mod reads;
 mod ready;
 mod reconfig_check;
+mod reopen;
 mod request;
 mod response;
 #[allow(clippy::module_inception)]
@@ -68,6 +70,7 @@ pub use membership::{MemberChange, to_wire_member};
 pub use output::{Output, RaftWork, RequestId};
 pub use passwords::{MAX_PASSWORD_WORK, PasswordDone, PasswordOutcome, PasswordWork};
 pub use reconfig_check::HEALTH_INTERVAL_MS;
+pub use reopen::{MAX_HELD_REQUESTS, OpenedState, StateOpenJob};
 pub use response::{error_response, header, ok_response};
 pub use server::Server;
 pub use snapshot::{encode_image, install_image};

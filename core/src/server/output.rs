@@ -46,9 +46,19 @@ pub enum Output {
         compact_to: u64,
     },
     /// The state was replaced by a snapshot from the leader at raft `index`; the key space is
-    /// now at `revision`. Changes it skipped produced no `Events`: watchers must catch up from
-    /// the key space (as after a restart).
-    SnapshotInstalled { index: u64, revision: i64 },
+    /// now at `revision`, with `live_keys` keys (counted off the loop). Changes it skipped produced no `Events`; the watchers catch up from
+    /// the key space (as after a restart: [`super::Server::state_opened`] told the hub).
+    SnapshotInstalled {
+        index: u64,
+        revision: i64,
+        live_keys: usize,
+    },
+    /// The snapshot from the leader at the job's index is installed in the backend and the
+    /// old state is gone: open the new one off the loop thread
+    /// ([`super::StateOpenJob::run`] over a read of the backend as last committed) and hand
+    /// the result to [`super::Server::state_opened`] — always, or the member serves nothing
+    /// again. Raft goes on meanwhile; whatever reads the state waits (`super::reopen`).
+    OpenState(super::StateOpenJob),
     /// A snapshot from the leader at raft `index` was refused (its entries are applied or
     /// committed already): whatever the shell stored of it beside the member's state goes.
     SnapshotRefused { index: u64 },

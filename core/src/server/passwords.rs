@@ -166,6 +166,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// The shell finished a [`PasswordWork`]: the parked request goes on. Unknown jobs are
     /// ignored.
     pub fn password_done(&mut self, done: PasswordDone) {
+        if self.is_reopening() {
+            return self.hold_password_done(done);
+        }
         let Some(then) = self.passwords.waiting.remove(&done.job) else {
             return;
         };

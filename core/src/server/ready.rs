@@ -58,14 +58,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// [`Server::advance_in`] for this work calls this after committing that transaction; the
     /// entries applied there are not applied again.
     pub fn advance(&mut self) -> Result<()> {
-        if self.apply_queue.is_paused() && !self.apply_queue.has_snapshot() {
+        if let Some(snapshot) = self.apply_queue.take_snapshot() {
+            // Drops the state and asks the shell to reopen it (`super::reopen`).
+            self.install_snapshot(&snapshot)?;
+        }
+        if self.apply_queue.is_held() {
             // Raft moves on (its log and messages do not need the backend); the committed
             // entries wait in the apply queue, and the reads that need them with them.
             self.node.advance();
             return Ok(());
-        }
-        if let Some(snapshot) = self.apply_queue.take_snapshot() {
-            self.install_snapshot(&snapshot)?;
         }
         self.apply_pending()?;
         self.node.advance();
@@ -73,11 +74,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
         Ok(())
     }
 
-    /// After [`Server::resume_apply`]: applies the committed entries that waited (one backend
+    /// After [`Server::resume_apply`] or [`Server::state_opened`]: applies the committed entries that waited (one backend
     /// write transaction) and serves what they made possible. No raft step; a shell whose
     /// next turn has no ready of its own calls this instead of waiting for one.
     pub fn apply_waiting(&mut self) -> Result<()> {
-        if self.apply_queue.is_paused() {
+        if self.apply_queue.is_held() {
             return Ok(());
         }
         self.apply_pending()?;
@@ -104,7 +105,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         Ok(())
     }
 
-    fn after_apply(&mut self) {
+    pub(super) fn after_apply(&mut self) {
         if let Some(index) = self.lease_catch_up_index
             && self.state.applied_index >= index
         {
@@ -130,8 +131,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// member: the in-memory state has already moved on.
     ///
     /// A ready that carries a snapshot from the leader is not applied here (installing it
-    /// reopens the state from the backend): [`Server::advance`] then does all of it in its own
-    /// transactions. Atomicity makes applying in the appending transaction safe: the applied
+    /// drops the state, which the shell then reopens off its loop: [`Output::OpenState`]):
+    /// [`Server::advance`] installs it, and the entries wait for [`Server::state_opened`]. Atomicity makes applying in the appending transaction safe: the applied
     /// index and the entries it covers become durable together, or neither does.
     pub fn advance_in<T: WriteTxn + ?Sized>(&mut self, txn: &mut T) -> Result<()> {
         let entries = self.apply_queue.take_for_shell_txn();
@@ -145,7 +146,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
     }
 
     /// Whether committed entries wait to be applied at the next advance (none while applying
-    /// is paused: they wait for [`Server::resume_apply`]).
+    /// is paused or the state reopens: they wait for [`Server::resume_apply`] or
+    /// [`Server::state_opened`]).
     pub fn has_entries_to_apply(&self) -> bool {
         self.apply_queue.has_entries_to_apply()
     }
@@ -156,7 +158,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// from the maintenance; committed entries wait in order, and with them the answers to
     /// their writes and the linearizable reads that need them (as etcd's apply waits behind
     /// its defragmentation). While paused, [`Server::advance`] touches the backend only for a
-    /// snapshot from the leader, which the shell must not hand over before resuming.
+    /// snapshot from the leader, which the shell must not hand over before resuming (its
+    /// state then reopens; entries still wait for the resume).
     pub fn pause_apply(&mut self) {
         self.apply_queue.pause();
     }

@@ -22,6 +22,7 @@ use super::forward::is_leader_only;
 use super::output::{Output, RequestId};
 use super::passwords::{Continuation, PasswordWork};
 use super::pending::ReadKind;
+use super::reopen::HeldRequest;
 use super::response::ok_response;
 use super::server::Server;
 
@@ -30,8 +31,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// `Output::Respond { id, .. }` — at once for local answers and refusals, after apply for
     /// writes, after the read index is applied for linearizable reads, after the leader
     /// answered for a leader-only request this member forwards (`super::forward`). A learner
-    /// refuses what etcd's learners refuse before anything else (`super::learner`).
+    /// refuses what etcd's learners refuse before anything else (`super::learner`). While the
+    /// state reopens after a snapshot from the leader, the request waits for it
+    /// (`super::reopen`).
     pub fn request(&mut self, id: RequestId, request: ClientRequest) {
+        if self.is_reopening() {
+            return self.hold_request(id, HeldRequest::request(id, request));
+        }
         if let Some(refusal) = self.learner_refusal(&request) {
             return self.respond_error(id, &refusal, 0);
         }
@@ -48,6 +54,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// checked one by one later. The answer is `Output::Respond { id, .. }`: an error is the
     /// refusal, anything else lets the call go on.
     pub fn admit(&mut self, id: RequestId, request: ClientRequest) {
+        if self.is_reopening() {
+            return self.hold_request(id, HeldRequest::admit(id, request));
+        }
         if let Some(refusal) = self.learner_refusal(&request) {
             return self.respond_error(id, &refusal, 0);
         }
@@ -61,6 +70,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
 
     /// Serves `request` on this member (the learner rule and forwarding already decided).
     pub(super) fn serve_here(&mut self, id: RequestId, request: ClientRequest) {
+        if self.is_reopening() {
+            return self.hold_request(id, HeldRequest::serve_here(id, request));
+        }
         if request.encoded_len() > self.config.max_request_bytes {
             return self.respond_error(id, &Error::RequestTooLarge, 0);
         }

@@ -78,6 +78,9 @@ pub struct Server<S: Storage, B: Backend> {
     pub(super) auto_compactor: super::auto_compaction::AutoCompactor,
     /// The shell's view of its connections to peers (`super::reconfig_check`).
     pub(super) peer_activity: super::reconfig_check::PeerActivity,
+    /// Set while the state reopens after a snapshot from the leader, with the inputs that
+    /// wait for it (`super::reopen`); `state` is then an empty placeholder.
+    pub(super) reopening: Option<super::reopen::Reopening>,
 }
 
 impl<S: Storage, B: Backend> Server<S, B> {
@@ -160,6 +163,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             peer_activity: Default::default(),
             versions,
             stats: ServerStats::default(),
+            reopening: None,
         };
         if alone {
             server.campaign();
@@ -203,8 +207,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.state.applied_index
     }
 
-    pub fn state(&self) -> &AppState {
-        &self.state
+    /// The applied state; `None` while it reopens after a snapshot from the leader
+    /// ([`Output::OpenState`]): there is none to read until [`Server::state_opened`].
+    pub fn state(&self) -> Option<&AppState> {
+        (!self.is_reopening()).then_some(&self.state)
     }
 
     pub fn backend(&self) -> &B {
@@ -220,6 +226,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// One raft tick (call every `tick_ms`, or let [`Server::poll_timeout`] say when), with
     /// the shell's monotonic clock. The leader also proposes revokes of expired leases and
     /// lease checkpoints here; requests past their deadline are answered "request timed out".
+    /// While the state reopens, only raft, the deadlines and forwarding run (`super::reopen`).
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         self.schedule_next_tick(now_ms);
@@ -229,6 +236,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.respond_error(client, &Error::Timeout, 0);
         }
         self.stats.proposals_failed += (proposals - self.pending.proposals.len()) as u64;
+        if self.is_reopening() {
+            self.forwards_tick();
+            return;
+        }
         if self.is_leader() && self.now_ms >= self.schedule.next_lease_check_ms {
             self.schedule.next_lease_check_ms = self.now_ms + self.config.lease_check_interval_ms;
             for id in self.state.lessor.expired(self.now_ms) {
@@ -288,12 +299,19 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.outputs.push(Output::Removed);
     }
 
-    /// A raft message from a peer.
+    /// A raft message from a peer. A snapshot offered while the state reopens from the last
+    /// one is refused (`super::reopen`): the leader offers it again later.
     pub fn step(&mut self, message: Message) {
         let offered = (message.r#type == MessageType::MsgSnap as i32).then(|| {
             let meta = message.snapshot.as_ref().and_then(|s| s.metadata.as_ref());
             meta.map_or(0, |m| m.index)
         });
+        if let Some(index) = offered
+            && self.is_reopening()
+        {
+            self.outputs.push(Output::SnapshotRefused { index });
+            return;
+        }
         // Messages from unknown peers or stale terms are the node's to ignore.
         let _ = self.node.step(message);
         // A snapshot raft did not take (it has the entries already, or a newer state) will never

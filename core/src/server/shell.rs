@@ -17,6 +17,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
         if self.node.raft.role != StateRole::Leader {
             return Err("etcdserver: not leader".to_string());
         }
+        if self.is_reopening() {
+            return Err("etcdserver: the member is installing a snapshot; retry".to_string());
+        }
         if !self.state.members.contains_key(&to) {
             return Err("etcdserver: bad leader transferee".to_string());
         }

@@ -11,12 +11,10 @@ use qraft_proto::raftpb::Snapshot;
 
 use crate::backend::{Backend, BackendError, ReadTxn, Table, Visit, WriteTxn, meta};
 use crate::error::Result;
-use crate::mvcc::MvccStore;
 use crate::raft::Storage;
 
 use super::output::Output;
 use super::server::Server;
-use super::state::AppState;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct SnapshotRow {
@@ -82,10 +80,10 @@ pub fn install_image<T: WriteTxn + ?Sized>(txn: &mut T, data: &[u8]) -> Result<(
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Installs a snapshot received from the leader (already persisted to the raft storage by
     /// the shell): the backend takes the image's rows in one transaction, with the snapshot's
-    /// index as the applied index, and the in-memory state is reopened from it. Without
-    /// `snapshot_images` the shell streams snapshots itself and has already put their data in
-    /// the backend (checked: its applied index must be the snapshot's); only the in-memory
-    /// state is reopened.
+    /// index as the applied index, and the in-memory state is dropped, for the shell to reopen
+    /// off its loop thread (`super::reopen`). Without `snapshot_images` the shell streams
+    /// snapshots itself and has already put their data in the backend (checked: its applied
+    /// index must be the snapshot's); only the in-memory state is reopened.
     pub(crate) fn install_snapshot(&mut self, snapshot: &Snapshot) -> Result<()> {
         let metadata = snapshot.metadata.clone().unwrap_or_default();
         if metadata.index <= self.state.applied_index {
@@ -112,27 +110,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .into());
             }
         }
-        // The old key index goes before the new one is built: both at once would double the
-        // member's largest structure at the moment it installs the most data. The state is
-        // replaced wholesale below, and a failure to open it is fatal to the member anyway.
-        self.state.mvcc = MvccStore::default();
-        let state = {
-            let txn = self.backend.read_txn()?;
-            AppState::open(&txn, &self.config)?
-        };
-        self.state = state;
-        let members: Vec<u64> = self.state.members.keys().copied().collect();
-        self.versions = super::version::open_versions(&self.config, &self.backend, members)?;
-        if self.is_leader() {
-            self.state
-                .lessor
-                .promote(self.config.election_timeout_ms(), self.now_ms);
-        }
         self.last_snapshot_index = metadata.index;
-        self.outputs.push(Output::SnapshotInstalled {
-            index: metadata.index,
-            revision: self.state.mvcc.current_revision(),
-        });
+        self.begin_reopen(metadata.index, metadata.term);
         Ok(())
     }
 

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use prost::Message as _;
 use qraft_proto::qraftpb::MemberRecord;
 
-use crate::auth::AuthStore;
+use crate::auth::{AuthConfig, AuthStore};
 use crate::backend::{BackendError, ReadTxn, Table, Visit, meta};
 use crate::error::Result;
-use crate::lease::{Lessor, load_leases};
+use crate::lease::{Lessor, LessorConfig, load_leases};
 use crate::mvcc::MvccStore;
 
 use super::alarm::AlarmStore;
@@ -37,14 +37,25 @@ pub struct AppState {
 
 impl AppState {
     pub fn open<T: ReadTxn + ?Sized>(txn: &T, config: &ServerConfig) -> Result<Self> {
+        Self::open_with(txn, config.lessor.clone(), config.auth.clone())
+    }
+
+    /// As [`AppState::open`], with only the settings the state itself needs (what a
+    /// [`super::StateOpenJob`] carries to the shell's worker thread). One pass over the key
+    /// history: O(keys), never on the shell's loop thread once the member serves.
+    pub(super) fn open_with<T: ReadTxn + ?Sized>(
+        txn: &T,
+        lessor_config: LessorConfig,
+        auth_config: AuthConfig,
+    ) -> Result<Self> {
         let (mvcc, leased) = MvccStore::open_reporting_leases(txn)?;
-        let mut lessor = Lessor::new(config.lessor.clone());
+        let mut lessor = Lessor::new(lessor_config);
         lessor.restore(load_leases(txn)?);
         for (key, lease) in leased {
             // A key whose lease is gone was deleted with the revoke; ignore stale links.
             let _ = lessor.attach(lease, key);
         }
-        let mut auth = AuthStore::new(config.auth.clone());
+        let mut auth = AuthStore::new(auth_config);
         auth.load(txn)?;
         let members = load_members(txn)?;
         let removed_members = load_removed_members(txn)?;
@@ -60,6 +71,23 @@ impl AppState {
             applied_index: meta::get_u64(txn, meta::CONSISTENT_INDEX)?.unwrap_or(0),
             applied_term: meta::get_u64(txn, meta::TERM)?.unwrap_or(0),
         })
+    }
+
+    /// What stands in for the state while it reopens after a snapshot from the leader
+    /// (`super::reopen`): empty, at the snapshot's index. Nothing reads it: every path to the
+    /// state waits for the reopened one.
+    pub(super) fn placeholder(index: u64, term: u64, config: &ServerConfig) -> Self {
+        AppState {
+            mvcc: MvccStore::default(),
+            lessor: Lessor::new(config.lessor.clone()),
+            auth: AuthStore::new(config.auth.clone()),
+            members: BTreeMap::new(),
+            removed_members: BTreeSet::new(),
+            alarms: AlarmStore::default(),
+            hash_mismatch: false,
+            applied_index: index,
+            applied_term: term,
+        }
     }
 }
 

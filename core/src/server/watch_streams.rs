@@ -16,7 +16,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// One watch request of `stream`, made by `(token, cert_common_name, claims)` (what the
     /// stream's client sent, empty for none, and with signed tokens what the embedder found
     /// in the token): resolved as for any call, then the hub creates the watch or answers it
-    /// `created`, `canceled` with etcd's reason.
+    /// `created`, `canceled` with etcd's reason. While the state reopens after a snapshot
+    /// from the leader, the request waits for it (`super::reopen`).
     pub fn watch_request(
         &mut self,
         hub: &mut WatchHub,
@@ -24,6 +25,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
         (token, cert_common_name, claims): (&str, &str, Option<&TokenClaims>),
         request: WatchRequest,
     ) {
+        if self.is_reopening() {
+            return self.hold_watch(stream, (token, cert_common_name, claims), request);
+        }
         let who = self
             .state
             .auth
@@ -54,6 +58,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// batch of applied entries, before handing their events to the hub (cheap when the auth
     /// store did not change).
     pub fn recheck_watchers(&self, hub: &mut WatchHub) {
+        if self.is_reopening() {
+            return; // the state is not there; `state_opened` has every watcher catch up
+        }
         hub.recheck_permissions(&self.state.mvcc, &self.state.auth);
     }
 }

@@ -61,14 +61,16 @@ impl<S: DriverStorage> Loop<'_, S> {
     /// Registers every member of the current configuration with the transport and forgets
     /// removed ones (lookups happen off the loop, see [`super::peer_resolver`]).
     pub(super) fn reconcile_peers(&mut self) {
-        // Before the first configuration arrives (a joining member), keep the flag-given peers.
-        if self.server.state().members.is_empty() {
+        // Before the first configuration arrives (a joining member), keep the flag-given peers;
+        // while the state reopens after a snapshot, the last ones.
+        let Some(state) = self.server.state() else {
+            return;
+        };
+        if state.members.is_empty() {
             return;
         }
         let me = self.server.member_id();
-        let wanted: BTreeMap<u64, String> = self
-            .server
-            .state()
+        let wanted: BTreeMap<u64, String> = state
             .members
             .values()
             .filter(|m| m.id != me)

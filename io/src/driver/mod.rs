@@ -31,6 +31,7 @@ mod persist;
 mod restore;
 mod run;
 mod secrets;
+mod state_open;
 mod storage_contract;
 mod watch;
 mod watch_queue;

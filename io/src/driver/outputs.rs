@@ -75,11 +75,20 @@ impl<S: DriverStorage> Loop<'_, S> {
                     compact_to,
                     ..
                 } => persist::store_snapshot(self.storage, index, &conf_state, compact_to)?,
-                Output::SnapshotInstalled { index, revision } => {
-                    tracing::info!(index, revision, "installed the leader's snapshot");
-                    self.hub.resync();
-                    self.metrics
-                        .rebase_keys(self.server.state().mvcc.live_keys());
+                Output::OpenState(job) => {
+                    tracing::info!(
+                        index = job.index(),
+                        "installed the leader's snapshot; reopening the state off the loop"
+                    );
+                    self.state_opener.submit(self.storage, job);
+                }
+                Output::SnapshotInstalled {
+                    index,
+                    revision,
+                    live_keys,
+                } => {
+                    tracing::info!(index, revision, "the leader's snapshot is in place");
+                    self.metrics.rebase_keys(live_keys);
                 }
                 Output::SnapshotRefused { index } => {
                     tracing::info!(
@@ -116,9 +125,12 @@ impl<S: DriverStorage> Loop<'_, S> {
     }
 
     pub(super) fn sync_watchers(&mut self) -> Result<(), DriverError> {
-        if self.hub.unsynced_watchers() > 0 {
+        // While the state reopens there is none to catch up from.
+        if let Some(state) = self.server.state()
+            && self.hub.unsynced_watchers() > 0
+        {
             let view = self.backend.held().view()?;
-            self.hub.sync(&self.server.state().mvcc, &view)?;
+            self.hub.sync(&state.mvcc, &view)?;
         }
         for stream in self.hub.streams_with_responses() {
             let Some(sink) = self.watch_streams.get(&stream) else {
@@ -153,10 +165,11 @@ impl<S: DriverStorage> Loop<'_, S> {
         Ok(())
     }
 
+    /// Raft's side always; the state's side only while there is one (while it reopens after
+    /// a snapshot, readers keep the last one published).
     pub(super) fn publish_info(&self) {
         let state = self.server.state();
         let me = self.server.member_id();
-        let is_learner = self.server.is_learner();
         let leader_changes = self.leader_changes;
         let versions = self.server.versions().report();
         self.info.update(|i| {
@@ -164,15 +177,17 @@ impl<S: DriverStorage> Loop<'_, S> {
             i.cluster_id = self.config.server.cluster_id;
             i.leader = self.server.leader();
             i.term = self.server.term();
-            i.applied_index = self.server.applied_index();
             i.committed_index = self.server.committed_index();
-            i.revision = state.mvcc.current_revision();
-            i.compact_revision = state.mvcc.compact_revision();
-            i.is_learner = is_learner;
-            i.published = self.server.attributes_published();
             i.leader_changes = leader_changes;
             i.versions = Some(versions);
-            i.alarms = self.server.alarms();
+            if let Some(state) = state {
+                i.applied_index = self.server.applied_index();
+                i.revision = state.mvcc.current_revision();
+                i.compact_revision = state.mvcc.compact_revision();
+                i.is_learner = self.server.is_learner();
+                i.published = self.server.attributes_published();
+                i.alarms = self.server.alarms();
+            }
         });
     }
 }

@@ -36,6 +36,7 @@ use super::metrics::LoopMetrics;
 use super::password_pool::{PasswordPool, PasswordResults};
 use super::peer_resolver::PeerResolver;
 use super::secrets::os_secret_rng;
+use super::state_open::{OpenedStates, StateOpener};
 use super::storage_contract::DriverStorage;
 use super::watch_queue::WatchSink;
 use crate::runtime::{self, Task};
@@ -62,6 +63,7 @@ pub fn start<S: DriverStorage>(
     initial_peers: Vec<(u64, String)>,
 ) -> Result<Driver<S>, DriverError> {
     let (passwords, password_results) = PasswordPool::start()?;
+    let (state_opener, opened_states) = StateOpener::new();
     let (commands, command_rx) = mpsc::channel(config.command_queue);
     let info = SharedInfo::default();
     let handle = DriverHandle {
@@ -81,8 +83,12 @@ pub fn start<S: DriverStorage>(
     let (opened, opening) = std::sync::mpsc::sync_channel(1);
     let task = runtime::spawn_dedicated(move || async move {
         let backend = LoopBackend::new(&storage, config.metrics.clone());
+        let workers = Workers {
+            passwords,
+            state_opener,
+        };
         let state = match Loop::open(
-            config, &storage, backend, transport, forwarder, info, passwords,
+            config, &storage, backend, transport, forwarder, info, workers,
         ) {
             Ok(state) => state,
             Err(err) => {
@@ -97,6 +103,7 @@ pub fn start<S: DriverStorage>(
                 peer_events,
                 password_results,
                 forward_answers,
+                opened_states,
                 initial_peers,
             )
             .await
@@ -165,6 +172,14 @@ pub(super) struct Loop<'s, S: DriverStorage> {
     pub metrics: LoopMetrics,
     /// Runs the core's bcrypt work off this thread.
     pub passwords: PasswordPool,
+    /// Reopens the core's state after a snapshot install off this thread.
+    pub state_opener: StateOpener,
+}
+
+/// The loop's helpers on other threads.
+struct Workers {
+    passwords: PasswordPool,
+    state_opener: StateOpener,
 }
 
 impl<'s, S: DriverStorage> Loop<'s, S> {
@@ -175,7 +190,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         transport: Arc<dyn PeerTransport>,
         forwarder: Forwarder,
         info: SharedInfo,
-        passwords: PasswordPool,
+        workers: Workers,
     ) -> Result<Self, DriverError> {
         let clock = Clock::new();
         let mut server_config = config.server.clone();
@@ -193,7 +208,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         let metrics = LoopMetrics::new(
             config.metrics.clone(),
             server.stats(),
-            server.state().mvcc.live_keys(),
+            server.state().map_or(0, |state| state.mvcc.live_keys()),
         );
         let peers = PeerResolver::start(Arc::clone(&transport));
         Ok(Loop {
@@ -221,7 +236,8 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
             published_members: PublishedMembers::default(),
             removed: false,
             defragging: false,
-            passwords,
+            passwords: workers.passwords,
+            state_opener: workers.state_opener,
         })
     }
 
@@ -231,6 +247,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         mut peer_events: mpsc::Receiver<PeerEvent>,
         mut password_results: PasswordResults,
         mut forward_answers: ForwardAnswers,
+        mut opened_states: OpenedStates,
         initial_peers: Vec<(u64, String)>,
     ) -> Result<(), DriverError> {
         self.peers.want(initial_peers.into_iter().collect());
@@ -241,6 +258,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
                 &mut peer_events,
                 &mut password_results,
                 &mut forward_answers,
+                &mut opened_states,
             )
             .await;
         let held = self.backend.held();
@@ -275,6 +293,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         peer_events: &mut mpsc::Receiver<PeerEvent>,
         password_results: &mut PasswordResults,
         forward_answers: &mut ForwardAnswers,
+        opened_states: &mut OpenedStates,
     ) -> Result<(), DriverError> {
         loop {
             // Asleep until an input, the core's next deadline or the held batch's, whichever
@@ -295,6 +314,9 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
                 answer = forward_answers.next() => if let Some(answer) = answer {
                     self.server.forward_answered(answer.id, answer.attempt, answer.answer)
                 },
+                opened = opened_states.next() => if let Some(opened) = opened {
+                    self.server.state_opened(opened, &mut self.hub)?
+                },
                 command = commands.next() => match command {
                     Some(command) => stop |= self.on_command(command)?,
                     None => stop = true,
@@ -310,13 +332,18 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
                 self.server
                     .forward_answered(answer.id, answer.attempt, answer.answer);
             }
+            while let Ok(opened) = opened_states.try_recv() {
+                self.server.state_opened(opened, &mut self.hub)?;
+            }
             while let Ok(command) = commands.try_recv() {
                 stop |= self.on_command(command)?;
             }
             self.backend.held().commit_if_due()?;
             // The core keeps its own schedule (a late wake-up gets one tick, not a burst).
-            if self.server.handle_timeout(self.clock.now_ms()) {
-                self.hub.tick(&self.server.state().mvcc);
+            if self.server.handle_timeout(self.clock.now_ms())
+                && let Some(state) = self.server.state()
+            {
+                self.hub.tick(&state.mvcc);
             }
             self.process().await?;
             if self.removed {
@@ -435,12 +462,14 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         if conf_changed {
             self.reconcile_peers();
         }
-        self.published_members.update(
-            self.transport.as_ref(),
-            self.backend.held(),
-            self.config.server.cluster_id,
-            &self.server.state().members,
-        )?;
+        if let Some(state) = self.server.state() {
+            self.published_members.update(
+                self.transport.as_ref(),
+                self.backend.held(),
+                self.config.server.cluster_id,
+                &state.members,
+            )?;
+        }
         self.sync_watchers()?;
         self.publish_info();
         self.metrics.after_turn(&self.server, &self.hub);

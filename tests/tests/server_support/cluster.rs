@@ -14,7 +14,9 @@ use qraft_core::backend::{
     Backend, BackendError, BackendSpace, MemBackend, MemReadTxn, MemWriteTxn,
 };
 use qraft_core::raft::{MemStorage, Storage};
-use qraft_core::server::{AutoCompaction, Output, PasswordWork, Server, ServerConfig};
+use qraft_core::server::{
+    AutoCompaction, Output, PasswordWork, Server, ServerConfig, StateOpenJob,
+};
 use qraft_proto::mvccpb::Event;
 use qraft_proto::mvccpb::event::EventType;
 use qraft_proto::qraftpb::client_request::Request as In;
@@ -27,6 +29,11 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use crate::format::show_response;
+
+// Work the members hand to their shell's worker threads (bcrypt, reopening the state).
+#[path = "worker_jobs.rs"]
+mod worker_jobs;
+use worker_jobs::open_state;
 
 /// A backend shared between a server and the test, so it survives the server's "crash".
 #[derive(Clone, Default)]
@@ -92,6 +99,15 @@ pub struct Cluster {
     /// as on a busy worker pool.
     pub hold_bcrypt: bool,
     pub held_bcrypt: VecDeque<(u64, PasswordWork)>,
+    /// While set, state opens (`Output::OpenState`) wait in `held_state_opens` until the
+    /// script releases them (`open-state N`), as on a worker thread that takes its time.
+    pub hold_state_opens: bool,
+    /// State opens run this much later (advancing the clock releases them); 0: at once.
+    pub state_open_delay_ms: u64,
+    /// Waiting state opens: (member, job, when it is done — `None`: when released).
+    pub held_state_opens: Vec<(u64, StateOpenJob, Option<u64>)>,
+    /// State opens that waited (held or delayed) before they were handed back.
+    pub state_opens_delayed: u64,
     /// Requests forwarded to a member (`Output::Forward`), by (member, its request id): the
     /// forwarding member, its request id and the attempt.
     pub forwarded: HashMap<(u64, u64), (u64, u64, u64)>,
@@ -207,6 +223,10 @@ impl Cluster {
             bcrypt_jobs: 0,
             hold_bcrypt: false,
             held_bcrypt: VecDeque::new(),
+            hold_state_opens: false,
+            state_open_delay_ms: 0,
+            held_state_opens: Vec::new(),
+            state_opens_delayed: 0,
             forwarded: HashMap::new(),
             forwarded_count: 0,
             forward_answers: Vec::new(),
@@ -283,8 +303,26 @@ impl Cluster {
                 let mut printable = Vec::new();
                 let mut snapshots = Vec::new();
                 let mut bcrypt = Vec::new();
+                let mut state_opens = Vec::new();
                 for output in outputs {
                     match output {
+                        // The shell's worker thread: run inline, held or delayed.
+                        Output::OpenState(job) => {
+                            writeln!(
+                                self.out,
+                                "n{id} opens its state at index {} off the loop",
+                                job.index()
+                            )
+                            .unwrap();
+                            if self.hold_state_opens {
+                                self.held_state_opens.push((*id, job, None));
+                            } else if self.state_open_delay_ms > 0 {
+                                let due = self.now_ms + self.state_open_delay_ms;
+                                self.held_state_opens.push((*id, job, Some(due)));
+                            } else {
+                                state_opens.push(job);
+                            }
+                        }
                         // The shell's worker pool, run inline (or held): the test's clock does
                         // not move while bcrypt runs.
                         Output::PasswordWork(work) => {
@@ -332,6 +370,17 @@ impl Cluster {
                 for work in bcrypt {
                     moved = true;
                     server.password_done(work.run());
+                }
+                for job in state_opens {
+                    moved = true;
+                    if let Err(err) = open_state(server, &job) {
+                        writeln!(self.out, "n{id} stopped: {err}").unwrap();
+                        member.server = None;
+                        break;
+                    }
+                }
+                if member.server.is_none() {
+                    continue;
                 }
                 for output in printable {
                     self.print_output(*id, output);
@@ -471,7 +520,9 @@ impl Cluster {
                 )
                 .unwrap();
             }
-            Output::SnapshotInstalled { index, revision } => {
+            Output::SnapshotInstalled {
+                index, revision, ..
+            } => {
                 writeln!(
                     self.out,
                     "n{id} installed snapshot at index {index} (revision {revision})"
@@ -486,26 +537,8 @@ impl Cluster {
             | Output::ConfState(_)
             | Output::Snapshot { .. }
             | Output::PasswordWork(_)
+            | Output::OpenState(_)
             | Output::Forward { .. } => {}
-        }
-    }
-
-    /// Runs the `count` oldest (`newest`: most recent) held bcrypt jobs and hands their
-    /// results back.
-    pub fn release_bcrypt(&mut self, count: usize, newest: bool) {
-        for _ in 0..count {
-            let next = if newest {
-                self.held_bcrypt.pop_back()
-            } else {
-                self.held_bcrypt.pop_front()
-            };
-            let Some((id, work)) = next else {
-                break;
-            };
-            if let Some(server) = self.members.get_mut(&id).and_then(|m| m.server.as_mut()) {
-                server.password_done(work.run());
-            }
-            self.stabilize();
         }
     }
 
@@ -521,6 +554,7 @@ impl Cluster {
                 }
             }
             self.stabilize();
+            self.release_due_state_opens();
         }
     }
 
@@ -561,6 +595,16 @@ impl Cluster {
         id
     }
 
+    /// The leader some member sees (0: none) and the highest term among the members.
+    pub fn leader_term(&self) -> (u64, u64) {
+        let servers = self.members.values().filter_map(|m| m.server.as_ref());
+        let leader = servers
+            .clone()
+            .find(|s| s.is_leader())
+            .map_or(0, |s| s.member_id());
+        (leader, servers.map(|s| s.term()).max().unwrap_or(0))
+    }
+
     /// ReadIndex messages sent so far by all members (one per round).
     pub fn read_rounds(&self) -> usize {
         self.read_index_messages
@@ -573,12 +617,16 @@ impl Cluster {
             .map(|(id, m)| match &m.server {
                 None => format!("n{id}: down"),
                 Some(s) => format!(
-                    "n{id}: leader={} term={} applied={} revision={} leases={}",
+                    "n{id}: leader={} term={} applied={} {}",
                     s.leader(),
                     s.term(),
                     s.applied_index(),
-                    s.state().mvcc.current_revision(),
-                    s.state().lessor.len()
+                    s.state()
+                        .map_or("state reopening".to_string(), |state| format!(
+                            "revision={} leases={}",
+                            state.mvcc.current_revision(),
+                            state.lessor.len()
+                        ))
                 ),
             })
             .collect();
@@ -592,11 +640,15 @@ impl Cluster {
             .iter()
             .map(|(id, m)| match &m.server {
                 None => format!("n{id}: down"),
-                Some(s) => format!(
-                    "n{id}: revision={} compacted={}",
-                    s.state().mvcc.current_revision(),
-                    s.state().mvcc.compact_revision()
-                ),
+                Some(s) => s
+                    .state()
+                    .map_or(format!("n{id}: state reopening"), |state| {
+                        format!(
+                            "n{id}: revision={} compacted={}",
+                            state.mvcc.current_revision(),
+                            state.mvcc.compact_revision()
+                        )
+                    }),
             })
             .collect();
         writeln!(self.out, "{}", lines.join("\n")).unwrap();

@@ -44,6 +44,7 @@ impl Cluster {
         let server = self.server(id);
         let lines: Vec<String> = server
             .state()
+            .expect("the state is open")
             .members
             .values()
             .map(|m| {

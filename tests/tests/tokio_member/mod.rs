@@ -7,7 +7,7 @@ use super::*;
 pub(super) struct Shell {
     pub(super) server: Member,
     pub(super) hub: WatchHub,
-    /// Its own inbox, for results of work it runs elsewhere (bcrypt).
+    /// Its own inbox, for results of work it runs elsewhere (bcrypt, reopening the state).
     pub(super) inbox: mpsc::UnboundedSender<Input>,
     pub(super) wire: mpsc::UnboundedSender<Wire>,
     /// The process's clock origin: the core's time is milliseconds since it, monotonic.
@@ -45,17 +45,20 @@ impl Shell {
                     let (storage, backend) = self.server.into_storage();
                     return Ok(Disk { storage, backend });
                 }
-                self.on_input(input);
+                self.on_input(input)?;
                 next = inbox.try_recv().ok();
             }
-            if self.server.handle_timeout(self.now_ms()) {
-                self.hub.tick(&self.server.state().mvcc);
+            // While the state reopens there is none to report progress from.
+            if self.server.handle_timeout(self.now_ms())
+                && let Some(state) = self.server.state()
+            {
+                self.hub.tick(&state.mvcc);
             }
             self.process()?;
         }
     }
 
-    fn on_input(&mut self, input: Input) {
+    fn on_input(&mut self, input: Input) -> Result<(), Fatal> {
         match input {
             Input::Raft(message) => self.server.step(message),
             Input::Unreachable(peer) => self.server.report_unreachable(peer),
@@ -77,6 +80,7 @@ impl Shell {
                     .watch_request(&mut self.hub, stream, ("", "", None), request)
             }
             Input::PasswordDone(done) => self.server.password_done(done),
+            Input::StateOpened(opened) => self.server.state_opened(*opened, &mut self.hub)?,
             Input::Forwarded {
                 from,
                 id,
@@ -96,16 +100,26 @@ impl Shell {
             Input::Status(reply) => {
                 let _ = reply.send(Status {
                     leader: self.server.leader(),
-                    revision: self.server.state().mvcc.current_revision(),
+                    // No revision to report while the state reopens.
+                    revision: self
+                        .server
+                        .state()
+                        .map_or(0, |state| state.mvcc.current_revision()),
                     snapshots_installed: self.snapshots_installed,
                 });
             }
             Input::Crash => unreachable!("handled by the loop"),
         }
+        Ok(())
     }
 
     /// Carries out the core's raft work, in the order `RaftWork` prescribes.
     fn process(&mut self) -> Result<(), Fatal> {
+        // Entries that waited for the state to reopen, when no raft work comes to carry them.
+        if self.server.has_entries_to_apply() {
+            self.server.apply_waiting()?;
+            self.deliver()?;
+        }
         while let Some(work) = self.server.ready() {
             let RaftWork {
                 messages,
@@ -199,11 +213,16 @@ impl Shell {
                         storage.compact(compact_to)?;
                     }
                 }
-                // The key space jumped: watchers catch up from it instead of from events.
-                Output::SnapshotInstalled { .. } => {
-                    self.snapshots_installed += 1;
-                    self.hub.resync();
+                // O(keys): on a blocking thread over a snapshot of the backend, never here.
+                Output::OpenState(job) => {
+                    let txn = self.server.backend().read_txn()?;
+                    let inbox = self.inbox.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = inbox.send(Input::StateOpened(Box::new(job.run(&txn))));
+                    });
                 }
+                // The key space jumped (the core had the hub's watchers catch up from it).
+                Output::SnapshotInstalled { .. } => self.snapshots_installed += 1,
                 // Snapshot data travels inside raft's message here: nothing kept beside it.
                 Output::SnapshotRefused { .. } => {}
                 Output::LeaderChanged { leader, term } => {
@@ -230,9 +249,11 @@ impl Shell {
     /// stream its responses (headers filled in by the core). These channels are unbounded; a
     /// runtime with back-pressure gives `take_watch_responses` the room its stream has instead.
     fn serve_watchers(&mut self) -> Result<(), Fatal> {
-        if self.hub.unsynced_watchers() > 0 {
+        if let Some(state) = self.server.state()
+            && self.hub.unsynced_watchers() > 0
+        {
             let txn = self.server.backend().read_txn()?;
-            self.hub.sync(&self.server.state().mvcc, &txn)?;
+            self.hub.sync(&state.mvcc, &txn)?;
         }
         for stream in self.hub.streams_with_responses() {
             let responses = self
