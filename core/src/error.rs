@@ -229,6 +229,7 @@ impl Error {
             NoLeader | LeaderChanged | Timeout | NotCapable | Stopped | Unhealthy => {
                 Code::Unavailable
             }
+            Backend(BackendError::Busy(_)) => Code::Unavailable,
             Backend(_) | PasswordHashing(_) | Raft(_) => Code::Internal,
             Version(_) => Code::FailedPrecondition,
             Downgrade(err) => match err.grpc_code() {

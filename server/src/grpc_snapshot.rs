@@ -13,7 +13,7 @@
 //! level, whatever the size of the data.
 
 use futures::stream::{self, StreamExt};
-use qraft_io::driver::{DriverHandle, NodeInfo};
+use qraft_io::driver::DriverHandle;
 use qraft_io::error_responses::{Code, error_response};
 use qraft_io::runtime;
 use qraft_io::storage::{EtcdImageExporter, LmdbStorage};
@@ -48,7 +48,7 @@ enum Phase {
 /// file (a page fault may wait for the disk), so both run on blocking threads: a snapshot of
 /// gigabytes never holds an executor thread that client and peer tasks share.
 pub fn snapshot_responses(handle: &DriverHandle) -> ResponseStream {
-    let header = header(&handle.info());
+    let header = handle.info().header();
     stream::unfold(
         Phase::Start(handle.storage().clone()),
         move |phase| async move {
@@ -104,15 +104,6 @@ pub fn snapshot_responses(handle: &DriverHandle) -> ResponseStream {
         },
     )
     .boxed()
-}
-
-fn header(info: &NodeInfo) -> ResponseHeader {
-    ResponseHeader {
-        cluster_id: info.cluster_id,
-        member_id: info.member_id,
-        revision: info.revision,
-        raft_term: info.term,
-    }
 }
 
 fn message(header: ResponseHeader, remaining_bytes: u64, blob: Vec<u8>) -> ClientResponse {

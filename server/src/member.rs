@@ -154,6 +154,7 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     server.emulated_version = config.emulated_version;
     server.snapshot_catch_up_entries = config.snapshot_catchup_entries;
     server.initial_corrupt_check = config.initial_corrupt_check;
+    server.watch_progress_notify_ms = config.watch_progress_notify_ms;
     server.corrupt_check_ticks = config
         .corrupt_check_ms
         .div_ceil(config.heartbeat_interval_ms.max(1));
@@ -176,7 +177,6 @@ async fn serve(config: Config, shutdown: ShutdownSignal) -> anyhow::Result<()> {
     let mut driver_config = DriverConfig::new(server);
     driver_config.signed_tokens = signed_tokens;
     driver_config.metrics = metrics.clone();
-    driver_config.watch_progress_notify = Duration::from_millis(config.watch_progress_notify_ms);
     // Every member's peers come from its stored member list (bootstrapped or joined).
     let driver = driver::start(
         driver_config,

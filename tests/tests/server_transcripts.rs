@@ -326,11 +326,11 @@ impl Cluster {
                 });
                 self.send(node(1), request, token);
             }
-            // pause-apply N: member N's shell starts maintenance that excludes backend writers
-            // (an online defrag): raft goes on, committed entries wait.
-            "pause-apply" => {
-                self.server(node(1)).pause_apply();
-                writeln!(self.out, "n{} apply paused", node(1)).unwrap();
+            // defrag-begin N: member N is asked to defragment, and its shell's copy takes a
+            // while (held until `defrag-end`): raft goes on, committed entries wait.
+            "defrag-begin" => {
+                self.hold_defrag = true;
+                self.send(node(1), In::Defragment(DefragmentRequest {}), token);
             }
             // hold-state-open: from now on, a member's state opened after a snapshot install
             // (`Output::OpenState`) waits for `open-state N`, as on a slow worker thread.
@@ -340,13 +340,15 @@ impl Cluster {
             }
             // open-state N: member N's worker hands the opened state back.
             "open-state" => self.release_state_opens(Some(node(1))),
-            // resume-apply N: the maintenance ended; what waited is applied at once.
-            "resume-apply" => {
-                let id = node(1);
-                let server = self.server(id);
-                server.resume_apply();
-                server.apply_waiting().unwrap();
-                writeln!(self.out, "n{id} apply resumed").unwrap();
+            // defrag-end: the held copies are in place; what waited is applied at once.
+            "defrag-end" => {
+                self.hold_defrag = false;
+                for (id, request) in std::mem::take(&mut self.held_defrags) {
+                    let server = self.server(id);
+                    server.defragment_done(request, Ok(()));
+                    server.apply_waiting().unwrap();
+                    writeln!(self.out, "n{id} defragmented").unwrap();
+                }
                 self.stabilize();
             }
             // The member stops; only what it persisted (raft log, backend) survives.

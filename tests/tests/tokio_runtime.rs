@@ -28,7 +28,7 @@ use qraft_core::raft::{MemStorage, Storage};
 use qraft_core::server::{
     OpenedState, Output, PasswordDone, RaftWork, RequestId, Server, ServerConfig,
 };
-use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
+use qraft_core::watch::{StreamId, WatchHub};
 use qraft_proto::etcdserverpb::watch_request::RequestUnion;
 use qraft_proto::etcdserverpb::{
     LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, WatchCreateRequest,
@@ -277,8 +277,8 @@ impl Cluster {
         let (inbox, inbox_out) = mpsc::unbounded_channel();
         let _ = self.wire.send(Wire::Attach(id, inbox.clone()));
         let shell = Shell {
+            hub: WatchHub::new(server.watch_config()),
             server,
-            hub: WatchHub::new(WatchConfig::default()),
             inbox: inbox.clone(),
             wire: self.wire.clone(),
             epoch: self.epoch,

@@ -97,6 +97,7 @@ impl Backend for MemBackend {
             .map(|(k, v)| (k.len() + v.len()) as u64)
             .sum();
         Ok(Some(BackendSpace {
+            file_bytes: in_use_bytes,
             in_use_bytes,
             quota_bytes,
         }))

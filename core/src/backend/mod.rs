@@ -117,6 +117,10 @@ pub enum BackendError {
     /// The storage engine failed (IO error, map full, ...).
     #[error("backend: {0}")]
     Storage(String),
+    /// Maintenance could not get the access it needs now (a defragmentation already running,
+    /// readers that did not finish in time); trying again later may work.
+    #[error("backend busy: {0}")]
+    Busy(String),
 }
 
 /// What a range visitor wants next.
@@ -178,7 +182,8 @@ pub trait Backend {
     fn write_txn(&self) -> Result<Self::WriteTxn<'_>, BackendError>;
 
     /// How much space the backend uses against its quota (etcd's `--quota-backend-bytes`),
-    /// for the core's quota alarm (`server::quota`); `None` for a backend without a quota.
+    /// for the core's quota alarm (`server::quota`) and `Maintenance.Status`; `None` for a
+    /// backend without a quota.
     /// Called every few ticks on the core's thread: it must be cheap and must not block.
     fn space(&self) -> Result<Option<BackendSpace>, BackendError> {
         Ok(None)
@@ -197,9 +202,12 @@ pub trait Backend {
     }
 }
 
-/// A backend's use of its quota (see [`Backend::space`]).
+/// A backend's sizes and quota (see [`Backend::space`]), as `Maintenance.Status` reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BackendSpace {
+    /// Bytes the backend's file takes, free pages included (etcd's `dbSize`); the same as
+    /// `in_use_bytes` for a backend without a file.
+    pub file_bytes: u64,
     /// Bytes the stored data takes (etcd's `dbSizeInUse`).
     pub in_use_bytes: u64,
     /// The most it may take before the member raises NOSPACE.

@@ -239,7 +239,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 attrs_applied: &mut self.attrs_applied,
                 stats: &mut self.stats,
                 now_ms: self.now_ms,
-                term: self.term,
+                term: self.leadership.term(),
             },
         )
     }

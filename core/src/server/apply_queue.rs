@@ -1,7 +1,8 @@
 //! What `ready()` handed out for applying and `advance()` has not applied yet: the committed
-//! entries, a snapshot from the leader to install, and whether applying is held back
-//! ([`super::Server::pause_apply`], or the state reopening after a snapshot: `super::reopen`). Owned by the raft cycle (`super::ready`); nothing else
-//! touches it.
+//! entries, a snapshot from the leader to install, and whether applying is held back (paused
+//! for a defragmentation, `super::defragment`, or the state reopening after a snapshot:
+//! `super::reopen`). Owned by the raft cycle (`super::ready`), which alone takes from it;
+//! `super::defragment` pauses and resumes it.
 //!
 //! Invariants: entries wait in commit order (those held back by a pause in front of newer
 //! ones); none is handed out for the shell's own transaction while held back or while a
@@ -18,7 +19,7 @@ pub(super) struct ApplyQueue {
     /// Entries were applied since the last `advance()` (`advance_in` or `advance` itself):
     /// storage migration and the periodic snapshot are due a look.
     applied_in_batch: bool,
-    /// Applying is held back by the shell ([`super::Server::pause_apply`]); `entries` keeps
+    /// Applying is held back for a defragmentation (`super::defragment`); `entries` keeps
     /// what waits.
     paused: bool,
     /// Applying is held back while the state reopens after a snapshot (`super::reopen`).

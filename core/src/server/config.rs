@@ -70,6 +70,10 @@ pub struct ServerConfig {
     /// server's; off here, because the check needs the shell to report its peers
     /// ([`super::Server::peer_active_since`]), which embedders and tests turn on with it.
     pub strict_reconfig_check: bool,
+    /// `--watch-progress-notify-interval`: how often synced watchers that asked for progress
+    /// notifications and got no events meanwhile get one (etcd: 10 minutes). Counted in
+    /// ticks, so rounded up to a whole tick ([`super::Server::watch_config`]).
+    pub watch_progress_notify_ms: u64,
 }
 
 impl ServerConfig {
@@ -102,6 +106,7 @@ impl ServerConfig {
             initial_corrupt_check: false,
             auto_compaction: None,
             strict_reconfig_check: false,
+            watch_progress_notify_ms: 600_000,
         }
     }
 

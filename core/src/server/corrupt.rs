@@ -71,7 +71,7 @@ impl AppState {
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Proposes this member's hash when the check is due; raises CORRUPT after a mismatch.
     pub(crate) fn corrupt_tick(&mut self) {
-        if self.leader == 0 {
+        if self.leadership.leader() == 0 {
             return;
         }
         if self.state.hash_mismatch {

@@ -183,7 +183,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// After a raft cycle: attempts addressed to a member that is no longer the leader are
     /// abandoned and the new leader (perhaps this member) is asked at once.
     pub(super) fn reroute_forwards(&mut self) {
-        let leader = self.leader;
+        let leader = self.leadership.leader();
         let stale: Vec<RequestId> = self
             .forwards
             .pending
@@ -221,7 +221,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// client gets the last miss.
     fn send_forward(&mut self, id: RequestId) {
         let now = self.now_ms;
-        let leader = self.leader;
+        let leader = self.leadership.leader();
         let me = self.config.member_id;
         let attempt_ms = 2 * self.config.election_timeout_ms();
         let Some(forwarding) = self.forwards.pending.get_mut(&id) else {

@@ -191,12 +191,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
             return Err((Error::MemberNotLearner, 0));
         }
         if !self.is_leader() {
-            let err = if self.leader == 0 {
+            let err = if self.leadership.leader() == 0 {
                 Error::NoLeader
             } else {
                 Error::NotLeader
             };
-            return Err((err, self.leader));
+            return Err((err, self.leadership.leader()));
         }
         let status = self.node.status();
         let matched = status.progress.get(&id).map_or(0, |p| p.matched);
@@ -228,7 +228,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         is_promote: bool,
         change: MemberChange,
     ) -> Result<(), (Error, u64)> {
-        if self.leader == 0 {
+        if self.leadership.leader() == 0 {
             return Err((Error::NoLeader, 0));
         }
         let id = self.ids.next_id();

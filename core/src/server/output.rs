@@ -84,4 +84,9 @@ pub enum Output {
         request: ClientRequest,
         timeout_ms: u64,
     },
+    /// Client request `id` asked for a defragmentation (`super::defragment`): rewrite the
+    /// backend without its free space, off the core's thread (it grows with the data), and
+    /// hand the end to [`super::Server::defragment_done`] — always, or applying stays paused.
+    /// The backend's batch is already committed; the core applies nothing until then.
+    Defragment { id: RequestId },
 }

@@ -80,10 +80,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
             Some((revision, retry)) => (revision, retry),
             None => (self.state.auth.revision(), None),
         };
-        if self.leader == 0 {
+        if self.leadership.leader() == 0 {
             return Err((Error::NoLeader, 0));
         }
-        if self.committed.saturating_sub(self.state.applied_index)
+        if self
+            .leadership
+            .committed()
+            .saturating_sub(self.state.applied_index)
             > self.config.max_unapplied_entries
         {
             return Err((Error::TooManyRequests, 0));

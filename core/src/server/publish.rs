@@ -66,7 +66,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// learner before its first snapshot) waits.
     pub(crate) fn publish_tick(&mut self) {
         let period = self.config.election_ticks as u64;
-        if !self.schedule.publish.due(period, self.leader != 0) {
+        if !self
+            .schedule
+            .publish
+            .due(period, self.leadership.leader() != 0)
+        {
             return;
         }
         let Some(attrs) = self.config.member_attrs.clone() else {

@@ -29,19 +29,19 @@ impl<S: Storage, B: Backend> Server<S, B> {
         lease: i64,
         term: u64,
     ) -> Result<(), (Error, u64)> {
-        if !self.is_leader() || self.term != term {
-            let err = if self.leader == 0 {
+        if !self.is_leader() || self.leadership.term() != term {
+            let err = if self.leadership.leader() == 0 {
                 Error::NoLeader
             } else {
                 Error::NotLeader
             };
-            return Err((err, self.leader));
+            return Err((err, self.leadership.leader()));
         }
         let response = self
             .state
             .lessor
             .keep_alive(lease, self.now_ms)
-            .map_err(|err| (err, self.leader))?;
+            .map_err(|err| (err, self.leadership.leader()))?;
         self.stats.leases_renewed += 1;
         if self.state.lessor.take_urgent_checkpoint(lease) && self.lease_checkpoints_enabled() {
             // The lease had a checkpointed remainder. Answer only once "no remainder" is
@@ -70,7 +70,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         id: RequestId,
         request: ReadKind,
     ) -> Result<(), (Error, u64)> {
-        if self.leader == 0 {
+        if self.leadership.leader() == 0 {
             return Err((Error::NoLeader, 0));
         }
         self.pending.reads_waiting.push(PendingRead {
@@ -89,7 +89,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             .read_batches
             .values()
             .any(|b| b.read_index.is_none());
-        if in_flight || self.pending.reads_waiting.is_empty() || self.leader == 0 {
+        if in_flight || self.pending.reads_waiting.is_empty() || self.leadership.leader() == 0 {
             return;
         }
         let ctx = self.next_read_ctx();

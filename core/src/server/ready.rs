@@ -24,15 +24,10 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.on_soft_state(soft.leader_id, soft.role);
         }
         if let Some(hard) = &ready.hard_state {
-            self.committed = self.committed.max(hard.commit);
-            self.term = hard.term;
+            self.leadership.on_hard_state(hard.term, hard.commit);
         }
-        if (self.leader, self.term) != self.reported_leader {
-            self.reported_leader = (self.leader, self.term);
-            self.outputs.push(Output::LeaderChanged {
-                leader: self.leader,
-                term: self.term,
-            });
+        if let Some((leader, term)) = self.leadership.take_change() {
+            self.outputs.push(Output::LeaderChanged { leader, term });
         }
         for read in &ready.read_states {
             if let Some(round) = read_ctx_round(self.config.member_id, &read.request_ctx) {
@@ -74,7 +69,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
         Ok(())
     }
 
-    /// After [`Server::resume_apply`] or [`Server::state_opened`]: applies the committed entries that waited (one backend
+    /// After [`Server::defragment_done`] or [`Server::state_opened`]: applies the committed
+    /// entries that waited (one backend
     /// write transaction) and serves what they made possible. No raft step; a shell whose
     /// next turn has no ready of its own calls this instead of waiting for one.
     pub fn apply_waiting(&mut self) -> Result<()> {
@@ -106,13 +102,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
     }
 
     pub(super) fn after_apply(&mut self) {
-        if let Some(index) = self.lease_catch_up_index
-            && self.state.applied_index >= index
+        if self
+            .leadership
+            .lease_catch_up_done(self.state.applied_index)
         {
             // Checkpoints committed by the previous leader are applied only now; promoting
             // again starts every lease from its latest remainder (never earlier than now +
             // election timeout + remainder, so still no early expiry).
-            self.lease_catch_up_index = None;
             self.state
                 .lessor
                 .promote(self.config.election_timeout_ms(), self.now_ms);
@@ -146,34 +142,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
     }
 
     /// Whether committed entries wait to be applied at the next advance (none while applying
-    /// is paused or the state reopens: they wait for [`Server::resume_apply`] or
+    /// is paused or the state reopens: they wait for [`Server::defragment_done`] or
     /// [`Server::state_opened`]).
     pub fn has_entries_to_apply(&self) -> bool {
         self.apply_queue.has_entries_to_apply()
     }
 
-    /// Holds back applying: the shell's backend is about to be busy with maintenance that
-    /// excludes writers (an online defragmentation rewrites the whole file). Raft goes on —
-    /// messages, votes, heartbeats, entries persisted by the shell — so no election follows
-    /// from the maintenance; committed entries wait in order, and with them the answers to
-    /// their writes and the linearizable reads that need them (as etcd's apply waits behind
-    /// its defragmentation). While paused, [`Server::advance`] touches the backend only for a
-    /// snapshot from the leader, which the shell must not hand over before resuming (its
-    /// state then reopens; entries still wait for the resume).
-    pub fn pause_apply(&mut self) {
-        self.apply_queue.pause();
-    }
-
-    /// Ends [`Server::pause_apply`]: the next [`Server::advance`] (or `advance_in`) applies
-    /// everything that waited. The shell makes sure there is a next turn (it calls
-    /// [`Server::has_entries_to_apply`] and turns when it is true).
-    pub fn resume_apply(&mut self) {
-        self.apply_queue.resume();
-    }
-
     fn on_soft_state(&mut self, leader: u64, role: StateRole) {
         let was_leader = self.is_leader();
-        self.leader = leader;
+        self.leadership.set_leader(leader);
         let is_leader = role == StateRole::Leader;
         if is_leader && !was_leader {
             // Clients get an election timeout to find the new leader before anything expires.
@@ -181,10 +158,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .lessor
                 .promote(self.config.election_timeout_ms(), self.now_ms);
             self.schedule.next_lease_check_ms = self.now_ms;
-            self.lease_catch_up_index = Some(self.node.raft.raft_log.last_index());
+            self.leadership
+                .start_lease_catch_up(self.node.raft.raft_log.last_index());
         } else if !is_leader && was_leader {
             self.state.lessor.demote();
-            self.lease_catch_up_index = None;
+            self.leadership.end_lease_catch_up();
         }
         self.reissue_unanswered_reads();
     }

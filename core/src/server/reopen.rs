@@ -14,7 +14,7 @@
 //! `Server::state` is an empty placeholder at the snapshot's index):
 //! - raft runs: ticks, heartbeats, votes, entries appended and persisted, messages, ReadIndex
 //!   rounds; requests already proposed time out as usual;
-//! - committed entries wait in the apply queue (as under [`Server::pause_apply`]), with the
+//! - committed entries wait in the apply queue (as during a defragmentation, `super::defragment`), with the
 //!   answers to their writes and the linearizable reads that need them;
 //! - every input that reads the state waits here, in arrival order, and goes its normal way
 //!   once the state is back: client requests, admissions, forwarded requests (and this
@@ -157,7 +157,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// asked for last is swapped in: the reads it makes possible are served, the inputs that
     /// waited go their way (watch requests into `hub`, whose watchers then catch up from the
     /// new key space), and `Output::SnapshotInstalled` says the install is complete. Then, as
-    /// after [`Server::resume_apply`], the committed entries that waited are applied at the next
+    /// after [`Server::defragment_done`], the committed entries that waited are applied at the next
     /// advance ([`Server::has_entries_to_apply`] says whether to turn for them). A state for an
     /// earlier request (a newer snapshot replaced it) is dropped. An error is fatal for the
     /// member, as any failure to read its backend.

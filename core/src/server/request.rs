@@ -4,7 +4,7 @@ use prost::Message as _;
 use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
 use qraft_proto::etcdserverpb::{
     AuthRoleListResponse, AuthUserListResponse, HashKvResponse, HashResponse,
-    LeaseTimeToLiveResponse, MemberListResponse, TxnRequest,
+    LeaseTimeToLiveResponse, MemberListResponse, MoveLeaderResponse, TxnRequest,
 };
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
@@ -47,12 +47,14 @@ impl<S: Storage, B: Backend> Server<S, B> {
         self.serve_here(id, request);
     }
 
-    /// A call the shell serves itself (status, defragment, move-leader, snapshot) or streams
-    /// (watch, lease keep-alive): the member's verdict before the shell goes on. A learner
-    /// refuses what etcd's learners refuse; the maintenance calls are then checked as any other
-    /// call (their token resolved, the root role required); the streams' own requests are
-    /// checked one by one later. The answer is `Output::Respond { id, .. }`: an error is the
-    /// refusal, anything else lets the call go on.
+    /// The first request of a stream the shell serves (watch, lease keep-alive, snapshot): the
+    /// member's verdict before the shell goes on. Every unary call goes to
+    /// [`Server::request`] instead, which answers it whole, so the shell keeps no list of
+    /// calls it may serve itself. A learner refuses what etcd's learners refuse; a snapshot is
+    /// then checked as any other call (its token resolved, the root role required) and the
+    /// backend's batch committed for it (`Backend::commit_batched`); the other streams' own
+    /// requests are checked one by one later. The answer is `Output::Respond { id, .. }`: an
+    /// error is the refusal, anything else (`Permitted`) lets the stream go on.
     pub fn admit(&mut self, id: RequestId, request: ClientRequest) {
         if self.is_reopening() {
             return self.hold_request(id, HeldRequest::admit(id, request));
@@ -204,7 +206,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 if !self.is_leader() {
                     return Err(self.with_leader_hint(Error::NotLeader));
                 }
-                let term = self.term;
+                let term = self.leadership.term();
                 self.linearizable_read(id, ReadKind::KeepAlive { lease: r.id, term })
             }
             In::LeaseTimeToLive(r) => {
@@ -359,11 +361,14 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 self.reply(id, Out::HashKv(response));
                 Ok(())
             }
-            // The shell serves these itself; it asks here first, so the token is resolved and
-            // the root role checked exactly as for the calls above, and goes on on `Permitted`.
-            In::Defragment(_) | In::MoveLeader(_) => {
+            In::Defragment(_) => {
                 self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
-                self.reply(id, Out::Permitted(Permitted {}));
+                self.start_defragment(id).map_err(plain)
+            }
+            In::MoveLeader(r) => {
+                self.state.auth.check_admin(auth.as_ref()).map_err(plain)?;
+                self.transfer_leader(r.target_id).map_err(plain)?;
+                self.reply(id, Out::MoveLeader(MoveLeaderResponse { header: None }));
                 Ok(())
             }
             // The shell streams the snapshot from the store's last commit, outside the
@@ -458,8 +463,8 @@ impl<S: Storage, B: Backend> Server<S, B> {
 
     fn with_leader_hint(&self, err: Error) -> (Error, u64) {
         match err {
-            Error::NotLeader if self.leader == 0 => (Error::NoLeader, 0),
-            Error::NotLeader => (Error::NotLeader, self.leader),
+            Error::NotLeader if self.leadership.leader() == 0 => (Error::NoLeader, 0),
+            Error::NotLeader => (Error::NotLeader, self.leadership.leader()),
             other => (other, 0),
         }
     }

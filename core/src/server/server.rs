@@ -19,6 +19,7 @@ use crate::raft::{Config as RaftConfig, RawNode, SnapshotStatus, Storage};
 use super::apply_queue::ApplyQueue;
 use super::config::ServerConfig;
 use super::ids::IdGenerator;
+use super::leadership::Leadership;
 use super::output::{Output, RequestId};
 use super::pending::Pending;
 use super::response::{error_response, header};
@@ -43,19 +44,15 @@ pub struct Server<S: Storage, B: Backend> {
     pub(crate) now_ms: u64,
     /// The tick grid, lease checks, token sweeps and periodic checks (`super::timer`).
     pub(super) schedule: Schedule,
-    pub(crate) leader: u64,
-    pub(crate) term: u64,
-    pub(crate) committed: u64,
-    /// As a new leader: the log index up to which entries of earlier terms may still be
-    /// unapplied. Once applied, lease deadlines are recomputed from the checkpoints they held.
-    pub(super) lease_catch_up_index: Option<u64>,
+    /// The leader, term and commit index as raft last reported them (`super::leadership`).
+    pub(super) leadership: Leadership,
     pub(super) next_read_ctx: u64,
     /// What `ready()` handed out to apply and `advance()` has not applied yet, and whether
     /// applying is paused (`super::apply_queue`).
     pub(super) apply_queue: ApplyQueue,
+    /// The defragmentation running, by the request it answers (`super::defragment`).
+    pub(super) defragmenting: Option<RequestId>,
     pub(crate) last_snapshot_index: u64,
-    /// The (leader, term) last announced with `Output::LeaderChanged`.
-    pub(super) reported_leader: (u64, u64),
     /// The state machine's own choices (new member IDs); seeded, so runs are reproducible.
     /// Never used for secrets.
     pub(crate) rng: SmallRng,
@@ -127,7 +124,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         let alone = conf.voters == [config.member_id] && conf.learners.is_empty();
         let mut server = Server {
             ids: IdGenerator::new(config.member_id, now_ms),
-            committed: state.applied_index,
+            leadership: Leadership::new(term, state.applied_index),
             config,
             node,
             backend,
@@ -143,15 +140,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 config_version_ticks,
                 config_publish_ticks,
             ),
-            leader: 0,
-            term,
-            lease_catch_up_index: None,
             // From the clock at start, as proposal IDs: a restarted member must not reuse a
             // context of its previous life that the leader may still hold.
             next_read_ctx: now_ms << 8,
             apply_queue: ApplyQueue::default(),
+            defragmenting: None,
             last_snapshot_index: snapshot_index,
-            reported_leader: (0, term),
             rng,
             secrets,
             passwords: Default::default(),
@@ -192,15 +186,15 @@ impl<S: Storage, B: Backend> Server<S, B> {
     }
 
     pub fn leader(&self) -> u64 {
-        self.leader
+        self.leadership.leader()
     }
 
     pub fn is_leader(&self) -> bool {
-        self.leader == self.config.member_id
+        self.leadership.leader() == self.config.member_id
     }
 
     pub fn term(&self) -> u64 {
-        self.term
+        self.leadership.term()
     }
 
     pub fn applied_index(&self) -> u64 {
@@ -343,7 +337,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.config.cluster_id,
             self.config.member_id,
             self.state.mvcc.current_revision(),
-            self.term,
+            self.leadership.term(),
         )
     }
 

@@ -1,7 +1,8 @@
-//! Hooks the IO shell needs beyond requests and ticks: the commit index for status reports,
-//! leadership transfer (MoveLeader), and taking the storage back to reopen it.
+//! Hooks beyond requests and ticks: the commit index for status reports, leadership transfer
+//! (MoveLeader, which `request` serves with it), and taking the storage back to reopen it.
 
 use crate::backend::Backend;
+use crate::error::{Error, Result};
 use crate::raft::{StateRole, Storage};
 
 use super::server::Server;
@@ -9,21 +10,27 @@ use super::server::Server;
 impl<S: Storage, B: Backend> Server<S, B> {
     /// The highest log index known to be committed.
     pub fn committed_index(&self) -> u64 {
-        self.committed
+        self.leadership.committed()
     }
 
-    /// Starts a leadership transfer to `to` (etcd's MoveLeader). Only the leader can.
-    pub fn transfer_leader(&mut self, to: u64) -> std::result::Result<(), String> {
+    /// Starts a leadership transfer to `to` (etcd's MoveLeader, answered once started). Only
+    /// the leader can, and only to a member.
+    pub(super) fn transfer_leader(&mut self, to: u64) -> Result<()> {
         if self.node.raft.role != StateRole::Leader {
-            return Err("etcdserver: not leader".to_string());
+            return Err(Error::NotLeader);
         }
+        // Requests wait while the state reopens (`super::reopen`), so this is only a guard.
         if self.is_reopening() {
-            return Err("etcdserver: the member is installing a snapshot; retry".to_string());
+            return Err(Error::Raft(
+                "the member is installing a snapshot; retry".to_string(),
+            ));
         }
         if !self.state.members.contains_key(&to) {
-            return Err("etcdserver: bad leader transferee".to_string());
+            return Err(Error::BadLeaderTransferee);
         }
-        self.node.transfer_leader(to).map_err(|e| e.to_string())
+        self.node
+            .transfer_leader(to)
+            .map_err(|e| Error::Raft(e.to_string()))
     }
 
     /// Closes the member and hands back its raft log storage and backend. For an in-memory

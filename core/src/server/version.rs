@@ -149,7 +149,11 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// downgrade.
     pub(crate) fn version_tick(&mut self) {
         let period = self.config.version_check_ticks;
-        if !self.schedule.version.due(period, self.leader != 0) {
+        if !self
+            .schedule
+            .version
+            .due(period, self.leadership.leader() != 0)
+        {
             return;
         }
         if let Some(publish) = self.versions.publish_request() {
@@ -174,7 +178,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// (a follower forwards the proposal); enable is checked again when applied, so racing
     /// requests on different members cannot both succeed.
     pub(crate) fn decide_downgrade(&mut self, client: RequestId, request: DowngradeRequest) {
-        if self.leader == 0 {
+        if self.leadership.leader() == 0 {
             return self.respond_error(client, &Error::NoLeader, 0);
         }
         match self.versions.handle_downgrade(&request) {
@@ -203,30 +207,40 @@ impl<S: Storage, B: Backend> Server<S, B> {
         }
     }
 
-    /// `Maintenance.Status` of this member.
+    /// `Maintenance.Status` of this member, answered by the member itself as etcd's: its raft
+    /// view, versions, its backend's sizes (`Backend::space`; an error reading them is one of
+    /// the status's errors, as etcd lists them) and the active alarms.
     pub(crate) fn status_response(&self) -> StatusResponse {
         let report = self.versions.report();
         let member: Option<&MemberRecord> = self.state.members.get(&self.config.member_id);
+        let mut errors = Vec::new();
+        let space = self.backend.space().unwrap_or_else(|err| {
+            errors.push(err.to_string());
+            None
+        });
+        errors.extend(
+            self.state
+                .alarms
+                .list(qraft_proto::etcdserverpb::AlarmType::None)
+                .iter()
+                .map(super::alarm::describe_alarm),
+        );
         StatusResponse {
             header: None,
             version: report.server.to_string(),
-            leader: self.leader,
-            raft_index: self.committed,
-            raft_term: self.term,
+            db_size: space.map_or(0, |s| s.file_bytes as i64),
+            leader: self.leadership.leader(),
+            raft_index: self.leadership.committed(),
+            raft_term: self.leadership.term(),
             raft_applied_index: self.state.applied_index,
+            errors,
+            db_size_in_use: space.map_or(0, |s| s.in_use_bytes as i64),
             is_learner: member
                 .and_then(|m| m.raft_attrs.as_ref())
                 .is_some_and(|r| r.is_learner),
             storage_version: report.storage.map(|v| v.minor_string()).unwrap_or_default(),
+            db_size_quota: space.map_or(0, |s| s.quota_bytes as i64),
             downgrade_info: Some(report.downgrade_proto()),
-            errors: self
-                .state
-                .alarms
-                .list(qraft_proto::etcdserverpb::AlarmType::None)
-                .iter()
-                .map(super::alarm::describe_alarm)
-                .collect(),
-            ..Default::default()
         }
     }
 }

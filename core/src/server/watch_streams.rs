@@ -8,11 +8,25 @@ use qraft_proto::qraftpb::TokenClaims;
 
 use crate::backend::Backend;
 use crate::raft::Storage;
-use crate::watch::{StreamId, WatchHub};
+use crate::watch::{StreamId, WatchConfig, WatchHub};
 
 use super::server::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
+    /// The settings of the shell's [`WatchHub`] (`WatchHub::new(server.watch_config())`):
+    /// the hub counts time in the core's ticks (`WatchHub::tick` on every tick
+    /// [`Server::handle_timeout`] ran), so the progress interval is given in ticks here.
+    pub fn watch_config(&self) -> WatchConfig {
+        WatchConfig {
+            progress_interval_ticks: self
+                .config
+                .watch_progress_notify_ms
+                .div_ceil(self.config.tick_ms.max(1))
+                .max(1),
+            ..WatchConfig::default()
+        }
+    }
+
     /// One watch request of `stream`, made by `(token, cert_common_name, claims)` (what the
     /// stream's client sent, empty for none, and with signed tokens what the embedder found
     /// in the token): resolved as for any call, then the hub creates the watch or answers it
@@ -49,7 +63,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
         for header in responses.iter_mut().filter_map(|r| r.header.as_mut()) {
             header.cluster_id = self.config.cluster_id;
             header.member_id = self.config.member_id;
-            header.raft_term = self.term;
+            header.raft_term = self.leadership.term();
         }
         responses
     }

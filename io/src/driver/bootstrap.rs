@@ -1,14 +1,14 @@
-//! First start of a member: a member of a new cluster writes the initial configuration and
-//! member records, a member joining an existing cluster the member list it was given; both
-//! record the member's identity (member and cluster ID) in the same transaction. So a crash
-//! during bootstrap leaves either nothing or a complete bootstrap, a restart never bootstraps
-//! twice, and a restart takes its identity from storage, never from flags.
+//! First start of a member: a member of a new cluster stores the initial configuration and
+//! member records, a member joining an existing cluster the member list it was given — both as
+//! the core lays them out (`qraft_core::server::initial_members`) — and both record the
+//! member's identity (member and cluster ID) in the same transaction. So a crash during
+//! bootstrap leaves either nothing or a complete bootstrap, a restart never bootstraps twice,
+//! and a restart takes its identity from storage, never from flags.
 
-use prost::Message as _;
+use qraft_core::server::{InitialMembers, initial_members};
 use qraft_proto::qraftpb::{Attributes, MemberRecord, RaftAttributes};
-use qraft_proto::raftpb::ConfState;
 
-use crate::storage::{LmdbStorage, MemberIdentity, StorageError, Table};
+use crate::storage::{LmdbStorage, MemberIdentity, StorageError, WriteBatch};
 
 /// One member of `--initial-cluster`, with its ID already computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,23 +55,26 @@ pub fn bootstrap_if_new(
     if !new_cluster || !is_new_store(storage)? {
         return Ok(false);
     }
-    let conf_state = ConfState {
-        voters: members.iter().map(|m| m.id).collect(),
-        ..Default::default()
-    };
+    let records: Vec<MemberRecord> = members.iter().map(InitialMember::record).collect();
+    let initial = initial_members(&records);
     storage.write(|batch| {
-        batch.bootstrap(conf_state.clone())?;
-        for m in members {
-            batch.put(
-                Table::Members,
-                &m.id.to_be_bytes(),
-                &m.record().encode_to_vec(),
-            )?;
-        }
+        batch.bootstrap(initial.conf_state.clone())?;
+        write_members(batch, &initial)?;
         batch.set_identity(identity)?;
         Ok::<(), StorageError>(())
     })?;
     Ok(true)
+}
+
+/// Writes the member records of `initial` into `batch`.
+pub(super) fn write_members(
+    batch: &mut WriteBatch<'_>,
+    initial: &InitialMembers,
+) -> Result<(), StorageError> {
+    for (table, key, value) in &initial.records {
+        batch.put(*table, key, value)?;
+    }
+    Ok(())
 }
 
 /// Sets up a member joining an existing cluster: its identity and the cluster's members as
@@ -89,9 +92,7 @@ pub fn bootstrap_join(
         ));
     }
     storage.write(|batch| {
-        for m in members {
-            batch.put(Table::Members, &m.id.to_be_bytes(), &m.encode_to_vec())?;
-        }
+        write_members(batch, &initial_members(members))?;
         batch.set_identity(identity)?;
         Ok::<(), StorageError>(())
     })

@@ -1,20 +1,19 @@
-//! The client listener's [`RequestHandler`] on top of the driver: unary requests go through
-//! the loop (or, for `Status` and `MoveLeader`, are answered from the member's own view);
-//! watch, lease keep-alive and snapshot streams are served here. Calls served here and streams
-//! are first shown to the state machine ([`DriverHandle::admit`]), which refuses what a learner
-//! refuses and checks their token and permission as for any other call; every other call is the
-//! state machine's to decide on (a learner's refusal, forwarding to the leader included).
+//! The client listener's [`RequestHandler`] on top of the driver: every unary request is the
+//! state machine's to answer (through the loop: a learner's refusal, forwarding to the leader,
+//! maintenance calls included); watch, lease keep-alive and snapshot streams are served here,
+//! each once the state machine admitted its first request ([`DriverHandle::admit`]: it refuses
+//! what a learner refuses and checks the token and permission as for any other call).
 
 use std::future::Future;
 
-use qraft_proto::etcdserverpb::{DefragmentResponse, MoveLeaderResponse, SnapshotResponse};
+use qraft_proto::etcdserverpb::SnapshotResponse;
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::handle::DriverHandle;
 use super::storage_contract::{DriverStorage, SnapshotChunks};
-use super::{endpoint_status, watch};
+use super::watch;
 use crate::error_responses::{Code, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
 
@@ -29,19 +28,7 @@ impl<S: DriverStorage> RequestHandler for DriverHandle<S> {
     ) -> impl Future<Output = ClientResponse> + Send {
         let handle = self.clone();
         ctx.stamp(&mut req);
-        async move {
-            if served_here(&req)
-                && let Some(refusal) = handle.admit(&req).await
-            {
-                return refusal;
-            }
-            match &req.request {
-                Some(In::Status(_)) => endpoint_status::status(&handle),
-                Some(In::MoveLeader(r)) => move_leader(&handle, r.target_id).await,
-                Some(In::Defragment(_)) => defragment(&handle).await,
-                _ => handle.request(req).await,
-            }
-        }
+        async move { handle.request(req).await }
     }
 
     fn stream(
@@ -75,43 +62,6 @@ impl<S: DriverStorage> RequestHandler for DriverHandle<S> {
                 }
             }
         }
-    }
-}
-
-/// Calls this shell answers without the state machine doing the work (what the shell can
-/// serve, not a policy: whether it may, and what must happen first, is the state machine's
-/// answer to [`DriverHandle::admit`] — for a snapshot, the held batch committed).
-fn served_here(request: &ClientRequest) -> bool {
-    matches!(
-        request.request,
-        Some(In::Status(_) | In::MoveLeader(_) | In::Defragment(_) | In::Snapshot(_))
-    )
-}
-
-async fn move_leader(handle: &DriverHandle<impl DriverStorage>, target: u64) -> ClientResponse {
-    match handle.transfer_leader(target).await {
-        Ok(()) => ClientResponse {
-            response: Some(Out::MoveLeader(MoveLeaderResponse {
-                header: Some(endpoint_status::header(&handle.info())),
-            })),
-        },
-        Err(message) => error_response(Code::FailedPrecondition, message),
-    }
-}
-
-/// etcd's online defrag: the member's file is rewritten without its free pages while it keeps
-/// serving; writes wait until the copy is in place, raft does not (see `super::defrag`).
-async fn defragment(handle: &DriverHandle<impl DriverStorage>) -> ClientResponse {
-    match handle.defragment().await {
-        Ok(_sizes) => ClientResponse {
-            response: Some(Out::Defragment(DefragmentResponse {
-                header: Some(endpoint_status::header(&handle.info())),
-            })),
-        },
-        Err(err @ crate::storage::StorageError::Busy(_)) => {
-            error_response(Code::Unavailable, err.to_string())
-        }
-        Err(err) => error_response(Code::Internal, err.to_string()),
     }
 }
 
@@ -162,7 +112,7 @@ async fn snapshot(handle: DriverHandle<impl DriverStorage>, mut responses: Respo
             return;
         }
     };
-    let header = endpoint_status::header(&info);
+    let header = info.header();
     let mut pending: Option<Vec<u8>> = None;
     loop {
         let next = match exporter.next_chunk(SNAPSHOT_CHUNK) {

@@ -1,7 +1,6 @@
 //! Settings of the driver (the core's own settings travel in `ServerConfig`).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use qraft_core::server::ServerConfig;
 
@@ -14,10 +13,6 @@ pub struct DriverConfig {
     /// Commands buffered between client tasks and the loop; a full queue makes callers wait,
     /// which is the back-pressure on clients.
     pub command_queue: usize,
-    /// How often synced watchers that asked for progress notifications and got no events
-    /// meanwhile get one (etcd's `--watch-progress-notify-interval`, 10 minutes); counted in
-    /// ticks, so rounded up to a whole tick.
-    pub watch_progress_notify: Duration,
     /// Where the loop records its metrics (share it with the HTTP endpoint that renders them).
     pub metrics: Arc<Metrics>,
     /// `--auth-token jwt,...`: the key that signs and checks tokens on the client tasks; the
@@ -30,7 +25,6 @@ impl DriverConfig {
         Self {
             server,
             command_queue: 8192,
-            watch_progress_notify: Duration::from_secs(600),
             metrics: Arc::new(Metrics::new()),
             signed_tokens: None,
         }

@@ -1,25 +1,23 @@
-//! Online defragmentation with raft going on.
+//! Carrying out the core's `Output::Defragment`: the store is rewritten without its free pages
+//! on a blocking thread, and the end goes back to the core (`Server::defragment_done`).
 //!
 //! Rewriting the data file takes the LMDB writer lock for as long as the copy runs — seconds
-//! at gigabytes. A loop that waited for that lock would send no heartbeats and answer no votes,
-//! and a defragmenting leader would lose its leadership. So the loop runs it as etcd does:
-//! the copy runs on a blocking thread, the core holds back applying
-//! (`Server::pause_apply`), and the loop goes on stepping raft and appending to the journal
-//! (which does not wait behind a defrag, see `DriverStorage::defrag`). Writes and
-//! linearizable reads wait for the entries they need; serializable reads are served from the
-//! last commit, which is exactly the applied state while nothing is applied. When the copy is
-//! in place the core resumes, and the loop's next turn applies what waited.
+//! at gigabytes — so it never runs on the loop: a loop that waited for that lock would send no
+//! heartbeats and answer no votes. What the member does meanwhile is the core's decision
+//! (`qraft_core::server`'s defragmentation: applying paused, raft going on); the loop keeps
+//! turning and appending to the journal, which does not wait behind a defrag (see
+//! `DriverStorage::defrag`), and applies what waited in the turn after the core resumes.
 //!
-//! Invariant: while `Loop::defragging` is set the held batch is closed (committed before the
-//! pause) and nothing on the loop opens one, except installing a snapshot from the leader,
-//! which then waits for the copy like any writer.
+//! Invariant: while the copy runs the held batch is closed (the core had it committed,
+//! `Backend::commit_batched`) and nothing on the loop opens one, since the core applies
+//! nothing — except installing a snapshot from the leader, which then waits for the copy like
+//! any writer.
 
 use std::time::Duration;
 
-use futures::SinkExt;
-use futures::channel::{mpsc, oneshot};
+use futures::channel::mpsc;
+use qraft_core::server::RequestId;
 
-use super::handle::{Command, DriverError};
 use super::run::Loop;
 use super::storage_contract::DriverStorage;
 use crate::runtime;
@@ -29,44 +27,31 @@ use crate::storage::{SizeInfo, StorageError};
 /// before it gives up and leaves the file as it was.
 const READER_WAIT: Duration = Duration::from_secs(5);
 
-/// Sizes before and after, or why the file was left as it was.
-pub(crate) type DefragResult = Result<(SizeInfo, SizeInfo), StorageError>;
+/// A copy that ended: the core's request ID, and the sizes before and after or why the file was
+/// left as it was.
+pub(super) type DefragEnd = (RequestId, Result<(SizeInfo, SizeInfo), StorageError>);
+
+/// Where copies tell the loop they ended.
+pub(super) type DefragEnds = mpsc::UnboundedReceiver<DefragEnd>;
+
+pub(super) fn defrag_channel() -> (mpsc::UnboundedSender<DefragEnd>, DefragEnds) {
+    mpsc::unbounded()
+}
 
 impl<S: DriverStorage> Loop<'_, S> {
-    /// Starts a defragmentation; `done` carries its end back to the loop as
-    /// [`Command::DefragDone`].
-    pub(super) fn start_defrag(
-        &mut self,
-        reply: oneshot::Sender<DefragResult>,
-        mut done: mpsc::Sender<Command>,
-    ) -> Result<(), DriverError> {
-        if self.defragging {
-            let _ = reply.send(Err(StorageError::Busy(
-                "a defragmentation is already running",
-            )));
-            return Ok(());
-        }
-        self.backend.held().commit()?;
-        self.server.pause_apply();
-        self.defragging = true;
+    /// Starts the copy the core asked for; its end comes back through [`DefragEnds`].
+    pub(super) fn start_defrag(&self, id: RequestId) {
         let storage = self.storage.clone();
-        // Detached: it ends by telling the loop, or finds the loop gone (its reply then drops).
+        let ended = self.defrag_ends.clone();
+        // Detached: it ends by telling the loop, or finds the loop gone.
         drop(runtime::spawn(async move {
             let result = runtime::spawn_blocking(move || storage.defrag(READER_WAIT)).await;
-            let _ = done.send(Command::DefragDone { result, reply }).await;
+            let _ = ended.unbounded_send((id, result));
         }));
-        Ok(())
     }
 
-    /// The copy is in place (or failed, leaving the old file): applying resumes, and the
-    /// loop's next turn applies what waited.
-    pub(super) fn finish_defrag(
-        &mut self,
-        result: DefragResult,
-        reply: oneshot::Sender<DefragResult>,
-    ) {
-        self.defragging = false;
-        self.server.resume_apply();
+    /// The copy is in place (or failed, leaving the old file): the core resumes and answers.
+    pub(super) fn finish_defrag(&mut self, (id, result): DefragEnd) {
         if let Ok((before, after)) = &result {
             tracing::info!(
                 before = before.file_bytes,
@@ -74,6 +59,7 @@ impl<S: DriverStorage> Loop<'_, S> {
                 "defragmented the backend"
             );
         }
-        let _ = reply.send(result);
+        self.server
+            .defragment_done(id, result.map(|_| ()).map_err(Into::into));
     }
 }

@@ -13,13 +13,12 @@ use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse, TokenClaims};
 
-use super::defrag::DefragResult;
 use super::info::{NodeInfo, SharedInfo};
 use super::storage_contract::DriverStorage;
 use super::watch_queue::{WatchResponses, WatchSink, watch_queue};
 use crate::error_responses::{Code, core_error_response, error_response};
 use crate::jwt::SignedTokens;
-use crate::storage::{LmdbStorage, StorageError};
+use crate::storage::LmdbStorage;
 use crate::transport::ConnectionRoom;
 
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +49,8 @@ pub(crate) enum Command {
         request: ClientRequest,
         reply: oneshot::Sender<ClientResponse>,
     },
-    /// A call the shell serves itself or streams, shown to the core first (`Server::admit`).
+    /// The first request of a stream the shell serves, shown to the core first
+    /// (`Server::admit`).
     Admit {
         request: ClientRequest,
         reply: oneshot::Sender<ClientResponse>,
@@ -83,21 +83,6 @@ pub(crate) enum Command {
     },
     WatchClose {
         stream: StreamId,
-    },
-    /// Leadership transfer (`move-leader`); answered once started.
-    TransferLeader {
-        to: u64,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
-    /// etcd's online defrag, run by the loop (see `defrag`); `done` is this channel, on which
-    /// the copy's end comes back as `DefragDone`.
-    Defragment {
-        reply: oneshot::Sender<DefragResult>,
-        done: mpsc::Sender<Command>,
-    },
-    DefragDone {
-        result: DefragResult,
-        reply: oneshot::Sender<DefragResult>,
     },
     Shutdown,
 }
@@ -165,7 +150,7 @@ impl<S: DriverStorage> DriverHandle<S> {
         }
     }
 
-    /// The core's verdict on a call the shell serves itself or streams (`Server::admit`):
+    /// The core's verdict on the first request of a stream the shell serves (`Server::admit`):
     /// `Some` is its refusal, to answer the call with; `None` lets the call go on.
     pub async fn admit(&self, request: &ClientRequest) -> Option<ClientResponse> {
         let mut request = request.clone();
@@ -205,19 +190,6 @@ impl<S: DriverStorage> DriverHandle<S> {
         .await
     }
 
-    /// Defragments the member's file while it keeps serving (see `defrag`).
-    pub async fn defragment(&self) -> DefragResult {
-        let (reply, answer) = oneshot::channel();
-        let command = Command::Defragment {
-            reply,
-            done: self.commands.clone(),
-        };
-        if self.send(command).await.is_err() {
-            return Err(StorageError::Closed);
-        }
-        answer.await.unwrap_or(Err(StorageError::Closed))
-    }
-
     /// A snapshot of what the loop last published about the member.
     pub fn info(&self) -> NodeInfo {
         self.info.get()
@@ -226,14 +198,6 @@ impl<S: DriverStorage> DriverHandle<S> {
     /// The member's storage, for read-only work outside the loop (status sizes, snapshots).
     pub fn storage(&self) -> &S {
         &self.storage
-    }
-
-    pub async fn transfer_leader(&self, to: u64) -> Result<(), String> {
-        let (reply, answer) = oneshot::channel();
-        self.send(Command::TransferLeader { to, reply })
-            .await
-            .map_err(|_| Error::Stopped.to_string())?;
-        answer.await.map_err(|_| Error::Stopped.to_string())?
     }
 
     /// Opens a watch stream for a client connection; its responses arrive on the returned

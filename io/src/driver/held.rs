@@ -282,6 +282,7 @@ impl<'s, S: DriverStorage> Backend for LoopBackend<'s, S> {
     fn space(&self) -> Result<Option<backend::BackendSpace>, BackendError> {
         let size = self.0.storage.size_info()?;
         Ok(Some(backend::BackendSpace {
+            file_bytes: size.file_bytes,
             in_use_bytes: size.in_use_bytes,
             quota_bytes: size.quota_bytes,
         }))

@@ -4,7 +4,7 @@
 use std::sync::{Arc, RwLock};
 
 use qraft_core::version::VersionReport;
-use qraft_proto::etcdserverpb::AlarmMember;
+use qraft_proto::etcdserverpb::{AlarmMember, ResponseHeader};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -32,6 +32,19 @@ pub struct NodeInfo {
     pub stopped: bool,
     /// Why the loop stopped, when it was an error.
     pub fatal_error: Option<String>,
+}
+
+impl NodeInfo {
+    /// The response header of a call the shell serves itself (move-leader, defragment,
+    /// snapshot), from the member's last published state, as the core fills its own answers.
+    pub fn header(&self) -> ResponseHeader {
+        ResponseHeader {
+            cluster_id: self.cluster_id,
+            member_id: self.member_id,
+            revision: self.revision,
+            raft_term: self.term,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]

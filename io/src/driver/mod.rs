@@ -17,7 +17,6 @@ mod client_calls;
 mod config;
 mod defrag;
 mod directory;
-mod endpoint_status;
 mod force_new_cluster;
 mod handle;
 mod held;

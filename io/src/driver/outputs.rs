@@ -98,6 +98,7 @@ impl<S: DriverStorage> Loop<'_, S> {
                     self.storage.discard_received_snapshots(index);
                 }
                 Output::PasswordWork(work) => self.passwords.submit(work),
+                Output::Defragment { id } => self.start_defrag(id),
                 Output::Forward {
                     id,
                     attempt,

@@ -27,9 +27,10 @@ use std::path::{Path, PathBuf};
 
 use prost::Message as _;
 use qraft_core::backend::meta::{CONF_STATE, CONSISTENT_INDEX, TERM};
-use qraft_proto::raftpb::ConfState;
+use qraft_core::server::initial_members;
+use qraft_proto::qraftpb::MemberRecord;
 
-use super::bootstrap::InitialMember;
+use super::bootstrap::{InitialMember, write_members};
 use crate::storage::{
     DigestPolicy, LmdbStorage, MemberIdentity, SnapshotFileSummary, SnapshotRecord, StorageConfig,
     StorageError, Table, WriteBatch, scan_snapshot_file,
@@ -214,18 +215,11 @@ fn kept(record: &SnapshotRecord) -> bool {
 
 /// The raft state, membership and identity of a new cluster, over the restored data.
 fn start_new_cluster(batch: &mut WriteBatch<'_>, plan: &RestorePlan) -> Result<(), StorageError> {
-    let conf_state = ConfState {
-        voters: plan.members.iter().map(|m| m.id).collect(),
-        ..Default::default()
-    };
+    let records: Vec<MemberRecord> = plan.members.iter().map(InitialMember::record).collect();
+    let initial = initial_members(&records);
+    let conf_state = initial.conf_state.clone();
     batch.bootstrap(conf_state.clone())?;
-    for member in &plan.members {
-        batch.put(
-            Table::Members,
-            &member.id.to_be_bytes(),
-            &member.record().encode_to_vec(),
-        )?;
-    }
+    write_members(batch, &initial)?;
     batch.set_applied_index(START_INDEX)?;
     batch.put(Table::Meta, TERM, &START_INDEX.to_be_bytes())?;
     batch.put(Table::Meta, CONF_STATE, &conf_state.encode_to_vec())?;

@@ -23,10 +23,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use futures::channel::{mpsc, oneshot};
 use futures::{FutureExt, StreamExt};
 use qraft_core::server::{RaftWork, RequestId, Server};
-use qraft_core::watch::{StreamId, WatchConfig, WatchHub};
+use qraft_core::watch::{StreamId, WatchHub};
 use qraft_proto::qraftpb::ClientResponse;
 
 use super::config::DriverConfig;
+use super::defrag::{DefragEnd, DefragEnds, defrag_channel};
 use super::directory::PublishedMembers;
 use super::handle::{Command, DriverError, DriverHandle};
 use super::held::LoopBackend;
@@ -87,10 +88,10 @@ pub fn start<S: DriverStorage>(
             passwords,
             state_opener,
         };
-        let state = match Loop::open(
+        let (state, defrags_ended) = match Loop::open(
             config, &storage, backend, transport, forwarder, info, workers,
         ) {
-            Ok(state) => state,
+            Ok(opened) => opened,
             Err(err) => {
                 let _ = opened.send(Err(err));
                 return Err(DriverError::Stopped);
@@ -99,11 +100,14 @@ pub fn start<S: DriverStorage>(
         let _ = opened.send(Ok(()));
         state
             .run(
-                command_rx,
-                peer_events,
-                password_results,
-                forward_answers,
-                opened_states,
+                Inputs {
+                    commands: command_rx,
+                    peer_events,
+                    password_results,
+                    forward_answers,
+                    defrags_ended,
+                    opened_states,
+                },
                 initial_peers,
             )
             .await
@@ -144,6 +148,16 @@ impl Clock {
     }
 }
 
+/// Everything the loop waits on besides time.
+struct Inputs {
+    commands: mpsc::Receiver<Command>,
+    peer_events: mpsc::Receiver<PeerEvent>,
+    password_results: PasswordResults,
+    forward_answers: ForwardAnswers,
+    defrags_ended: DefragEnds,
+    opened_states: OpenedStates,
+}
+
 pub(super) struct Loop<'s, S: DriverStorage> {
     pub config: DriverConfig,
     pub server: Core<'s, S>,
@@ -167,8 +181,8 @@ pub(super) struct Loop<'s, S: DriverStorage> {
     /// The core said this member was removed (`Output::Removed`): the loop stops with an
     /// error at the end of the turn.
     pub removed: bool,
-    /// A defragmentation runs: applying is paused (see [`super::defrag`]).
-    pub defragging: bool,
+    /// Where the copies the core asks for (`Output::Defragment`) report their end.
+    pub defrag_ends: mpsc::UnboundedSender<DefragEnd>,
     pub metrics: LoopMetrics,
     /// Runs the core's bcrypt work off this thread.
     pub passwords: PasswordPool,
@@ -191,7 +205,8 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         forwarder: Forwarder,
         info: SharedInfo,
         workers: Workers,
-    ) -> Result<Self, DriverError> {
+    ) -> Result<(Self, DefragEnds), DriverError> {
+        let (defrag_ends, defrags_ended) = defrag_channel();
         let clock = Clock::new();
         let mut server_config = config.server.clone();
         // The transport streams the image beside raft's message when raft sends one
@@ -211,14 +226,9 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
             server.state().map_or(0, |state| state.mvcc.live_keys()),
         );
         let peers = PeerResolver::start(Arc::clone(&transport));
-        Ok(Loop {
+        let state = Loop {
             metrics,
-            hub: WatchHub::new(WatchConfig {
-                progress_interval_ticks: (config.watch_progress_notify.as_millis() as u64)
-                    .div_ceil(config.server.tick_ms.max(1))
-                    .max(1),
-                ..WatchConfig::default()
-            }),
+            hub: WatchHub::new(server.watch_config()),
             config,
             server,
             backend,
@@ -235,32 +245,21 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
             last_leader: 0,
             published_members: PublishedMembers::default(),
             removed: false,
-            defragging: false,
+            defrag_ends,
             passwords: workers.passwords,
             state_opener: workers.state_opener,
-        })
+        };
+        Ok((state, defrags_ended))
     }
 
     async fn run(
         mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut peer_events: mpsc::Receiver<PeerEvent>,
-        mut password_results: PasswordResults,
-        mut forward_answers: ForwardAnswers,
-        mut opened_states: OpenedStates,
+        mut inputs: Inputs,
         initial_peers: Vec<(u64, String)>,
     ) -> Result<(), DriverError> {
         self.peers.want(initial_peers.into_iter().collect());
         self.reconcile_peers();
-        let result = self
-            .turns(
-                &mut commands,
-                &mut peer_events,
-                &mut password_results,
-                &mut forward_answers,
-                &mut opened_states,
-            )
-            .await;
+        let result = self.turns(&mut inputs).await;
         let held = self.backend.held();
         let result = match result {
             Ok(()) => held.commit().map_err(DriverError::from),
@@ -287,14 +286,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         result
     }
 
-    async fn turns(
-        &mut self,
-        commands: &mut mpsc::Receiver<Command>,
-        peer_events: &mut mpsc::Receiver<PeerEvent>,
-        password_results: &mut PasswordResults,
-        forward_answers: &mut ForwardAnswers,
-        opened_states: &mut OpenedStates,
-    ) -> Result<(), DriverError> {
+    async fn turns(&mut self, inputs: &mut Inputs) -> Result<(), DriverError> {
         loop {
             // Asleep until an input, the core's next deadline or the held batch's, whichever
             // comes first.
@@ -307,36 +299,44 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
             let mut stop = false;
             futures::select! {
                 _ = sleep => {}
-                event = peer_events.next() => if let Some(event) = event { self.on_peer(event) },
-                done = password_results.next() => if let Some(done) = done {
+                event = inputs.peer_events.next() => if let Some(event) = event {
+                    self.on_peer(event)
+                },
+                done = inputs.password_results.next() => if let Some(done) = done {
                     self.server.password_done(done)
                 },
-                answer = forward_answers.next() => if let Some(answer) = answer {
+                answer = inputs.forward_answers.next() => if let Some(answer) = answer {
                     self.server.forward_answered(answer.id, answer.attempt, answer.answer)
                 },
-                opened = opened_states.next() => if let Some(opened) = opened {
+                ended = inputs.defrags_ended.next() => if let Some(ended) = ended {
+                    self.finish_defrag(ended)
+                },
+                opened = inputs.opened_states.next() => if let Some(opened) = opened {
                     self.server.state_opened(opened, &mut self.hub)?
                 },
-                command = commands.next() => match command {
-                    Some(command) => stop |= self.on_command(command)?,
+                command = inputs.commands.next() => match command {
+                    Some(command) => stop |= self.on_command(command),
                     None => stop = true,
                 },
             }
-            while let Ok(event) = peer_events.try_recv() {
+            while let Ok(event) = inputs.peer_events.try_recv() {
                 self.on_peer(event);
             }
-            while let Ok(done) = password_results.try_recv() {
+            while let Ok(done) = inputs.password_results.try_recv() {
                 self.server.password_done(done);
             }
-            while let Ok(answer) = forward_answers.try_recv() {
+            while let Ok(answer) = inputs.forward_answers.try_recv() {
                 self.server
                     .forward_answered(answer.id, answer.attempt, answer.answer);
             }
-            while let Ok(opened) = opened_states.try_recv() {
+            while let Ok(ended) = inputs.defrags_ended.try_recv() {
+                self.finish_defrag(ended);
+            }
+            while let Ok(opened) = inputs.opened_states.try_recv() {
                 self.server.state_opened(opened, &mut self.hub)?;
             }
-            while let Ok(command) = commands.try_recv() {
-                stop |= self.on_command(command)?;
+            while let Ok(command) = inputs.commands.try_recv() {
+                stop |= self.on_command(command);
             }
             self.backend.held().commit_if_due()?;
             // The core keeps its own schedule (a late wake-up gets one tick, not a burst).
@@ -369,7 +369,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
     }
 
     /// Returns true when the loop should stop.
-    fn on_command(&mut self, command: Command) -> Result<bool, DriverError> {
+    fn on_command(&mut self, command: Command) -> bool {
         match command {
             Command::Request { request, reply } => {
                 let id = self.wait_for(reply);
@@ -418,14 +418,9 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
                 self.hub.close_stream(stream);
                 self.watch_streams.remove(&stream);
             }
-            Command::TransferLeader { to, reply } => {
-                let _ = reply.send(self.server.transfer_leader(to));
-            }
-            Command::Defragment { reply, done } => self.start_defrag(reply, done)?,
-            Command::DefragDone { result, reply } => self.finish_defrag(result, reply),
-            Command::Shutdown => return Ok(true),
+            Command::Shutdown => return true,
         }
-        Ok(false)
+        false
     }
 
     /// A request ID for the core whose answer goes to `reply`.

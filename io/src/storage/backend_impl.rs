@@ -19,6 +19,7 @@ impl From<StorageError> for BackendError {
                 table: Table::Meta,
                 reason: format!("{what}: {detail}"),
             },
+            StorageError::Busy(why) => BackendError::Busy(why.to_string()),
             other => BackendError::Storage(other.to_string()),
         }
     }
@@ -51,6 +52,7 @@ impl Backend for LmdbStorage {
     fn space(&self) -> Result<Option<backend::BackendSpace>, BackendError> {
         let size = self.size_info()?;
         Ok(Some(backend::BackendSpace {
+            file_bytes: size.file_bytes,
             in_use_bytes: size.in_use_bytes,
             quota_bytes: size.quota_bytes,
         }))

@@ -112,6 +112,10 @@ pub struct Cluster {
     pub held_state_opens: Vec<(u64, StateOpenJob, Option<u64>)>,
     /// State opens that waited (held or delayed) before they were handed back.
     pub state_opens_delayed: u64,
+    /// While set, defragmentations (`Output::Defragment`) wait in `held_defrags` (member,
+    /// request) instead of ending at once, as a long copy.
+    pub hold_defrag: bool,
+    pub held_defrags: Vec<(u64, u64)>,
     /// Requests forwarded to a member (`Output::Forward`), by (member, its request id): the
     /// forwarding member, its request id and the attempt.
     pub forwarded: HashMap<(u64, u64), (u64, u64, u64)>,
@@ -226,6 +230,8 @@ impl Cluster {
             responses: Vec::new(),
             bcrypt_jobs: 0,
             hold_bcrypt: false,
+            hold_defrag: false,
+            held_defrags: Vec::new(),
             held_bcrypt: VecDeque::new(),
             hold_state_opens: false,
             state_open_delay_ms: 0,
@@ -308,6 +314,7 @@ impl Cluster {
                 let mut snapshots = Vec::new();
                 let mut bcrypt = Vec::new();
                 let mut state_opens = Vec::new();
+                let mut defrags = Vec::new();
                 for output in outputs {
                     match output {
                         // The shell's worker thread: run inline, held or delayed.
@@ -337,6 +344,11 @@ impl Cluster {
                                 bcrypt.push(work);
                             }
                         }
+                        // The shell's copy, done at once (or held, as a long one).
+                        Output::Defragment { id: request } if self.hold_defrag => {
+                            self.held_defrags.push((*id, request))
+                        }
+                        Output::Defragment { id: request } => defrags.push(request),
                         Output::ConfState(cs) => {
                             server.raft_storage_mut().set_conf_state(cs.clone());
                             member.storage.set_conf_state(cs);
@@ -374,6 +386,11 @@ impl Cluster {
                 for work in bcrypt {
                     moved = true;
                     server.password_done(work.run());
+                }
+                for request in defrags {
+                    moved = true;
+                    server.defragment_done(request, Ok(()));
+                    server.apply_waiting().unwrap();
                 }
                 for job in state_opens {
                     moved = true;

@@ -79,6 +79,7 @@ impl Cluster {
             | Output::Snapshot { .. }
             | Output::PasswordWork(_)
             | Output::OpenState(_)
+            | Output::Defragment { .. }
             | Output::Forward { .. } => {}
         }
     }
