@@ -33,6 +33,26 @@ fn free_port() -> u16 {
         .unwrap_or_else(|e| panic!("no free port: {e}"))
 }
 
+/// A directory for one etcd's data that no other test uses (in /dev/shm where there is one:
+/// etcd's fsyncs are then cheap).
+fn fresh_data_dir() -> PathBuf {
+    let base = if PathBuf::from("/dev/shm").is_dir() {
+        PathBuf::from("/dev/shm")
+    } else {
+        std::env::temp_dir()
+    };
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    base.join(format!(
+        "qraft-etcd-diff-{}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    ))
+}
+
 /// A running single-member etcd. Dropping it kills the process and removes its data.
 pub struct EtcdProcess {
     child: Child,
@@ -49,21 +69,8 @@ impl EtcdProcess {
 
     /// As [`EtcdProcess::start`], with more flags (e.g. `--max-txn-ops=3`).
     pub fn start_with_flags(flags: &[&str]) -> Self {
-        let base = if PathBuf::from("/dev/shm").is_dir() {
-            PathBuf::from("/dev/shm")
-        } else {
-            std::env::temp_dir()
-        };
-        let unique = format!(
-            "qraft-etcd-diff-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        );
         let peer = format!("127.0.0.1:{}", free_port());
-        let mut etcd = Self::spawn(base.join(unique), "diff", &peer, flags);
+        let mut etcd = Self::spawn(fresh_data_dir(), "diff", &peer, "http", flags);
         etcd.wait_ready(|etcd| {
             post_json(&etcd.client_addr, "/v3/kv/range", r#"{"key":"AA=="}"#)
                 .is_ok_and(|r| r.status == 200)
@@ -71,11 +78,22 @@ impl EtcdProcess {
         etcd
     }
 
+    /// etcd with `--auto-tls` (a self-signed ECDSA P-256 certificate) on an `https://` client
+    /// URL and `flags`, ready once `serving(client_addr)` says so (e.g. a TLS handshake
+    /// completes: the plaintext gateway is not there to ask).
+    pub fn start_auto_tls(flags: &[&str], serving: impl Fn(&str) -> bool) -> Self {
+        let peer = format!("127.0.0.1:{}", free_port());
+        let flags: Vec<&str> = ["--auto-tls"].iter().chain(flags).copied().collect();
+        let mut etcd = Self::spawn(fresh_data_dir(), "diff", &peer, "https", &flags);
+        etcd.wait_ready(|etcd| serving(&etcd.client_addr));
+        etcd
+    }
+
     /// Starts etcd on a data dir that `etcdctl snapshot restore --name NAME
     /// --initial-advertise-peer-urls http://PEER` built, and waits until `/health` is ok (a
     /// range through the gateway would need a token once auth is on).
     pub fn start_restored(data_dir: PathBuf, name: &str, peer: &str) -> Self {
-        let mut etcd = Self::spawn(data_dir, name, peer, &[]);
+        let mut etcd = Self::spawn(data_dir, name, peer, "http", &[]);
         etcd.wait_ready(|etcd| get(&etcd.client_addr, "/health").is_ok_and(|r| r.status == 200));
         etcd
     }
@@ -85,14 +103,14 @@ impl EtcdProcess {
         format!("127.0.0.1:{}", free_port())
     }
 
-    fn spawn(data_dir: PathBuf, name: &str, peer: &str, flags: &[&str]) -> Self {
+    fn spawn(data_dir: PathBuf, name: &str, peer: &str, scheme: &str, flags: &[&str]) -> Self {
         let binary = etcd_binary().unwrap_or_else(|| panic!("etcd binary not found"));
         let client = format!("127.0.0.1:{}", free_port());
         let child = Command::new(binary)
             .arg(format!("--name={name}"))
             .arg(format!("--data-dir={}", data_dir.display()))
-            .arg(format!("--listen-client-urls=http://{client}"))
-            .arg(format!("--advertise-client-urls=http://{client}"))
+            .arg(format!("--listen-client-urls={scheme}://{client}"))
+            .arg(format!("--advertise-client-urls={scheme}://{client}"))
             .arg(format!("--listen-peer-urls=http://{peer}"))
             .arg(format!("--initial-advertise-peer-urls=http://{peer}"))
             .arg(format!("--initial-cluster={name}=http://{peer}"))

@@ -1,5 +1,6 @@
 //! Shared helpers for qraft's cross-crate tests.
 
+pub mod bounded_wait;
 pub mod cluster;
 pub mod cluster_ctl;
 pub mod cluster_faults;

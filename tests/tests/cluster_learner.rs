@@ -5,7 +5,6 @@
 //! to the leader as a follower forwards them. Once promoted, the member serves them.
 
 use std::fmt::Debug;
-use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{ConnectOptions, GetOptions};
@@ -16,6 +15,7 @@ use qraft_proto::etcdserverpb::{
     AlarmRequest, DeleteRangeRequest, LeaseGrantRequest, LeaseTimeToLiveRequest, PutRequest,
     RangeRequest, WatchCreateRequest,
 };
+use qraft_tests::bounded_wait::within;
 use qraft_tests::cluster::ClusterOptions;
 use qraft_tests::cluster_grpc::GrpcCluster;
 use qraft_tests::cluster_members::wait_for;
@@ -49,12 +49,6 @@ fn assert_refused<T: Debug>(what: &str, result: Result<T, ClientError>) {
         ),
         other => panic!("{what}: expected the learner's refusal, got {other:?}"),
     }
-}
-
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer in {WAIT:?}"))
 }
 
 #[track_caller]
@@ -196,39 +190,44 @@ fn a_learner_serves_only_its_status_and_serializable_reads() {
             .with_connect_timeout(WAIT)
             .with_timeout(WAIT);
         let mut grpc = within(
+            WAIT,
             "connect",
             etcd_client::Client::connect([grpc_endpoint.as_str()], Some(options)),
         )
         .await
         .expect("connect");
         let got = within(
+            WAIT,
             "serializable get",
             grpc.get("k", Some(GetOptions::new().with_serializable())),
         )
         .await
         .expect("serializable get");
         assert_eq!(got.kvs()[0].value(), b"v");
-        within("status", grpc.status()).await.expect("status");
-        assert_grpc_refused("get", within("get", grpc.get("k", None)).await);
-        assert_grpc_refused("put", within("put", grpc.put("k", "w", None)).await);
+        within(WAIT, "status", grpc.status()).await.expect("status");
+        assert_grpc_refused("get", within(WAIT, "get", grpc.get("k", None)).await);
+        assert_grpc_refused("put", within(WAIT, "put", grpc.put("k", "w", None)).await);
         assert_grpc_refused(
             "lease time-to-live",
-            within("time-to-live", grpc.lease_time_to_live(lease, None)).await,
+            within(WAIT, "time-to-live", grpc.lease_time_to_live(lease, None)).await,
         );
         let keep_alive = async {
             let (mut keeper, mut responses) = grpc.lease_keep_alive(lease).await?;
             keeper.keep_alive().await?;
             responses.message().await
         };
-        assert_grpc_refused("lease keep-alive", within("keep-alive", keep_alive).await);
+        assert_grpc_refused(
+            "lease keep-alive",
+            within(WAIT, "keep-alive", keep_alive).await,
+        );
         let watch = async {
             let mut stream = grpc.watch("k", None).await?;
             stream.message().await
         };
-        assert_grpc_refused("watch", within("watch", watch).await);
+        assert_grpc_refused("watch", within(WAIT, "watch", watch).await);
         assert_grpc_refused(
             "member list",
-            within("member list", grpc.member_list()).await,
+            within(WAIT, "member list", grpc.member_list()).await,
         );
     });
 

@@ -2,13 +2,13 @@
 //! 3-member qraft over `--listen-grpc-urls`: KV and txn through all endpoints, then a watch, a
 //! lease with keep-alive and a snapshot through a follower's endpoint only, and etcd's errors.
 
-use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, Error, EventType, GetOptions,
     LeaseTimeToLiveOptions, PutOptions, Txn, TxnOp, WatchOptions, WatchResponse, WatchStream,
 };
+use qraft_tests::bounded_wait::within;
 use qraft_tests::cluster::ClusterOptions;
 use qraft_tests::cluster_grpc::GrpcCluster;
 use ring::digest::{SHA256, digest};
@@ -16,17 +16,11 @@ use ring::digest::{SHA256, digest};
 /// Every wait on the cluster is bounded, generously for a loaded 2-core machine.
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer in {WAIT:?}"))
-}
-
 async fn connect(endpoints: Vec<String>) -> Client {
     let options = ConnectOptions::new()
         .with_connect_timeout(WAIT)
         .with_timeout(WAIT);
-    within("connect", Client::connect(endpoints, Some(options)))
+    within(WAIT, "connect", Client::connect(endpoints, Some(options)))
         .await
         .expect("connect")
 }
@@ -49,7 +43,9 @@ async fn roles(endpoints: &[String]) -> (usize, usize) {
     let mut follower = None;
     for (i, endpoint) in endpoints.iter().enumerate() {
         let mut client = connect(vec![endpoint.clone()]).await;
-        let status = within("status", client.status()).await.expect("status");
+        let status = within(WAIT, "status", client.status())
+            .await
+            .expect("status");
         assert!(
             status.version().starts_with("3."),
             "etcd-style version, got {}",
@@ -68,7 +64,7 @@ async fn roles(endpoints: &[String]) -> (usize, usize) {
 }
 
 async fn next_watch(stream: &mut WatchStream) -> WatchResponse {
-    within("watch response", stream.message())
+    within(WAIT, "watch response", stream.message())
         .await
         .expect("watch stream")
         .expect("watch stream still open")
@@ -122,23 +118,28 @@ fn lease_calls_through_a_follower_without_a_quorum_answer_no_leader() {
         let (_, f) = roles(&endpoints).await;
         let mut follower = connect(vec![endpoints[f].clone()]).await;
         let lease = follower.lease_grant(30, None).await.expect("grant").id();
-        let (mut keeper, mut responses) = within("keep-alive", follower.lease_keep_alive(lease))
-            .await
-            .expect("open keep-alive");
+        let (mut keeper, mut responses) =
+            within(WAIT, "keep-alive", follower.lease_keep_alive(lease))
+                .await
+                .expect("open keep-alive");
         for i in (0..endpoints.len()).filter(|&i| i != f) {
             cluster.cluster.kill(i);
         }
         let mut ttl_client = follower.clone();
         let time_to_live = async {
-            within("time to live", ttl_client.lease_time_to_live(lease, None))
-                .await
-                .expect_err("no leader")
+            within(
+                WAIT,
+                "time to live",
+                ttl_client.lease_time_to_live(lease, None),
+            )
+            .await
+            .expect_err("no leader")
         };
         let keep_alive = async {
-            within("send keep-alive", keeper.keep_alive())
+            within(WAIT, "send keep-alive", keeper.keep_alive())
                 .await
                 .expect("send keep-alive");
-            within("keep-alive answer", responses.message())
+            within(WAIT, "keep-alive answer", responses.message())
                 .await
                 .expect_err("no leader")
         };
@@ -210,6 +211,7 @@ async fn errors(all: &mut Client) {
 
 async fn watch_through_follower(all: &mut Client, follower: &mut Client) {
     let mut stream = within(
+        WAIT,
         "watch",
         follower.watch(
             "w/",
@@ -242,12 +244,12 @@ async fn watch_through_follower(all: &mut Client, follower: &mut Client) {
 }
 
 async fn snapshot_through_follower(follower: &mut Client) {
-    let mut stream = within("snapshot", follower.snapshot())
+    let mut stream = within(WAIT, "snapshot", follower.snapshot())
         .await
         .expect("snapshot");
     let mut blobs: Vec<Vec<u8>> = Vec::new();
     let mut remaining = Vec::new();
-    while let Some(part) = within("snapshot part", stream.message())
+    while let Some(part) = within(WAIT, "snapshot part", stream.message())
         .await
         .expect("snapshot stream")
     {
@@ -278,14 +280,14 @@ async fn lease_with_keep_alive(all: &mut Client, member: &mut Client) {
         .put("leased", "v", Some(PutOptions::new().with_lease(lease)))
         .await
         .expect("put with the lease");
-    let (mut keeper, mut responses) = within("keep-alive", member.lease_keep_alive(lease))
+    let (mut keeper, mut responses) = within(WAIT, "keep-alive", member.lease_keep_alive(lease))
         .await
         .expect("open keep-alive");
     for _ in 0..2 {
-        within("send keep-alive", keeper.keep_alive())
+        within(WAIT, "send keep-alive", keeper.keep_alive())
             .await
             .expect("send keep-alive");
-        let response = within("keep-alive answer", responses.message())
+        let response = within(WAIT, "keep-alive answer", responses.message())
             .await
             .expect("keep-alive stream")
             .expect("keep-alive answer");

@@ -6,13 +6,13 @@
 //!
 //! Needs the binaries of the same profile: `cargo build --release --workspace --bins`.
 
-use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
     Client, ConnectOptions, Error, LeaseGrantOptions, LockOptions, Permission, ResignOptions,
 };
 
+use qraft_tests::bounded_wait::within;
 use qraft_tests::cluster_grpc::GrpcCluster;
 use qraft_tests::etcd::{EtcdProcess, require_etcd};
 
@@ -23,18 +23,12 @@ const LEASE_ALICE: i64 = 0xa1;
 const LEASE_BOB: i64 = 0xb0;
 const LEASE_NOBODY: i64 = 0xc0;
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer in {WAIT:?}"))
-}
-
 async fn connect(endpoints: &[String], user: Option<(&str, &str)>) -> Client {
     let mut options = ConnectOptions::new().with_connect_timeout(WAIT);
     if let Some((name, password)) = user {
         options = options.with_user(name, password);
     }
-    within("connect", Client::connect(endpoints, Some(options)))
+    within(WAIT, "connect", Client::connect(endpoints, Some(options)))
         .await
         .expect("connect")
 }
@@ -51,33 +45,37 @@ fn failure(error: Error) -> String {
 async fn set_up(endpoints: &[String]) {
     let mut root = connect(endpoints, None).await;
     for (user, password) in [("root", "rootpw"), ("alice", "alicepw"), ("bob", "bobpw")] {
-        within("user add", root.user_add(user, password, None))
+        within(WAIT, "user add", root.user_add(user, password, None))
             .await
             .expect("user add");
     }
     for role in ["root", "locker"] {
-        within("role add", root.role_add(role))
+        within(WAIT, "role add", root.role_add(role))
             .await
             .expect("role add");
     }
     for prefix in ["lk/", "el/"] {
         let permission = Permission::read_write(prefix).with_prefix();
-        within("grant", root.role_grant_permission("locker", permission))
-            .await
-            .expect("grant permission");
+        within(
+            WAIT,
+            "grant",
+            root.role_grant_permission("locker", permission),
+        )
+        .await
+        .expect("grant permission");
     }
     for (user, role) in [("root", "root"), ("alice", "locker")] {
-        within("grant role", root.user_grant_role(user, role))
+        within(WAIT, "grant role", root.user_grant_role(user, role))
             .await
             .expect("grant role");
     }
     for id in [LEASE_ALICE, LEASE_BOB, LEASE_NOBODY] {
         let options = LeaseGrantOptions::new().with_id(id);
-        within("lease grant", root.lease_grant(60, Some(options)))
+        within(WAIT, "lease grant", root.lease_grant(60, Some(options)))
             .await
             .expect("lease grant");
     }
-    within("auth enable", root.auth_enable())
+    within(WAIT, "auth enable", root.auth_enable())
         .await
         .expect("auth enable");
 }
@@ -92,16 +90,16 @@ async fn lock_and_campaign(
     let who = user.map_or("no user", |(name, _)| name);
     let mut client = connect(endpoints, user).await;
     let options = LockOptions::new().with_lease(lease);
-    match within("lock", client.lock("lk", Some(options))).await {
+    match within(WAIT, "lock", client.lock("lk", Some(options))).await {
         Ok(locked) => {
             let key = String::from_utf8_lossy(locked.key()).into_owned();
             log.push(format!("{who}: lock: key={key}"));
-            let unlocked = within("unlock", client.unlock(key)).await;
+            let unlocked = within(WAIT, "unlock", client.unlock(key)).await;
             log.push(format!("{who}: unlock: {}", outcome(unlocked)));
         }
         Err(error) => log.push(format!("{who}: lock: {}", failure(error))),
     }
-    match within("campaign", client.campaign("el", who, lease)).await {
+    match within(WAIT, "campaign", client.campaign("el", who, lease)).await {
         Ok(campaign) => {
             let leader = campaign.leader().cloned();
             let key = leader
@@ -109,7 +107,7 @@ async fn lock_and_campaign(
                 .map(|l| String::from_utf8_lossy(l.key()).into_owned());
             log.push(format!("{who}: campaign: key={}", key.unwrap_or_default()));
             let options = leader.map(|l| ResignOptions::new().with_leader(l));
-            let resigned = within("resign", client.resign(options)).await;
+            let resigned = within(WAIT, "resign", client.resign(options)).await;
             log.push(format!("{who}: resign: {}", outcome(resigned)));
         }
         Err(error) => log.push(format!("{who}: campaign: {}", failure(error))),

@@ -13,7 +13,6 @@
 //!
 //! Needs the binaries of the same profile: `cargo build --release --workspace --bins`.
 
-use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{
@@ -22,6 +21,7 @@ use etcd_client::{
 };
 use serde_json::{Value, json};
 
+use qraft_tests::bounded_wait::within;
 use qraft_tests::cluster_grpc::GrpcCluster;
 use qraft_tests::etcd::{EtcdProcess, require_etcd};
 use qraft_tests::http::post_json;
@@ -38,15 +38,9 @@ const LEASE_D: i64 = 0x4d;
 const LEASE_E: i64 = 0x5e;
 const MISSING_LEASE: i64 = 0x999;
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer in {WAIT:?}"))
-}
-
 async fn connect(endpoints: Vec<String>) -> Client {
     let options = ConnectOptions::new().with_connect_timeout(WAIT);
-    within("connect", Client::connect(endpoints, Some(options)))
+    within(WAIT, "connect", Client::connect(endpoints, Some(options)))
         .await
         .expect("connect")
 }
@@ -92,6 +86,7 @@ async fn lock_sequence(client: &Client, log: &mut Vec<String>) {
     let mut c = client.clone();
     for (id, ttl) in [(LEASE_A, 60), (LEASE_B, 60), (LEASE_C, 60), (LEASE_E, 60)] {
         within(
+            WAIT,
             "grant",
             c.lease_grant(ttl, Some(LeaseGrantOptions::new().with_id(id))),
         )
@@ -106,35 +101,40 @@ async fn lock_sequence(client: &Client, log: &mut Vec<String>) {
                 .map(|r| (text(r.key()), revision(r.header())))
         }
     };
-    let a = within("lock A", lock(LEASE_A)).await.expect("lock A");
+    let a = within(WAIT, "lock A", lock(LEASE_A)).await.expect("lock A");
     log.push(format!("lock A: key={} rev={}", a.0, a.1));
 
     let mut b = tokio::spawn(lock(LEASE_B));
     blocked_until(log, "lock B behind A", &mut b).await;
-    let unlocked = within("unlock A", c.unlock(a.0.clone()))
+    let unlocked = within(WAIT, "unlock A", c.unlock(a.0.clone()))
         .await
         .expect("unlock");
     log.push(format!("unlock A: rev={}", revision(unlocked.header())));
-    let b = within("lock B", b).await.expect("task").expect("lock B");
+    let b = within(WAIT, "lock B", b)
+        .await
+        .expect("task")
+        .expect("lock B");
     log.push(format!("lock B: key={} rev={}", b.0, b.1));
 
     let mut lock_c = tokio::spawn(lock(LEASE_C));
     blocked_until(log, "lock C behind B", &mut lock_c).await;
-    let revoked = within("revoke B", c.lease_revoke(LEASE_B))
+    let revoked = within(WAIT, "revoke B", c.lease_revoke(LEASE_B))
         .await
         .expect("revoke");
     log.push(format!("revoke B: rev={}", revision(revoked.header())));
-    let lock_c = within("lock C", lock_c)
+    let lock_c = within(WAIT, "lock C", lock_c)
         .await
         .expect("task")
         .expect("lock C");
     log.push(format!("lock C: key={} rev={}", lock_c.0, lock_c.1));
 
     // The same lease locks again at once, with the same key (its create revision is the owner).
-    let again = within("lock C again", lock(LEASE_C)).await.expect("lock C");
+    let again = within(WAIT, "lock C again", lock(LEASE_C))
+        .await
+        .expect("lock C");
     log.push(format!("lock C again: key={} rev={}", again.0, again.1));
 
-    let missing = within("lock missing", lock(MISSING_LEASE)).await;
+    let missing = within(WAIT, "lock missing", lock(MISSING_LEASE)).await;
     log.push(format!(
         "lock with a missing lease: {:?}",
         missing.map_err(failure)
@@ -151,6 +151,7 @@ async fn lock_sequence(client: &Client, log: &mut Vec<String>) {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let keys = within(
+            WAIT,
             "get lk/",
             c.get(
                 "lk/",
@@ -166,14 +167,14 @@ async fn lock_sequence(client: &Client, log: &mut Vec<String>) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let unlocked = within("unlock C", c.unlock(lock_c.0))
+    let unlocked = within(WAIT, "unlock C", c.unlock(lock_c.0))
         .await
         .expect("unlock");
     log.push(format!("unlock C: rev={}", revision(unlocked.header())));
 }
 
 async fn next_observed(stream: &mut ObserveStream) -> String {
-    match within("observe", stream.message()).await {
+    match within(WAIT, "observe", stream.message()).await {
         Ok(Some(response)) => {
             let kv = response.kv().expect("observed kv");
             format!(
@@ -192,7 +193,7 @@ async fn next_observed(stream: &mut ObserveStream) -> String {
 
 async fn leader(client: &Client, log: &mut Vec<String>, what: &str) {
     let mut c = client.clone();
-    let line = match within("leader", c.leader("el")).await {
+    let line = match within(WAIT, "leader", c.leader("el")).await {
         Ok(response) => {
             let kv = response.kv().expect("leader kv");
             format!(
@@ -211,6 +212,7 @@ async fn leader(client: &Client, log: &mut Vec<String>, what: &str) {
 async fn election_sequence(client: &Client, log: &mut Vec<String>) {
     let mut c = client.clone();
     within(
+        WAIT,
         "grant D",
         c.lease_grant(60, Some(LeaseGrantOptions::new().with_id(LEASE_D))),
     )
@@ -224,7 +226,7 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
         tokio::spawn(async move { c.observe("el").await })
     };
 
-    let first = within("campaign A", c.campaign("el", "a1", LEASE_A))
+    let first = within(WAIT, "campaign A", c.campaign("el", "a1", LEASE_A))
         .await
         .expect("campaign A");
     let leader_a = first.leader().expect("leader key").clone();
@@ -233,7 +235,7 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
         leader_key(&leader_a),
         revision(first.header())
     ));
-    let mut observer = within("observe", observing)
+    let mut observer = within(WAIT, "observe", observing)
         .await
         .expect("task")
         .expect("observe");
@@ -246,6 +248,7 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
     blocked_until(log, "campaign D behind A", &mut campaign_d).await;
 
     let proclaimed = within(
+        WAIT,
         "proclaim A",
         c.proclaim(
             "a2",
@@ -262,6 +265,7 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
 
     let stale = leader_a.clone().with_rev(leader_a.rev() + 1000);
     let not_leader = within(
+        WAIT,
         "proclaim stale",
         c.proclaim("x", Some(ProclaimOptions::new().with_leader(stale))),
     )
@@ -270,20 +274,21 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
         "proclaim by a non-leader: {:?}",
         not_leader.map(|r| revision(r.header())).map_err(failure)
     ));
-    let no_key = within("proclaim without a leader key", c.proclaim("x", None)).await;
+    let no_key = within(WAIT, "proclaim without a leader key", c.proclaim("x", None)).await;
     log.push(format!(
         "proclaim without a leader key: {:?}",
         no_key.map(|r| revision(r.header())).map_err(failure)
     ));
 
     let resigned = within(
+        WAIT,
         "resign A",
         c.resign(Some(ResignOptions::new().with_leader(leader_a.clone()))),
     )
     .await
     .expect("resign A");
     log.push(format!("resign A: rev={}", revision(resigned.header())));
-    let d = within("campaign D", campaign_d)
+    let d = within(WAIT, "campaign D", campaign_d)
         .await
         .expect("task")
         .expect("campaign D");
@@ -298,6 +303,7 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
 
     // Resigning a leadership already given up changes nothing.
     let again = within(
+        WAIT,
         "resign A again",
         c.resign(Some(ResignOptions::new().with_leader(leader_a))),
     )
@@ -307,7 +313,7 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
         again.map(|r| revision(r.header())).map_err(failure)
     ));
     // A second Campaign under the leader's lease keeps its key and proclaims the new value.
-    let recampaign = within("campaign D again", c.campaign("el", "d2", LEASE_D))
+    let recampaign = within(WAIT, "campaign D again", c.campaign("el", "d2", LEASE_D))
         .await
         .expect("campaign D again");
     log.push(format!(
@@ -316,7 +322,7 @@ async fn election_sequence(client: &Client, log: &mut Vec<String>) {
         revision(recampaign.header())
     ));
     log.push(next_observed(&mut observer).await);
-    within("revoke D", c.lease_revoke(LEASE_D))
+    within(WAIT, "revoke D", c.lease_revoke(LEASE_D))
         .await
         .expect("revoke D");
     leader(client, log, "leader after D's lease is revoked").await;

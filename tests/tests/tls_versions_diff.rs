@@ -7,13 +7,10 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use qraft_tests::cluster::{Cluster, ClusterOptions};
-use qraft_tests::etcd::{etcd_binary, require_etcd};
-use qraft_tests::etcd_cluster::{free_port, scratch_dir};
+use qraft_tests::etcd::{EtcdProcess, require_etcd};
 
 const ECDSA_AES128: &str = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256";
 
@@ -67,6 +64,12 @@ fn probe(addr: &str) -> Vec<String> {
         .collect()
 }
 
+/// etcd 3.4 with `--auto-tls` (an ECDSA P-256 certificate, as qraft's auto-TLS) and `flags`,
+/// once it completes a TLS 1.3 handshake.
+fn etcd_auto_tls(flags: &[&str]) -> EtcdProcess {
+    EtcdProcess::start_auto_tls(flags, |addr| handshake(addr, &["-tls1_3"]))
+}
+
 fn qraft_probe(flags: &[&str]) -> Vec<String> {
     let options = ClusterOptions {
         extra_args: flags.iter().map(|f| f.to_string()).collect(),
@@ -77,55 +80,6 @@ fn qraft_probe(flags: &[&str]) -> Vec<String> {
     probe(&format!("{}:{}", node.host, node.client_port))
 }
 
-/// etcd 3.4 with `--auto-tls` (an ECDSA P-256 certificate, as qraft's auto-TLS) and `flags`.
-struct EtcdTls {
-    child: Child,
-    dir: PathBuf,
-    addr: String,
-}
-
-impl EtcdTls {
-    fn start(flags: &[&str]) -> EtcdTls {
-        let dir = scratch_dir("etcd-tls");
-        let addr = format!("127.0.0.1:{}", free_port());
-        let peer = format!("127.0.0.1:{}", free_port());
-        let child = Command::new(etcd_binary().unwrap())
-            .arg(format!("--data-dir={}", dir.display()))
-            .arg("--auto-tls")
-            .arg(format!("--listen-client-urls=https://{addr}"))
-            .arg(format!("--advertise-client-urls=https://{addr}"))
-            .arg(format!("--listen-peer-urls=http://{peer}"))
-            .arg(format!("--initial-advertise-peer-urls=http://{peer}"))
-            .arg(format!("--initial-cluster=default=http://{peer}"))
-            .arg("--logger=zap")
-            .arg("--log-level=error")
-            .args(flags)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut etcd = EtcdTls { child, dir, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !handshake(&etcd.addr, &["-tls1_3"]) {
-            assert!(
-                etcd.child.try_wait().unwrap().is_none(),
-                "etcd exited at start"
-            );
-            assert!(Instant::now() < deadline, "etcd did not serve TLS in 30 s");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        etcd
-    }
-}
-
-impl Drop for EtcdTls {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn default_and_cipher_suites_as_etcd() {
     require_openssl();
@@ -133,8 +87,8 @@ fn default_and_cipher_suites_as_etcd() {
     let suites = format!("--cipher-suites={ECDSA_AES128}");
     let qraft = [qraft_probe(&[]), qraft_probe(&[&suites])];
     let etcd = [
-        probe(&EtcdTls::start(&[]).addr),
-        probe(&EtcdTls::start(&[&suites]).addr),
+        probe(&etcd_auto_tls(&[]).client_addr),
+        probe(&etcd_auto_tls(&[&suites]).client_addr),
     ];
     assert_eq!(
         etcd[1],

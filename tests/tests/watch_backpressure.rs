@@ -8,13 +8,13 @@
 //! compaction passed meanwhile — the events up to where it was, with no gap, then etcd's
 //! compacted cancel (QUIC, with qraft's client library).
 
-use std::future::Future;
 use std::time::Duration;
 
 use etcd_client::{Client as EtcdClient, ConnectOptions, EventType, WatchOptions};
 use futures::StreamExt;
 use qraft_io::runtime;
 use qraft_proto::etcdserverpb::{CompactionRequest, WatchCreateRequest};
+use qraft_tests::bounded_wait::within;
 use qraft_tests::cluster::{Cluster, ClusterOptions};
 use qraft_tests::cluster_grpc::GrpcCluster;
 use qraft_tests::process_memory::rss_anon_bytes;
@@ -60,12 +60,6 @@ fn check_growth(protocol: &str, before: u64, after: u64) {
     );
 }
 
-async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
-    tokio::time::timeout(WAIT, future)
-        .await
-        .unwrap_or_else(|_| panic!("{what}: no answer in {WAIT:?}"))
-}
-
 #[test]
 fn a_stuck_grpc_watcher_holds_bounded_memory_and_then_gets_every_event() {
     let cluster = GrpcCluster::start(1, ClusterOptions::default());
@@ -79,15 +73,16 @@ fn a_stuck_grpc_watcher_holds_bounded_memory_and_then_gets_every_event() {
             .with_connect_timeout(WAIT)
             .with_timeout(WAIT);
         let connect = || EtcdClient::connect(cluster.endpoints(), Some(options.clone()));
-        let mut watching = within("connect", connect()).await.expect("connect");
-        let writer = within("connect", connect()).await.expect("connect");
+        let mut watching = within(WAIT, "connect", connect()).await.expect("connect");
+        let writer = within(WAIT, "connect", connect()).await.expect("connect");
         let mut stream = within(
+            WAIT,
             "watch",
             watching.watch("stuck/", Some(WatchOptions::new().with_prefix())),
         )
         .await
         .expect("watch");
-        let created = within("created", stream.message())
+        let created = within(WAIT, "created", stream.message())
             .await
             .expect("watch stream")
             .expect("created notice");
@@ -98,7 +93,7 @@ fn a_stuck_grpc_watcher_holds_bounded_memory_and_then_gets_every_event() {
             .for_each_concurrent(WRITERS, |i| {
                 let mut writer = writer.clone();
                 async move {
-                    within("put", writer.put(key(i), value(i), None))
+                    within(WAIT, "put", writer.put(key(i), value(i), None))
                         .await
                         .expect("put");
                 }
@@ -111,7 +106,7 @@ fn a_stuck_grpc_watcher_holds_bounded_memory_and_then_gets_every_event() {
         let mut seen = vec![false; KEYS];
         let mut count = 0;
         while count < KEYS {
-            let response = within("events", stream.message())
+            let response = within(WAIT, "events", stream.message())
                 .await
                 .expect("watch stream")
                 .expect("watch stream still open");
