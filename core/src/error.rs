@@ -158,6 +158,9 @@ pub enum Error {
     /// A member forwarded a request that any member serves (`server::forward`); qraft's own.
     #[error("qraft: only leader-only requests are forwarded between members")]
     NotForwardable,
+    /// A lease keep-alive stream carried another request (`server::StreamCall`); qraft's own.
+    #[error("qraft: only keep-alive requests on a keep-alive stream")]
+    NotAKeepAlive,
     /// The member cannot serve this kind of request (yet).
     #[error("etcdserver: not capable")]
     NotCapable,
@@ -204,7 +207,9 @@ impl Error {
         use Error::*;
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
-            | InvalidSortOption | RequestTooLarge | NotForwardable => Code::InvalidArgument,
+            | InvalidSortOption | RequestTooLarge | NotForwardable | NotAKeepAlive => {
+                Code::InvalidArgument
+            }
             UserEmpty | RoleEmpty | AuthFailed | PermissionNotGiven | InvalidAuthMgmt
             | AuthOldRevision => Code::InvalidArgument,
             RootUserNotExist | RootRoleNotExist | UserAlreadyExist | UserNotFound

@@ -303,10 +303,15 @@ impl Cluster {
                 }),
                 token,
             ),
+            // member-update N ID URL…: the member's peer URLs become URL….
             "member-update" => {
                 let request = In::MemberUpdate(MemberUpdateRequest {
                     id: words[2].parse::<u64>().unwrap(),
-                    peer_ur_ls: vec![words[3].to_string()],
+                    peer_ur_ls: words[3..]
+                        .iter()
+                        .filter(|w| !w.contains('='))
+                        .map(|w| w.to_string())
+                        .collect(),
                 });
                 self.send(node(1), request, token);
             }
@@ -416,6 +421,10 @@ impl Cluster {
             "versions" => self.report_versions(),
             // The member records one member holds: name and client URLs as applied.
             "member-attrs" => self.report_member_attrs(node(1)),
+            // peers N: whom member N dials, what it tells joining members, whom it refuses.
+            "peers" => self.report_peers(node(1)),
+            // leader-changes: the leader each member knows and how often it changed.
+            "leader-changes" => self.report_leader_changes(),
             "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), token),
             // The calls a member's shell serves itself: the state machine only says whether the
             // caller may make them (`Permitted ok`).

@@ -1,18 +1,20 @@
 //! This member's view of the cluster's leadership, as raft last reported it: the leader it
-//! knows (0 for none), the term, the highest commit index, the (leader, term) last announced
-//! to the shell, and, as a new leader, how far lease catch-up must apply. The raft cycle
+//! knows (0 for none), the term, the highest commit index, the leader last announced to the
+//! shell, and, as a new leader, how far lease catch-up must apply. The raft cycle
 //! (`super::ready`) alone changes it, through the methods below; everything else reads it.
 //!
-//! Invariants: `committed` never decreases; a leader change is announced once per distinct
-//! (leader, term); `lease_catch_up` is set only while this member leads.
+//! Invariants: `committed` never decreases; a leader change is announced once per change of
+//! the leader's ID (a new term under the same leader, or a term without one after a term
+//! without one, is no change: etcd's `leader_changes_seen` counts the same way);
+//! `lease_catch_up` is set only while this member leads.
 
 #[derive(Debug)]
 pub(super) struct Leadership {
     leader: u64,
     term: u64,
     committed: u64,
-    /// The (leader, term) last announced with `Output::LeaderChanged`.
-    reported: (u64, u64),
+    /// The leader last announced with `Output::LeaderChanged` (0: none).
+    reported: u64,
     /// As a new leader: the log index up to which entries of earlier terms may still be
     /// unapplied. Once applied, lease deadlines are recomputed from the checkpoints they held.
     lease_catch_up: Option<u64>,
@@ -25,7 +27,7 @@ impl Leadership {
             leader: 0,
             term,
             committed,
-            reported: (0, term),
+            reported: 0,
             lease_catch_up: None,
         }
     }
@@ -55,12 +57,12 @@ impl Leadership {
         self.leader = leader;
     }
 
-    /// The (leader, term) to announce, once per change.
+    /// The (leader, term) to announce, once per change of the leader's ID (including to
+    /// none, 0).
     pub fn take_change(&mut self) -> Option<(u64, u64)> {
-        let now = (self.leader, self.term);
-        (now != self.reported).then(|| {
-            self.reported = now;
-            now
+        (self.leader != self.reported).then(|| {
+            self.reported = self.leader;
+            (self.leader, self.term)
         })
     }
 

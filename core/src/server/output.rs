@@ -62,7 +62,9 @@ pub enum Output {
     /// A snapshot from the leader at raft `index` was refused (its entries are applied or
     /// committed already): whatever the shell stored of it beside the member's state goes.
     SnapshotRefused { index: u64 },
-    /// This member's view of the leader changed (0 = none known).
+    /// The leader this member knows changed (0 = none known), at `term`: once per change of
+    /// the leader's ID, never twice for the same leader in a row. Informational (logs,
+    /// gauges); [`super::ServerStats::leader_changes`] counts the changes to a known leader.
     LeaderChanged { leader: u64, term: u64 },
     /// This member is no longer part of the cluster: a configuration it applied leaves it out,
     /// or a peer refused it as removed ([`super::Server::refused_as_removed`]). Stop the

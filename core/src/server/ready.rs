@@ -27,6 +27,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.leadership.on_hard_state(hard.term, hard.commit);
         }
         if let Some((leader, term)) = self.leadership.take_change() {
+            if leader != 0 {
+                self.stats.leader_changes += 1;
+            }
             self.outputs.push(Output::LeaderChanged { leader, term });
         }
         for read in &ready.read_states {

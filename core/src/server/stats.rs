@@ -13,4 +13,7 @@ pub struct ServerStats {
     pub leases_revoked: u64,
     /// Keep-alives this member renewed as the leader.
     pub leases_renewed: u64,
+    /// Times this member saw the leader change to a known one (`Output::LeaderChanged` with
+    /// a leader; etcd's `leader_changes_seen_total`, which the first leader counts too).
+    pub leader_changes: u64,
 }

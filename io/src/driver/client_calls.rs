@@ -6,15 +6,15 @@
 
 use std::future::Future;
 
+use qraft_core::server::{NextOnStream, StreamCall};
 use qraft_proto::etcdserverpb::SnapshotResponse;
-use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 
 use super::handle::DriverHandle;
 use super::storage_contract::{DriverStorage, SnapshotChunks};
 use super::watch;
-use crate::error_responses::{Code, error_response};
+use crate::error_responses::{Code, core_error_response, error_response};
 use crate::transport::{ClientContext, RequestHandler, RequestStream, ResponseSink};
 
 /// Bytes of key space per snapshot chunk sent to `qraftctl snapshot save`.
@@ -47,15 +47,15 @@ impl<S: DriverStorage> RequestHandler for DriverHandle<S> {
                 responses.finish();
                 return;
             }
-            match first.request {
-                Some(In::Watch(_)) => {
+            match StreamCall::of(&first) {
+                Some(StreamCall::Watch) => {
                     watch::serve(handle, ctx.room, first, requests, responses).await
                 }
-                Some(In::LeaseKeepAlive(_)) => {
+                Some(StreamCall::LeaseKeepAlive) => {
                     keep_alive(handle, ctx, first, requests, responses).await
                 }
-                Some(In::Snapshot(_)) => snapshot(handle, responses).await,
-                _ => {
+                Some(StreamCall::Snapshot) => snapshot(handle, responses).await,
+                None => {
                     let mut responses = responses;
                     let reply = error_response(Code::Unimplemented, "qraft: not a streaming call");
                     let _ = responses.send(&reply).await;
@@ -79,21 +79,19 @@ async fn keep_alive(
         if responses.send(&reply).await.is_err() {
             return;
         }
-        next = match requests.next().await {
-            Some(Ok(mut req)) if matches!(req.request, Some(In::LeaseKeepAlive(_))) => {
-                ctx.stamp(&mut req);
-                Some(req)
-            }
-            Some(Ok(_)) => {
-                let reply = error_response(
-                    Code::InvalidArgument,
-                    "qraft: only keep-alive requests on a keep-alive stream",
-                );
-                let _ = responses.send(&reply).await;
-                None
-            }
-            _ => None,
+        let Some(Ok(mut req)) = requests.next().await else {
+            break;
         };
+        match StreamCall::LeaseKeepAlive.next_request(&req) {
+            NextOnStream::Serve => {
+                ctx.stamp(&mut req);
+                next = Some(req);
+            }
+            NextOnStream::EndWith(refusal) => {
+                let _ = responses.send(&core_error_response(&refusal)).await;
+            }
+            NextOnStream::End => {}
+        }
     }
     responses.finish();
 }

@@ -66,11 +66,8 @@ impl LoopMetrics {
         self.metrics.mvcc.events.inc_by(events as u64);
     }
 
-    pub fn leader_changed(&self, leader: u64, me: u64, counts_as_change: bool) {
+    pub fn leader_changed(&self, leader: u64, me: u64) {
         let server = &self.metrics.server;
-        if counts_as_change {
-            server.leader_changes_seen.inc();
-        }
         server.has_leader.set(i64::from(leader != 0));
         server.is_leader.set(i64::from(leader != 0 && leader == me));
     }
@@ -112,6 +109,9 @@ impl LoopMetrics {
             lease
                 .renewed
                 .inc_by(now.leases_renewed - before.leases_renewed);
+            server
+                .leader_changes_seen
+                .inc_by(now.leader_changes - before.leader_changes);
             self.recorded = now;
         }
     }
@@ -223,6 +223,7 @@ mod tests {
             leases_granted: granted,
             leases_revoked: revoked,
             leases_renewed: renewed,
+            leader_changes: 0,
         }
     }
 
@@ -269,17 +270,22 @@ mod tests {
     }
 
     #[test]
-    fn leader_changes_set_the_leader_gauges() {
+    fn leader_changes_set_the_leader_gauges_and_the_core_counts_them() {
         let metrics = Arc::new(Metrics::new());
-        let recorder = LoopMetrics::new(metrics.clone(), ServerStats::default(), 0);
-        recorder.leader_changed(7, 7, true);
+        let mut recorder = LoopMetrics::new(metrics.clone(), ServerStats::default(), 0);
+        recorder.leader_changed(7, 7);
         assert_eq!(metrics.server.is_leader.get(), 1);
-        recorder.leader_changed(0, 7, false);
+        recorder.leader_changed(0, 7);
         assert_eq!(metrics.server.has_leader.get(), 0);
         assert_eq!(metrics.server.is_leader.get(), 0);
-        recorder.leader_changed(8, 7, true);
+        recorder.leader_changed(8, 7);
         assert_eq!(metrics.server.has_leader.get(), 1);
         assert_eq!(metrics.server.is_leader.get(), 0);
+        let counted = ServerStats {
+            leader_changes: 2,
+            ..ServerStats::default()
+        };
+        recorder.record(turn(counted));
         assert_eq!(metrics.server.leader_changes_seen.get(), 2);
     }
 }

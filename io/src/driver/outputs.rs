@@ -110,15 +110,8 @@ impl<S: DriverStorage> Loop<'_, S> {
                         .send(id, attempt, to, request, Duration::from_millis(timeout_ms))
                 }
                 Output::LeaderChanged { leader, term } => {
-                    if leader != self.last_leader {
-                        self.last_leader = leader;
-                        if leader != 0 {
-                            self.leader_changes += 1;
-                        }
-                        self.metrics
-                            .leader_changed(leader, self.server.member_id(), leader != 0);
-                        tracing::info!(leader = format_args!("{leader:x}"), term, "leader changed");
-                    }
+                    self.metrics.leader_changed(leader, self.server.member_id());
+                    tracing::info!(leader = format_args!("{leader:x}"), term, "leader changed");
                 }
             }
         }
@@ -171,7 +164,7 @@ impl<S: DriverStorage> Loop<'_, S> {
     pub(super) fn publish_info(&self) {
         let state = self.server.state();
         let me = self.server.member_id();
-        let leader_changes = self.leader_changes;
+        let leader_changes = self.server.stats().leader_changes;
         let versions = self.server.versions().report();
         self.info.update(|i| {
             i.member_id = me;

@@ -3,14 +3,13 @@
 //! save` writes against etcd, read as qraft records by `storage::etcd_snapshot`), so a cluster
 //! moves from etcd to qraft with its revisions, leases and auth as they were.
 //!
-//! Kept from the snapshot: the key space with every revision (create/mod/version), the
-//! compaction point, leases, auth (users, roles, enabled flag and revision), the storage schema
-//! version. Replaced: the membership (the members of `--initial-cluster`, with the IDs a new
-//! cluster's bootstrap gives them; nobody removed yet), the raft state (a fresh log whose
-//! snapshot at index 1, term 1 holds that configuration, exactly as a bootstrap writes it, with
-//! the data applied at that index), the member's identity. Dropped: alarms (a restored cluster
-//! starts with none, as etcd's does) and the cluster records (cluster version, downgrade),
-//! which the new cluster decides again from its members' versions.
+//! The core decides which records of the snapshot are kept
+//! ([`qraft_core::server::kept_by_restore`]: the key space, leases, auth; not the membership,
+//! the raft records, alarms or cluster records). Written here in their place: the membership
+//! (the members of `--initial-cluster`, with the IDs a new cluster's bootstrap gives them;
+//! nobody removed yet), the raft state (a fresh log whose snapshot at index 1, term 1 holds
+//! that configuration, exactly as a bootstrap writes it, with the data applied at that index),
+//! the member's identity.
 //!
 //! Every member restored from the same file with the same flags holds the same state at index
 //! 1, which is what raft requires of members that start from a common snapshot.
@@ -26,8 +25,8 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use prost::Message as _;
-use qraft_core::backend::meta::{CONF_STATE, CONSISTENT_INDEX, TERM};
-use qraft_core::server::initial_members;
+use qraft_core::backend::meta::{CONF_STATE, TERM};
+use qraft_core::server::{initial_members, kept_by_restore};
 use qraft_proto::qraftpb::MemberRecord;
 
 use super::bootstrap::{InitialMember, write_members};
@@ -148,7 +147,7 @@ fn build(plan: &RestorePlan, temp: &Path) -> Result<SnapshotFileSummary, Restore
         DigestPolicy::Required
     };
     let scanned = scan_snapshot_file(&plan.snapshot, policy, |record| {
-        if !kept(&record) {
+        if !kept_by_restore(record.table, &record.key) {
             return Ok(());
         }
         let result = put_record(&storage, &mut batch, &mut batch_bytes, &record);
@@ -201,16 +200,6 @@ fn put_record<'s>(
         }
     }
     Ok(())
-}
-
-/// Whether a record of the snapshot goes into the restored member as it is (see the module
-/// doc for what is replaced or dropped).
-fn kept(record: &SnapshotRecord) -> bool {
-    match record.table {
-        Table::Members | Table::MembersRemoved | Table::Alarm | Table::Cluster => false,
-        Table::Meta => ![CONSISTENT_INDEX, TERM, CONF_STATE].contains(&record.key.as_slice()),
-        _ => true,
-    }
 }
 
 /// The raft state, membership and identity of a new cluster, over the restored data.

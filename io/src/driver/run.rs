@@ -175,9 +175,7 @@ pub(super) struct Loop<'s, S: DriverStorage> {
     pub watch_streams: HashMap<StreamId, WatchSink>,
     /// The members' peer URLs, resolved for the transport off the loop.
     pub peers: PeerResolver,
-    pub leader_changes: u64,
-    pub last_leader: u64,
-    published_members: PublishedMembers,
+    pub published_members: PublishedMembers,
     /// The core said this member was removed (`Output::Removed`): the loop stops with an
     /// error at the end of the turn.
     pub removed: bool,
@@ -241,8 +239,6 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
             next_request: 1,
             watch_streams: HashMap::new(),
             peers,
-            leader_changes: 0,
-            last_leader: 0,
             published_members: PublishedMembers::default(),
             removed: false,
             defrag_ends,
@@ -457,14 +453,7 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         if conf_changed {
             self.reconcile_peers();
         }
-        if let Some(state) = self.server.state() {
-            self.published_members.update(
-                self.transport.as_ref(),
-                self.backend.held(),
-                self.config.server.cluster_id,
-                &state.members,
-            )?;
-        }
+        self.publish_members();
         self.sync_watchers()?;
         self.publish_info();
         self.metrics.after_turn(&self.server, &self.hub);

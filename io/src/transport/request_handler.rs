@@ -5,7 +5,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use qraft_proto::qraftpb::{ClientRequest, ClientResponse, client_request};
+use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
 use rustls::pki_types::CertificateDer;
 
 use super::{FrameError, TransportError, encode_frame, read_sized_frame};
@@ -39,17 +39,11 @@ impl ClientContext {
     }
 }
 
-/// Requests that keep their stream open: watch and lease keep-alive take several requests and
+/// Requests that keep their stream open, as the core classifies them
+/// ([`qraft_core::server::StreamCall`]): watch and lease keep-alive take several requests and
 /// answer each with one or more responses; snapshot answers one request with many chunks.
 pub fn is_streaming(req: &ClientRequest) -> bool {
-    matches!(
-        req.request,
-        Some(
-            client_request::Request::Watch(_)
-                | client_request::Request::LeaseKeepAlive(_)
-                | client_request::Request::Snapshot(_)
-        )
-    )
+    qraft_core::server::StreamCall::of(req).is_some()
 }
 
 /// Serves client requests. The listener calls [`RequestHandler::handle`] for every unary
