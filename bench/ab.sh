@@ -18,13 +18,18 @@
 # default 0; etcd's cluster is loaded once), ENDPOINTS (`leader`, the default: every client
 # talks to the leader, found after the start; `all`: the three endpoints — etcd's client then
 # balances over them, qraft's uses the first), ETCD_TLS (1, the default: etcd encrypts like
-# qraft — https for clients, mutual TLS between peers; 0: plain http), SKIP_ETCD=1, KEEP=1,
-# WORK (default a fresh dir under $TMPDIR). Not part of CI.
+# qraft — https for clients, mutual TLS between peers; 0: plain http), PUTS (puts per client
+# in a row, default 60; the 1-client row does 5 × PUTS), NICE (e.g. -15: the members and the
+# load tool run at that niceness, so other work on the machine disturbs them less; needs
+# root), SKIP_ETCD=1, KEEP=1, WORK (default a fresh dir under $TMPDIR). The leader's own CPU
+# per put is a column of its own (the members' sum includes the followers'). Not part of CI.
 set -euo pipefail
 
 REPS=${REPS:-3}
 PRELOAD=${PRELOAD:-0}
 CLIENTS=${CLIENTS:-1 64 256}
+PUTS=${PUTS:-60}
+NICE=${NICE:-}
 ENDPOINTS=${ENDPOINTS:-leader}
 ETCD_TLS=${ETCD_TLS:-1}
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-ab.XXXXXX")}
@@ -38,6 +43,8 @@ for arg in "$@"; do
 done
 ((${#SYSTEMS[@]})) || { echo "usage: $0 NAME=BINDIR..." >&2; exit 2; }
 BENCH="${DIRS[0]}/qraft-bench"
+NICE_CMD=()
+[[ -n $NICE ]] && NICE_CMD=(nice -n "$NICE")
 CTL="${DIRS[0]}/qraftctl"
 PIDS=()
 
@@ -65,6 +72,27 @@ usage() {
     echo "$ticks $switches"
 }
 
+# The members' niceness to NICE (no-op without it): every thread, since Linux sets it per
+# thread (threads started later inherit it).
+renice_members() {
+    [[ -z $NICE ]] && return 0
+    local pid
+    sleep 0.5 # the members' threads up
+    for pid in "${MEMBER_PIDS[@]}"; do
+        renice -n "$NICE" -p $(ls "/proc/$pid/task") >/dev/null 2>&1 || true
+    done
+}
+
+# The pid of the member serving endpoint EP among the comma-separated ALL.
+member_pid() { # ep all
+    local i=0 e
+    for e in ${2//,/ }; do
+        [[ $e == "$1" ]] && { echo "${MEMBER_PIDS[$i]}"; return; }
+        i=$((i + 1))
+    done
+    echo "${MEMBER_PIDS[0]}"
+}
+
 wait_ready() { # target endpoints [cacert]
     local i
     for i in $(seq 1 120); do
@@ -84,24 +112,31 @@ preload() { # target endpoints cacert-or-empty
         --key-order sequential | jq -c '{preload: .ok, qps, errors}' >&2
 }
 
-run_puts() { # system rep target endpoints cacert-or-empty
-    local system=$1 rep=$2 target=$3 eps=$4 cacert=$5 n total before after result
+run_puts() { # system rep target endpoints cacert-or-empty leader-pid
+    local system=$1 rep=$2 target=$3 eps=$4 cacert=$5 leader=$6 n total before after result
+    local lbefore lafter
     for n in $CLIENTS; do
-        total=$((n == 1 ? 300 : n * 60))
+        total=$((n == 1 ? 5 * PUTS : n * PUTS))
         before=$(usage "${MEMBER_PIDS[@]}")
-        result=$("$BENCH" --target "$target" --endpoints "$eps" ${cacert:+--cacert "$cacert"} \
+        lbefore=$(usage "$leader")
+        result=$("${NICE_CMD[@]}" "$BENCH" --target "$target" --endpoints "$eps" ${cacert:+--cacert "$cacert"} \
             --json --clients "$n" --conns $((n > 8 ? n / 8 : 1)) --total "$total" \
             put --val-size 256 --key-size 8 --key-space-size 100000)
         after=$(usage "${MEMBER_PIDS[@]}")
+        lafter=$(usage "$leader")
         jq -c --arg sys "$system" --argjson rep "$rep" --argjson clients "$n" \
             --argjson load "$(cut -d' ' -f1 /proc/loadavg)" \
             --argjson total "$total" --arg before "$before" --arg after "$after" \
+            --arg lbefore "$lbefore" --arg lafter "$lafter" \
             --argjson hz "$(getconf CLK_TCK)" '
             ($before | split(" ") | map(tonumber)) as $b |
             ($after | split(" ") | map(tonumber)) as $a |
+            ($lbefore | split(" ") | map(tonumber)) as $lb |
+            ($lafter | split(" ") | map(tonumber)) as $la |
             {sys: $sys, rep: $rep, clients: $clients, load: $load, qps, avg_ms, p50_ms,
              p99_ms, errors,
              cpu_ms_per_put: (($a[0] - $b[0]) * 1000 / $hz / $total),
+             leader_cpu_ms_per_put: (($la[0] - $lb[0]) * 1000 / $hz / $total),
              switches_per_put: (($a[1] - $b[1]) / $total)}' <<<"$result" | tee -a "$OUT" >&2
     done
 }
@@ -114,26 +149,32 @@ if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
     fi
     start_etcd "$WORK/etcd" qraft-ab "${ETCD_CA:+$WORK/etcd/ca}"
     ETCD_MEMBERS=("${MEMBER_PIDS[@]}")
+    renice_members
     wait_ready etcd "$ETCD_EPS" "$ETCD_CA" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
+    ETCD_ALL=$ETCD_EPS
     [[ $ENDPOINTS == leader ]] && ETCD_EPS=$(leader_endpoint etcd "$ETCD_EPS" "$ETCD_CA")
+    ETCD_LEADER=$(member_pid "${ETCD_EPS%%,*}" "$ETCD_ALL")
     preload etcd "$ETCD_EPS" "$ETCD_CA"
 fi
 for rep in $(seq 1 "$REPS"); do
     if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
         MEMBER_PIDS=("${ETCD_MEMBERS[@]}")
-        run_puts etcd "$rep" etcd "$ETCD_EPS" "$ETCD_CA"
+        run_puts etcd "$rep" etcd "$ETCD_EPS" "$ETCD_CA" "$ETCD_LEADER"
     fi
     for i in "${!SYSTEMS[@]}"; do
         w="$WORK/${SYSTEMS[$i]}"
         rm -rf "$w"
         start_qraft "${DIRS[$i]}" "$w" qraft-ab
+        renice_members
         if wait_ready qraft "$QRAFT_EPS" "$w/ca/ca.crt"; then
+            all=$QRAFT_EPS
             [[ $ENDPOINTS == leader ]] &&
                 QRAFT_EPS=$(leader_endpoint qraft "$QRAFT_EPS" "$w/ca/ca.crt" "$CTL")
+            leader=$(member_pid "${QRAFT_EPS%%,*}" "$all")
             preload qraft "$QRAFT_EPS" "$w/ca/ca.crt"
             target=qraft
             [[ ${SYSTEMS[$i]} == *-grpc ]] && target=etcd
-            run_puts "${SYSTEMS[$i]}" "$rep" "$target" "$QRAFT_EPS" "$w/ca/ca.crt"
+            run_puts "${SYSTEMS[$i]}" "$rep" "$target" "$QRAFT_EPS" "$w/ca/ca.crt" "$leader"
         else
             echo "${SYSTEMS[$i]} did not serve writes" >&2
         fi
@@ -151,5 +192,5 @@ jq -rs '
   group_by(.clients)[] | . as $c |
   (map(select(.sys == "etcd" and .qps > 0)) | if length > 0 then mean(.qps) else null end) as $etcd |
   group_by(.sys)[] |
-  "| \(.[0].clients) clients | \(.[0].sys) | \(mean(.qps) | round) [\(map(.qps) | min | round)-\(map(.qps) | max | round)] | \(if $etcd then (mean(.qps) / $etcd | r2 | tostring) + "x" else "" end) | \(mean(.avg_ms) | r2) | \(mean(.p50_ms) | r2) | \(map(.p99_ms | r2 | tostring) | join("/")) | \(mean(.cpu_ms_per_put) | r2) | \(mean(.switches_per_put) | r2) | \(map(.load | tostring) | join("/")) |"
-' "$OUT" | sed '1i | clients | system | qps [min-max] | /etcd | avg ms | p50 ms | p99 ms (each rep) | CPU ms/put | ctx switches/put | load (each rep) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|'
+  "| \(.[0].clients) clients | \(.[0].sys) | \(mean(.qps) | round) [\(map(.qps) | min | round)-\(map(.qps) | max | round)] | \(if $etcd then (mean(.qps) / $etcd | r2 | tostring) + "x" else "" end) | \(mean(.avg_ms) | r2) | \(mean(.p50_ms) | r2) | \(map(.p99_ms | r2 | tostring) | join("/")) | \(mean(.cpu_ms_per_put) | r2) | \(mean(.leader_cpu_ms_per_put) * 1000 | round) | \(mean(.switches_per_put) | r2) | \(map(.load | tostring) | join("/")) |"
+' "$OUT" | sed '1i | clients | system | qps [min-max] | /etcd | avg ms | p50 ms | p99 ms (each rep) | CPU ms/put | leader CPU µs/put | ctx switches/put | load (each rep) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|'

@@ -16,14 +16,24 @@
 # targets are about; `all`: the three endpoints, which etcd's client balances over and qraft's
 # client uses the first of), ETCD_TLS (1, the default: etcd encrypts like qraft always does —
 # https for clients, mutual TLS between peers, certificates from one CA; 0: plain http).
+# REPS (default 1): repetitions, interleaved — each runs etcd's suite, then qraft's QUIC suite,
+# then qraft's gRPC suite, each on a fresh cluster, so a change in the machine's load hits all
+# three alike; the table shows the median qps and p99 over the repetitions. NICE (e.g. -15,
+# needs root): the members and the load tool run at that niceness, so other work on the
+# machine disturbs them less.
 # Everything started here is killed on exit.
-# The last column is the 1-minute load average when each row finished: the etcd half runs
-# first, then the qraft half, so a load that changes in between skews the ratios (bench/ab.sh
-# interleaves puts).
+# The load column is the 1-minute load average when each row finished (each repetition's, for
+# the system's run); "leader µs/req" is the CPU time (user + system, from /proc) the member the
+# clients talk to spent per request, on the rows with one endpoint.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SCALE=${SCALE:-1}
+REPS=${REPS:-1}
+REP=1
+NICE=${NICE:-}
+NICE_CMD=()
+[[ -n $NICE ]] && NICE_CMD=(nice -n "$NICE")
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-compare.XXXXXX")}
 mkdir -p "$WORK"
 RESULTS="$WORK/results.jsonl"
@@ -73,20 +83,55 @@ wait_ready() { # system endpoints
 }
 
 # --- workloads -----------------------------------------------------------------------------
+# CPU ticks (user + system) of one process.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# The members' niceness to NICE (no-op without it): every thread, since Linux sets it per
+# thread (threads started later inherit it).
+renice_members() {
+    [[ -z $NICE ]] && return 0
+    local pid
+    sleep 0.5 # the members' threads up
+    for pid in "${MEMBER_PIDS[@]}"; do
+        # shellcheck disable=SC2046
+        renice -n "$NICE" -p $(ls "/proc/$pid/task") >/dev/null 2>&1 || true
+    done
+}
+
+# The pid of the member serving endpoint EP among the comma-separated ALL.
+member_pid() { # ep all
+    local i=0 e
+    for e in ${2//,/ }; do
+        [[ $e == "$1" ]] && { echo "${MEMBER_PIDS[$i]}"; return; }
+        i=$((i + 1))
+    done
+    echo "${MEMBER_PIDS[0]}"
+}
+
 # bench SYSTEM ENDPOINTS ROW ARGS... : runs one workload and appends its JSON with the row name.
-# A mixed run's JSON (writes, with the reads nested) becomes two rows.
+# A mixed run's JSON (writes, with the reads nested) becomes two rows. With one endpoint, the
+# CPU per request of LEADER_PID (the member behind it) is recorded too.
 bench() {
-    local system=$1 eps=$2 row=$3 out target=$1
+    local system=$1 eps=$2 row=$3 out target=$1 t0=0 t1=0 pid=""
     shift 3
     [[ $system == qraft-grpc ]] && target=etcd
+    [[ $eps != *,* ]] && pid=${LEADER_PID:-}
     log "$system: $row"
-    if out=$("$BENCH" --target "$target" --endpoints "$eps" ${CACERT:+--cacert "$CACERT"} \
-        --json "$@" 2>>"$WORK/bench-$system.err"); then
-        jq -c --arg row "$row" --arg system "$system" \
-            --argjson load "$(cut -d' ' -f1 /proc/loadavg)" '
+    [[ -n $pid ]] && t0=$(ticks "$pid")
+    if out=$("${NICE_CMD[@]}" "$BENCH" --target "$target" --endpoints "$eps" \
+        ${CACERT:+--cacert "$CACERT"} --json "$@" 2>>"$WORK/bench-$system.err"); then
+        [[ -n $pid ]] && t1=$(ticks "$pid")
+        jq -c --arg row "$row" --arg system "$system" --argjson rep "$REP" \
+            --argjson load "$(cut -d' ' -f1 /proc/loadavg)" --argjson ticks "$((t1 - t0))" \
+            --argjson measured "$([[ -n $pid ]] && echo true || echo false)" \
+            --argjson hz "$(getconf CLK_TCK)" '
+            (if $measured and (.ok // 0) > 0 then
+                {leader_us: ($ticks * 1000000 / $hz / (.ok + (.reads.ok // 0)))}
+             else {} end) as $cpu |
             if .reads then
-                (del(.reads) + {row: "\($row): writes"}), (.reads + {row: "\($row): reads"})
-            else . + {row: $row} end | . + {system: $system, load: $load}' \
+                (del(.reads) + {row: "\($row): writes"} + $cpu),
+                (.reads + {row: "\($row): reads"})
+            else . + {row: $row} + $cpu end | . + {system: $system, load: $load, rep: $rep}' \
             <<<"$out" >>"$RESULTS"
     else
         log "$system: $row failed (see $WORK/bench-$system.err)"
@@ -101,11 +146,14 @@ members_footprint() { # system pid...
     for pid in "$@"; do
         rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
         jq -nc --arg system "$system" --arg row "RSS member $i (MiB)" --argjson v "$rss" \
-            '{system: $system, row: $row, value: ($v / 1024)}' >>"$RESULTS"
+            --argjson rep "$REP" '{system: $system, row: $row, value: ($v / 1024), rep: $rep}' \
+            >>"$RESULTS"
         i=$((i + 1))
     done
     du -sb "$WORK/$system" | awk '{print $1}' | jq -c --arg system "$system" \
-        '{system: $system, row: "data dirs, 3 members (MiB)", value: (. / 1048576)}' >>"$RESULTS"
+        --argjson rep "$REP" \
+        '{system: $system, row: "data dirs, 3 members (MiB)", value: (. / 1048576), rep: $rep}' \
+        >>"$RESULTS"
 }
 
 run_suite() { # system endpoints all-endpoints pid...
@@ -150,60 +198,80 @@ run_suite() { # system endpoints all-endpoints pid...
 
 ENDPOINTS=${ENDPOINTS:-leader}
 ETCD_TLS=${ETCD_TLS:-1}
-if [[ "${SKIP_ETCD:-0}" != 1 ]]; then
-    log "starting 3-member etcd $(etcd --version | head -1) (TLS: $ETCD_TLS)"
+stop_members() {
+    local pid
+    for pid in "${MEMBER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${MEMBER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+run_etcd() {
+    local all_eps
+    log "rep $REP: starting 3-member etcd $(etcd --version | head -1) (TLS: $ETCD_TLS)"
+    rm -rf "$WORK/etcd"
     if [[ $ETCD_TLS == 1 ]]; then
         make_ca "$BIN" "$WORK/etcd"
         CACERT="$WORK/etcd/ca/ca.crt"
     fi
     start_etcd "$WORK/etcd" qraft-compare "${CACERT:+$WORK/etcd/ca}"
+    renice_members
     wait_ready etcd "$ETCD_EPS" || { tail -n 5 "$WORK"/etcd/e*.log >&2; exit 1; }
     all_eps=$ETCD_EPS
     [[ $ENDPOINTS == leader ]] && ETCD_EPS=$(leader_endpoint etcd "$ETCD_EPS" "${CACERT:-}")
+    LEADER_PID=$(member_pid "${ETCD_EPS%%,*}" "$all_eps")
     log "etcd endpoints: $ETCD_EPS"
     run_suite etcd "$ETCD_EPS" "$all_eps" "${MEMBER_PIDS[@]}"
-    for pid in "${MEMBER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    stop_members
     unset CACERT
-fi
+}
 run_qraft() { # system (qraft: QUIC, qraft-grpc: etcd's gRPC API)
     local system=$1 all_eps
-    log "starting 3-member qraft for $system"
+    log "rep $REP: starting 3-member qraft for $system"
+    rm -rf "${WORK:?}/$system"
     start_qraft "$BIN" "$WORK/$system" "$system"
+    renice_members
     CACERT="$WORK/$system/ca/ca.crt"
     if wait_ready qraft "$QRAFT_EPS"; then
         all_eps=$QRAFT_EPS
         [[ $ENDPOINTS == leader ]] &&
             QRAFT_EPS=$(leader_endpoint qraft "$QRAFT_EPS" "$CACERT" "$BIN/qraftctl")
+        LEADER_PID=$(member_pid "${QRAFT_EPS%%,*}" "$all_eps")
         log "qraft endpoints: $QRAFT_EPS"
         run_suite "$system" "$QRAFT_EPS" "$all_eps" "${MEMBER_PIDS[@]}"
     else
         log "qraft did not serve writes; its rows stay empty"
         tail -n 5 "$WORK/$system"/q*.log >&2 || true
     fi
-    for pid in "${MEMBER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    stop_members
     unset CACERT
 }
-[[ "${SKIP_QRAFT:-0}" == 1 ]] || run_qraft qraft
-[[ "${SKIP_GRPC:-0}" == 1 ]] || run_qraft qraft-grpc
+for REP in $(seq 1 "$REPS"); do
+    [[ "${SKIP_ETCD:-0}" == 1 ]] || run_etcd
+    [[ "${SKIP_QRAFT:-0}" == 1 ]] || run_qraft qraft
+    [[ "${SKIP_GRPC:-0}" == 1 ]] || run_qraft qraft-grpc
+done
 
 # --- the table -----------------------------------------------------------------------------
 echo
-echo "qraft (QUIC and gRPC paths) vs etcd, 3 members each on 127.0.0.1, $(nproc) cores, $(date -u +%FT%RZ), SCALE=$SCALE, ENDPOINTS=$ENDPOINTS, ETCD_TLS=$ETCD_TLS"
+echo "qraft (QUIC and gRPC paths) vs etcd, 3 members each on 127.0.0.1, $(nproc) cores, $(date -u +%FT%RZ), SCALE=$SCALE, REPS=$REPS, ENDPOINTS=$ENDPOINTS, ETCD_TLS=$ETCD_TLS, NICE=${NICE:-0} (medians over the repetitions)"
 echo
 jq -rs '
   def f: if . == null then "n/a" elif . >= 100 then (. | round | tostring)
          else ((. * 100 | round) / 100 | tostring) end;
   def ratio(q; e): if q == null or e == null or e == 0 then "n/a"
          else ((q / e * 100 | round) / 100 | tostring) + "x" end;
+  def median(f): map(f | select(. != null)) | sort
+         | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+  def loads: if . == null then "-" else map(.load | tostring) | join(", ") end;
+  def errs: if . == null then "-" else map(.errors // 0) | add | tostring end;
   (reduce .[] as $r ({order: [], rows: {}};
       (if .rows[$r.row] == null then .order += [$r.row] else . end)
-      | .rows[$r.row][$r.system] = $r)) as $t |
-  "| workload | etcd qps | qraft QUIC qps | ×etcd | qraft gRPC qps | ×etcd | p99 ms etcd / QUIC / gRPC | errors | load etcd / QUIC / gRPC |",
-  "|---|---:|---:|---:|---:|---:|---|---|---|",
-  ($t.order[] as $row | $t.rows[$row] as $x | $x["qraft-grpc"] as $g |
-    if ($x.etcd.value // $x.qraft.value // $g.value) != null then
-      "| \($row) | \($x.etcd.value | f) | \($x.qraft.value | f) | \(ratio($x.qraft.value; $x.etcd.value)) | \($g.value | f) | \(ratio($g.value; $x.etcd.value)) | | | |"
+      | .rows[$r.row][$r.system] += [$r])) as $t |
+  "| workload | etcd qps | qraft QUIC qps | ×etcd | qraft gRPC qps | ×etcd | p99 ms etcd / QUIC / gRPC | leader µs/req etcd / QUIC / gRPC | errors | load etcd / QUIC / gRPC (each rep) |",
+  "|---|---:|---:|---:|---:|---:|---|---|---|---|",
+  ($t.order[] as $row | $t.rows[$row] as $x |
+    ($x.etcd // []) as $e | ($x.qraft // []) as $q | ($x["qraft-grpc"] // []) as $g |
+    if ($e + $q + $g | map(.value) | any(. != null)) then
+      "| \($row) | \($e | median(.value) | f) | \($q | median(.value) | f) | \(ratio($q | median(.value); $e | median(.value))) | \($g | median(.value) | f) | \(ratio($g | median(.value); $e | median(.value))) | | | | |"
     else
-      "| \($row) | \($x.etcd.qps | f) | \($x.qraft.qps | f) | \(ratio($x.qraft.qps; $x.etcd.qps)) | \($g.qps | f) | \(ratio($g.qps; $x.etcd.qps)) | \($x.etcd.p99_ms | f) / \($x.qraft.p99_ms | f) / \($g.p99_ms | f) | \($x.etcd.errors // "-")/\($x.qraft.errors // "-")/\($g.errors // "-") | \($x.etcd.load // "-") / \($x.qraft.load // "-") / \($g.load // "-") |"
+      "| \($row) | \($e | median(.qps) | f) | \($q | median(.qps) | f) | \(ratio($q | median(.qps); $e | median(.qps))) | \($g | median(.qps) | f) | \(ratio($g | median(.qps); $e | median(.qps))) | \($e | median(.p99_ms) | f) / \($q | median(.p99_ms) | f) / \($g | median(.p99_ms) | f) | \($e | median(.leader_us) | f) / \($q | median(.leader_us) | f) / \($g | median(.leader_us) | f) | \($x.etcd | errs)/\($x.qraft | errs)/\($x["qraft-grpc"] | errs) | \($x.etcd | loads) / \($x.qraft | loads) / \($x["qraft-grpc"] | loads) |"
     end)
 ' "$RESULTS"

@@ -9,8 +9,12 @@
 //!
 //! HPACK blocks cannot be edited in place: a field may come from, or be added to, the dynamic
 //! table both ends keep. So every client block (HEADERS + CONTINUATIONs) is decoded with the
-//! client's table ([`Decoder`]) and re-encoded as plain literals that never use hyper's
-//! dynamic table, which therefore stays empty and can never disagree with the client's.
+//! client's table ([`Decoder`]). While no block has needed a fix, each passes to hyper byte
+//! for byte, so hyper's table stays the client's and hyper decodes indexed fields cheaply
+//! (the clients that never send a bad `:authority` — nearly all — pay only for the decoding
+//! here). From the first block that needs a fix on, every block is re-encoded as plain
+//! literals that never use hyper's dynamic table: what is left in it goes stale but is never
+//! read again, so it can never disagree with the client's.
 //! Every other frame, and the server-to-client direction, passes through byte for byte.
 
 use std::io;
@@ -48,6 +52,8 @@ struct PendingBlock {
     end_stream: bool,
     priority: Option<[u8; 5]>,
     fragment: Vec<u8>,
+    /// The block's frames as the client sent them (headers and payloads).
+    raw: Vec<u8>,
 }
 
 enum State {
@@ -71,6 +77,8 @@ pub struct Rewriter {
     state: State,
     pending: Option<PendingBlock>,
     decoder: Decoder,
+    /// A block needed a fix: from then on every block is re-encoded as literals.
+    rewriting: bool,
 }
 
 impl Default for Rewriter {
@@ -79,6 +87,7 @@ impl Default for Rewriter {
             state: State::PassThrough { left: PREFACE_LEN },
             pending: None,
             decoder: Decoder::new(HEADER_TABLE_SIZE, MAX_DECODED_BYTES),
+            rewriting: false,
         }
     }
 }
@@ -219,6 +228,7 @@ impl Rewriter {
                 end_stream: flags & END_STREAM != 0,
                 priority,
                 fragment: Vec::new(),
+                raw: Vec::new(),
             });
             &body[..body.len() - pad]
         } else {
@@ -230,10 +240,15 @@ impl Rewriter {
         let Some(block) = self.pending.as_mut() else {
             return Err(protocol_error("header block lost"));
         };
-        if block.fragment.len() + fragment.len() > MAX_BLOCK_BYTES {
+        // The raw frames too: empty CONTINUATIONs grow them without growing the fragment.
+        if block.fragment.len() + fragment.len() > MAX_BLOCK_BYTES
+            || block.raw.len() + FRAME_HEADER_LEN + payload.len() > 2 * MAX_BLOCK_BYTES
+        {
             return Err(protocol_error("header block too large"));
         }
         block.fragment.extend_from_slice(fragment);
+        block.raw.extend_from_slice(&header);
+        block.raw.extend_from_slice(payload);
         if flags & END_HEADERS == 0 {
             return Ok(());
         }
@@ -244,19 +259,26 @@ impl Rewriter {
             .decoder
             .decode(&block.fragment)
             .map_err(|error| protocol_error(format!("HPACK: {error}")))?;
-        fix_authority(&mut fields);
-        write_block(&block, &hpack::encode_literals(&fields), out);
+        self.rewriting |= fix_authority(&mut fields);
+        if self.rewriting {
+            write_block(&block, &hpack::encode_literals(&fields), out);
+        } else {
+            out.extend_from_slice(&block.raw);
+        }
         Ok(())
     }
 }
 
 /// Cuts `scheme://` and any path off `:authority`, and drops it when what is left is still
-/// not a valid authority (grpc-go, and so etcd, ignores it either way).
-fn fix_authority(fields: &mut Vec<Field>) {
+/// not a valid authority (grpc-go, and so etcd, ignores it either way). True when it changed
+/// something.
+fn fix_authority(fields: &mut Vec<Field>) -> bool {
+    let mut fixed = false;
     fields.retain_mut(|(name, value)| {
         if name.as_slice() != b":authority" || Authority::try_from(value.as_slice()).is_ok() {
             return true;
         }
+        fixed = true;
         let text = String::from_utf8_lossy(value);
         let without_scheme = text.split_once("://").map_or(&*text, |(_, rest)| rest);
         let host = without_scheme.split('/').next().unwrap_or_default();
@@ -266,6 +288,7 @@ fn fix_authority(fields: &mut Vec<Field>) {
         *value = host.as_bytes().to_vec();
         true
     });
+    fixed
 }
 
 /// Writes a HEADERS frame (flags END_STREAM and PRIORITY as the client set them, no padding)
@@ -448,7 +471,8 @@ mod tests {
     #[test]
     fn large_blocks_are_split_into_continuations() {
         let big = "x".repeat(40_000);
-        let block = hpack::encode_literals(&fields(&[("x-big", &big)]));
+        let block =
+            hpack::encode_literals(&fields(&[(":authority", "http://h:1"), ("x-big", &big)]));
         let mut input = PREFACE.to_vec();
         input.extend(frame(HEADERS, 0, 1, &block[..10_000]));
         for piece in block[10_000..].chunks(10_000) {
@@ -465,8 +489,47 @@ mod tests {
         let joined: Vec<u8> = got.iter().flat_map(|f| f.3.clone()).collect();
         assert_eq!(
             Decoder::new(4096, 1 << 20).decode(&joined).expect("block"),
-            fields(&[("x-big", &big)])
+            fields(&[(":authority", "h:1"), ("x-big", &big)])
         );
+    }
+
+    #[test]
+    fn blocks_pass_unchanged_until_one_needs_a_fix_and_are_literals_after() {
+        // Block 1 adds a valid authority to the dynamic table (index 62), block 2 uses it:
+        // both pass byte for byte, so hyper's table stays the client's.
+        let good = b"127.0.0.1:2379";
+        let mut first = vec![0x83, 0x41, good.len() as u8];
+        first.extend_from_slice(good);
+        let passing = [
+            frame(HEADERS, END_HEADERS, 1, &first),
+            frame(HEADERS, END_HEADERS | END_STREAM, 3, &[0x83, 0xbe]),
+        ]
+        .concat();
+        // Block 3 adds a URL authority (now index 62, the good one 63) and needs the fix;
+        // block 4 refers to the good one by index, which hyper's stale table must not serve.
+        let bad = b"http://h:1";
+        let mut third = vec![0x83, 0x41, bad.len() as u8];
+        third.extend_from_slice(bad);
+        let mut input = PREFACE.to_vec();
+        input.extend_from_slice(&passing);
+        input.extend(frame(HEADERS, END_HEADERS, 5, &third));
+        input.extend(frame(HEADERS, END_HEADERS, 7, &[0x83, 0xbf]));
+        for chunk in [1, 5, input.len()] {
+            let out = run(&input, chunk).expect("valid stream");
+            let after_preface = &out[PREFACE_LEN..];
+            assert_eq!(&after_preface[..passing.len()], &passing[..]);
+            let got = frames(&after_preface[passing.len()..]);
+            assert_eq!(got.len(), 2);
+            let mut fresh = Decoder::new(4096, 1 << 20);
+            assert_eq!(
+                fresh.decode(&got[0].3).expect("literals"),
+                fields(&[(":method", "POST"), (":authority", "h:1")])
+            );
+            assert_eq!(
+                fresh.decode(&got[1].3).expect("literals, no table"),
+                fields(&[(":method", "POST"), (":authority", "127.0.0.1:2379")])
+            );
+        }
     }
 
     #[test]

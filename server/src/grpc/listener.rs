@@ -22,6 +22,7 @@ use super::handler::{CallContext, CoreHandle};
 use super::header_rewrite::HeaderRewrite;
 use super::http1::serve_http1;
 use super::sniff::{Protocol, sniff};
+use super::stream_tasks::in_task;
 use crate::config::{GrpcKeepalive, Scheme, Url};
 use crate::http::{FuturesIo, Responder, RuntimeTimer};
 use crate::limits::ConnectionLimit;
@@ -395,19 +396,24 @@ where
         let ctx = ctx.clone();
         async move { Ok::<_, std::convert::Infallible>(serve_call(serving, ctx, request).await) }
     });
-    let mut builder = hyper::server::conn::http2::Builder::new(SpawnExecutor);
-    builder
-        .timer(RuntimeTimer)
-        .max_concurrent_streams(policy.max_concurrent_streams)
-        .keep_alive_interval(policy.keepalive.interval)
-        // hyper has no "never": an unanswered ping may then wait a century.
-        .keep_alive_timeout(
-            policy
-                .keepalive
-                .timeout
-                .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
-        );
-    let connection = builder.serve_connection(FuturesIo::new(stream), service);
+    // Stream futures run in the connection's task (see `stream_tasks`).
+    let connection = in_task(|spawner| {
+        let mut builder = hyper::server::conn::http2::Builder::new(spawner);
+        builder
+            .timer(RuntimeTimer)
+            // grpc-go sends no `date` either; it would cost a header on every answer.
+            .auto_date_header(false)
+            .max_concurrent_streams(policy.max_concurrent_streams)
+            .keep_alive_interval(policy.keepalive.interval)
+            // hyper has no "never": an unanswered ping may then wait a century.
+            .keep_alive_timeout(
+                policy
+                    .keepalive
+                    .timeout
+                    .unwrap_or(Duration::from_secs(100 * 365 * 86_400)),
+            );
+        builder.serve_connection(FuturesIo::new(stream), service)
+    });
     // What hyper does not enforce: the preface in time, and the client's ping rate.
     let watchdog = async {
         loop {
@@ -426,19 +432,5 @@ where
     match futures::future::select(connection, watchdog).await {
         futures::future::Either::Left((served, _)) => Ok(served?),
         futures::future::Either::Right((reason, _)) => Err(reason.into()),
-    }
-}
-
-/// Runs hyper's per-stream tasks on the server's runtime.
-#[derive(Clone, Copy)]
-struct SpawnExecutor;
-
-impl<F> hyper::rt::Executor<F> for SpawnExecutor
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    fn execute(&self, future: F) {
-        drop(runtime::spawn(future));
     }
 }

@@ -65,6 +65,7 @@ mod methods;
 mod recipes;
 mod sniff;
 mod status;
+mod stream_tasks;
 
 pub use handler::{CallContext, CoreHandle, ResponseStream};
 pub use listener::{ConnectionPolicy, GrpcListenError, GrpcServer, HANDSHAKE_TIMEOUT, Serves};
