@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use qraft_io::driver::{
+use qraft_io::data_dir::{
     InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity,
 };
 use qraft_io::runtime;

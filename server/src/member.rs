@@ -6,9 +6,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use qraft_core::server::ServerConfig;
-use qraft_io::driver::{
-    self, DriverConfig, InitialMember, NodeInfo, force_new_cluster, is_new_store,
-};
+use qraft_io::data_dir::{InitialMember, force_new_cluster, is_new_store};
+use qraft_io::driver::{self, DriverConfig, NodeInfo};
 use qraft_io::jwt::SignedTokens;
 use qraft_io::runtime;
 use qraft_io::storage::{LmdbStorage, StorageConfig};

@@ -12,12 +12,10 @@
 //!
 //! The driver is runtime-agnostic apart from [`crate::runtime`] (spawn, sleep).
 
-mod bootstrap;
 mod client_calls;
 mod config;
 mod defrag;
 mod directory;
-mod force_new_cluster;
 mod handle;
 mod held;
 mod info;
@@ -27,7 +25,6 @@ mod outputs;
 mod password_pool;
 mod peer_resolver;
 mod persist;
-mod restore;
 mod run;
 mod secrets;
 mod state_open;
@@ -35,16 +32,9 @@ mod storage_contract;
 mod watch;
 mod watch_queue;
 
-pub use bootstrap::{
-    InitialMember, bootstrap_if_new, bootstrap_join, is_new_store, record_identity,
-};
 pub use config::DriverConfig;
-pub use force_new_cluster::{ForcedConfiguration, force_new_cluster};
 pub use handle::{DriverError, DriverHandle};
 pub use info::NodeInfo;
-pub use restore::{
-    BATCH_BYTES as RESTORE_BATCH_BYTES, RestoreError, RestorePlan, restore_data_dir, temp_dir_for,
-};
 pub use run::{Driver, start};
 pub use secrets::os_secret_rng;
 pub use storage_contract::{DriverBatch, DriverStorage, SnapshotChunks};

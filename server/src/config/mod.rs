@@ -132,7 +132,7 @@ pub struct Config {
     /// 10 minutes by default (also for 0), at least 100 ms, as etcd.
     pub watch_progress_notify_ms: u64,
     /// `--force-new-cluster`: an existing member restarts as a one-member cluster
-    /// (`qraft_io::driver::force_new_cluster`); ignored for a new data dir, as in etcd.
+    /// (`qraft_io::data_dir::force_new_cluster`); ignored for a new data dir, as in etcd.
     pub force_new_cluster: bool,
     /// `--auth-token`: simple (default) or signed (JWT) tokens.
     pub auth_token: AuthToken,

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use qraft_io::driver::{InitialMember, RestorePlan, restore_data_dir};
+use qraft_io::data_dir::{InitialMember, RestorePlan, restore_data_dir};
 use qraft_io::storage::{DigestPolicy, MemberIdentity, SnapshotFileSummary, scan_snapshot_file};
 use serde_json::json;
 
