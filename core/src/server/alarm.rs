@@ -29,7 +29,7 @@ use crate::backend::{Backend, BackendError, ReadTxn, Table, Visit, WriteTxn};
 use crate::error::{Error, Result};
 use crate::raft::Storage;
 
-use super::server::Server;
+use super::state_machine::Server;
 
 /// The active alarms: (member, alarm type) pairs. A member may hold several alarm types and
 /// an alarm type may be raised by several members.

@@ -22,8 +22,8 @@ use super::output::Output;
 use super::pending::Pending;
 use super::publish::is_own_attrs;
 use super::response::{error_response, header, ok_response};
-use super::server::Server;
 use super::state::AppState;
+use super::state_machine::Server;
 use super::stats::ServerStats;
 use super::version::{apply_version_entry, is_version_request};
 

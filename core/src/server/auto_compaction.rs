@@ -25,7 +25,7 @@ use qraft_proto::qraftpb::internal_request::Request;
 use crate::backend::Backend;
 use crate::raft::Storage;
 
-use super::server::Server;
+use super::state_machine::Server;
 
 /// How much history the leader keeps (`--auto-compaction-mode` and its retention).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,8 +24,8 @@ use qraft_proto::qraftpb::internal_request::Request;
 use crate::backend::{Backend, ReadTxn};
 use crate::raft::Storage;
 
-use super::server::Server;
 use super::state::AppState;
+use super::state_machine::Server;
 
 /// The alarm's member: the cluster, not one member (see the module documentation).
 pub const CORRUPT_ALARM_MEMBER: u64 = 0;

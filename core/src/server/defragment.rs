@@ -22,7 +22,7 @@ use crate::error::Error;
 use crate::raft::Storage;
 
 use super::output::{Output, RequestId};
-use super::server::Server;
+use super::state_machine::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
     /// `Maintenance.Defragment` `id`, from a caller already allowed to: everything applied

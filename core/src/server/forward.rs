@@ -32,7 +32,7 @@ use crate::error::Error;
 use crate::raft::Storage;
 
 use super::output::{Output, RequestId};
-use super::server::Server;
+use super::state_machine::Server;
 
 /// Whether only the leader can answer `request`.
 pub fn is_leader_only(request: &ClientRequest) -> bool {

@@ -11,7 +11,7 @@ use crate::raft::Storage;
 
 use super::output::RequestId;
 use super::pending::ReadKind;
-use super::server::Server;
+use super::state_machine::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Answered through [`Server::take_outputs`] as `Output::Respond { id, .. }`, as a client

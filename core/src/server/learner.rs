@@ -20,7 +20,7 @@ use crate::backend::Backend;
 use crate::error::Error;
 use crate::raft::Storage;
 
-use super::server::Server;
+use super::state_machine::Server;
 
 /// Whether a learner serves `request` (etcd: `Status`, serializable `Range`, and the
 /// `Snapshot` stream).

@@ -20,8 +20,8 @@ use crate::raft::{RaftError, Storage};
 
 use super::output::RequestId;
 use super::pending::PendingProposal;
-use super::server::Server;
 use super::state::AppState;
+use super::state_machine::Server;
 
 /// etcd allows one learner at a time.
 const MAX_LEARNERS: usize = 1;

@@ -21,7 +21,7 @@ use crate::error::Error;
 use crate::raft::Storage;
 
 use super::output::{Output, RequestId};
-use super::server::Server;
+use super::state_machine::Server;
 
 /// Password jobs in flight per member, beyond which requests needing bcrypt are refused.
 pub const MAX_PASSWORD_WORK: usize = 32;

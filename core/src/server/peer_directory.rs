@@ -15,7 +15,7 @@ use qraft_proto::qraftpb::{MemberRecord, MembersResponse};
 use crate::backend::Backend;
 use crate::raft::Storage;
 
-use super::server::Server;
+use super::state_machine::Server;
 
 /// The applied configuration as the peer transport needs it (borrowed from the state).
 #[derive(Debug, Clone, Copy)]

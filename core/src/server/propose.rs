@@ -16,7 +16,7 @@ use crate::raft::Storage;
 use super::output::RequestId;
 use super::passwords::SignInRetry;
 use super::pending::PendingProposal;
-use super::server::Server;
+use super::state_machine::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Proposes a request; `client` is answered when it is applied (or times out).

@@ -18,8 +18,8 @@ use crate::error::Result;
 use crate::raft::Storage;
 
 use super::config::ServerConfig;
-use super::server::Server;
 use super::state::AppState;
+use super::state_machine::Server;
 use crate::backend::Backend;
 
 /// Whether `request` is this member's own attribute set (its applying ends the publishing).

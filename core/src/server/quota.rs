@@ -9,7 +9,7 @@ use qraft_proto::etcdserverpb::AlarmType;
 use crate::backend::Backend;
 use crate::raft::Storage;
 
-use super::server::Server;
+use super::state_machine::Server;
 
 /// Ticks between two quota checks: a check reads the size of every table, cheap but not free.
 pub(super) const QUOTA_CHECK_TICKS: u64 = 5;

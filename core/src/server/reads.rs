@@ -19,7 +19,7 @@ use super::output::{Output, RequestId};
 use super::pending::{PendingRead, ReadBatch, ReadKind};
 use super::propose::read_ctx_bytes;
 use super::response::error_response;
-use super::server::Server;
+use super::state_machine::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Renews a lease once leadership in `term` was confirmed (etcd's `ensureLeadership`).

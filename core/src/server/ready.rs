@@ -10,7 +10,7 @@ use crate::raft::{StateRole, Storage};
 
 use super::output::{Output, RaftWork};
 use super::propose::read_ctx_round;
-use super::server::Server;
+use super::state_machine::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
     /// Raft work for the shell, if any (see [`RaftWork`] for the order to carry it out in).

@@ -23,7 +23,7 @@ use crate::backend::Backend;
 use crate::error::Error;
 use crate::raft::Storage;
 
-use super::server::Server;
+use super::state_machine::Server;
 
 /// etcd's `HealthInterval`: a peer counts as connected once this member has been connected to
 /// it for this long without a break.

@@ -41,8 +41,8 @@ use crate::watch::{StreamId, WatchHub};
 
 use super::output::{Output, RequestId};
 use super::passwords::PasswordDone;
-use super::server::Server;
 use super::state::AppState;
+use super::state_machine::Server;
 
 /// Client requests that may wait for the state at once; more are refused ("too many
 /// requests"), so a burst during a long reopening costs bounded memory.

@@ -24,7 +24,7 @@ use super::passwords::{Continuation, PasswordWork};
 use super::pending::ReadKind;
 use super::reopen::HeldRequest;
 use super::response::ok_response;
-use super::server::Server;
+use super::state_machine::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
     /// A client request. The answer comes out of [`Server::take_outputs`] as

@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::raft::Storage;
 
 use super::output::Output;
-use super::server::Server;
+use super::state_machine::Server;
 
 #[derive(Clone, PartialEq, prost::Message)]
 struct SnapshotRow {

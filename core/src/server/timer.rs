@@ -12,7 +12,7 @@
 use crate::backend::Backend;
 use crate::raft::Storage;
 
-use super::server::Server;
+use super::state_machine::Server;
 
 /// The core's own schedule: the tick grid, the leader's lease checks, the token sweep, and
 /// the tick counters of the periodic checks (versions, attribute publishing, the quota).

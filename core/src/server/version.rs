@@ -26,7 +26,7 @@ use crate::version::{
 
 use super::config::ServerConfig;
 use super::output::RequestId;
-use super::server::Server;
+use super::state_machine::Server;
 
 impl From<SchemaError> for Error {
     fn from(err: SchemaError) -> Self {

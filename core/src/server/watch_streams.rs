@@ -10,7 +10,7 @@ use crate::backend::Backend;
 use crate::raft::Storage;
 use crate::watch::{StreamId, WatchConfig, WatchHub};
 
-use super::server::Server;
+use super::state_machine::Server;
 
 impl<S: Storage, B: Backend> Server<S, B> {
     /// The settings of the shell's [`WatchHub`] (`WatchHub::new(server.watch_config())`):
