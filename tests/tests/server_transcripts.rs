@@ -1,6 +1,8 @@
 //! Transcript tests of the state machine: one or more `Server`s over in-memory raft storage,
 //! backends and network, driven by an explicit clock. Each script in `testdata/server/` is run
-//! and every command's output (client responses, watch events) is snapshotted.
+//! and every command's output (client responses, watch events) is snapshotted. This file holds
+//! the commands that drive the cluster (clock, crashes, partitions, workers, reports); the
+//! client requests are in `server_support/request_commands.rs`.
 
 // Test harness: reading the scripts is the runner's IO; a failed write to a String is a bug.
 #![allow(clippy::disallowed_methods, clippy::unwrap_used, clippy::expect_used)]
@@ -11,34 +13,18 @@ mod cluster;
 mod format;
 #[path = "server_support/reports.rs"]
 mod reports;
+#[path = "server_support/request_commands.rs"]
+mod request_commands;
 
 use cluster::{Cluster, config};
-use format::prefix_end;
+use request_commands::alarm_type;
 
 use std::fmt::Write as _;
 
 use qraft_core::server::Server;
 use qraft_core::server::describe_alarm;
 use qraft_core::version::Version;
-use qraft_proto::authpb::Permission;
-use qraft_proto::authpb::permission::Type as PermType;
-use qraft_proto::etcdserverpb::alarm_request::AlarmAction;
-use qraft_proto::etcdserverpb::request_op::Request as Op;
-use qraft_proto::etcdserverpb::{AlarmRequest, AlarmType, RequestOp, TxnRequest};
-use qraft_proto::etcdserverpb::{
-    AuthDisableRequest, AuthEnableRequest, AuthRoleAddRequest, AuthRoleGrantPermissionRequest,
-    AuthStatusRequest, AuthUserAddRequest, AuthUserGrantRoleRequest, AuthenticateRequest,
-    DeleteRangeRequest, LeaseGrantRequest, LeaseKeepAliveRequest, LeaseLeasesRequest,
-    LeaseRevokeRequest, LeaseTimeToLiveRequest, MemberAddRequest, MemberListRequest,
-    MemberPromoteRequest, MemberRemoveRequest, MemberUpdateRequest, PutRequest, RangeRequest,
-};
-use qraft_proto::etcdserverpb::{
-    AuthRoleGetRequest, AuthUserChangePasswordRequest, AuthUserGetRequest,
-};
-use qraft_proto::etcdserverpb::{
-    CompactionRequest, DefragmentRequest, DowngradeRequest, HashKvRequest, HashRequest,
-    MoveLeaderRequest, SnapshotRequest, StatusRequest, downgrade_request::DowngradeAction,
-};
+use qraft_proto::etcdserverpb::{DefragmentRequest, RangeRequest};
 use qraft_proto::qraftpb::ClientRequest;
 use qraft_proto::qraftpb::client_request::Request as In;
 
@@ -118,52 +104,11 @@ impl Cluster {
                 self.stabilize();
                 self.status();
             }
-            "put" => {
-                let request = In::Put(PutRequest {
-                    key: words[2].as_bytes().to_vec().into(),
-                    value: words[3].as_bytes().to_vec().into(),
-                    lease: arg("lease").map_or(0, |v| v.parse().unwrap()),
-                    prev_kv: flag("prev"),
-                    ..Default::default()
-                });
-                // nowait: proposed but not run, so a later request's check at entry sees
-                // the state before this one applies.
-                if flag("nowait") {
-                    self.submit(node(1), request, token);
-                } else {
-                    self.send(node(1), request, token);
-                }
-            }
             // repeat N COMMAND…: runs the command N times.
             "repeat" => {
                 for _ in 0..num(1) {
                     self.run(&words[2..]);
                 }
-            }
-            "get" => {
-                let key = if words[2] == "''" {
-                    &[][..]
-                } else {
-                    words[2].as_bytes()
-                };
-                let request = In::Range(RangeRequest {
-                    key: if key.is_empty() {
-                        vec![0]
-                    } else {
-                        key.to_vec()
-                    }
-                    .into(),
-                    range_end: if flag("prefix") {
-                        prefix_end(key)
-                    } else {
-                        Vec::new()
-                    }
-                    .into(),
-                    serializable: flag("serializable"),
-                    revision: arg("rev").map_or(0, |v| v.parse().unwrap()),
-                    ..Default::default()
-                });
-                self.send(node(1), request, token);
             }
             // get-many N KEY...: linearizable reads sent together, then the cluster runs; they
             // share ReadIndex rounds.
@@ -195,141 +140,6 @@ impl Cluster {
                     self.read_rounds() - rounds_before
                 )
                 .unwrap();
-            }
-            "del" => {
-                let request = In::DeleteRange(DeleteRangeRequest {
-                    key: words[2].as_bytes().to_vec().into(),
-                    ..Default::default()
-                });
-                self.send(node(1), request, token);
-            }
-            "grant" => {
-                let request = In::LeaseGrant(LeaseGrantRequest {
-                    ttl: num(2),
-                    id: arg("id").map_or(0, |v| v.parse().unwrap()),
-                });
-                self.send(node(1), request, token);
-            }
-            "revoke" => self.send(
-                node(1),
-                In::LeaseRevoke(LeaseRevokeRequest { id: num(2) }),
-                token,
-            ),
-            "keepalive" => self.send(
-                node(1),
-                In::LeaseKeepAlive(LeaseKeepAliveRequest { id: num(2) }),
-                token,
-            ),
-            "ttl" => self.send(
-                node(1),
-                In::LeaseTimeToLive(LeaseTimeToLiveRequest {
-                    id: num(2),
-                    keys: true,
-                }),
-                token,
-            ),
-            "leases" => self.send(node(1), In::LeaseLeases(LeaseLeasesRequest {}), token),
-            // auth N NAME PASSWORD as=ALIAS: the token is kept under ALIAS for `token=ALIAS`.
-            "auth" => {
-                if let Some(alias) = arg("as") {
-                    self.token_aliases
-                        .insert(self.next_request, alias.to_string());
-                }
-                let request = In::Authenticate(AuthenticateRequest {
-                    name: words[2].to_string(),
-                    password: words[3].to_string(),
-                });
-                self.send(node(1), request, token);
-            }
-            "user-add" => {
-                let request = In::UserAdd(AuthUserAddRequest {
-                    name: words[2].to_string(),
-                    password: words[3].to_string(),
-                    ..Default::default()
-                });
-                self.send(node(1), request, token);
-            }
-            "user-grant" => {
-                let request = In::UserGrantRole(AuthUserGrantRoleRequest {
-                    user: words[2].to_string(),
-                    role: words[3].to_string(),
-                });
-                self.send(node(1), request, token);
-            }
-            "role-add" => {
-                let request = In::RoleAdd(AuthRoleAddRequest {
-                    name: words[2].to_string(),
-                });
-                self.send(node(1), request, token);
-            }
-            // role-perm N ROLE readwrite|read|write KEY --prefix
-            "role-perm" => {
-                let perm_type = match words[3] {
-                    "read" => PermType::Read,
-                    "write" => PermType::Write,
-                    _ => PermType::Readwrite,
-                };
-                let request = In::RoleGrantPermission(AuthRoleGrantPermissionRequest {
-                    name: words[2].to_string(),
-                    perm: Some(Permission {
-                        perm_type: perm_type as i32,
-                        key: words[4].as_bytes().to_vec().into(),
-                        range_end: if flag("--prefix") {
-                            prefix_end(words[4].as_bytes())
-                        } else {
-                            Vec::new()
-                        }
-                        .into(),
-                    }),
-                });
-                self.send(node(1), request, token);
-            }
-            "auth-enable" => self.send(node(1), In::AuthEnable(AuthEnableRequest {}), token),
-            "auth-disable" => self.send(node(1), In::AuthDisable(AuthDisableRequest {}), token),
-            "member-list" => {
-                self.send(node(1), In::MemberList(MemberListRequest::default()), token)
-            }
-            "member-add" => {
-                let request = In::MemberAdd(MemberAddRequest {
-                    peer_ur_ls: vec![words[2].to_string()],
-                    is_learner: flag("learner"),
-                });
-                self.send(node(1), request, token);
-            }
-            "member-remove" => self.send(
-                node(1),
-                In::MemberRemove(MemberRemoveRequest {
-                    id: words[2].parse::<u64>().unwrap(),
-                }),
-                token,
-            ),
-            // member-update N ID URL…: the member's peer URLs become URL….
-            "member-update" => {
-                let request = In::MemberUpdate(MemberUpdateRequest {
-                    id: words[2].parse::<u64>().unwrap(),
-                    peer_ur_ls: words[3..]
-                        .iter()
-                        .filter(|w| !w.contains('='))
-                        .map(|w| w.to_string())
-                        .collect(),
-                });
-                self.send(node(1), request, token);
-            }
-            "member-promote" => self.send(
-                node(1),
-                In::MemberPromote(MemberPromoteRequest {
-                    id: words[2].parse::<u64>().unwrap(),
-                }),
-                token,
-            ),
-            "auth-status" => self.send(node(1), In::AuthStatus(AuthStatusRequest {}), token),
-            "big-put" => {
-                let request = In::Put(PutRequest {
-                    key: b"big".to_vec().into(),
-                    value: vec![b'x'; num(2) as usize].into(),
-                    ..Default::default()
-                });
-                self.send(node(1), request, token);
             }
             // defrag-begin N: member N is asked to defragment, and its shell's copy takes a
             // while (held until `defrag-end`): raft goes on, committed entries wait.
@@ -404,19 +214,6 @@ impl Cluster {
                     Err(err) => writeln!(self.out, "n{id} refused to start: {err}").unwrap(),
                 }
             }
-            // downgrade N validate|enable|cancel [VERSION]: Maintenance.Downgrade.
-            "downgrade" => {
-                let action = match words[2] {
-                    "validate" => DowngradeAction::Validate,
-                    "enable" => DowngradeAction::Enable,
-                    _ => DowngradeAction::Cancel,
-                };
-                let request = In::Downgrade(DowngradeRequest {
-                    action: action as i32,
-                    version: words.get(3).unwrap_or(&"").to_string(),
-                });
-                self.send(node(1), request, token);
-            }
             // The version fields of Maintenance.Status, and the replicated version state.
             "versions" => self.report_versions(),
             // The member records one member holds: name and client URLs as applied.
@@ -425,34 +222,6 @@ impl Cluster {
             "peers" => self.report_peers(node(1)),
             // leader-changes: the leader each member knows and how often it changed.
             "leader-changes" => self.report_leader_changes(),
-            "status-rpc" => self.send(node(1), In::Status(StatusRequest {}), token),
-            // The calls a member's shell serves itself: the state machine only says whether the
-            // caller may make them (`Permitted ok`).
-            "defrag" => self.send(node(1), In::Defragment(DefragmentRequest {}), token),
-            "snapshot" => self.send(node(1), In::Snapshot(SnapshotRequest {}), token),
-            "move-leader" => {
-                let request = In::MoveLeader(MoveLeaderRequest {
-                    target_id: num(2) as u64,
-                });
-                self.send(node(1), request, token);
-            }
-            "hash" => self.send(node(1), In::Hash(HashRequest {}), token),
-            // compact N REV / hashkv N [REV]
-            "compact" => self.send(
-                node(1),
-                In::Compaction(CompactionRequest {
-                    revision: num(2),
-                    physical: true,
-                }),
-                token,
-            ),
-            "hashkv" => self.send(
-                node(1),
-                In::HashKv(HashKvRequest {
-                    revision: words.get(2).and_then(|w| w.parse().ok()).unwrap_or(0),
-                }),
-                token,
-            ),
             // partition 1 / 2 3: members in different groups cannot talk.
             "partition" => {
                 self.partition.clear();
@@ -469,21 +238,6 @@ impl Cluster {
             "heal" => {
                 self.partition.clear();
                 writeln!(self.out, "ok").unwrap();
-            }
-            // alarm N list|get|activate|deactivate [MEMBER] [nospace|corrupt]: Maintenance.Alarm.
-            "alarm" => {
-                let (action, member, alarm) = match words[2] {
-                    "list" => (AlarmAction::Get, 0, "none"),
-                    "get" => (AlarmAction::Get, 0, words[3]),
-                    "activate" => (AlarmAction::Activate, num(3) as u64, words[4]),
-                    _ => (AlarmAction::Deactivate, num(3) as u64, words[4]),
-                };
-                let request = In::Alarm(AlarmRequest {
-                    action: action as i32,
-                    member_id: member,
-                    alarm: alarm_type(alarm) as i32,
-                });
-                self.send(node(1), request, token);
             }
             // raise N nospace|corrupt: the member's shell found the condition (twice: the
             // second call must not propose again while the first is in flight).
@@ -533,60 +287,6 @@ impl Cluster {
                 txn.commit().unwrap();
                 writeln!(self.out, "ok").unwrap();
             }
-            // txn-put N KEY VALUE [lease=ID] [nested] [ops=K]: a txn whose success branch puts
-            // (inside a nested txn with `nested`); with `ops=K`, K puts of KEY0..KEY<K-1>.
-            "txn-put" => {
-                let ops = arg("ops").map_or(1, |v| v.parse().unwrap());
-                let puts = (0..ops).map(|i| {
-                    let key = match arg("ops") {
-                        Some(_) => format!("{}{i}", words[2]),
-                        None => words[2].to_string(),
-                    };
-                    RequestOp {
-                        request: Some(Op::RequestPut(PutRequest {
-                            key: key.into_bytes().into(),
-                            value: words[3].as_bytes().to_vec().into(),
-                            lease: arg("lease").map_or(0, |v| v.parse().unwrap()),
-                            ..Default::default()
-                        })),
-                    }
-                });
-                let success = if flag("nested") {
-                    vec![RequestOp {
-                        request: Some(Op::RequestTxn(TxnRequest {
-                            success: puts.collect(),
-                            ..Default::default()
-                        })),
-                    }]
-                } else {
-                    puts.collect()
-                };
-                let request = In::Txn(TxnRequest {
-                    success,
-                    ..Default::default()
-                });
-                self.send(node(1), request, token);
-            }
-            "user-passwd" => {
-                let request = In::UserChangePassword(AuthUserChangePasswordRequest {
-                    name: words[2].to_string(),
-                    password: words[3].to_string(),
-                    ..Default::default()
-                });
-                self.send(node(1), request, token);
-            }
-            "user-get" => {
-                let request = In::UserGet(AuthUserGetRequest {
-                    name: words[2].to_string(),
-                });
-                self.send(node(1), request, token);
-            }
-            "role-get" => {
-                let request = In::RoleGet(AuthRoleGetRequest {
-                    role: words[2].to_string(),
-                });
-                self.send(node(1), request, token);
-            }
             // bcrypt: how many bcrypt jobs the members asked their shell for, and how many wait.
             "bcrypt" => writeln!(
                 self.out,
@@ -606,16 +306,8 @@ impl Cluster {
                     .unwrap_or(usize::MAX);
                 self.release_bcrypt(count, flag("newest"));
             }
-            other => panic!("unknown command {other}"),
+            _ => self.run_request(words),
         }
-    }
-}
-
-fn alarm_type(name: &str) -> AlarmType {
-    match name {
-        "nospace" => AlarmType::Nospace,
-        "corrupt" => AlarmType::Corrupt,
-        _ => AlarmType::None,
     }
 }
 

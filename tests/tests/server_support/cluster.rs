@@ -13,7 +13,7 @@ use qraft_core::auth::SecretRng;
 use qraft_core::backend::{
     Backend, BackendError, BackendSpace, MemBackend, MemReadTxn, MemWriteTxn,
 };
-use qraft_core::raft::{MemStorage, Storage};
+use qraft_core::raft::MemStorage;
 use qraft_core::server::{
     AutoCompaction, Output, PasswordWork, Server, ServerConfig, StateOpenJob,
 };
@@ -33,11 +33,14 @@ use crate::format::show_response;
 // Work the members hand to their shell's worker threads (bcrypt, reopening the state).
 #[path = "worker_jobs.rs"]
 mod worker_jobs;
-use worker_jobs::open_state;
 
 // How each output of a member reads in a transcript.
 #[path = "output_lines.rs"]
 mod output_lines;
+
+// What one member's shell does with its raft work and outputs.
+#[path = "member_shell.rs"]
+mod member_shell;
 
 /// A backend shared between a server and the test, so it survives the server's "crash".
 #[derive(Clone, Default)]
@@ -278,141 +281,8 @@ impl Cluster {
         for _ in 0..10_000 {
             let mut moved = false;
             let ids: Vec<u64> = self.members.keys().copied().collect();
-            for id in &ids {
-                let member = self.members.get_mut(id).unwrap();
-                let Some(server) = member.server.as_mut() else {
-                    continue;
-                };
-                while let Some(work) = server.ready() {
-                    moved = true;
-                    self.net.extend(work.messages);
-                    let storage = server.raft_storage_mut();
-                    if let Some(snapshot) = work.snapshot {
-                        storage.apply_snapshot(snapshot).unwrap();
-                    }
-                    storage.append(&work.entries).unwrap();
-                    if let Some(hard_state) = work.hard_state {
-                        storage.set_hard_state(hard_state);
-                    }
-                    // What is persisted survives a crash.
-                    member.storage = storage.clone();
-                    self.net.extend(work.persisted_messages);
-                    if let Err(err) = server.advance() {
-                        // A fatal error (e.g. the cluster left this member's version
-                        // window): the member stops, as the real server exits.
-                        writeln!(self.out, "n{id} stopped: {err}").unwrap();
-                        member.server = None;
-                        break;
-                    }
-                }
-                let Some(server) = member.server.as_mut() else {
-                    continue;
-                };
-                let outputs = server.take_outputs();
-                let mut forwards = Vec::new();
-                let mut printable = Vec::new();
-                let mut snapshots = Vec::new();
-                let mut bcrypt = Vec::new();
-                let mut state_opens = Vec::new();
-                let mut defrags = Vec::new();
-                for output in outputs {
-                    match output {
-                        // The shell's worker thread: run inline, held or delayed.
-                        Output::OpenState(job) => {
-                            writeln!(
-                                self.out,
-                                "n{id} opens its state at index {} off the loop",
-                                job.index()
-                            )
-                            .unwrap();
-                            if self.hold_state_opens {
-                                self.held_state_opens.push((*id, job, None));
-                            } else if self.state_open_delay_ms > 0 {
-                                let due = self.now_ms + self.state_open_delay_ms;
-                                self.held_state_opens.push((*id, job, Some(due)));
-                            } else {
-                                state_opens.push(job);
-                            }
-                        }
-                        // The shell's worker pool, run inline (or held): the test's clock does
-                        // not move while bcrypt runs.
-                        Output::PasswordWork(work) => {
-                            self.bcrypt_jobs += 1;
-                            if self.hold_bcrypt {
-                                self.held_bcrypt.push_back((*id, work));
-                            } else {
-                                bcrypt.push(work);
-                            }
-                        }
-                        // The shell's copy, done at once (or held, as a long one).
-                        Output::Defragment { id: request } if self.hold_defrag => {
-                            self.held_defrags.push((*id, request))
-                        }
-                        Output::Defragment { id: request } => defrags.push(request),
-                        Output::ConfState(cs) => {
-                            server.raft_storage_mut().set_conf_state(cs.clone());
-                            member.storage.set_conf_state(cs);
-                        }
-                        Output::Snapshot {
-                            index,
-                            conf_state,
-                            data,
-                            compact_to,
-                        } => {
-                            let storage = server.raft_storage_mut();
-                            storage
-                                .create_snapshot(index, Some(conf_state), data)
-                                .unwrap();
-                            let compacted = storage.first_index().unwrap() - 1;
-                            if compact_to > compacted {
-                                storage.compact(compact_to).unwrap();
-                            }
-                            member.storage = storage.clone();
-                            snapshots.push(format!(
-                                "n{id} snapshot at index {index}, log compacted to {}",
-                                compact_to.max(compacted)
-                            ));
-                        }
-                        Output::Forward {
-                            id: request,
-                            attempt,
-                            to,
-                            request: forwarded,
-                            ..
-                        } => forwards.push((request, attempt, to, forwarded)),
-                        other => printable.push(other),
-                    }
-                }
-                for work in bcrypt {
-                    moved = true;
-                    server.password_done(work.run());
-                }
-                for request in defrags {
-                    moved = true;
-                    server.defragment_done(request, Ok(()));
-                    server.apply_waiting().unwrap();
-                }
-                for job in state_opens {
-                    moved = true;
-                    if let Err(err) = open_state(server, &job) {
-                        writeln!(self.out, "n{id} stopped: {err}").unwrap();
-                        member.server = None;
-                        break;
-                    }
-                }
-                if member.server.is_none() {
-                    continue;
-                }
-                for output in printable {
-                    self.print_output(*id, output);
-                }
-                for line in snapshots {
-                    writeln!(self.out, "{line}").unwrap();
-                }
-                for (request, attempt, to, forwarded) in forwards {
-                    moved = true;
-                    self.forward(*id, request, attempt, to, forwarded);
-                }
+            for id in ids {
+                moved |= self.run_member(id);
             }
             for (member, request, attempt, answer) in std::mem::take(&mut self.forward_answers) {
                 moved = true;
@@ -454,36 +324,6 @@ impl Cluster {
             }
         }
         panic!("cluster did not stabilize");
-    }
-
-    /// As a shell carries out `Output::Forward`: the request goes to member `to` over the
-    /// network (its answer comes back through `forward_answers`), or gets no answer when `to`
-    /// is down or cut off.
-    fn forward(
-        &mut self,
-        from: u64,
-        request: u64,
-        attempt: u64,
-        to: u64,
-        forwarded: ClientRequest,
-    ) {
-        writeln!(
-            self.out,
-            "n{from} forwards #{request} to n{to} (attempt {attempt})"
-        )
-        .unwrap();
-        let reachable =
-            self.connected(from, to) && self.members.get(&to).is_some_and(|m| m.server.is_some());
-        if !reachable {
-            writeln!(self.out, "n{from} #{request}: no answer from n{to}").unwrap();
-            self.forward_answers.push((from, request, attempt, None));
-            return;
-        }
-        // Numbered apart from the clients' requests, whose numbers the transcripts show.
-        let id = FORWARDED_IDS + self.forwarded_count;
-        self.forwarded_count += 1;
-        self.forwarded.insert((to, id), (from, request, attempt));
-        self.server(to).forwarded_request(id, from, forwarded);
     }
 
     /// Advances the clock by `ms`, one tick (100 ms) at a time, stabilizing after each.
