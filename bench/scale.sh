@@ -20,8 +20,12 @@
 # "leader change" covers the whole run from the fill on.
 # Prints one Markdown table. Knobs (environment): N (default 2000000), V (default 1024),
 # SNAP_COUNT (default 10000), AFTER (default SNAP_COUNT + 10000), WATCHERS, SKIP_ETCD=1, SKIP_QRAFT=1,
-# ETCD_TLS (1, the default: etcd encrypts as qraft does), WORK, KEEP=1 (keeps data and logs). Not part of CI; the
-# default size needs ~3 GiB of disk per member and takes a while: try N=200000 first.
+# ETCD_TLS (1, the default: etcd encrypts as qraft does), WORK, KEEP=1 (keeps data and logs),
+# STEPS (default "fill list catch-up restart join": the phases to run, in that order whatever
+# the order given; a phase left out shows "–" in its cells). The fill is what the others
+# measure against, so keep it: STEPS="fill join" measures a join in a few minutes instead of
+# the whole run's ~40. Not part of CI; the default size needs ~3 GiB of disk per member and
+# takes a while: try N=200000 first.
 set -euo pipefail
 
 BIN=${1:?usage: $0 BINDIR}
@@ -32,6 +36,13 @@ AFTER=${AFTER:-$((SNAP_COUNT + 10000))}
 ETCD_TLS=${ETCD_TLS:-1}
 WATCHERS=${WATCHERS:-100}
 LIST_S=${LIST_S:-120}
+STEPS=${STEPS:-fill list catch-up restart join}
+for step in $STEPS; do
+    case $step in
+    fill | list | catch-up | restart | join) ;;
+    *) echo "unknown step '$step' in STEPS (fill list catch-up restart join)" >&2 && exit 2 ;;
+    esac
+done
 WORK=${WORK:-$(mktemp -d "${TMPDIR:-/tmp}/qraft-scale.XXXXXX")}
 mkdir -p "$WORK"
 BENCH="$BIN/qraft-bench"
@@ -46,6 +57,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log() { echo "== $*" >&2; }
+
+step() { [[ " $STEPS " == *" $1 "* ]]; }
 
 rss_anon_mb() { # pid (0 when the process is gone)
     local mb
@@ -149,45 +162,57 @@ run_system() { # system workdir
     for LEADER in 0 1 2; do [[ ${all[$LEADER]} == "$leader_ep" ]] && break; done
     f=$(((LEADER + 1) % 3))
     leader_before=$(leader_id "$sys" "$leader_ep" "$cacert")
-    log "$sys: fill $N x $V bytes, $WATCHERS range watchers"
-    fill=$(put "$sys" "$leader_ep" "$cacert" "$N" 0 --range-watchers "$WATCHERS")
-    fill_qps=$(jq -r '.qps | floor' <<<"$fill")
-    # A failed put (e.g. the NOSPACE alarm) must not pass for a fill.
-    fill_errors=$(jq -r '.errors // 0' <<<"$fill")
-    [[ $fill_errors == 0 ]] || fill_qps+=" ($fill_errors errors)"
-    fill_events=$(jq -r '.items // 0' <<<"$fill")
+    fill_qps="–" fill_events="–" list="–" catch="– | – | –" sizes="–" ready_s="–" join="–"
+    if step fill; then
+        log "$sys: fill $N x $V bytes, $WATCHERS range watchers"
+        fill=$(put "$sys" "$leader_ep" "$cacert" "$N" 0 --range-watchers "$WATCHERS")
+        fill_qps=$(jq -r '.qps | floor' <<<"$fill")
+        # A failed put (e.g. the NOSPACE alarm) must not pass for a fill.
+        fill_errors=$(jq -r '.errors // 0' <<<"$fill")
+        [[ $fill_errors == 0 ]] || fill_qps+=" ($fill_errors errors)"
+        fill_events="$(jq -r '.items // 0' <<<"$fill")/$N"
+    fi
     steady_l=$(rss_anon_mb "${MEMBER_PIDS[$LEADER]}")
     steady_f=$(rss_anon_mb "${MEMBER_PIDS[$f]}")
-    log "$sys: paged list (limit 500)"
-    # Capped at LIST_S seconds: etcd counts every key of the range for each page (its
-    # `count`), so its pages slow down with the key space; the keys listed show how far it got.
-    list=$("$BENCH" --target "$sys" --endpoints "$leader_ep" ${cacert:+--cacert "$cacert"} --json \
-        --total 100000000 --duration "$LIST_S" list --page-size 500)
-    log "$sys: follower $f stopped, $AFTER more writes"
-    stop_member "$f"
-    put "$sys" "$leader_ep" "$cacert" "$AFTER" "$N" >/dev/null
-    target=$(revision "$sys" "$leader_ep" "$cacert")
-    restart_member "$f"
-    wait_caught_up "$sys" "$f" "$target" "${all[$f]}" "$cacert"
-    catch="$(printf '%.1f' "$CAUGHT_S") s | $steady_l → $PEAK_L MB | $steady_f → $PEAK_M MB"
-    sizes=$(for i in 0 1 2; do du -sm "$w/${sys:0:1}$i" | cut -f1; done | paste -sd/)
-    log "$sys: restart-to-ready"
-    stop_member "$f"
-    restart_member "$f"
-    start=$(date +%s.%N)
-    # The client port first (a cheap probe every 20 ms: a status call to a closed port takes
-    # seconds to fail), then the first status call answered.
-    until (exec 3<>"/dev/tcp/127.0.0.1/${all[$f]##*:}") 2>/dev/null; do sleep 0.02; done
-    until status_json "$sys" "${all[$f]}" "$cacert" >/dev/null 2>&1; do sleep 0.05; done
-    ready_s=$(echo "$(date +%s.%N) - $start" | bc)
-    log "$sys: a fourth member added"
-    target=$(revision "$sys" "$leader_ep" "$cacert")
-    add_member "$sys" "$w" "$leader_ep" "$cacert" "$BIN"
-    wait_caught_up "$sys" 3 "$target" "$NEW_EP" "$cacert"
-    join="$(printf '%.1f' "$CAUGHT_S") s, peak $PEAK_M MB"
-    ROWS+=("| $sys | $fill_qps | $fill_events/$N | $(jq -r '"\(.elapsed_s * 10 | floor / 10) s, \(.items) keys"' <<<"$list") | \
-$catch | $([[ $leader_before == "$(leader_id "$sys" "$leader_ep" "$cacert")" ]] && echo no || echo YES) | \
-$sizes | $(printf '%.2f' "$ready_s") s | $join |")
+    if step list; then
+        log "$sys: paged list (limit 500)"
+        # Capped at LIST_S seconds: etcd counts every key of the range for each page (its
+        # `count`), so its pages slow down with the key space; the keys listed show how far it got.
+        list=$("$BENCH" --target "$sys" --endpoints "$leader_ep" ${cacert:+--cacert "$cacert"} \
+            --json --total 100000000 --duration "$LIST_S" list --page-size 500 |
+            jq -r '"\(.elapsed_s * 10 | floor / 10) s, \(.items) keys"')
+    fi
+    if step catch-up; then
+        log "$sys: follower $f stopped, $AFTER more writes"
+        stop_member "$f"
+        put "$sys" "$leader_ep" "$cacert" "$AFTER" "$N" >/dev/null
+        target=$(revision "$sys" "$leader_ep" "$cacert")
+        restart_member "$f"
+        wait_caught_up "$sys" "$f" "$target" "${all[$f]}" "$cacert"
+        catch="$(printf '%.1f' "$CAUGHT_S") s | $steady_l → $PEAK_L MB | $steady_f → $PEAK_M MB"
+        sizes=$(for i in 0 1 2; do du -sm "$w/${sys:0:1}$i" | cut -f1; done | paste -sd/)
+    fi
+    if step restart; then
+        log "$sys: restart-to-ready"
+        stop_member "$f"
+        restart_member "$f"
+        start=$(date +%s.%N)
+        # The client port first (a cheap probe every 20 ms: a status call to a closed port takes
+        # seconds to fail), then the first status call answered.
+        until (exec 3<>"/dev/tcp/127.0.0.1/${all[$f]##*:}") 2>/dev/null; do sleep 0.02; done
+        until status_json "$sys" "${all[$f]}" "$cacert" >/dev/null 2>&1; do sleep 0.05; done
+        ready_s="$(printf '%.2f' "$(echo "$(date +%s.%N) - $start" | bc)") s"
+    fi
+    if step join; then
+        log "$sys: a fourth member added"
+        target=$(revision "$sys" "$leader_ep" "$cacert")
+        add_member "$sys" "$w" "$leader_ep" "$cacert" "$BIN"
+        wait_caught_up "$sys" 3 "$target" "$NEW_EP" "$cacert"
+        join="$(printf '%.1f' "$CAUGHT_S") s, peak $PEAK_M MB"
+    fi
+    ROWS+=("| $sys | $fill_qps | $fill_events | $list | $catch | \
+$([[ $leader_before == "$(leader_id "$sys" "$leader_ep" "$cacert")" ]] && echo no || echo YES) | \
+$sizes | $ready_s | $join |")
     for i in 0 1 2 3; do stop_member "$i"; done
     [[ ${KEEP:-0} == 1 ]] || rm -rf "$w"
 }

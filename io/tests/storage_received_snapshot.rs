@@ -6,9 +6,11 @@
 use std::ops::ControlFlow;
 use std::path::Path;
 
-use qraft_core::backend::meta;
+use qraft_core::backend::{Backend, meta};
+use qraft_core::mvcc::MvccStore;
 use qraft_core::raft::Storage;
 use qraft_io::storage::{ChunksReader, LmdbStorage, StorageConfig, StorageError, Table};
+use qraft_proto::etcdserverpb::{DeleteRangeRequest, PutRequest};
 use qraft_proto::raftpb::{ConfState, HardState, SnapshotMetadata};
 use tempfile::TempDir;
 
@@ -208,5 +210,94 @@ fn the_installed_file_is_the_size_of_the_data() {
     assert!(
         (follower_bytes / leader_bytes - 1.0).abs() < 0.15,
         "leader {leader_bytes} bytes, follower {follower_bytes}"
+    );
+}
+
+/// A leader whose key space is a real MVCC history: puts, a lease, a delete, a compaction.
+fn mvcc_leader(dir: &TempDir) -> (LmdbStorage, SnapshotMetadata, Vec<Vec<u8>>) {
+    let leader = open(dir);
+    fill(&leader, 0, 0, 1);
+    let mut store = MvccStore::default();
+    let mut txn = Backend::write_txn(&leader).expect("write");
+    for i in 0..3000u32 {
+        let req = PutRequest {
+            key: format!("key-{:05}", i % 1200).into_bytes().into(),
+            value: vec![b'v'; 40].into(),
+            lease: if i % 7 == 0 { 5 } else { 0 },
+            ..Default::default()
+        };
+        store.put(&mut txn, &req, &|_| true).expect("put");
+    }
+    let req = DeleteRangeRequest {
+        key: b"key-00100".to_vec().into(),
+        range_end: b"key-00200".to_vec().into(),
+        ..Default::default()
+    };
+    store.delete_range(&mut txn, &req).expect("delete");
+    store.compact_to(&mut txn, 1500).expect("compact");
+    txn.set_applied_index(3000).expect("applied");
+    txn.commit().expect("commit");
+    let (meta, chunks) = export(&leader);
+    (leader, meta, chunks)
+}
+
+/// The key index built as a snapshot arrives (when the core asks for it) is the one opening
+/// the installed state builds from the stored key space — so the state reopened after the
+/// install can take it instead of reading the key space again.
+#[test]
+fn the_key_index_built_while_receiving_equals_the_one_rebuilt_from_the_installed_data() {
+    let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
+    let (_leader, meta, chunks) = mvcc_leader(&a);
+    let follower = open(&b);
+    fill(&follower, 3, 10, 3);
+    follower.set_index_while_receiving(true);
+    follower
+        .receive_snapshot(&meta, reader(chunks))
+        .expect("receive");
+    follower
+        .install_received_snapshot(&meta, None)
+        .expect("install");
+    let built = follower
+        .take_received_index(meta.index)
+        .expect("an index built while receiving");
+    assert!(
+        follower.take_received_index(meta.index).is_none(),
+        "taken once"
+    );
+
+    let read = follower.read().expect("read");
+    let (received, received_leases) = built.finish(&read).expect("finish");
+    let (rebuilt, rebuilt_leases) = MvccStore::open_reporting_leases(&read).expect("open");
+    assert_eq!(received, rebuilt);
+    assert_eq!(received_leases, rebuilt_leases);
+    assert_eq!(received.indexed_keys(), 1200);
+    assert_eq!(received.compact_revision(), 1500);
+    assert!(!received_leases.is_empty());
+}
+
+/// Unless the core asks for it, nothing is built (a member whose own key index is large must
+/// not hold two at once); and an index is handed only to the state of its own snapshot.
+#[test]
+fn a_key_index_is_built_while_receiving_only_when_asked_and_for_its_snapshot_only() {
+    let (a, b) = (TempDir::new().expect("dir"), TempDir::new().expect("dir"));
+    let (_leader, meta, chunks) = mvcc_leader(&a);
+    let follower = open(&b);
+    fill(&follower, 3, 10, 3);
+    follower
+        .receive_snapshot(&meta, reader(chunks.clone()))
+        .expect("receive");
+    assert!(follower.take_received_index(meta.index).is_none());
+
+    let c = TempDir::new().expect("dir");
+    let other = open(&c);
+    fill(&other, 3, 10, 3);
+    other.set_index_while_receiving(true);
+    other
+        .receive_snapshot(&meta, reader(chunks))
+        .expect("receive");
+    assert!(other.take_received_index(meta.index + 1).is_none());
+    assert!(
+        other.take_received_index(meta.index).is_none(),
+        "asked for another snapshot, it was dropped"
     );
 }

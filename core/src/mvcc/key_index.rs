@@ -122,7 +122,7 @@ impl KeyIndex {
 }
 
 /// All keys' indexes, ordered by key.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct KeyIndexTree {
     keys: BTreeMap<Box<[u8]>, KeyIndex>,
 }

@@ -14,13 +14,14 @@ use prost::Message;
 use qraft_proto::Bytes;
 use qraft_proto::mvccpb::KeyValue;
 
+use super::history_index::KeyIndexBuilder;
 use super::key_index::{KeyIndexTree, KeyRange};
 use super::revision::Revision;
 use crate::backend::{BackendError, ReadTxn, Table, Visit, WriteTxn, meta};
 use crate::error::{Error, Result};
 
 /// The multi-version key-value store (etcd's `mvcc.store`).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MvccStore {
     pub(crate) index: KeyIndexTree,
     /// Revision of the last write transaction that changed something; starts at 1.
@@ -44,22 +45,6 @@ pub(crate) fn decode_kv(bytes: &[u8]) -> Result<KeyValue, BackendError> {
     })
 }
 
-/// The fields of a stored [`KeyValue`] the key index and lease links need: the same tags as
-/// etcd's `mvccpb.KeyValue` without `value` (tag 5) and `mod_revision` (the record's own
-/// revision), which prost skips without copying. Opening a store reads every record of the
-/// history; skipping values makes that pass proportional to the keys, not to the data.
-#[derive(Clone, PartialEq, prost::Message)]
-struct IndexedKeyValue {
-    #[prost(bytes = "bytes", tag = "1")]
-    key: Bytes,
-    #[prost(int64, tag = "2")]
-    create_revision: i64,
-    #[prost(int64, tag = "4")]
-    version: i64,
-    #[prost(int64, tag = "6")]
-    lease: i64,
-}
-
 impl Default for MvccStore {
     fn default() -> Self {
         Self {
@@ -74,7 +59,7 @@ impl MvccStore {
     /// Rebuilds the store from the backend: the key index from [`Table::Key`], the compaction
     /// point from [`Table::Meta`]. An empty backend gives a store at revision 1.
     pub fn open<T: ReadTxn + ?Sized>(txn: &T) -> Result<Self> {
-        Self::open_inner(txn, None)
+        Ok(Self::open_reporting_leases(txn)?.0)
     }
 
     /// [`MvccStore::open`], also reporting the lease of every live key attached to one (key
@@ -85,61 +70,25 @@ impl MvccStore {
     pub fn open_reporting_leases<T: ReadTxn + ?Sized>(
         txn: &T,
     ) -> Result<(Self, BTreeMap<Bytes, i64>)> {
-        let mut leased = BTreeMap::new();
-        let store = Self::open_inner(txn, Some(&mut leased))?;
-        Ok((store, leased))
-    }
-
-    fn open_inner<T: ReadTxn + ?Sized>(
-        txn: &T,
-        mut leased: Option<&mut BTreeMap<Bytes, i64>>,
-    ) -> Result<Self> {
-        let mut store = MvccStore::default();
+        let mut builder = KeyIndexBuilder::new();
         let mut failure = None;
-        let mut max_main = 0;
-        // The table is in revision order, so the last record seen for a key is its live one.
-        txn.scan(Table::Key, &[], None, &mut |rev_key, value| {
-            let step = Revision::decode(rev_key).and_then(|(rev, tombstone)| {
-                let kv = IndexedKeyValue::decode(value).map_err(|e| BackendError::Corrupt {
-                    table: Table::Key,
-                    reason: format!("undecodable KeyValue: {e}"),
-                })?;
-                if let Some(leased) = leased.as_deref_mut() {
-                    if tombstone || kv.lease == 0 {
-                        leased.remove(kv.key.as_ref());
-                    } else {
-                        leased.insert(kv.key.clone(), kv.lease);
-                    }
-                }
-                if tombstone {
-                    store.index.tombstone(&kv.key, rev);
-                } else {
-                    store
-                        .index
-                        .restore_put(&kv.key, rev, kv.create_revision, kv.version);
-                }
-                max_main = rev.main;
-                Ok(())
-            });
-            match step {
+        // The table's key order is revision order, which the builder needs.
+        txn.scan(
+            Table::Key,
+            &[],
+            None,
+            &mut |rev_key, value| match builder.add(rev_key, value) {
                 Ok(()) => Visit::Continue(()),
                 Err(e) => {
                     failure = Some(e);
                     Visit::Break(())
                 }
-            }
-        })?;
+            },
+        )?;
         if let Some(e) = failure {
             return Err(e.into());
         }
-        let finished = meta::get_i64(txn, meta::FINISHED_COMPACT_REVISION)?.unwrap_or(-1);
-        // Compaction runs in the write transaction that schedules it, so a scheduled revision
-        // above the finished one only comes from another writer; treating it as done is safe
-        // because reads below it are refused and the next compaction removes what is left.
-        let scheduled = meta::get_i64(txn, meta::SCHEDULED_COMPACT_REVISION)?.unwrap_or(-1);
-        store.compact_revision = finished.max(scheduled);
-        store.current_revision = max_main.max(store.compact_revision).max(1);
-        Ok(store)
+        builder.finish(txn)
     }
 
     /// The revision of the latest change (what response headers carry).

@@ -81,7 +81,7 @@ pub use output::{Output, RaftWork, RequestId};
 pub use passwords::{MAX_PASSWORD_WORK, PasswordDone, PasswordOutcome, PasswordWork};
 pub use peer_directory::PeerDirectory;
 pub use reconfig_check::HEALTH_INTERVAL_MS;
-pub use reopen::{MAX_HELD_REQUESTS, OpenedState, StateOpenJob};
+pub use reopen::{INDEX_WHILE_RECEIVING_MAX_KEYS, MAX_HELD_REQUESTS, OpenedState, StateOpenJob};
 pub use response::{error_response, header, ok_response};
 pub use snapshot::{encode_image, install_image};
 pub use snapshot_restore::kept_by_restore;

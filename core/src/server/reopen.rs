@@ -36,6 +36,7 @@ use crate::auth::AuthConfig;
 use crate::backend::{Backend, BackendError, ReadTxn, Table};
 use crate::error::{Error, Result};
 use crate::lease::LessorConfig;
+use crate::mvcc::KeyIndexBuilder;
 use crate::raft::Storage;
 use crate::watch::{StreamId, WatchHub};
 
@@ -47,6 +48,12 @@ use super::state_machine::Server;
 /// Client requests that may wait for the state at once; more are refused ("too many
 /// requests"), so a burst during a long reopening costs bounded memory.
 pub const MAX_HELD_REQUESTS: usize = 10_000;
+
+/// The largest key index of its own with which a member still builds the index of a snapshot
+/// while it arrives ([`Server::index_while_receiving`]): a new member's is empty. At a few
+/// hundred bytes per indexed key (the key, its revisions, the tree), this many cost tens of MB
+/// at most on top of the new index.
+pub const INDEX_WHILE_RECEIVING_MAX_KEYS: usize = 100_000;
 
 /// The work of reopening the state at a snapshot's index, for the shell to run off its loop
 /// thread ([`Output::OpenState`]). `Send`: it carries only the index and the settings.
@@ -73,9 +80,16 @@ impl StateOpenJob {
     }
 
     /// Opens the state from `txn`, a read of the backend as last committed (it holds the
-    /// installed snapshot; on any thread). O(keys): run it on a worker thread.
-    pub fn run<T: ReadTxn + ?Sized>(&self, txn: &T) -> OpenedState {
-        let state = AppState::open_with(txn, self.lessor.clone(), self.auth.clone());
+    /// installed snapshot; on any thread). O(keys): run it on a worker thread. `indexed`: the
+    /// key index built from the snapshot's history as it arrived (see
+    /// [`Server::index_while_receiving`]), if the shell has it for this job's snapshot; the
+    /// key space is then not read again. The state is the same either way.
+    pub fn run<T: ReadTxn + ?Sized>(
+        &self,
+        txn: &T,
+        indexed: Option<KeyIndexBuilder>,
+    ) -> OpenedState {
+        let state = AppState::open_with(txn, self.lessor.clone(), self.auth.clone(), indexed);
         OpenedState {
             index: self.index,
             state: state.map(|state| {
@@ -201,6 +215,19 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.replay(input, hub);
         }
         Ok(())
+    }
+
+    /// Whether the shell should build the key index of a snapshot from the leader while its
+    /// records arrive, and hand it to the [`StateOpenJob`] that reopens the state after the
+    /// install (which then does not read the key space again: seconds at millions of keys,
+    /// on a join's critical path). Only while this member's own index is small
+    /// (at most [`INDEX_WHILE_RECEIVING_MAX_KEYS`] keys): the old state stays in place while
+    /// a snapshot arrives, and two large key indexes at once would raise the member's peak
+    /// memory at the moment it holds the most data (the index is O(keys) — a member catching up
+    /// over a large old state reopens by scanning instead). Never while the state reopens: a
+    /// further snapshot is refused then.
+    pub fn index_while_receiving(&self) -> bool {
+        !self.is_reopening() && self.state.mvcc.indexed_keys() <= INDEX_WHILE_RECEIVING_MAX_KEYS
     }
 
     /// Whether the state is being reopened (inputs that read it wait).

@@ -9,7 +9,7 @@ use crate::auth::{AuthConfig, AuthStore};
 use crate::backend::{BackendError, ReadTxn, Table, Visit, meta};
 use crate::error::Result;
 use crate::lease::{Lessor, LessorConfig, load_leases};
-use crate::mvcc::MvccStore;
+use crate::mvcc::{KeyIndexBuilder, MvccStore};
 
 use super::alarm::AlarmStore;
 use super::config::ServerConfig;
@@ -37,18 +37,24 @@ pub struct AppState {
 
 impl AppState {
     pub fn open<T: ReadTxn + ?Sized>(txn: &T, config: &ServerConfig) -> Result<Self> {
-        Self::open_with(txn, config.lessor.clone(), config.auth.clone())
+        Self::open_with(txn, config.lessor.clone(), config.auth.clone(), None)
     }
 
     /// As [`AppState::open`], with only the settings the state itself needs (what a
     /// [`super::StateOpenJob`] carries to the shell's worker thread). One pass over the key
-    /// history: O(keys), never on the shell's loop thread once the member serves.
+    /// history: O(keys), never on the shell's loop thread once the member serves — unless
+    /// `indexed` already holds the index built from that very history (as a snapshot
+    /// arrived: [`KeyIndexBuilder`]), which is then taken instead.
     pub(super) fn open_with<T: ReadTxn + ?Sized>(
         txn: &T,
         lessor_config: LessorConfig,
         auth_config: AuthConfig,
+        indexed: Option<KeyIndexBuilder>,
     ) -> Result<Self> {
-        let (mvcc, leased) = MvccStore::open_reporting_leases(txn)?;
+        let (mvcc, leased) = match indexed {
+            Some(builder) => builder.finish(txn)?,
+            None => MvccStore::open_reporting_leases(txn)?,
+        };
         let mut lessor = Lessor::new(lessor_config);
         lessor.restore(load_leases(txn)?);
         for (key, lease) in leased {

@@ -191,7 +191,10 @@ fn put_record<'s>(
         Some(open) => open,
         None => batch.insert(storage.begin_write()?),
     };
-    open.put(record.table, &record.key, &record.value)?;
+    // Both kinds of file hold each table in key order (a qraft stream as exported, an etcd
+    // database as its B+tree walks): appended, the pages fill up instead of splitting
+    // half-empty (docs/storage.md, "Page fill"); a key out of order is stored the usual way.
+    open.put_at_end(record.table, &record.key, &record.value)?;
     *batch_bytes += record.key.len() + record.value.len();
     if *batch_bytes >= BATCH_BYTES {
         *batch_bytes = 0;

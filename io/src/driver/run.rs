@@ -457,6 +457,10 @@ impl<'s, S: DriverStorage> Loop<'s, S> {
         self.sync_watchers()?;
         self.publish_info();
         self.metrics.after_turn(&self.server, &self.hub);
+        // For the transport's receiving thread: whether a snapshot arriving now gets its key
+        // index built on the way (the core decides; see `Server::index_while_receiving`).
+        self.storage
+            .set_index_while_receiving(self.server.index_while_receiving());
         Ok(())
     }
 }

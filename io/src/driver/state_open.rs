@@ -33,16 +33,21 @@ impl StateOpener {
     pub fn submit<S: DriverStorage>(&self, storage: &S, job: StateOpenJob) {
         let storage = storage.clone();
         let results = self.results.clone();
+        // Built as the snapshot arrived, when the core asked for it: then the key space is
+        // not read again.
+        let indexed = storage.take_received_index(job.index());
         // Detached: it ends by handing the result over, or finds the loop gone.
         drop(runtime::spawn(async move {
             let opened = runtime::spawn_blocking(move || {
                 let start = Instant::now();
+                let prebuilt = indexed.is_some();
                 let opened = match storage.read() {
-                    Ok(txn) => job.run(&txn),
+                    Ok(txn) => job.run(&txn, indexed),
                     Err(err) => job.failed(BackendError::from(err)),
                 };
                 tracing::info!(
                     index = job.index(),
+                    indexed_as_received = prebuilt,
                     took_ms = start.elapsed().as_millis() as u64,
                     "opened the state of the installed snapshot (off the loop)"
                 );

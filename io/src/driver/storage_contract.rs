@@ -26,6 +26,7 @@
 use std::time::Duration;
 
 use qraft_core::backend;
+use qraft_core::mvcc::KeyIndexBuilder;
 use qraft_core::raft;
 use qraft_proto::raftpb::{ConfState, Entry, HardState, SnapshotMetadata};
 
@@ -84,6 +85,14 @@ pub trait DriverStorage: raft::Storage + Clone + Send + Sync + 'static {
 
     /// Drops what was received of snapshots up to `index` (raft refused them).
     fn discard_received_snapshots(&self, index: u64);
+
+    /// Whether snapshots received from now on get their key index built as they arrive (the
+    /// core's `Server::index_while_receiving`). Called every turn: cheap.
+    fn set_index_while_receiving(&self, on: bool);
+
+    /// The key index built as the snapshot at `index` arrived, if any, for the
+    /// `StateOpenJob` that reopens the state after its install.
+    fn take_received_index(&self, index: u64) -> Option<KeyIndexBuilder>;
 
     /// A consistent image of the applied state as last committed, as a stream of chunks (a
     /// client's snapshot).

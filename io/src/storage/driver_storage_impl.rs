@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use qraft_core::mvcc::KeyIndexBuilder;
 use qraft_proto::raftpb::{ConfState, Entry, HardState, SnapshotMetadata};
 
 use super::{LmdbStorage, ReadTxn, Result, SizeInfo, SnapshotExporter, WriteBatch};
@@ -46,6 +47,14 @@ impl DriverStorage for LmdbStorage {
 
     fn discard_received_snapshots(&self, index: u64) {
         LmdbStorage::discard_received_snapshots(self, index)
+    }
+
+    fn set_index_while_receiving(&self, on: bool) {
+        LmdbStorage::set_index_while_receiving(self, on)
+    }
+
+    fn take_received_index(&self, index: u64) -> Option<KeyIndexBuilder> {
+        LmdbStorage::take_received_index(self, index)
     }
 
     fn export_snapshot(&self) -> Result<SnapshotExporter> {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use qraft_core::mvcc::KeyIndexBuilder;
 use qraft_proto::raftpb::{Entry, HardState, SnapshotMetadata};
 
 use super::codec::decode_pair;
@@ -51,6 +52,13 @@ pub(crate) struct Shared {
     /// fold of the journal's tail can race an append: [`LmdbStorage::journal_append`] then goes
     /// on without the lock, and raft's log keeps moving for the whole copy.
     pub defragging: AtomicBool,
+    /// Whether a snapshot received from the leader gets its key index built as it arrives
+    /// (the core's `Server::index_while_receiving`, kept current by the driver).
+    pub index_while_receiving: AtomicBool,
+    /// The key index built from the last snapshot received with it, and that snapshot's index,
+    /// until the state reopened after its install takes it (or it is dropped: refused, or
+    /// another snapshot received). One at most: O(keys) of memory.
+    pub received_index: Mutex<Option<(u64, KeyIndexBuilder)>>,
     /// Exclusive advisory lock on the data directory; declared last so it is released only
     /// after the environment is closed.
     _dir_lock: File,
@@ -93,6 +101,12 @@ impl Drop for ReaderSlot {
 
 pub(crate) fn read_lock<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
     lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 pub(crate) fn write_lock<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
@@ -141,6 +155,8 @@ impl LmdbStorage {
                 tail: RwLock::new(LogTail::new(position)),
                 journal: Mutex::new(recovered.journal),
                 defragging: AtomicBool::new(false),
+                index_while_receiving: AtomicBool::new(false),
+                received_index: Mutex::new(None),
                 applied_index: AtomicU64::new(applied),
                 _dir_lock: dir_lock,
             }),

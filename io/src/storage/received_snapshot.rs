@@ -19,6 +19,13 @@
 //!
 //! Because the new file is written from scratch in key order, its size follows the data (as
 //! the leader's does), instead of the old file plus a full copy.
+//!
+//! When the core asks for it (`Server::index_while_receiving`: a member whose own key index is
+//! small, such as a new one), the receiving thread also builds the key index from the history
+//! records as they pass (they arrive in revision order), and keeps it with the snapshot's index
+//! for the state reopened after the install ([`LmdbStorage::take_received_index`]), which then
+//! does not read the key space again. It lives in memory only: a crash loses it, and the state
+//! reopened at the next start scans as usual.
 
 use std::fs::{self, File};
 use std::io::Read;
@@ -26,17 +33,18 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use qraft_core::mvcc::KeyIndexBuilder;
 use qraft_proto::raftpb::{HardState, SnapshotMetadata};
 
 use super::env::{open_env, open_env_in};
 use super::error::{Result, StorageError};
-use super::lmdb::{LmdbStorage, load_raft_state, lock_journal, read_lock, write_lock};
+use super::lmdb::{LmdbStorage, load_raft_state, lock, lock_journal, read_lock, write_lock};
 use super::log_tail::LogTail;
 use super::opened::Opened;
 use super::raft_log;
 use super::read_txn::read_applied_index;
 use super::snapshot::StreamParser;
-use super::tables::{KEY_IDENTITY, KEY_JOURNAL_POSITION, put_at_end};
+use super::tables::{KEY_IDENTITY, KEY_JOURNAL_POSITION, Table, put_at_end};
 
 /// Bytes of records written per transaction while receiving: bounds LMDB's dirty pages (held
 /// in memory until a commit) independently of the snapshot's size.
@@ -67,8 +75,13 @@ impl LmdbStorage {
             RECEPTIONS.fetch_add(1, Ordering::Relaxed)
         ));
         super::permissions::create_private_dir_all(&partial)?;
-        let records = match write_stream(&partial, self, meta, stream) {
-            Ok(records) => records,
+        let indexer = self
+            .shared
+            .index_while_receiving
+            .load(Ordering::Acquire)
+            .then(KeyIndexBuilder::new);
+        let (records, indexed) = match write_stream(&partial, self, meta, stream, indexer) {
+            Ok(written) => written,
             Err(err) => {
                 let _ = fs::remove_dir_all(&partial);
                 return Err(err);
@@ -76,11 +89,13 @@ impl LmdbStorage {
         };
         let complete = staged_dir(&member, meta.index);
         if complete.exists() {
-            // The same snapshot arrived twice; the first copy stays.
+            // The same snapshot arrived twice; the first copy stays (with its index, if any).
             let _ = fs::remove_dir_all(&partial);
         } else {
             fs::rename(&partial, &complete)?;
             File::open(&member)?.sync_all()?;
+            // Replaces an index kept for another snapshot: one at most is held.
+            *lock(&self.shared.received_index) = indexed.map(|index| (meta.index, index));
         }
         self.remove_staged(|index| index.is_some_and(|i| i < meta.index && self.stale(i)));
         Ok(records)
@@ -186,6 +201,27 @@ impl LmdbStorage {
     /// key space on disk. Receptions still in progress are left to finish.
     pub fn discard_received_snapshots(&self, index: u64) {
         self.remove_staged(|staged| staged.is_some_and(|i| i <= index));
+        let mut kept = lock(&self.shared.received_index);
+        if kept.as_ref().is_some_and(|(at, _)| *at <= index) {
+            *kept = None;
+        }
+    }
+
+    /// Says whether the next snapshots received get their key index built as they arrive (the
+    /// core's `Server::index_while_receiving`). Cheap: the driver calls it every turn.
+    pub fn set_index_while_receiving(&self, on: bool) {
+        self.shared
+            .index_while_receiving
+            .store(on, Ordering::Release);
+    }
+
+    /// The key index built as the snapshot at `index` arrived, for the state reopened after
+    /// its install (`qraft_core::server::StateOpenJob::run`); `None` if none was built, or for
+    /// another snapshot (which is then dropped too: only the snapshot installed last is ever
+    /// reopened).
+    pub fn take_received_index(&self, index: u64) -> Option<KeyIndexBuilder> {
+        let kept = lock(&self.shared.received_index).take()?;
+        (kept.0 == index).then_some(kept.1)
     }
 
     /// Removes the received snapshots (complete ones with an index, partial ones with `None`)
@@ -238,13 +274,15 @@ fn close(opened: Opened) {
     env.prepare_for_closing().wait();
 }
 
-/// The stream's records into a fresh environment in `dir`, in transactions of bounded size.
+/// The stream's records into a fresh environment in `dir`, in transactions of bounded size;
+/// with `indexer`, the key index of the history built on the way (returned with the count).
 fn write_stream(
     dir: &Path,
     storage: &LmdbStorage,
     meta: &SnapshotMetadata,
     stream: impl Read,
-) -> Result<u64> {
+    mut indexer: Option<KeyIndexBuilder>,
+) -> Result<(u64, Option<KeyIndexBuilder>)> {
     let opened = open_env_in(dir, &storage.shared.config)?;
     let result = (|| {
         let mut parser = StreamParser::new(stream);
@@ -252,6 +290,14 @@ fn write_stream(
         let mut pending = 0usize;
         while let Some(record) = parser.next_record()? {
             pending += record.key.len() + record.value.len();
+            if record.table == Table::Key
+                && let Some(builder) = indexer.as_mut()
+                && let Err(err) = builder.add(&record.key, &record.value)
+            {
+                // The reopened state scans the stored history instead, and reports it.
+                tracing::warn!(%err, "snapshot history not indexed as it arrived");
+                indexer = None;
+            }
             // The leader sends each table in key order: the pages fill up as in a compacted
             // copy, whatever holes the leader's own file has.
             put_at_end(
@@ -274,7 +320,7 @@ fn write_stream(
             )));
         }
         txn.commit()?;
-        Ok(parser.records())
+        Ok((parser.records(), indexer))
     })();
     close(opened);
     result

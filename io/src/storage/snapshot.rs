@@ -25,7 +25,7 @@ use qraft_proto::raftpb::SnapshotMetadata;
 use super::raft_state::PersistedRaftState;
 use super::read_txn::ReadTxn;
 use super::snapshot_meta::applied_snapshot_metadata;
-use super::tables::{Table, Tables, table_by_name};
+use super::tables::{Table, Tables, put_at_end, table_by_name};
 
 const MAGIC: &[u8; 8] = b"QRAFTSNP";
 const FORMAT_VERSION: u32 = 1;
@@ -412,9 +412,9 @@ pub(crate) fn restore_key_space(
         tables.data(table).clear(txn)?;
     }
     while let Some(record) = first.take() {
-        tables
-            .data(record.table)
-            .put(txn, &record.key, &record.value)?;
+        // A stream holds each table in key order: appended, the pages fill up instead of
+        // splitting half-empty (docs/storage.md, "Page fill").
+        put_at_end(tables.data(record.table), txn, &record.key, &record.value)?;
         first = parser.next_record()?;
     }
     Ok(parser.records())

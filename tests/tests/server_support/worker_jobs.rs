@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use qraft_core::backend::Backend;
+use qraft_core::backend::{Backend, ReadTxn as _, Table, Visit};
+use qraft_core::mvcc::KeyIndexBuilder;
 use qraft_core::server::StateOpenJob;
 use qraft_core::watch::{WatchConfig, WatchHub};
 
@@ -71,12 +72,34 @@ impl Cluster {
 
 /// Carries out `Output::OpenState` as a shell's worker does (here on the test's thread): the
 /// job over a read of the member's backend, the result back to the core, then the entries
-/// that waited applied.
+/// that waited applied. The job gets the key index a receiving thread would have built from
+/// the snapshot's history records (here fed from the installed history, record by record):
+/// the transcripts then show that the state reopened with it is the one a scan gives (every
+/// start opens by scanning).
 pub(super) fn open_state(
     server: &mut Node,
     job: &StateOpenJob,
 ) -> Result<(), qraft_core::error::Error> {
-    let opened = job.run(&server.backend().read_txn()?);
+    let read = server.backend().read_txn()?;
+    let mut builder = KeyIndexBuilder::new();
+    let mut failure = None;
+    read.scan(
+        Table::Key,
+        &[],
+        None,
+        &mut |key, value| match builder.add(key, value) {
+            Ok(()) => Visit::Continue(()),
+            Err(err) => {
+                failure = Some(err);
+                Visit::Break(())
+            }
+        },
+    )?;
+    if let Some(err) = failure {
+        return Err(err.into());
+    }
+    let opened = job.run(&read, Some(builder));
+    drop(read);
     // These members serve no watches: a hub of their own for the call.
     let mut hub = WatchHub::new(WatchConfig::default());
     server.state_opened(opened, &mut hub)?;

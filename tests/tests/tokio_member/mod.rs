@@ -218,7 +218,7 @@ impl Shell {
                     let txn = self.server.backend().read_txn()?;
                     let inbox = self.inbox.clone();
                     tokio::task::spawn_blocking(move || {
-                        let _ = inbox.send(Input::StateOpened(Box::new(job.run(&txn))));
+                        let _ = inbox.send(Input::StateOpened(Box::new(job.run(&txn, None))));
                     });
                 }
                 // The key space jumped (the core had the hub's watchers catch up from it).
