@@ -246,7 +246,7 @@ fn sequential_puts_fill_the_history_pages() {
 /// file ending half-empty.
 #[test]
 fn a_restored_snapshot_fills_the_history_pages() {
-    use qraft_io::driver::{InitialMember, RestorePlan, restore_data_dir};
+    use qraft_io::data_dir::{InitialMember, RestorePlan, restore_data_dir};
     use qraft_io::storage::MemberIdentity;
 
     let dir = TempDir::new().expect("dir");
