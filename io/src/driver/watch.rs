@@ -3,6 +3,7 @@
 //! separate tasks because a frame read must never be abandoned half-way (that would desync the
 //! stream), which racing it against the writer would do.
 
+use qraft_core::server::{NextOnStream, StreamCall};
 use qraft_proto::qraftpb::client_request::Request as In;
 use qraft_proto::qraftpb::client_response::Response as Out;
 use qraft_proto::qraftpb::{ClientRequest, ClientResponse};
@@ -39,8 +40,14 @@ pub async fn serve(
             if !reader_handle.watch(stream, caller, w).await {
                 break;
             }
+            // What a later request on a watch stream means is the core's call (anything but
+            // a watch request ends the stream).
             next = match requests.next().await {
-                Some(Ok(request)) => Some(request),
+                Some(Ok(request))
+                    if StreamCall::Watch.next_request(&request) == NextOnStream::Serve =>
+                {
+                    Some(request)
+                }
                 _ => None,
             };
         }
