@@ -72,27 +72,6 @@ usage() {
     echo "$ticks $switches"
 }
 
-# The members' niceness to NICE (no-op without it): every thread, since Linux sets it per
-# thread (threads started later inherit it).
-renice_members() {
-    [[ -z $NICE ]] && return 0
-    local pid
-    sleep 0.5 # the members' threads up
-    for pid in "${MEMBER_PIDS[@]}"; do
-        renice -n "$NICE" -p $(ls "/proc/$pid/task") >/dev/null 2>&1 || true
-    done
-}
-
-# The pid of the member serving endpoint EP among the comma-separated ALL.
-member_pid() { # ep all
-    local i=0 e
-    for e in ${2//,/ }; do
-        [[ $e == "$1" ]] && { echo "${MEMBER_PIDS[$i]}"; return; }
-        i=$((i + 1))
-    done
-    echo "${MEMBER_PIDS[0]}"
-}
-
 wait_ready() { # target endpoints [cacert]
     local i
     for i in $(seq 1 120); do

@@ -11,6 +11,8 @@
 #   add_member SYSTEM DIR EP [CACERT] [BINDIR]  adds a fourth member to the last cluster started
 #                                   (`member add` through EP, then starts it with
 #                                   --initial-cluster-state existing): MEMBER_PIDS[3], NEW_EP
+#   renice_members                  every thread of MEMBER_PIDS to NICE (environment; no-op unset)
+#   member_pid EP ALL               the pid of the member serving EP among comma-separated ALL
 #
 # MEMBER_ARGS (environment, word-split) adds flags to every member of both systems, e.g.
 # "--snapshot-count 10000". QUOTA (default 8 GiB) is every member's --quota-backend-bytes, for
@@ -208,4 +210,26 @@ add_member() { # system dir ep [cacert] [bindir]
     "${cmd[@]}" >"$w/${sys:0:1}3.log" 2>&1 &
     PIDS+=($!)
     MEMBER_PIDS[3]=$!
+}
+
+# The members' niceness to NICE (no-op without it): every thread, since Linux sets it per
+# thread (threads started later inherit it).
+renice_members() {
+    [[ -z ${NICE:-} ]] && return 0
+    local pid
+    sleep 0.5 # the members' threads up
+    for pid in "${MEMBER_PIDS[@]}"; do
+        # shellcheck disable=SC2046
+        renice -n "$NICE" -p $(ls "/proc/$pid/task") >/dev/null 2>&1 || true
+    done
+}
+
+# The pid of the member serving endpoint EP among the comma-separated ALL.
+member_pid() { # ep all
+    local i=0 e
+    for e in ${2//,/ }; do
+        [[ $e == "$1" ]] && { echo "${MEMBER_PIDS[$i]}"; return; }
+        i=$((i + 1))
+    done
+    echo "${MEMBER_PIDS[0]}"
 }

@@ -86,28 +86,6 @@ wait_ready() { # system endpoints
 # CPU ticks (user + system) of one process.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# The members' niceness to NICE (no-op without it): every thread, since Linux sets it per
-# thread (threads started later inherit it).
-renice_members() {
-    [[ -z $NICE ]] && return 0
-    local pid
-    sleep 0.5 # the members' threads up
-    for pid in "${MEMBER_PIDS[@]}"; do
-        # shellcheck disable=SC2046
-        renice -n "$NICE" -p $(ls "/proc/$pid/task") >/dev/null 2>&1 || true
-    done
-}
-
-# The pid of the member serving endpoint EP among the comma-separated ALL.
-member_pid() { # ep all
-    local i=0 e
-    for e in ${2//,/ }; do
-        [[ $e == "$1" ]] && { echo "${MEMBER_PIDS[$i]}"; return; }
-        i=$((i + 1))
-    done
-    echo "${MEMBER_PIDS[0]}"
-}
-
 # bench SYSTEM ENDPOINTS ROW ARGS... : runs one workload and appends its JSON with the row name.
 # A mixed run's JSON (writes, with the reads nested) becomes two rows. With one endpoint, the
 # CPU per request of LEADER_PID (the member behind it) is recorded too.
