@@ -19,7 +19,7 @@ use qraft_proto::Bytes;
 use super::key_index::KeyIndexTree;
 use super::revision::Revision;
 use super::store::MvccStore;
-use crate::backend::{BackendError, ReadTxn, Table, meta};
+use crate::backend::{BackendError, ReadTxn, Table, Visit, meta};
 use crate::error::Result;
 
 /// The fields of a stored `KeyValue` the key index and lease links need: the same tags as
@@ -52,6 +52,29 @@ pub struct KeyIndexBuilder {
 impl KeyIndexBuilder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A builder fed every record of `txn`'s stored history, in the table's key order (which
+    /// is revision order): what opening a store does.
+    pub fn from_stored_history<T: ReadTxn + ?Sized>(txn: &T) -> Result<Self> {
+        let mut builder = Self::new();
+        let mut failure = None;
+        txn.scan(
+            Table::Key,
+            &[],
+            None,
+            &mut |rev_key, value| match builder.add(rev_key, value) {
+                Ok(()) => Visit::Continue(()),
+                Err(e) => {
+                    failure = Some(e);
+                    Visit::Break(())
+                }
+            },
+        )?;
+        match failure {
+            Some(e) => Err(e.into()),
+            None => Ok(builder),
+        }
     }
 
     /// Adds the history record stored under `rev_key` with `value` (a `KeyValue`). A record

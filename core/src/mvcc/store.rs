@@ -70,25 +70,7 @@ impl MvccStore {
     pub fn open_reporting_leases<T: ReadTxn + ?Sized>(
         txn: &T,
     ) -> Result<(Self, BTreeMap<Bytes, i64>)> {
-        let mut builder = KeyIndexBuilder::new();
-        let mut failure = None;
-        // The table's key order is revision order, which the builder needs.
-        txn.scan(
-            Table::Key,
-            &[],
-            None,
-            &mut |rev_key, value| match builder.add(rev_key, value) {
-                Ok(()) => Visit::Continue(()),
-                Err(e) => {
-                    failure = Some(e);
-                    Visit::Break(())
-                }
-            },
-        )?;
-        if let Some(e) = failure {
-            return Err(e.into());
-        }
-        builder.finish(txn)
+        KeyIndexBuilder::from_stored_history(txn)?.finish(txn)
     }
 
     /// The revision of the latest change (what response headers carry).

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use qraft_core::backend::{Backend, ReadTxn as _, Table, Visit};
+use qraft_core::backend::Backend;
 use qraft_core::mvcc::KeyIndexBuilder;
 use qraft_core::server::StateOpenJob;
 use qraft_core::watch::{WatchConfig, WatchHub};
@@ -81,23 +81,7 @@ pub(super) fn open_state(
     job: &StateOpenJob,
 ) -> Result<(), qraft_core::error::Error> {
     let read = server.backend().read_txn()?;
-    let mut builder = KeyIndexBuilder::new();
-    let mut failure = None;
-    read.scan(
-        Table::Key,
-        &[],
-        None,
-        &mut |key, value| match builder.add(key, value) {
-            Ok(()) => Visit::Continue(()),
-            Err(err) => {
-                failure = Some(err);
-                Visit::Break(())
-            }
-        },
-    )?;
-    if let Some(err) = failure {
-        return Err(err.into());
-    }
+    let builder = KeyIndexBuilder::from_stored_history(&read)?;
     let opened = job.run(&read, Some(builder));
     drop(read);
     // These members serve no watches: a hub of their own for the call.
