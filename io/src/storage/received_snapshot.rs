@@ -4,9 +4,10 @@
 //! Receiving ([`LmdbStorage::receive_snapshot`], off the loop thread, while the member goes on
 //! serving from its old state): the stream's records are written into a new environment at
 //! `<data-dir>/member/snapshot-<index>.partial-<n>/`, committed every
-//! [`COMMIT_EVERY_BYTES`] (so memory stays O(chunk) whatever the snapshot's size), checked to
-//! its end (record count, CRC-32, the applied index matching the metadata), then the
-//! directory is renamed to `snapshot-<index>/`: the name says it is complete.
+//! [`COMMIT_EVERY_BYTES`] (so memory stays O(chunk) whatever the snapshot's size) without an
+//! fsync each, checked to its end (record count, CRC-32, the applied index matching the
+//! metadata), synced once, then the directory is renamed to `snapshot-<index>/`: the name says
+//! it is complete.
 //!
 //! Installing ([`LmdbStorage::install_received_snapshot`], on the loop thread, once raft
 //! accepted the snapshot): the raft state of the member after the snapshot (log reset to the
@@ -33,6 +34,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use heed::{EnvFlags, FlagSetMode};
 use qraft_core::mvcc::KeyIndexBuilder;
 use qraft_proto::raftpb::{HardState, SnapshotMetadata};
 
@@ -284,6 +286,16 @@ fn write_stream(
     mut indexer: Option<KeyIndexBuilder>,
 ) -> Result<(u64, Option<KeyIndexBuilder>)> {
     let opened = open_env_in(dir, &storage.shared.config)?;
+    // The partial directory is thrown away unless the whole stream arrives, so its commits
+    // need not reach the disk one by one: an fsync per commit made the receiving thread wait
+    // for the disk ~140 times per 2 GiB. One sync at the end (below) makes the whole file
+    // durable before the rename that marks it complete.
+    // SAFETY: no other thread uses this freshly opened environment, and nothing relies on its
+    // commits being durable before `force_sync` returns.
+    #[allow(unsafe_code)]
+    unsafe {
+        opened.env.set_flags(EnvFlags::NO_SYNC, FlagSetMode::Enable)?
+    };
     let result = (|| {
         let mut parser = StreamParser::new(stream);
         let mut txn = opened.env.write_txn()?;
@@ -320,6 +332,7 @@ fn write_stream(
             )));
         }
         txn.commit()?;
+        opened.env.force_sync()?;
         Ok((parser.records(), indexer))
     })();
     close(opened);

@@ -161,46 +161,54 @@ impl Iterator for SnapshotExporter {
 }
 
 /// Reads a snapshot stream that arrives as chunks (from the transport, or straight from a
-/// [`SnapshotExporter`]) without joining them first.
-pub struct ChunksReader<I> {
+/// [`SnapshotExporter`]) without joining them first. A chunk is any byte container (`Vec<u8>`,
+/// or the transport's `Bytes`, which it takes as decoded, without a copy).
+pub struct ChunksReader<I, C> {
     chunks: I,
-    current: Vec<u8>,
+    current: Option<C>,
     pos: usize,
 }
 
-impl<I, E> ChunksReader<I>
+impl<I, C, E> ChunksReader<I, C>
 where
-    I: Iterator<Item = Result<Vec<u8>, E>>,
+    I: Iterator<Item = Result<C, E>>,
+    C: AsRef<[u8]>,
 {
     pub fn new(chunks: I) -> Self {
         ChunksReader {
             chunks,
-            current: Vec::new(),
+            current: None,
             pos: 0,
         }
     }
 }
 
-impl<I, E> Read for ChunksReader<I>
+impl<I, C, E> Read for ChunksReader<I, C>
 where
-    I: Iterator<Item = Result<Vec<u8>, E>>,
+    I: Iterator<Item = Result<C, E>>,
+    C: AsRef<[u8]>,
     E: std::fmt::Display,
 {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.current.len() {
+        loop {
+            if let Some(chunk) = &self.current {
+                let rest = &chunk.as_ref()[self.pos..];
+                if !rest.is_empty() {
+                    let n = out.len().min(rest.len());
+                    out[..n].copy_from_slice(&rest[..n]);
+                    self.pos += n;
+                    return Ok(n);
+                }
+            }
             match self.chunks.next() {
                 None => return Ok(0),
                 Some(Ok(chunk)) => {
-                    self.current = chunk;
+                    self.current = Some(chunk);
                     self.pos = 0;
                 }
                 Some(Err(err)) => return Err(io::Error::other(err.to_string())),
             }
         }
-        let n = out.len().min(self.current.len() - self.pos);
-        out[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
     }
 }
 

@@ -35,6 +35,7 @@ use futures::channel::mpsc;
 use qraft_proto::qraftpb::{
     PeerFrame, PeerResponse, SnapshotChunk, SnapshotReceived, peer_frame, peer_response,
 };
+use qraft_proto::Bytes;
 use qraft_proto::raftpb::Message;
 
 use super::peer::{PeerEvent, Shared, lock};
@@ -183,7 +184,7 @@ async fn receive_snapshot(
         .and_then(|s| s.metadata.clone())
         .ok_or(Refused::Protocol("snapshot without metadata"))?;
     let storage = storage_of(shared).map_err(|e| Refused::Bad(e.to_string()))?;
-    let (mut chunks, rx) = mpsc::channel::<Result<Vec<u8>, String>>(RECEIVE_QUEUE);
+    let (mut chunks, rx) = mpsc::channel::<Result<Bytes, String>>(RECEIVE_QUEUE);
     let writer = runtime::spawn(runtime::spawn_blocking(move || {
         let reader = ChunksReader::new(futures::executor::block_on_stream(rx));
         storage.receive_snapshot(&metadata, reader)
@@ -199,7 +200,7 @@ async fn receive_snapshot(
         }
         expected += current.data.len() as u64;
         let last = current.last;
-        if !current.data.is_empty() && chunks.send(Ok(current.data.to_vec())).await.is_err() {
+        if !current.data.is_empty() && chunks.send(Ok(current.data)).await.is_err() {
             // The writer stopped early: its own error says why.
             break;
         }
