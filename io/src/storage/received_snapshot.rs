@@ -294,7 +294,9 @@ fn write_stream(
     // commits being durable before `force_sync` returns.
     #[allow(unsafe_code)]
     unsafe {
-        opened.env.set_flags(EnvFlags::NO_SYNC, FlagSetMode::Enable)?
+        opened
+            .env
+            .set_flags(EnvFlags::NO_SYNC, FlagSetMode::Enable)?
     };
     let result = (|| {
         let mut parser = StreamParser::new(stream);

@@ -32,10 +32,10 @@ use std::time::Duration;
 
 use futures::SinkExt;
 use futures::channel::mpsc;
+use qraft_proto::Bytes;
 use qraft_proto::qraftpb::{
     PeerFrame, PeerResponse, SnapshotChunk, SnapshotReceived, peer_frame, peer_response,
 };
-use qraft_proto::Bytes;
 use qraft_proto::raftpb::Message;
 
 use super::peer::{PeerEvent, Shared, lock};
