@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use qraft_proto::etcdserverpb::{DowngradeRequest, RangeRequest, TxnRequest};
 use qraft_proto::qraftpb::client_response::Response;
+use qraft_proto::raftpb::Entry;
 
 use super::membership::MemberChange;
 use super::output::RequestId;
@@ -56,6 +57,11 @@ pub struct ReadBatch {
 #[derive(Debug, Default)]
 pub struct Pending {
     pub proposals: BTreeMap<u64, PendingProposal>,
+    /// Proposals accepted since the last `ready()` (their IDs and entries, in order), not yet
+    /// handed to raft: `Server::ready` proposes them all in one `MsgProp`, so a turn's writes
+    /// travel as one append to each follower (and, on a follower, one message to the leader)
+    /// instead of one message per write.
+    pub unproposed: Vec<(u64, Entry)>,
     /// For membership proposals: which response to build once applied.
     pub member_changes: BTreeMap<u64, MemberChange>,
     /// Reads that arrived while a ReadIndex round was in flight; they go in the next round.

@@ -2,12 +2,14 @@
 //! member, carrying the proposer's user and auth revision for the checks at apply; the client
 //! waits among the pending proposals until the entry is applied or its deadline passes. Refused before
 //! raft sees it when there is no leader or too much is committed but not yet applied (etcd's
-//! "too many requests").
+//! "too many requests"). Accepted proposals reach raft together at the next `ready()`, one
+//! `MsgProp` per turn ([`Server::propose_accepted`]).
 
 use prost::Message as _;
 use qraft_proto::qraftpb::client_response::Response;
 use qraft_proto::qraftpb::internal_request::Request;
 use qraft_proto::qraftpb::{InternalRequest, RequestHeader};
+use qraft_proto::raftpb::Entry;
 
 use crate::backend::Backend;
 use crate::error::Error;
@@ -101,28 +103,54 @@ impl<S: Storage, B: Backend> Server<S, B> {
             id,
             request: Some(request),
         };
-        match self.node.propose(internal.encode_to_vec().into()) {
-            Ok(()) => {
-                self.pending.proposals.insert(
-                    id,
-                    PendingProposal {
-                        client,
-                        deadline_ms: self.now_ms + self.config.request_timeout_ms,
-                        reply,
-                        sign_in_retry,
-                    },
-                );
-                Ok(())
-            }
-            Err(crate::raft::RaftError::ProposalDropped { leader_hint }) => Err((
+        let entry = Entry {
+            data: internal.encode_to_vec().into(),
+            ..Default::default()
+        };
+        self.pending.unproposed.push((id, entry));
+        self.pending.proposals.insert(
+            id,
+            PendingProposal {
+                client,
+                deadline_ms: self.now_ms + self.config.request_timeout_ms,
+                reply,
+                sign_in_retry,
+            },
+        );
+        Ok(())
+    }
+
+    /// Hands the proposals accepted since the last call to raft in one message (see
+    /// `Pending::unproposed`). If raft drops them (no leader known, a leadership transfer
+    /// under way, this member removed), each is answered as a refused proposal would have
+    /// been: `no leader` or `not leader` with the leader's hint.
+    pub(super) fn propose_accepted(&mut self) {
+        if self.pending.unproposed.is_empty() {
+            return;
+        }
+        let (ids, entries): (Vec<u64>, Vec<Entry>) = std::mem::take(&mut self.pending.unproposed)
+            .into_iter()
+            .unzip();
+        let (err, hint) = match self.node.propose_entries(entries) {
+            Ok(()) => return,
+            Err(crate::raft::RaftError::ProposalDropped { leader_hint }) => (
                 if leader_hint == 0 {
                     Error::NoLeader
                 } else {
                     Error::NotLeader
                 },
                 leader_hint,
-            )),
-            Err(err) => Err((Error::Raft(err.to_string()), 0)),
+            ),
+            Err(err) => (Error::Raft(err.to_string()), 0),
+        };
+        for id in ids {
+            let Some(pending) = self.pending.proposals.remove(&id) else {
+                continue;
+            };
+            self.stats.proposals_failed += 1;
+            if let Some(client) = pending.client {
+                self.respond_error(client, &err, hint);
+            }
         }
     }
 

@@ -16,6 +16,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
     /// Raft work for the shell, if any (see [`RaftWork`] for the order to carry it out in).
     /// Call [`Server::advance`] once it is done.
     pub fn ready(&mut self) -> Option<RaftWork> {
+        self.propose_accepted();
         if !self.node.has_ready() {
             return None;
         }
