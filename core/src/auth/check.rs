@@ -8,6 +8,7 @@ use qraft_proto::qraftpb::TokenClaims;
 
 use super::range::{Access, KeyInterval, covers};
 use super::store::{AuthInfo, AuthStore, ROOT};
+use super::token::TokenStore;
 use crate::error::Error;
 
 impl AuthStore {
@@ -54,6 +55,17 @@ impl AuthStore {
             username,
             revision: self.revision,
         }))
+    }
+
+    /// A simple token this member does not know yet because the sign-in that issued it was
+    /// applied at an index past `applied`: that index, to wait for (etcd's
+    /// `isValidSimpleToken` waits for the token's index before refusing it). `None` for a
+    /// token to judge now.
+    pub fn token_issued_after(&self, token: &str, applied: u64) -> Option<u64> {
+        if !self.enabled || self.config.signed_tokens {
+            return None;
+        }
+        TokenStore::index_of(token).filter(|&index| index > applied)
     }
 
     /// Drops expired tokens; call now and then so memory stays bounded.

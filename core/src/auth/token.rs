@@ -40,6 +40,16 @@ impl TokenStore {
         format!("{prefix}.{index}")
     }
 
+    /// The raft index a token's sign-in was applied at (its suffix), if it has the shape of
+    /// one; says nothing about whether the token is valid.
+    pub fn index_of(token: &str) -> Option<u64> {
+        let (prefix, index) = token.rsplit_once('.')?;
+        if prefix.len() != PREFIX_LEN {
+            return None;
+        }
+        index.parse().ok()
+    }
+
     pub fn assign(&mut self, token: String, user: &str, now_ms: u64) {
         let expiry = now_ms.saturating_add(self.ttl_ms);
         self.tokens.insert(token, (user.to_string(), expiry));

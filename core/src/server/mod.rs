@@ -62,6 +62,7 @@ mod state_machine;
 mod stats;
 mod stream_calls;
 mod timer;
+mod token_wait;
 mod version;
 mod watch_streams;
 

@@ -9,6 +9,7 @@ use qraft_proto::raftpb::Entry;
 use super::membership::MemberChange;
 use super::output::RequestId;
 use super::passwords::SignInRetry;
+use super::token_wait::TokenWait;
 
 /// A proposal waiting to be applied, keyed by its proposal ID.
 #[derive(Debug, Clone)]
@@ -62,6 +63,9 @@ pub struct Pending {
     /// travel as one append to each follower (and, on a follower, one message to the leader)
     /// instead of one message per write.
     pub unproposed: Vec<(u64, Entry)>,
+    /// Requests whose token names a sign-in not applied here yet, in arrival order
+    /// (`super::token_wait`).
+    pub(super) token_waits: Vec<TokenWait>,
     /// For membership proposals: which response to build once applied.
     pub member_changes: BTreeMap<u64, MemberChange>,
     /// Reads that arrived while a ReadIndex round was in flight; they go in the next round.

@@ -118,6 +118,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 .promote(self.config.election_timeout_ms(), self.now_ms);
         }
         self.serve_reads();
+        self.serve_token_waits();
         self.reroute_forwards();
     }
 

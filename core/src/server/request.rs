@@ -85,6 +85,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.now_ms,
         ) {
             Ok(auth) => auth,
+            Err(Error::InvalidAuthToken) => {
+                // Perhaps issued by a sign-in this member has not applied yet.
+                if !self.wait_for_token(id, request) {
+                    self.respond_error(id, &Error::InvalidAuthToken, 0);
+                }
+                return;
+            }
             Err(err) => return self.respond_error(id, &err, 0),
         };
         let Some(body) = request.request else {

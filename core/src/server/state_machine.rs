@@ -230,6 +230,7 @@ impl<S: Storage, B: Backend> Server<S, B> {
             self.respond_error(client, &Error::Timeout, 0);
         }
         self.stats.proposals_failed += (proposals - self.pending.proposals.len()) as u64;
+        self.expire_token_waits();
         if self.is_reopening() {
             self.forwards_tick();
             return;
