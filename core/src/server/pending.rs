@@ -37,6 +37,13 @@ pub enum ReadKind {
     },
     /// Not a read: a downgrade request decided by the leader once its barrier is applied.
     Downgrade(DowngradeRequest),
+    /// Not a read: a sign-in, checked once everything committed before it is applied here
+    /// (etcd's Authenticate starts with a linearizable barrier), so a member that has not
+    /// applied `auth enable` or a new user yet does not refuse it.
+    Authenticate {
+        name: String,
+        password: String,
+    },
 }
 
 #[derive(Debug, Clone)]

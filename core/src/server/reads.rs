@@ -158,6 +158,12 @@ impl<S: Storage, B: Backend> Server<S, B> {
                     self.decide_downgrade(read.client, request);
                     continue;
                 }
+                if let ReadKind::Authenticate { name, password } = read.request {
+                    if let Err((err, hint)) = self.sign_in(read.client, name, password, true) {
+                        self.respond_error(read.client, &err, hint);
+                    }
+                    continue;
+                }
                 match self.read_locally(&read.request) {
                     Ok(response) => self.reply(read.client, response),
                     Err(err) => self.outputs.push(Output::Respond {

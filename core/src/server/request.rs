@@ -244,7 +244,13 @@ impl<S: Storage, B: Backend> Server<S, B> {
                 Ok(())
             }
             // The password is checked off the loop (`passwords`).
-            In::Authenticate(r) => self.sign_in(id, r.name, r.password, true),
+            In::Authenticate(r) => self.linearizable_read(
+                id,
+                ReadKind::Authenticate {
+                    name: r.name,
+                    password: r.password,
+                },
+            ),
             In::AuthStatus(_) => {
                 let response = self.state.auth.status();
                 self.reply(id, Out::AuthStatus(response));
@@ -490,7 +496,9 @@ impl<S: Storage, B: Backend> Server<S, B> {
             ReadKind::Range(r) => Out::Range(self.state.mvcc.range(&txn, r)?),
             ReadKind::Txn(r) => Out::Txn(self.state.mvcc.txn_read_only(&txn, r)?),
             ReadKind::KeepAlive { .. } => return Err(Error::NotCapable),
-            ReadKind::Downgrade(_) => return Err(Error::NotCapable),
+            ReadKind::Downgrade(_) | ReadKind::Authenticate { .. } => {
+                return Err(Error::NotCapable);
+            }
         })
     }
 }
